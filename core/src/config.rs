@@ -1,0 +1,47 @@
+//! Tunables of a pairing session. Defaults suit a person reading a code aloud on a LAN.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How long a generated code stays valid (initiator).
+    pub code_ttl: Duration,
+    /// Complete without asking the initiator's user (initiator).
+    pub auto_accept: bool,
+    /// How long a joiner searches before giving up with "no device answered" (joiner).
+    pub join_timeout: Duration,
+    /// How long one attempt may wait for the next message before it is abandoned (both).
+    pub attempt_timeout: Duration,
+    /// How soon a joiner asks a peer again after it said it holds no session (joiner).
+    pub retry_interval: Duration,
+    /// How often a searching joiner repeats its DHT lookup (joiner).
+    pub lookup_interval: Duration,
+    /// How long a joiner that proved the code waits for the other user's answer (joiner).
+    pub confirm_timeout: Duration,
+    /// How many joiners may be half-way through the handshake at once (initiator).
+    pub max_pending_attempts: usize,
+    /// Failed proofs or malformed messages a peer may send before it is blocked (initiator).
+    pub max_failures_per_peer: u32,
+    /// How long a peer stays blocked (initiator).
+    pub failure_block: Duration,
+    /// How many peers a joiner talks to at the same time (joiner).
+    pub parallel_attempts: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            code_ttl: Duration::from_secs(300),
+            auto_accept: false,
+            join_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(3),
+            retry_interval: Duration::from_secs(1),
+            lookup_interval: Duration::from_secs(2),
+            confirm_timeout: Duration::from_secs(120),
+            max_pending_attempts: 32,
+            max_failures_per_peer: 5,
+            failure_block: Duration::from_secs(60),
+            parallel_attempts: 4,
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Wire messages of `/paircode/pair/1` (DESIGN §3): versioned CBOR with a hard size cap.
+//!
+//! Decoding happens in two steps, envelope first, so that a peer speaking a newer version
+//! gets a clear `unsupported version` answer instead of a generic parse error.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceInfo;
+use crate::keys::{DiscoveryId, KEY_LEN};
+
+pub const PROTOCOL_VERSION: u8 = 1;
+/// No message is decoded above this size; honest messages are a few hundred bytes.
+pub const MAX_MESSAGE_LEN: usize = 4096;
+
+pub type Bytes32 = [u8; KEY_LEN];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Join(Join),
+    Challenge(Challenge),
+    Prove(Prove),
+    Done(Done),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    #[serde(with = "serde_bytes")]
+    pub discovery_id: Bytes32,
+    #[serde(with = "serde_bytes")]
+    pub nonce: Bytes32,
+    #[serde(with = "serde_bytes")]
+    pub eph: Bytes32,
+    pub info: DeviceInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    #[serde(with = "serde_bytes")]
+    pub nonce: Bytes32,
+    #[serde(with = "serde_bytes")]
+    pub eph: Bytes32,
+    pub info: DeviceInfo,
+    #[serde(with = "serde_bytes")]
+    pub mac: Bytes32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prove {
+    #[serde(with = "serde_bytes")]
+    pub mac: Bytes32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Done {
+    Accepted,
+    Rejected(RejectReason),
+}
+
+/// Why an initiator turned an attempt down. Sent to the joiner, so it can tell its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RejectReason {
+    #[error("this device has no pairing session for that code")]
+    NoSession,
+    #[error("the device is busy with another joiner")]
+    Busy,
+    #[error("the other user declined the pairing")]
+    UserRejected,
+    #[error("the proof of the code did not verify")]
+    BadProof,
+    #[error("the code has expired")]
+    Expired,
+    #[error("too many failed attempts from this device; try again later")]
+    RateLimited,
+    #[error("unsupported protocol version")]
+    UnsupportedVersion,
+    #[error("malformed message")]
+    Malformed,
+    #[error("the other side cancelled the pairing")]
+    Cancelled,
+}
+
+impl Join {
+    pub fn discovery_id(&self) -> DiscoveryId {
+        DiscoveryId(self.discovery_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("unsupported protocol version {0} (this build speaks {PROTOCOL_VERSION})")]
+    UnsupportedVersion(u64),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    v: u8,
+    m: Body<'a>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    v: u64,
+    m: ciborium::Value,
+}
+
+#[derive(Serialize)]
+enum Body<'a> {
+    Join(&'a Join),
+    Challenge(&'a Challenge),
+    Prove(&'a Prove),
+    Done(&'a Done),
+}
+
+#[derive(Deserialize)]
+enum OwnedBody {
+    Join(Join),
+    Challenge(Challenge),
+    Prove(Prove),
+    Done(Done),
+}
+
+impl Message {
+    pub fn encode(&self) -> Vec<u8> {
+        let m = match self {
+            Message::Join(x) => Body::Join(x),
+            Message::Challenge(x) => Body::Challenge(x),
+            Message::Prove(x) => Body::Prove(x),
+            Message::Done(x) => Body::Done(x),
+        };
+        let mut out = Vec::with_capacity(256);
+        ciborium::into_writer(
+            &EnvelopeOut {
+                v: PROTOCOL_VERSION,
+                m,
+            },
+            &mut out,
+        )
+        .expect("writing CBOR to a Vec cannot fail");
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_MESSAGE_LEN,
+            });
+        }
+        let envelope: EnvelopeIn =
+            ciborium::from_reader(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        if envelope.v != u64::from(PROTOCOL_VERSION) {
+            return Err(DecodeError::UnsupportedVersion(envelope.v));
+        }
+        let body: OwnedBody = envelope
+            .m
+            .deserialized()
+            .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let message = match body {
+            OwnedBody::Join(x) => Message::Join(x),
+            OwnedBody::Challenge(x) => Message::Challenge(x),
+            OwnedBody::Prove(x) => Message::Prove(x),
+            OwnedBody::Done(x) => Message::Done(x),
+        };
+        message.validate()?;
+        Ok(message)
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        let info = match self {
+            Message::Join(j) => &j.info,
+            Message::Challenge(c) => &c.info,
+            _ => return Ok(()),
+        };
+        info.validate()
+            .map_err(|e| DecodeError::Malformed(e.to_string()))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Join(_) => "Join",
+            Message::Challenge(_) => "Challenge",
+            Message::Prove(_) => "Prove",
+            Message::Done(_) => "Done",
+        }
+    }
+}
+
+/// What a device with no pairing session answers to incoming bytes: a `Join` gets
+/// `Done{NoSession}` so the joiner moves on at once; nothing else is answered, so two
+/// devices can never bounce rejections at each other.
+pub fn reply_without_session(bytes: &[u8]) -> Option<Vec<u8>> {
+    match Message::decode(bytes) {
+        Ok(Message::Join(_)) => {
+            Some(Message::Done(Done::Rejected(RejectReason::NoSession)).encode())
+        }
+        Err(DecodeError::UnsupportedVersion(_)) => {
+            Some(Message::Done(Done::Rejected(RejectReason::UnsupportedVersion)).encode())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join() -> Join {
+        Join {
+            discovery_id: [1; 32],
+            nonce: [2; 32],
+            eph: [3; 32],
+            info: DeviceInfo::new("bob's phone").unwrap(),
+        }
+    }
+
+    #[test]
+    fn round_trip_every_message() {
+        let messages = [
+            Message::Join(join()),
+            Message::Challenge(Challenge {
+                nonce: [4; 32],
+                eph: [5; 32],
+                info: DeviceInfo::new("alice").unwrap(),
+                mac: [6; 32],
+            }),
+            Message::Prove(Prove { mac: [7; 32] }),
+            Message::Done(Done::Accepted),
+            Message::Done(Done::Rejected(RejectReason::UserRejected)),
+        ];
+        for m in messages {
+            let bytes = m.encode();
+            assert!(bytes.len() < 300, "{} is {} bytes", m.kind(), bytes.len());
+            assert_eq!(Message::decode(&bytes).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn oversized_is_refused_before_decoding() {
+        let bytes = vec![0u8; MAX_MESSAGE_LEN + 1];
+        assert_eq!(
+            Message::decode(&bytes),
+            Err(DecodeError::TooLarge {
+                len: MAX_MESSAGE_LEN + 1,
+                max: MAX_MESSAGE_LEN
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_version_is_explicit() {
+        #[derive(Serialize)]
+        struct Future {
+            v: u8,
+            m: String,
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(
+            &Future {
+                v: 2,
+                m: "hello".into(),
+            },
+            &mut bytes,
+        )
+        .unwrap();
+        assert_eq!(
+            Message::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        let reply = reply_without_session(&bytes).unwrap();
+        assert_eq!(
+            Message::decode(&reply).unwrap(),
+            Message::Done(Done::Rejected(RejectReason::UnsupportedVersion))
+        );
+    }
+
+    #[test]
+    fn malformed_inputs() {
+        assert!(matches!(
+            Message::decode(&[]),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            Message::decode(&[0xff, 0x00]),
+            Err(DecodeError::Malformed(_))
+        ));
+        // A valid envelope around a body with a short key.
+        let mut bad = Message::Prove(Prove { mac: [7; 32] }).encode();
+        let len = bad.len();
+        bad.truncate(len - 1);
+        assert!(matches!(
+            Message::decode(&bad),
+            Err(DecodeError::Malformed(_))
+        ));
+        // A device name with terminal escapes is refused.
+        let mut j = join();
+        j.info.name = "\x1b[2J".into();
+        assert!(matches!(
+            Message::decode(&Message::Join(j).encode()),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn only_join_gets_a_sessionless_reply() {
+        let reply = reply_without_session(&Message::Join(join()).encode()).unwrap();
+        assert_eq!(
+            Message::decode(&reply).unwrap(),
+            Message::Done(Done::Rejected(RejectReason::NoSession))
+        );
+        assert_eq!(reply_without_session(&reply), None);
+        assert_eq!(reply_without_session(b"junk"), None);
+    }
+}
