@@ -18,6 +18,13 @@ pub mod messages;
 mod pairing;
 mod rate_limit;
 
+#[cfg(test)]
+mod initiator_tests;
+#[cfg(test)]
+mod joiner_tests;
+#[cfg(test)]
+mod test_support;
+
 pub use action::{Action, FailReason, Progress};
 pub use code::{Code, CodeError};
 pub use config::Config;

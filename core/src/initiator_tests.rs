@@ -1,0 +1,428 @@
+//! One test per initiator transition.
+
+use std::time::Duration;
+
+use crate::action::{Action, FailReason, Progress};
+use crate::initiator::InitiatorState;
+use crate::messages::{Done, Message, Prove, RejectReason};
+use crate::test_support::{device, drain, only_bytes_to, peer, sent_to, Fixture};
+use crate::Pairing;
+
+fn state(p: &Pairing) -> InitiatorState {
+    match p {
+        Pairing::Initiator(i) => i.state(),
+        Pairing::Joiner(_) => panic!("not an initiator"),
+    }
+}
+
+fn pending(p: &Pairing) -> usize {
+    match p {
+        Pairing::Initiator(i) => i.pending_attempts(),
+        Pairing::Joiner(_) => panic!("not an initiator"),
+    }
+}
+
+/// Runs Bob's Join → Alice's Challenge → Bob's Prove, leaving Bob's Prove undelivered.
+fn up_to_prove(f: &mut Fixture, a: &mut Pairing) -> (Pairing, Vec<u8>) {
+    let mut b = f.joiner();
+    b.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let challenge = only_bytes_to(&drain(a), &f.bob.peer);
+    b.handle_message(&f.alice.peer, &challenge, f.at(2));
+    let prove = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    (b, prove)
+}
+
+#[test]
+fn new_publishes_until_expiry() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    let expires = f.now + f.cfg.code_ttl;
+    assert_eq!(
+        drain(&mut a),
+        vec![Action::Publish {
+            key: f.code.keys().discovery_id,
+            until: expires
+        }]
+    );
+    assert_eq!(state(&a), InitiatorState::Open);
+    assert_eq!(a.poll_timeout(), Some(expires));
+}
+
+#[test]
+fn join_with_other_code_gets_no_session() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let eve = device(3, "eve");
+    let mut e = f.wrong_joiner(eve.clone());
+    e.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
+    a.handle_message(&eve.peer, &join, f.at(1));
+    assert_eq!(
+        sent_to(&drain(&mut a), &eve.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+    );
+    assert_eq!(pending(&a), 0);
+    assert_eq!(state(&a), InitiatorState::Open);
+}
+
+#[test]
+fn join_gets_challenge_and_duplicate_is_ignored() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let mut b = f.joiner();
+    b.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let out = sent_to(&drain(&mut a), &f.bob.peer);
+    assert!(matches!(out.as_slice(), [Message::Challenge(c)] if c.info.name == "alice"));
+    assert_eq!(pending(&a), 1);
+    a.handle_message(&f.bob.peer, &join, f.at(2));
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(pending(&a), 1);
+}
+
+#[test]
+fn full_table_evicts_oldest_attempt() {
+    let mut f = Fixture::new();
+    f.cfg.max_pending_attempts = 2;
+    let mut a = f.initiator();
+    drain(&mut a);
+    let peers: Vec<_> = (10..13).map(|n| device(n, "j")).collect();
+    for (i, p) in peers.iter().enumerate() {
+        let mut j = Pairing::joiner(f.cfg.clone(), p.clone(), &f.code, f.now, &mut f.rng);
+        j.handle_peer(&f.alice.peer, f.now);
+        let join = only_bytes_to(&drain(&mut j), &f.alice.peer);
+        a.handle_message(&p.peer, &join, f.at(i as u64));
+    }
+    let out = drain(&mut a);
+    assert_eq!(pending(&a), 2);
+    assert_eq!(
+        sent_to(&out, &peers[0].peer).last(),
+        Some(&Message::Done(Done::Rejected(RejectReason::Busy)))
+    );
+}
+
+#[test]
+fn valid_proof_with_auto_accept_completes() {
+    let mut f = Fixture::new();
+    f.cfg.auto_accept = true;
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    let out = drain(&mut a);
+    assert_eq!(
+        sent_to(&out, &f.bob.peer),
+        vec![Message::Done(Done::Accepted)]
+    );
+    assert!(out.contains(&Action::Unpublish {
+        key: f.code.keys().discovery_id
+    }));
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Completed(d) if d.info.name == "bob")));
+    assert_eq!(state(&a), InitiatorState::Completed);
+    assert_eq!(a.poll_timeout(), None);
+}
+
+#[test]
+fn valid_proof_without_auto_accept_asks_the_user() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    let out = drain(&mut a);
+    assert_eq!(
+        out,
+        vec![
+            Action::Progress(Progress::Verified {
+                peer: f.bob.peer.clone(),
+                info: f.bob.info.clone()
+            }),
+            Action::Confirm {
+                peer: f.bob.peer.clone(),
+                info: f.bob.info.clone()
+            },
+        ]
+    );
+    assert_eq!(state(&a), InitiatorState::Confirming);
+}
+
+#[test]
+fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
+    let mut f = Fixture::new();
+    f.cfg.max_failures_per_peer = 2;
+    let mut a = f.initiator();
+    drain(&mut a);
+    let eve = device(3, "eve");
+    let bad_prove = Message::Prove(Prove { mac: [0; 32] }).encode();
+    for round in 0..2u64 {
+        // Eve read the public discovery id, but does not know the auth key.
+        let mut e = Pairing::joiner(f.cfg.clone(), eve.clone(), &f.code, f.now, &mut f.rng);
+        e.handle_peer(&f.alice.peer, f.now);
+        let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
+        a.handle_message(&eve.peer, &join, f.at(round * 10));
+        assert!(matches!(
+            sent_to(&drain(&mut a), &eve.peer).as_slice(),
+            [Message::Challenge(_)]
+        ));
+        a.handle_message(&eve.peer, &bad_prove, f.at(round * 10 + 1));
+        assert_eq!(
+            sent_to(&drain(&mut a), &eve.peer),
+            vec![Message::Done(Done::Rejected(RejectReason::BadProof))]
+        );
+        assert_eq!(state(&a), InitiatorState::Open);
+    }
+    let mut e = Pairing::joiner(f.cfg.clone(), eve.clone(), &f.code, f.now, &mut f.rng);
+    e.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
+    a.handle_message(&eve.peer, &join, f.at(30));
+    assert_eq!(
+        sent_to(&drain(&mut a), &eve.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::RateLimited))]
+    );
+    // Bob is unaffected.
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(31));
+    assert_eq!(state(&a), InitiatorState::Confirming);
+}
+
+#[test]
+fn prove_without_attempt_is_told_no_session() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    a.handle_message(
+        &f.bob.peer,
+        &Message::Prove(Prove { mac: [1; 32] }).encode(),
+        f.at(1),
+    );
+    assert_eq!(
+        sent_to(&drain(&mut a), &f.bob.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+    );
+    assert_eq!(state(&a), InitiatorState::Open);
+}
+
+#[test]
+fn malformed_oversized_and_future_messages_are_answered_without_advancing() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let p = peer(7);
+    a.handle_message(&p, b"\xff\xfe garbage", f.at(1));
+    a.handle_message(&p, &vec![0u8; crate::MAX_MESSAGE_LEN + 1], f.at(2));
+    let mut envelope = Vec::new();
+    ciborium::into_writer(
+        &std::collections::BTreeMap::from([
+            ("m", ciborium::Value::Null),
+            ("v", ciborium::Value::from(9)),
+        ]),
+        &mut envelope,
+    )
+    .unwrap();
+    a.handle_message(&p, &envelope, f.at(3));
+    assert_eq!(
+        sent_to(&drain(&mut a), &p),
+        vec![
+            Message::Done(Done::Rejected(RejectReason::Malformed)),
+            Message::Done(Done::Rejected(RejectReason::Malformed)),
+            Message::Done(Done::Rejected(RejectReason::UnsupportedVersion)),
+        ]
+    );
+    assert_eq!(state(&a), InitiatorState::Open);
+    assert_eq!(pending(&a), 0);
+}
+
+#[test]
+fn confirming_answers_busy_to_others() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    let carol = device(4, "carol");
+    let mut c = Pairing::joiner(f.cfg.clone(), carol.clone(), &f.code, f.now, &mut f.rng);
+    c.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut c), &f.alice.peer);
+    a.handle_message(&carol.peer, &join, f.at(4));
+    assert_eq!(
+        sent_to(&drain(&mut a), &carol.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::Busy))]
+    );
+    // A duplicate of Bob's proof changes nothing while the user decides.
+    a.handle_message(&f.bob.peer, &prove, f.at(5));
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(state(&a), InitiatorState::Confirming);
+}
+
+#[test]
+fn user_accepts() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    a.handle_confirm(&peer(9), true, f.at(4));
+    assert!(
+        drain(&mut a).is_empty(),
+        "an answer about another peer is ignored"
+    );
+    a.handle_confirm(&f.bob.peer, true, f.at(4));
+    let out = drain(&mut a);
+    assert_eq!(
+        sent_to(&out, &f.bob.peer),
+        vec![Message::Done(Done::Accepted)]
+    );
+    assert!(out.iter().any(|a| matches!(a, Action::Completed(_))));
+    assert_eq!(state(&a), InitiatorState::Completed);
+}
+
+#[test]
+fn user_declines() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    a.handle_confirm(&f.bob.peer, false, f.at(4));
+    let out = drain(&mut a);
+    assert_eq!(
+        sent_to(&out, &f.bob.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::UserRejected))]
+    );
+    assert!(out.contains(&Action::Failed(FailReason::Declined {
+        peer: f.bob.peer.clone()
+    })));
+    assert_eq!(state(&a), InitiatorState::Failed);
+}
+
+#[test]
+fn expiry_while_confirming_tells_the_joiner() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    let late = f.now + f.cfg.code_ttl;
+    // The user's "yes" arrives too late: nothing completes after expiry.
+    a.handle_confirm(&f.bob.peer, true, late);
+    let out = drain(&mut a);
+    assert_eq!(
+        sent_to(&out, &f.bob.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::Expired))]
+    );
+    assert!(out.contains(&Action::Failed(FailReason::CodeExpired)));
+    assert!(!out.iter().any(|a| matches!(a, Action::Completed(_))));
+}
+
+#[test]
+fn expiry_when_open_then_joins_hear_expired() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let late = f.now + f.cfg.code_ttl;
+    a.handle_timeout(late);
+    assert_eq!(
+        drain(&mut a),
+        vec![
+            Action::Unpublish {
+                key: f.code.keys().discovery_id
+            },
+            Action::Failed(FailReason::CodeExpired)
+        ]
+    );
+    let mut b = f.joiner();
+    b.handle_peer(&f.alice.peer, late);
+    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, late);
+    assert_eq!(
+        sent_to(&drain(&mut a), &f.bob.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::Expired))]
+    );
+    assert_eq!(a.poll_timeout(), None);
+}
+
+#[test]
+fn completed_repeats_its_verdict_to_the_paired_peer_only() {
+    let mut f = Fixture::new();
+    f.cfg.auto_accept = true;
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(4));
+    assert_eq!(
+        drain(&mut a),
+        vec![Action::Send {
+            peer: f.bob.peer.clone(),
+            bytes: Message::Done(Done::Accepted).encode()
+        }]
+    );
+    a.handle_message(&peer(5), &prove, f.at(5));
+    assert_eq!(
+        sent_to(&drain(&mut a), &peer(5)),
+        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+    );
+    // The code is single use: a fresh Join, even with the right code, finds no session.
+    let mut again = f.joiner();
+    again.handle_peer(&f.alice.peer, f.at(6));
+    let join = only_bytes_to(&drain(&mut again), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, f.at(6));
+    assert_eq!(
+        sent_to(&drain(&mut a), &f.bob.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+    );
+    assert_eq!(state(&a), InitiatorState::Completed);
+}
+
+#[test]
+fn cancel_open_and_confirming() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    a.handle_cancel(f.at(1));
+    assert!(drain(&mut a).contains(&Action::Failed(FailReason::Cancelled)));
+    assert_eq!(state(&a), InitiatorState::Failed);
+
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    a.handle_cancel(f.at(4));
+    let out = drain(&mut a);
+    assert_eq!(
+        sent_to(&out, &f.bob.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::Cancelled))]
+    );
+    assert!(out.contains(&Action::Failed(FailReason::Cancelled)));
+}
+
+#[test]
+fn stale_attempts_are_pruned() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    assert_eq!(pending(&a), 1);
+    let deadline = a.poll_timeout().unwrap();
+    assert_eq!(deadline, f.at(1) + f.cfg.attempt_timeout);
+    a.handle_timeout(deadline);
+    assert_eq!(pending(&a), 0);
+    a.handle_message(&f.bob.peer, &prove, deadline + Duration::from_millis(1));
+    assert_eq!(
+        sent_to(&drain(&mut a), &f.bob.peer),
+        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+    );
+}

@@ -1,0 +1,321 @@
+//! One test per joiner transition.
+
+use std::time::Duration;
+
+use crate::action::{Action, FailReason, Progress};
+use crate::joiner::JoinerState;
+use crate::messages::{Challenge, Done, Message, RejectReason};
+use crate::test_support::{device, drain, only_bytes_to, peer, sent_to, Fixture};
+use crate::Pairing;
+
+fn state(p: &Pairing) -> JoinerState {
+    match p {
+        Pairing::Joiner(j) => j.state(),
+        Pairing::Initiator(_) => panic!("not a joiner"),
+    }
+}
+
+fn reject(reason: RejectReason) -> Vec<u8> {
+    Message::Done(Done::Rejected(reason)).encode()
+}
+
+/// Bob contacts Alice and receives her Challenge; returns both machines with Bob proving.
+fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
+    let mut a = f.initiator();
+    drain(&mut a);
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
+    b.handle_message(&f.alice.peer, &challenge, f.at(2));
+    assert_eq!(state(&b), JoinerState::Proving);
+    (a, b)
+}
+
+#[test]
+fn new_looks_up_the_discovery_id() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Lookup {
+            key: f.code.keys().discovery_id
+        }]
+    );
+    assert_eq!(state(&b), JoinerState::Searching);
+    assert_eq!(b.poll_timeout(), Some(f.now + f.cfg.lookup_interval));
+}
+
+#[test]
+fn discovered_peer_gets_a_join_but_self_does_not() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&f.bob.peer, f.now);
+    assert!(drain(&mut b).is_empty());
+    b.handle_peer(&f.alice.peer, f.now);
+    let out = drain(&mut b);
+    assert!(
+        matches!(sent_to(&out, &f.alice.peer).as_slice(), [Message::Join(j)] if j.discovery_id == f.code.keys().discovery_id.0)
+    );
+    assert!(out.contains(&Action::Progress(Progress::Contacting {
+        peer: f.alice.peer.clone()
+    })));
+    // Rediscovery while the attempt is in flight sends nothing new.
+    b.handle_peer(&f.alice.peer, f.at(1));
+    assert!(drain(&mut b).is_empty());
+}
+
+#[test]
+fn parallel_attempts_are_bounded_and_queue_drains() {
+    let mut f = Fixture::new();
+    f.cfg.parallel_attempts = 2;
+    let mut b = f.joiner();
+    drain(&mut b);
+    for n in 0..3 {
+        b.handle_peer(&peer(n), f.now);
+    }
+    let out = drain(&mut b);
+    assert_eq!(sent_to(&out, &peer(0)).len(), 1);
+    assert_eq!(sent_to(&out, &peer(1)).len(), 1);
+    assert!(sent_to(&out, &peer(2)).is_empty());
+    b.handle_message(&peer(0), &reject(RejectReason::NoSession), f.at(1));
+    assert!(matches!(
+        sent_to(&drain(&mut b), &peer(2)).as_slice(),
+        [Message::Join(_)]
+    ));
+}
+
+#[test]
+fn no_session_is_retried_after_the_interval() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&peer(1), f.now);
+    drain(&mut b);
+    b.handle_message(&peer(1), &reject(RejectReason::NoSession), f.at(10));
+    assert!(drain(&mut b).is_empty());
+    let retry = f.at(10) + f.cfg.retry_interval;
+    assert_eq!(b.poll_timeout(), Some(retry));
+    b.handle_timeout(retry);
+    assert!(matches!(
+        sent_to(&drain(&mut b), &peer(1)).as_slice(),
+        [Message::Join(_)]
+    ));
+}
+
+#[test]
+fn unanswered_attempt_is_retried() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&peer(1), f.now);
+    drain(&mut b);
+    b.handle_timeout(f.now + f.cfg.attempt_timeout);
+    let out = drain(&mut b);
+    assert!(matches!(
+        sent_to(&out, &peer(1)).as_slice(),
+        [Message::Join(_)]
+    ));
+}
+
+#[test]
+fn lookup_repeats_while_searching() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_timeout(f.now + f.cfg.lookup_interval);
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Lookup {
+            key: f.code.keys().discovery_id
+        }]
+    );
+}
+
+#[test]
+fn bad_mac_kills_the_candidate_for_good() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    let eve = device(3, "eve");
+    b.handle_peer(&eve.peer, f.now);
+    drain(&mut b);
+    let forged = Message::Challenge(Challenge {
+        nonce: [1; 32],
+        eph: [9; 32],
+        info: eve.info.clone(),
+        mac: [0; 32],
+    });
+    b.handle_message(&eve.peer, &forged.encode(), f.at(1));
+    assert!(drain(&mut b).is_empty());
+    assert_eq!(state(&b), JoinerState::Searching);
+    b.handle_peer(&eve.peer, f.at(5000));
+    b.handle_timeout(f.at(5000));
+    assert!(sent_to(&drain(&mut b), &eve.peer).is_empty());
+}
+
+#[test]
+fn garbage_from_a_candidate_kills_it() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&peer(1), f.now);
+    drain(&mut b);
+    b.handle_message(&peer(1), b"not cbor at all", f.at(1));
+    b.handle_timeout(f.at(5000));
+    assert!(sent_to(&drain(&mut b), &peer(1)).is_empty());
+    assert_eq!(state(&b), JoinerState::Searching);
+}
+
+#[test]
+fn valid_challenge_sends_proof() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    let out = drain(&mut b);
+    assert!(matches!(
+        sent_to(&out, &f.alice.peer).as_slice(),
+        [Message::Prove(_)]
+    ));
+    assert!(out.contains(&Action::Progress(Progress::Verified {
+        peer: f.alice.peer.clone(),
+        info: f.alice.info.clone()
+    })));
+}
+
+#[test]
+fn accepted_completes() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    // A verdict from anyone else is ignored.
+    b.handle_message(&peer(4), &Message::Done(Done::Accepted).encode(), f.at(3));
+    assert!(drain(&mut b).is_empty());
+    b.handle_message(
+        &f.alice.peer,
+        &Message::Done(Done::Accepted).encode(),
+        f.at(3),
+    );
+    let out = drain(&mut b);
+    assert!(
+        matches!(out.as_slice(), [Action::Completed(d)] if d.peer == f.alice.peer && d.info.name == "alice")
+    );
+    assert_eq!(state(&b), JoinerState::Finished);
+    assert_eq!(b.poll_timeout(), None);
+}
+
+#[test]
+fn user_rejection_fails_with_the_reason() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    b.handle_message(&f.alice.peer, &reject(RejectReason::UserRejected), f.at(3));
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::Rejected {
+            peer: f.alice.peer.clone(),
+            reason: RejectReason::UserRejected
+        })]
+    );
+}
+
+#[test]
+fn expired_verdict_fails_as_expired() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    b.handle_message(&f.alice.peer, &reject(RejectReason::Expired), f.at(3));
+    assert_eq!(drain(&mut b), vec![Action::Failed(FailReason::CodeExpired)]);
+}
+
+#[test]
+fn busy_verdict_goes_back_to_searching() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    b.handle_message(&f.alice.peer, &reject(RejectReason::Busy), f.at(3));
+    assert_eq!(state(&b), JoinerState::Searching);
+    b.handle_timeout(f.at(3) + f.cfg.retry_interval);
+    assert!(matches!(
+        sent_to(&drain(&mut b), &f.alice.peer).as_slice(),
+        [Message::Join(_)]
+    ));
+}
+
+#[test]
+fn proof_is_resent_then_gives_up() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    let first = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let resend = f.at(2) + f.cfg.attempt_timeout;
+    assert_eq!(b.poll_timeout(), Some(resend));
+    b.handle_timeout(resend);
+    assert_eq!(only_bytes_to(&drain(&mut b), &f.alice.peer), first);
+    b.handle_timeout(f.at(2) + f.cfg.confirm_timeout);
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::NoAnswer {
+            peer: f.alice.peer.clone()
+        })]
+    );
+}
+
+#[test]
+fn search_times_out_with_no_device_answered() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&peer(1), f.now);
+    b.handle_message(&peer(1), &reject(RejectReason::NoSession), f.at(1));
+    drain(&mut b);
+    b.handle_timeout(f.now + f.cfg.join_timeout);
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::NoDeviceAnswered)]
+    );
+    assert_eq!(b.poll_timeout(), None);
+}
+
+#[test]
+fn search_times_out_as_expired_when_told_so() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&peer(1), f.now);
+    b.handle_message(&peer(1), &reject(RejectReason::Expired), f.at(1));
+    drain(&mut b);
+    b.handle_timeout(f.now + f.cfg.join_timeout);
+    assert_eq!(drain(&mut b), vec![Action::Failed(FailReason::CodeExpired)]);
+}
+
+#[test]
+fn cancel_finishes() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_cancel(f.at(1));
+    assert_eq!(drain(&mut b), vec![Action::Failed(FailReason::Cancelled)]);
+    b.handle_cancel(f.at(2));
+    assert!(drain(&mut b).is_empty());
+    b.handle_peer(&peer(1), f.at(3));
+    assert!(drain(&mut b).is_empty());
+}
+
+#[test]
+fn late_messages_after_the_deadline_do_not_complete() {
+    let mut f = Fixture::new();
+    f.cfg.join_timeout = Duration::from_secs(5);
+    let mut a = f.initiator();
+    drain(&mut a);
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
+    b.handle_message(&f.alice.peer, &challenge, f.now + Duration::from_secs(5));
+    let out = drain(&mut b);
+    assert_eq!(out, vec![Action::Failed(FailReason::NoDeviceAnswered)]);
+}

@@ -1,0 +1,100 @@
+//! Fixtures shared by the per-transition unit tests.
+
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::{
+    Action, Code, Config, DeviceIdentity, DeviceInfo, LocalDevice, Message, Pairing, PeerId,
+};
+
+pub struct Fixture {
+    pub now: Instant,
+    pub cfg: Config,
+    pub code: Code,
+    pub alice: LocalDevice,
+    pub bob: LocalDevice,
+    pub rng: ChaCha20Rng,
+}
+
+pub fn device(seed: u64, name: &str) -> LocalDevice {
+    LocalDevice {
+        peer: DeviceIdentity::generate(&mut ChaCha20Rng::seed_from_u64(seed)).peer_id(),
+        info: DeviceInfo::new(name).unwrap(),
+    }
+}
+
+pub fn peer(n: u32) -> PeerId {
+    PeerId::from_bytes(&n.to_be_bytes()).unwrap()
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(99);
+        Fixture {
+            now: Instant::now(),
+            cfg: Config::default(),
+            code: Code::generate(&mut rng),
+            alice: device(1, "alice"),
+            bob: device(2, "bob"),
+            rng,
+        }
+    }
+
+    pub fn at(&self, ms: u64) -> Instant {
+        self.now + Duration::from_millis(ms)
+    }
+
+    pub fn initiator(&mut self) -> Pairing {
+        Pairing::initiator(
+            self.cfg.clone(),
+            self.alice.clone(),
+            &self.code,
+            self.now,
+            &mut self.rng,
+        )
+    }
+
+    pub fn joiner(&mut self) -> Pairing {
+        Pairing::joiner(
+            self.cfg.clone(),
+            self.bob.clone(),
+            &self.code,
+            self.now,
+            &mut self.rng,
+        )
+    }
+
+    /// A joiner with another code, as a device with a typo'd (but valid) code would be.
+    pub fn wrong_joiner(&mut self, who: LocalDevice) -> Pairing {
+        let other = Code::generate(&mut self.rng);
+        Pairing::joiner(self.cfg.clone(), who, &other, self.now, &mut self.rng)
+    }
+}
+
+pub fn drain(p: &mut Pairing) -> Vec<Action> {
+    std::iter::from_fn(|| p.poll_action()).collect()
+}
+
+/// The decoded messages among `actions` addressed to `to`.
+pub fn sent_to(actions: &[Action], to: &PeerId) -> Vec<Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { peer, bytes } if peer == to => Some(Message::decode(bytes).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The raw bytes of the only message among `actions` addressed to `to`.
+pub fn only_bytes_to(actions: &[Action], to: &PeerId) -> Vec<u8> {
+    let mut sends = actions.iter().filter_map(|a| match a {
+        Action::Send { peer, bytes } if peer == to => Some(bytes.clone()),
+        _ => None,
+    });
+    let first = sends.next().expect("a message was sent");
+    assert!(sends.next().is_none(), "exactly one message expected");
+    first
+}
