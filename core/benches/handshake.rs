@@ -25,7 +25,10 @@ fn device(seed: u64, name: &str) -> LocalDevice {
 
 fn pair(code: &Code, alice: &LocalDevice, bob: &LocalDevice, rng: &mut ChaCha20Rng) -> bool {
     let now = Instant::now();
-    let cfg = Config { auto_accept: true, ..Config::default() };
+    let cfg = Config {
+        auto_accept: true,
+        ..Config::default()
+    };
     let mut a = Pairing::initiator(cfg.clone(), alice.clone(), code, now, rng);
     let mut b = Pairing::joiner(cfg, bob.clone(), code, now, rng);
     b.handle_peer(&alice.peer, now);
@@ -85,9 +88,13 @@ fn session(t: &[u8], shared: &[u8; 32], auth: &[u8; 32]) -> [[u8; 32]; 3] {
     ikm[32..].copy_from_slice(auth);
     let hk = Hkdf::<Sha256>::new(Some(t), &ikm);
     let mut out = [[0u8; 32]; 3];
-    for (label, o) in [&b"pairing secret"[..], b"session initiator to joiner", b"session joiner to initiator"]
-        .iter()
-        .zip(out.iter_mut())
+    for (label, o) in [
+        &b"pairing secret"[..],
+        b"session initiator to joiner",
+        b"session joiner to initiator",
+    ]
+    .iter()
+    .zip(out.iter_mut())
     {
         hk.expand(label, o).unwrap();
     }

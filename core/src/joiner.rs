@@ -332,7 +332,11 @@ impl Joiner {
                 Candidate::RetryAt(now + self.cfg.retry_interval)
             }
             RejectReason::Expired => {
+                // Someone held this code and let it expire. Only a short grace remains for
+                // another device to answer (the claim is unauthenticated, so it must not end
+                // the search on its own), then the user hears "expired", not "nobody".
                 self.saw_expired = true;
+                self.deadline = self.deadline.min(now + self.cfg.attempt_timeout);
                 Candidate::Dead
             }
             _ => Candidate::Dead,

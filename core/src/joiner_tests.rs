@@ -286,7 +286,13 @@ fn search_times_out_as_expired_when_told_so() {
     b.handle_peer(&peer(1), f.now);
     b.handle_message(&peer(1), &reject(RejectReason::Expired), f.at(1));
     drain(&mut b);
-    b.handle_timeout(f.now + f.cfg.join_timeout);
+    // The search ends soon after, not at the full join timeout.
+    let end = f.at(1) + f.cfg.attempt_timeout;
+    assert_eq!(
+        b.poll_timeout(),
+        Some(end.min(f.now + f.cfg.lookup_interval))
+    );
+    b.handle_timeout(end);
     assert_eq!(drain(&mut b), vec![Action::Failed(FailReason::CodeExpired)]);
 }
 
