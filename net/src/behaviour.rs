@@ -1,0 +1,73 @@
+//! The swarm's behaviour: the pairing protocol plus discovery (mDNS, Kademlia), identify
+//! (to learn peers' listen addresses for the DHT) and ping (a dead link is otherwise only
+//! noticed by timeouts).
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::kad::store::MemoryStore;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, kad, mdns, ping, StreamProtocol};
+
+use crate::protocol::{PairCodec, PAIR_PROTOCOL};
+
+/// Our own Kademlia protocol name keeps paircode's DHT apart from IPFS's.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/kad/1.0.0");
+pub const IDENTIFY_PROTOCOL: &str = "/paircode/id/1.0.0";
+
+/// `M` is the runtime's mDNS behaviour: `libp2p::mdns::Provider` cannot be named outside
+/// libp2p, so the shared code cannot spell `mdns::Behaviour<P>` and takes any behaviour
+/// that emits mDNS events instead.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour<M>
+where
+    M: NetworkBehaviour<ToSwarm = mdns::Event>,
+{
+    pub pair: request_response::Behaviour<PairCodec>,
+    pub kad: kad::Behaviour<MemoryStore>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    /// Behind a toggle so it can be off, and replaced by a fresh instance when a join
+    /// starts: libp2p-mdns re-queries only every 5 minutes once anything answered.
+    pub mdns: Toggle<M>,
+}
+
+impl<M> Behaviour<M>
+where
+    M: NetworkBehaviour<ToSwarm = mdns::Event>,
+{
+    pub fn new(keypair: &Keypair, mdns: Option<M>, record_ttl: Duration) -> Self {
+        let peer = keypair.public().to_peer_id();
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        // A provider record announces one pairing session: it must not outlive the code.
+        kad_config.set_provider_record_ttl(Some(record_ttl));
+        kad_config.set_provider_publication_interval(None);
+        kad_config.set_query_timeout(Duration::from_secs(10));
+        let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad_config);
+        // Auto mode would stay a client until an external address is confirmed, which never
+        // happens on a LAN or loopback: peers would then neither store nor answer records.
+        kad.set_mode(Some(kad::Mode::Server));
+        Behaviour {
+            pair: request_response::Behaviour::with_codec(
+                PairCodec,
+                [(PAIR_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(64),
+            ),
+            kad,
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.to_owned(),
+                keypair.public(),
+            )),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(10)),
+            ),
+            mdns: Toggle::from(mdns),
+        }
+    }
+}

@@ -1,0 +1,699 @@
+//! The event loop: feeds swarm events, commands and timeouts into the sans-IO core and
+//! carries out the actions it returns.
+//!
+//! Everything runs on one task and the core is synchronous, so after each input the core's
+//! actions are drained completely before the next input is looked at. That is what lets
+//! a reply the core produces while handling a request travel back as that request's
+//! response (see `protocol`).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use libp2p::core::transport::ListenerId;
+use libp2p::kad::{self, GetProvidersOk, QueryResult, RecordKey};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, FromSwarm, NetworkBehaviour, NewListenAddr, SwarmEvent};
+use libp2p::{identify, mdns, Multiaddr, PeerId as Libp2pPeerId, Swarm};
+use paircode_core::messages::reply_without_session;
+use paircode_core::{Action, Code, Config, LocalDevice, Pairing, PeerId, Progress};
+
+use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use crate::error::Error;
+use crate::node::{
+    Command, Discovery, GenerateOptions, NodeEvent, PairingEvent, Runtime, SessionStart,
+};
+
+/// How long a completed initiator keeps answering a repeated `Prove` (its `Done` may have
+/// been lost) after its session ended.
+const LINGER: Duration = Duration::from_secs(30);
+/// How long shutdown waits for replies already queued to reach their peers.
+const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(1);
+
+pub(crate) type MdnsFactory<M> = Box<dyn Fn(Libp2pPeerId) -> io::Result<M> + Send>;
+
+struct Session {
+    id: u64,
+    pairing: Pairing,
+    events: mpsc::UnboundedSender<PairingEvent>,
+}
+
+pub(crate) struct Driver<M>
+where
+    M: NetworkBehaviour<ToSwarm = mdns::Event>,
+{
+    pub(crate) swarm: Swarm<Behaviour<M>>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) new_mdns: Option<MdnsFactory<M>>,
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) local: LocalDevice,
+    pub(crate) pairing_config: Config,
+    session: Option<Session>,
+    /// A finished initiator, kept to answer retransmissions; never blocks a new session.
+    lingering: Option<(Pairing, Instant)>,
+    next_session: u64,
+    /// Addresses learnt from mDNS, identify, Kademlia and the bootstrap list.
+    addresses: HashMap<Libp2pPeerId, Vec<Multiaddr>>,
+    mdns_peers: HashSet<Libp2pPeerId>,
+    /// Messages waiting for a connection to their peer.
+    pending: HashMap<Libp2pPeerId, Vec<Vec<u8>>>,
+    our_dials: HashMap<ConnectionId, Libp2pPeerId>,
+    /// The request being handled: a message the core sends to its author goes back as the
+    /// response.
+    reply_to: Option<(Libp2pPeerId, ResponseChannel<Vec<u8>>)>,
+    responses_in_flight: HashSet<InboundRequestId>,
+    requests_in_flight: HashSet<OutboundRequestId>,
+    lookups: HashSet<kad::QueryId>,
+    paired: HashSet<Libp2pPeerId>,
+    online: HashSet<Libp2pPeerId>,
+    subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
+    timer: Option<(Instant, BoxFuture<'static, ()>)>,
+    shutdown: Option<(Instant, Vec<futures::channel::oneshot::Sender<()>>)>,
+}
+
+fn to_core(peer: &Libp2pPeerId) -> PeerId {
+    PeerId::from(*peer)
+}
+
+impl<M> Driver<M>
+where
+    M: NetworkBehaviour<ToSwarm = mdns::Event> + Send + 'static,
+{
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour<M>>,
+        runtime: Arc<dyn Runtime>,
+        new_mdns: Option<MdnsFactory<M>>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        local: LocalDevice,
+        pairing_config: Config,
+    ) -> Self {
+        Driver {
+            swarm,
+            runtime,
+            new_mdns,
+            commands,
+            local,
+            pairing_config,
+            session: None,
+            lingering: None,
+            next_session: 1,
+            addresses: HashMap::new(),
+            mdns_peers: HashSet::new(),
+            pending: HashMap::new(),
+            our_dials: HashMap::new(),
+            reply_to: None,
+            responses_in_flight: HashSet::new(),
+            requests_in_flight: HashSet::new(),
+            lookups: HashSet::new(),
+            paired: HashSet::new(),
+            online: HashSet::new(),
+            subscribers: Vec::new(),
+            timer: None,
+            shutdown: None,
+        }
+    }
+
+    pub(crate) fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
+        let known = self.addresses.entry(peer).or_default();
+        if !known.contains(&addr) {
+            known.push(addr);
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        futures::future::poll_fn(|cx| self.poll(cx)).await;
+        tracing::debug!("node stopped");
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.shutdown.is_none() {
+                match self.commands.poll_next_unpin(cx) {
+                    Poll::Ready(Some(command)) => {
+                        self.on_command(command);
+                        continue;
+                    }
+                    Poll::Ready(None) => {
+                        self.begin_shutdown(None);
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if let Some((deadline, _)) = &self.shutdown {
+                let flushed =
+                    self.responses_in_flight.is_empty() && self.requests_in_flight.is_empty();
+                if flushed || Instant::now() >= *deadline {
+                    for reply in self.shutdown.take().map(|s| s.1).unwrap_or_default() {
+                        let _ = reply.send(());
+                    }
+                    return Poll::Ready(());
+                }
+            }
+            self.arm_timer();
+            if let Some((_, timer)) = &mut self.timer {
+                if timer.poll_unpin(cx).is_ready() {
+                    self.timer = None;
+                    self.on_timeout();
+                    continue;
+                }
+            }
+            match self.swarm.poll_next_unpin(cx) {
+                Poll::Ready(Some(event)) => self.on_swarm_event(event),
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let session = self.session.as_ref().and_then(|s| s.pairing.poll_timeout());
+        let linger = self.lingering.as_ref().map(|(_, until)| *until);
+        let shutdown = self.shutdown.as_ref().map(|(at, _)| *at);
+        [session, linger, shutdown].into_iter().flatten().min()
+    }
+
+    fn arm_timer(&mut self) {
+        let wanted = self.next_deadline();
+        if self.timer.as_ref().map(|(at, _)| *at) == wanted {
+            return;
+        }
+        self.timer = wanted.map(|at| (at, self.runtime.sleep_until(at)));
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        if self
+            .lingering
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
+            self.lingering = None;
+        }
+        if let Some(session) = &mut self.session {
+            session.pairing.handle_timeout(now);
+            self.drain();
+        }
+    }
+
+    fn emit(&mut self, event: NodeEvent) {
+        self.subscribers
+            .retain(|s| s.unbounded_send(event.clone()).is_ok());
+    }
+
+    fn session_event(&mut self, event: PairingEvent) {
+        if let Some(session) = &self.session {
+            let _ = session.events.unbounded_send(event.clone());
+        }
+        self.emit(NodeEvent::Pairing(event));
+    }
+
+    // ---- commands ----
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Generate {
+                code,
+                options,
+                reply,
+            } => {
+                let _ = reply.send(self.generate(&code, options));
+            }
+            Command::Join { code, reply } => {
+                let _ = reply.send(self.join(&code));
+            }
+            Command::Confirm {
+                session,
+                peer,
+                accept,
+            } => {
+                if let Some(s) = self.session.as_mut().filter(|s| s.id == session) {
+                    s.pairing.handle_confirm(&peer, accept, Instant::now());
+                    self.drain();
+                }
+            }
+            Command::Cancel { session } => {
+                if let Some(s) = self.session.as_mut().filter(|s| s.id == session) {
+                    s.pairing.handle_cancel(Instant::now());
+                    self.drain();
+                }
+            }
+            Command::Subscribe(tx) => self.subscribers.push(tx),
+            Command::SetPaired(peers) => {
+                let peers: HashSet<_> = peers.iter().filter_map(|p| p.to_libp2p().ok()).collect();
+                self.online.retain(|p| peers.contains(p));
+                self.paired = peers;
+                for peer in self.paired.clone() {
+                    self.mark_online_if_connected(peer);
+                }
+            }
+            Command::AddPaired(peer) => {
+                if let Ok(peer) = peer.to_libp2p() {
+                    self.paired.insert(peer);
+                    self.mark_online_if_connected(peer);
+                }
+            }
+            Command::RemovePaired(peer) => {
+                if let Ok(peer) = peer.to_libp2p() {
+                    self.paired.remove(&peer);
+                    self.online.remove(&peer);
+                }
+            }
+            Command::ListenAddrs(reply) => {
+                let me = *self.swarm.local_peer_id();
+                let addrs = self
+                    .swarm
+                    .listeners()
+                    .map(|a| a.clone().with_p2p(me).unwrap_or_else(|a| a))
+                    .collect();
+                let _ = reply.send(addrs);
+            }
+            Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn begin_shutdown(&mut self, reply: Option<futures::channel::oneshot::Sender<()>>) {
+        if let Some(s) = self.session.as_mut() {
+            s.pairing.handle_cancel(Instant::now());
+            self.drain();
+        }
+        let deadline = Instant::now() + FLUSH_ON_SHUTDOWN;
+        let (_, replies) = self.shutdown.get_or_insert((deadline, Vec::new()));
+        replies.extend(reply);
+    }
+
+    fn new_session(&mut self, pairing: Pairing) -> SessionStart {
+        let (tx, rx) = mpsc::unbounded();
+        let id = self.next_session;
+        self.next_session += 1;
+        // A new session answers for this node from now on.
+        self.lingering = None;
+        self.session = Some(Session {
+            id,
+            pairing,
+            events: tx,
+        });
+        (id, rx)
+    }
+
+    fn generate(&mut self, code: &Code, options: GenerateOptions) -> Result<SessionStart, Error> {
+        if self.session.is_some() {
+            return Err(Error::Busy);
+        }
+        let mut cfg = self.pairing_config.clone();
+        cfg.auto_accept = options.auto_accept;
+        if let Some(ttl) = options.ttl {
+            cfg.code_ttl = ttl;
+        }
+        let now = Instant::now();
+        let pairing = Pairing::initiator(cfg, self.local.clone(), code, now, &mut rand_core::OsRng);
+        let start = self.new_session(pairing);
+        self.drain();
+        Ok(start)
+    }
+
+    fn join(&mut self, code: &Code) -> Result<SessionStart, Error> {
+        if self.session.is_some() {
+            return Err(Error::Busy);
+        }
+        let now = Instant::now();
+        let cfg = self.pairing_config.clone();
+        let mut pairing =
+            Pairing::joiner(cfg, self.local.clone(), code, now, &mut rand_core::OsRng);
+        for peer in &self.mdns_peers {
+            pairing.handle_peer(&to_core(peer), now);
+        }
+        let start = self.new_session(pairing);
+        self.refresh_mdns();
+        self.drain();
+        Ok(start)
+    }
+
+    /// Replaces the mDNS behaviour with a fresh one, whose first query goes out at once.
+    /// The old instance's interface tasks end on the next mDNS response they see (their
+    /// channel is closed by then).
+    fn refresh_mdns(&mut self) {
+        let Some(new_mdns) = &self.new_mdns else {
+            return;
+        };
+        match new_mdns(*self.swarm.local_peer_id()) {
+            Ok(mut mdns) => {
+                // The new instance missed the swarm's listen events; without them its
+                // answers would carry no addresses.
+                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                for addr in &addrs {
+                    mdns.on_swarm_event(FromSwarm::NewListenAddr(NewListenAddr {
+                        listener_id: ListenerId::next(),
+                        addr,
+                    }));
+                }
+                self.swarm.behaviour_mut().mdns = Toggle::from(Some(mdns));
+            }
+            Err(e) => tracing::warn!("cannot restart mDNS: {e}"),
+        }
+    }
+
+    // ---- core actions ----
+
+    /// Carries out everything the session (or the lingering initiator) asks for.
+    fn drain(&mut self) {
+        loop {
+            let action = match &mut self.session {
+                Some(s) => s.pairing.poll_action(),
+                None => None,
+            };
+            let Some(action) = action else { break };
+            self.carry_out(action);
+        }
+        while let Some(action) = self.lingering.as_mut().and_then(|(p, _)| p.poll_action()) {
+            if let Action::Send { peer, bytes } = action {
+                self.send(&peer, bytes);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Send { peer, bytes } => self.send(&peer, bytes),
+            Action::Publish { key, until } => {
+                let key = RecordKey::new(&key.0);
+                tracing::debug!(?until, "publishing provider record");
+                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                    tracing::warn!("cannot publish the session in the DHT: {e}");
+                }
+            }
+            Action::Unpublish { key } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&RecordKey::new(&key.0));
+            }
+            Action::Lookup { key } => {
+                let query = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(RecordKey::new(&key.0));
+                self.lookups.insert(query);
+            }
+            Action::Progress(Progress::Contacting { peer }) => {
+                self.session_event(PairingEvent::Contacting { peer })
+            }
+            Action::Progress(Progress::Verified { peer, info }) => {
+                self.session_event(PairingEvent::Verified { peer, info })
+            }
+            Action::Confirm { peer, info } => {
+                self.session_event(PairingEvent::ConfirmRequested { peer, info })
+            }
+            Action::Completed(device) => self.finish(PairingEvent::Completed(device)),
+            Action::Failed(reason) => self.finish(PairingEvent::Failed(reason.into())),
+        }
+    }
+
+    fn finish(&mut self, event: PairingEvent) {
+        self.session_event(event);
+        let Some(mut session) = self.session.take() else {
+            return;
+        };
+        self.lookups.clear();
+        // Actions queued after the terminal one (none today) must still go out.
+        while let Some(action) = session.pairing.poll_action() {
+            if let Action::Send { peer, bytes } = action {
+                self.send(&peer, bytes);
+            }
+        }
+        if session.pairing.is_initiator() {
+            self.lingering = Some((session.pairing, Instant::now() + LINGER));
+        }
+    }
+
+    /// Delivers bytes to a peer: as the response to its request if we are answering one,
+    /// over an existing connection, or after dialing it.
+    fn send(&mut self, peer: &PeerId, bytes: Vec<u8>) {
+        let Ok(peer) = peer.to_libp2p() else {
+            return;
+        };
+        if let Some((to, _)) = &self.reply_to {
+            if *to == peer {
+                let (_, channel) = self.reply_to.take().expect("checked above");
+                self.respond(channel, bytes);
+                return;
+            }
+        }
+        if self.swarm.is_connected(&peer) {
+            self.request(peer, bytes);
+            return;
+        }
+        self.pending.entry(peer).or_default().push(bytes);
+        let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
+        // A fresh port for each dial: see `transport`. `Disconnected` rather than
+        // `NotDialing`: a dial Kademlia started may be the one that fails.
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addresses)
+            .extend_addresses_through_behaviour()
+            .allocate_new_port()
+            .condition(PeerCondition::Disconnected)
+            .build();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.our_dials.insert(id, peer);
+            }
+            Err(e) => {
+                tracing::debug!(%peer, "cannot dial: {e}");
+                if !self.our_dials.values().any(|p| *p == peer) {
+                    self.pending.remove(&peer);
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, peer: Libp2pPeerId, bytes: Vec<u8>) {
+        let id = self.swarm.behaviour_mut().pair.send_request(&peer, bytes);
+        self.requests_in_flight.insert(id);
+    }
+
+    fn respond(&mut self, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) {
+        // Fails only if the connection is gone; the peer's request then fails on its side.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .pair
+            .send_response(channel, bytes);
+    }
+
+    /// Bytes from a peer, as a request or inside a response.
+    fn on_message(&mut self, peer: Libp2pPeerId, bytes: &[u8]) {
+        let now = Instant::now();
+        let from = to_core(&peer);
+        if let Some(session) = &mut self.session {
+            session.pairing.handle_message(&from, bytes, now);
+        } else if let Some((pairing, _)) = &mut self.lingering {
+            pairing.handle_message(&from, bytes, now);
+        } else if let Some(reply) = reply_without_session(bytes) {
+            self.send(&from, reply);
+        }
+        self.drain();
+    }
+
+    fn mark_online_if_connected(&mut self, peer: Libp2pPeerId) {
+        if self.paired.contains(&peer) && self.swarm.is_connected(&peer) && self.online.insert(peer)
+        {
+            self.emit(NodeEvent::PairedOnline(to_core(&peer)));
+        }
+    }
+
+    /// A candidate for the joiner: report it and hand it to the core.
+    fn discovered(&mut self, peer: Libp2pPeerId, via: Discovery) {
+        if peer == *self.swarm.local_peer_id() {
+            return;
+        }
+        self.emit(NodeEvent::PeerDiscovered {
+            peer: to_core(&peer),
+            via,
+        });
+        if let Some(session) = &mut self.session {
+            session.pairing.handle_peer(&to_core(&peer), Instant::now());
+            self.drain();
+        }
+    }
+
+    // ---- swarm events ----
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<M>>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
+                    self.request(peer_id, bytes);
+                }
+                self.mark_online_if_connected(peer_id);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } if self.online.remove(&peer_id) => {
+                self.emit(NodeEvent::PairedOffline(to_core(&peer_id)));
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                tracing::debug!(?peer_id, "dial failed: {error}");
+                if let Some(peer) = self.our_dials.remove(&connection_id) {
+                    let still_dialing = self.our_dials.values().any(|p| *p == peer);
+                    if !still_dialing && !self.swarm.is_connected(&peer) {
+                        // The core notices the silence and retries after its attempt timeout.
+                        self.pending.remove(&peer);
+                    }
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::debug!(%address, "listening");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent<M>) {
+        match event {
+            BehaviourEvent::Pair(event) => self.on_pair_event(event),
+            BehaviourEvent::Kad(event) => self.on_kad_event(event),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
+                for addr in info.listen_addrs {
+                    if speaks_kad {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                    self.learn_address(peer_id, addr);
+                }
+                self.mark_online_if_connected(peer_id);
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                let mut peers = Vec::new();
+                for (peer, addr) in found {
+                    // mDNS peers seed the DHT too, so a LAN reaches beyond itself.
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    self.learn_address(peer, addr);
+                    if !peers.contains(&peer) {
+                        peers.push(peer);
+                    }
+                }
+                for peer in peers {
+                    // A known peer seen again after a refresh may hold a session by now
+                    // even if it said "no session" before: the joiner asks again.
+                    if self.mdns_peers.insert(peer) || self.session.is_some() {
+                        self.discovered(peer, Discovery::Mdns);
+                    }
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Expired(gone)) => {
+                for (peer, _) in gone {
+                    self.mdns_peers.remove(&peer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_pair_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request_id,
+                        request,
+                        channel,
+                    },
+                ..
+            } => {
+                self.responses_in_flight.insert(request_id);
+                self.reply_to = Some((peer, channel));
+                self.on_message(peer, &request);
+                if let Some((_, channel)) = self.reply_to.take() {
+                    self.respond(channel, Vec::new());
+                }
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                self.requests_in_flight.remove(&request_id);
+                if !response.is_empty() {
+                    self.on_message(peer, &response);
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "request failed: {error}");
+                self.requests_in_flight.remove(&request_id);
+            }
+            Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "inbound request failed: {error}");
+                self.responses_in_flight.remove(&request_id);
+            }
+            Event::ResponseSent { request_id, .. } => {
+                self.responses_in_flight.remove(&request_id);
+            }
+        }
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::GetProviders(result),
+                step,
+                ..
+            } if self.lookups.contains(&id) => {
+                if step.last {
+                    self.lookups.remove(&id);
+                }
+                if let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result {
+                    for peer in providers {
+                        self.discovered(peer, Discovery::Dht);
+                    }
+                }
+            }
+            kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            } => {
+                for addr in addresses.iter() {
+                    self.learn_address(peer, addr.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+}

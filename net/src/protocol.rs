@@ -1,0 +1,148 @@
+//! `/paircode/pair/1`: how the core's messages travel between two connected peers.
+//!
+//! Request-response with a length-capped codec rather than a hand-rolled stream protocol:
+//! libp2p then owns stream lifetimes, timeouts and back-pressure, and each core message is
+//! small and self-contained. The core's exchange is not strictly request/response (an
+//! initiator may send `Done{Busy}` or a late `Done{Accepted}` unprompted), so every core
+//! message is a request, and a response carries at most one more core message: the reply
+//! the core produced while handling that request, or nothing (an empty response). For the
+//! honest path this means Join→Challenge and Prove→Done each use a single stream.
+//!
+//! Framing is a 4-byte big-endian length followed by the bytes, and the length is checked
+//! against [`MAX_MESSAGE_LEN`] before anything is allocated, so a peer cannot make us
+//! buffer more than one honest message's worth of data.
+
+use std::io;
+
+use async_trait::async_trait;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use paircode_core::MAX_MESSAGE_LEN;
+
+pub const PAIR_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/pair/1");
+
+/// Codec of `/paircode/pair/1`. Requests and responses are raw core messages; an empty
+/// response means "no reply".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PairCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_MESSAGE_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message of {len} bytes exceeds the {MAX_MESSAGE_LEN}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    if bytes.len() > MAX_MESSAGE_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "refusing to send {} bytes (limit {MAX_MESSAGE_LEN})",
+                bytes.len()
+            ),
+        ));
+    }
+    let len = u32::try_from(bytes.len()).expect("bounded by MAX_MESSAGE_LEN");
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.flush().await
+}
+
+#[async_trait]
+impl libp2p::request_response::Codec for PairCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec;
+
+    #[test]
+    fn frames_round_trip() {
+        block_on(async {
+            let mut out = Cursor::new(Vec::new());
+            PairCodec
+                .write_request(&PAIR_PROTOCOL, &mut out, b"hello".to_vec())
+                .await
+                .unwrap();
+            let mut input = Cursor::new(out.into_inner());
+            let got = PairCodec.read_request(&PAIR_PROTOCOL, &mut input).await;
+            assert_eq!(got.unwrap(), b"hello");
+        });
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_reading_the_body() {
+        block_on(async {
+            let mut frame = u32::try_from(MAX_MESSAGE_LEN + 1)
+                .unwrap()
+                .to_be_bytes()
+                .to_vec();
+            frame.extend_from_slice(&[0; 8]);
+            let err = PairCodec
+                .read_request(&PAIR_PROTOCOL, &mut Cursor::new(frame))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            let mut sink = Cursor::new(Vec::new());
+            let err = PairCodec
+                .write_response(&PAIR_PROTOCOL, &mut sink, vec![0; MAX_MESSAGE_LEN + 1])
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert!(sink.into_inner().is_empty());
+        });
+    }
+}
