@@ -1,0 +1,369 @@
+//! The daemon: one per instance. It owns the node, the store and the pairing session, and
+//! answers the CLI over the instance's Unix socket.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use paircode_core::{Code, PairedDevice, PeerId};
+use paircode_net::{Error as NetError, GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, Notify};
+
+use crate::devices::{DeviceList, DeviceRecord};
+use crate::instance::Instance;
+use crate::ipc::{
+    read_frame, write_frame, DeviceView, ErrorKind, Event, FrameError, IpcError, Request, Response, SessionView,
+    StatusInfo,
+};
+use crate::store::Vault;
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct Session {
+    role: &'static str,
+    stage: String,
+    expires_at: Option<Instant>,
+    cancel: mpsc::UnboundedSender<()>,
+}
+
+pub struct Daemon {
+    instance: Instance,
+    node: Node,
+    vault: Vault,
+    name: String,
+    mdns: bool,
+    devices: Mutex<DeviceList>,
+    online: Mutex<BTreeSet<PeerId>>,
+    session: Mutex<Option<Session>>,
+    stop: Notify,
+}
+
+impl Daemon {
+    pub fn new(instance: Instance, node: Node, vault: Vault, name: String, mdns: bool, devices: DeviceList) -> Arc<Self> {
+        let _ = node.set_paired(devices.peers());
+        Arc::new(Daemon {
+            instance,
+            node,
+            vault,
+            name,
+            mdns,
+            devices: Mutex::new(devices),
+            online: Mutex::new(BTreeSet::new()),
+            session: Mutex::new(None),
+            stop: Notify::new(),
+        })
+    }
+
+    /// Serves the socket until `stop` is requested or a termination signal arrives.
+    pub async fn serve(self: Arc<Self>, listener: UnixListener) {
+        tokio::spawn(self.clone().watch_node());
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(self.clone().client(stream));
+                    }
+                    Err(e) => tracing::warn!("accepting a CLI connection: {e}"),
+                },
+                _ = self.stop.notified() => break,
+                _ = terminate.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        tracing::info!("stopping");
+        self.node.shutdown().await;
+        let _ = std::fs::remove_file(self.instance.socket());
+    }
+
+    /// Keeps the online set and last-seen times current.
+    async fn watch_node(self: Arc<Self>) {
+        let mut events = self.node.events();
+        while let Some(event) = events.next().await {
+            let (peer, online) = match event {
+                NodeEvent::PairedOnline(peer) => (peer, true),
+                NodeEvent::PairedOffline(peer) => (peer, false),
+                _ => continue,
+            };
+            tracing::info!(peer = %peer, online, "paired device presence");
+            {
+                let mut set = self.online.lock().expect("online lock");
+                if online {
+                    set.insert(peer.clone());
+                } else {
+                    set.remove(&peer);
+                }
+            }
+            let mut devices = self.devices.lock().expect("devices lock");
+            if let Some(record) = devices.get_mut(&peer) {
+                record.last_seen = Some(unix_now());
+                if let Err(e) = devices.save(&self.vault) {
+                    tracing::error!("saving last-seen time: {e}");
+                }
+            }
+        }
+    }
+
+    async fn client(self: Arc<Self>, stream: UnixStream) {
+        let (mut reader, mut writer) = stream.into_split();
+        let request: Request = match read_frame(&mut reader).await {
+            Ok(r) => r,
+            Err(FrameError::Closed) => return,
+            Err(e) => {
+                let error = IpcError::new(ErrorKind::BadRequest, e.to_string());
+                let _ = write_frame(&mut writer, &Response::Error(error)).await;
+                return;
+            }
+        };
+        // Later frames on this connection (a confirm answer) arrive through this channel;
+        // its closing means the CLI went away.
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(request) = read_frame::<_, Request>(&mut reader).await {
+                if tx.send(request).is_err() {
+                    break;
+                }
+            }
+        });
+        let reply = match request {
+            Request::Status => Response::Status(self.status().await),
+            Request::Stop => {
+                let _ = write_frame(&mut writer, &Response::Done).await;
+                self.stop.notify_one();
+                return;
+            }
+            Request::Devices => Response::Devices(self.device_views()),
+            Request::PairStatus => Response::PairStatus(self.session_view()),
+            Request::PairCancel => self.cancel_session(),
+            Request::Unpair { who } => self.unpair(&who),
+            Request::Generate { auto_accept, expires_secs } => {
+                let options = GenerateOptions {
+                    auto_accept,
+                    ttl: expires_secs.map(Duration::from_secs),
+                };
+                match self.node.generate(options).await {
+                    Ok((code, handle)) => {
+                        let expires_at = handle_expiry(expires_secs);
+                        let words = code.words().to_string();
+                        let secs = expires_at.saturating_duration_since(Instant::now()).as_secs();
+                        let first = Response::Code { words, expires_secs: secs };
+                        if write_frame(&mut writer, &first).await.is_err() {
+                            handle.cancel();
+                            return;
+                        }
+                        self.run_session("initiator", Some(expires_at), handle, writer, rx).await;
+                        return;
+                    }
+                    Err(e) => Response::Error(net_error(&e)),
+                }
+            }
+            Request::Join { words } => match Code::parse(&words) {
+                Err(e) => Response::Error(IpcError::new(ErrorKind::BadRequest, e.to_string())),
+                Ok(code) => match self.node.start_join(&code).await {
+                    Ok(handle) => {
+                        if write_frame(&mut writer, &Response::Event(Event::Searching)).await.is_err() {
+                            handle.cancel();
+                            return;
+                        }
+                        self.run_session("joiner", None, handle, writer, rx).await;
+                        return;
+                    }
+                    Err(e) => Response::Error(net_error(&e)),
+                },
+            },
+            Request::Confirm { .. } => Response::Error(IpcError::new(
+                ErrorKind::BadRequest,
+                "a confirmation belongs to the connection that generated the code",
+            )),
+        };
+        let _ = write_frame(&mut writer, &reply).await;
+    }
+
+    /// Relays a session's events to the CLI that started it, until the outcome.
+    async fn run_session(
+        &self,
+        role: &'static str,
+        expires_at: Option<Instant>,
+        mut handle: PairingHandle,
+        mut writer: tokio::net::unix::OwnedWriteHalf,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+    ) {
+        let (cancel_tx, mut cancel_rx) = mpsc::unbounded_channel();
+        *self.session.lock().expect("session lock") = Some(Session {
+            role,
+            stage: "waiting".into(),
+            expires_at,
+            cancel: cancel_tx,
+        });
+        let mut confirming: Option<PeerId> = None;
+        let mut cli_gone = false;
+        loop {
+            tokio::select! {
+                event = handle.next_event() => {
+                    let Some(event) = event else {
+                        let error = IpcError::new(ErrorKind::Internal, "the node stopped");
+                        let _ = write_frame(&mut writer, &Response::Event(Event::Failed(error))).await;
+                        break;
+                    };
+                    let (out, last) = match event {
+                        PairingEvent::Contacting { .. } => continue,
+                        PairingEvent::Verified { peer, info } => {
+                            self.set_stage(format!("verifying {}", info.name));
+                            (Event::Found { name: info.name, peer: peer.to_string() }, false)
+                        }
+                        PairingEvent::ConfirmRequested { peer, info } => {
+                            self.set_stage(format!("waiting for your answer about {}", info.name));
+                            confirming = Some(peer.clone());
+                            (Event::ConfirmRequested { name: info.name, peer: peer.to_string() }, false)
+                        }
+                        PairingEvent::Completed(device) => match self.remember(&device) {
+                            Ok(view) => (Event::Paired(view), true),
+                            Err(error) => (Event::Failed(error), true),
+                        },
+                        PairingEvent::Failed(e) => (Event::Failed(net_error(&e)), true),
+                    };
+                    if !cli_gone && write_frame(&mut writer, &Response::Event(out)).await.is_err() {
+                        cli_gone = true;
+                        handle.cancel();
+                    }
+                    if last {
+                        break;
+                    }
+                }
+                request = requests.recv(), if !cli_gone => match request {
+                    Some(Request::Confirm { accept }) => {
+                        if let Some(peer) = confirming.take() {
+                            handle.confirm(&peer, accept);
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        // Ctrl+C or a closed terminal: the session must not outlive its user.
+                        cli_gone = true;
+                        handle.cancel();
+                    }
+                },
+                Some(()) = cancel_rx.recv() => handle.cancel(),
+            }
+        }
+        *self.session.lock().expect("session lock") = None;
+    }
+
+    fn set_stage(&self, stage: String) {
+        if let Some(session) = self.session.lock().expect("session lock").as_mut() {
+            session.stage = stage;
+        }
+    }
+
+    /// Persists a new pairing before anyone is told it succeeded.
+    fn remember(&self, device: &PairedDevice) -> Result<DeviceView, IpcError> {
+        let record = DeviceRecord::from_pairing(device, unix_now());
+        let view = record.view(true);
+        let mut devices = self.devices.lock().expect("devices lock");
+        let mut updated = devices.clone();
+        updated.upsert(record);
+        updated
+            .save(&self.vault)
+            .map_err(|e| IpcError::new(ErrorKind::Internal, format!("paired, but saving failed: {e}")))?;
+        *devices = updated;
+        self.online.lock().expect("online lock").insert(device.peer.clone());
+        let _ = self.node.add_paired(device.peer.clone());
+        tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
+        Ok(view)
+    }
+
+    fn unpair(&self, who: &str) -> Response {
+        let mut devices = self.devices.lock().expect("devices lock");
+        let record = match devices.find(who) {
+            Ok(record) => record.clone(),
+            Err(e) => return Response::Error(IpcError::new(ErrorKind::UnknownDevice, e.to_string())),
+        };
+        let mut updated = devices.clone();
+        updated.remove(&record.peer_id);
+        if let Err(e) = updated.save(&self.vault) {
+            return Response::Error(IpcError::new(ErrorKind::Internal, e.to_string()));
+        }
+        *devices = updated;
+        if let Some(peer) = record.peer() {
+            let _ = self.node.remove_paired(peer.clone());
+            self.online.lock().expect("online lock").remove(&peer);
+        }
+        tracing::info!(peer = %record.peer_string(), "unpaired");
+        Response::Unpaired(record.view(false))
+    }
+
+    fn cancel_session(&self) -> Response {
+        match self.session.lock().expect("session lock").as_ref() {
+            Some(session) => {
+                let _ = session.cancel.send(());
+                Response::Done
+            }
+            None => Response::Error(IpcError::new(ErrorKind::NoSession, "no pairing session is running")),
+        }
+    }
+
+    fn session_view(&self) -> Option<SessionView> {
+        self.session.lock().expect("session lock").as_ref().map(|s| SessionView {
+            role: s.role.to_string(),
+            stage: s.stage.clone(),
+            expires_in_secs: s
+                .expires_at
+                .map(|at| at.saturating_duration_since(Instant::now()).as_secs()),
+        })
+    }
+
+    fn device_views(&self) -> Vec<DeviceView> {
+        let online = self.online.lock().expect("online lock").clone();
+        let devices = self.devices.lock().expect("devices lock");
+        devices
+            .devices
+            .iter()
+            .map(|d| d.view(d.peer().is_some_and(|p| online.contains(&p))))
+            .collect()
+    }
+
+    async fn status(&self) -> StatusInfo {
+        let listen = self
+            .node
+            .listen_addrs()
+            .await
+            .map(|addrs| addrs.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        StatusInfo {
+            instance: self.instance.name.clone(),
+            peer_id: self.node.peer_id().to_string(),
+            name: self.name.clone(),
+            listen,
+            mdns: self.mdns,
+            paired_devices: self.devices.lock().expect("devices lock").devices.len(),
+            session: self.session_view(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+fn handle_expiry(expires_secs: Option<u64>) -> Instant {
+    let ttl = expires_secs.map_or(paircode_core::Config::default().code_ttl, Duration::from_secs);
+    Instant::now() + ttl
+}
+
+fn net_error(e: &NetError) -> IpcError {
+    let kind = match e {
+        NetError::NoDeviceAnswered => ErrorKind::NoDeviceAnswered,
+        NetError::CodeExpired => ErrorKind::CodeExpired,
+        NetError::Rejected { .. } | NetError::Declined { .. } => ErrorKind::Rejected,
+        NetError::Cancelled => ErrorKind::Cancelled,
+        NetError::Busy => ErrorKind::Busy,
+        NetError::Transport(_) => ErrorKind::Transport,
+        _ => ErrorKind::Internal,
+    };
+    IpcError::new(kind, e.to_string())
+}

@@ -1,0 +1,176 @@
+//! What an instance persists: its identity and the devices it paired with.
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use paircode_core::{DeviceIdentity, PairedDevice, PeerId, Role};
+
+use crate::instance::{DEVICES_FILE, IDENTITY_FILE};
+use crate::ipc::DeviceView;
+use crate::store::{StoreError, Vault};
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct IdentityRecord {
+    #[serde(with = "serde_bytes")]
+    secret: [u8; 32],
+    #[zeroize(skip)]
+    pub created_at: u64,
+}
+
+impl IdentityRecord {
+    pub fn new(identity: &DeviceIdentity, created_at: u64) -> Self {
+        IdentityRecord {
+            secret: *identity.secret_bytes(),
+            created_at,
+        }
+    }
+
+    pub fn identity(&self) -> DeviceIdentity {
+        DeviceIdentity::from_secret(self.secret)
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct DeviceRecord {
+    #[zeroize(skip)]
+    #[serde(with = "serde_bytes")]
+    pub peer_id: Vec<u8>,
+    #[zeroize(skip)]
+    pub name: String,
+    #[zeroize(skip)]
+    pub paired_at: u64,
+    #[zeroize(skip)]
+    pub last_seen: Option<u64>,
+    /// Which side this device played: `true` if we generated the code.
+    #[zeroize(skip)]
+    pub we_initiated: bool,
+    #[serde(with = "serde_bytes")]
+    pairing_secret: [u8; 32],
+}
+
+impl DeviceRecord {
+    pub fn from_pairing(device: &PairedDevice, paired_at: u64) -> Self {
+        DeviceRecord {
+            peer_id: device.peer.as_bytes().to_vec(),
+            name: device.info.name.clone(),
+            paired_at,
+            last_seen: Some(paired_at),
+            we_initiated: device.role == Role::Initiator,
+            pairing_secret: *device.pairing_secret(),
+        }
+    }
+
+    pub fn peer(&self) -> Option<PeerId> {
+        PeerId::from_bytes(&self.peer_id).ok()
+    }
+
+    pub fn peer_string(&self) -> String {
+        self.peer().map(|p| p.to_string()).unwrap_or_default()
+    }
+
+    pub fn view(&self, online: bool) -> DeviceView {
+        DeviceView {
+            name: self.name.clone(),
+            peer_id: self.peer_string(),
+            paired_at: self.paired_at,
+            online,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+/// The paired-device list, persisted whole on every change (it is small).
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct DeviceList {
+    pub devices: Vec<DeviceRecord>,
+}
+
+impl DeviceList {
+    pub fn load(vault: &Vault) -> Result<Self, StoreError> {
+        Ok(vault.read(DEVICES_FILE)?.unwrap_or_default())
+    }
+
+    pub fn save(&self, vault: &Vault) -> Result<(), StoreError> {
+        vault.write(DEVICES_FILE, self)
+    }
+
+    /// A re-pairing with a known peer replaces its record: the new secret wins.
+    pub fn upsert(&mut self, record: DeviceRecord) {
+        self.devices.retain(|d| d.peer_id != record.peer_id);
+        self.devices.push(record);
+    }
+
+    /// By exact peer id, or by name when exactly one device has it.
+    pub fn find(&self, who: &str) -> Result<&DeviceRecord, FindError> {
+        if let Some(d) = self.devices.iter().find(|d| d.peer_string() == who) {
+            return Ok(d);
+        }
+        let named: Vec<&DeviceRecord> = self.devices.iter().filter(|d| d.name == who).collect();
+        match named.as_slice() {
+            [one] => Ok(one),
+            [] => Err(FindError::Unknown(who.to_string())),
+            _ => Err(FindError::Ambiguous(who.to_string(), named.len())),
+        }
+    }
+
+    pub fn remove(&mut self, peer_id: &[u8]) -> Option<DeviceRecord> {
+        let index = self.devices.iter().position(|d| d.peer_id == peer_id)?;
+        Some(self.devices.remove(index))
+    }
+
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.devices.iter().filter_map(DeviceRecord::peer).collect()
+    }
+
+    pub fn get_mut(&mut self, peer: &PeerId) -> Option<&mut DeviceRecord> {
+        self.devices.iter_mut().find(|d| d.peer_id == peer.as_bytes())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FindError {
+    #[error("no paired device is called or has the peer id {0:?}; `paircode network devices` lists them")]
+    Unknown(String),
+    #[error("{1} paired devices are called {0:?}: name one by its peer id")]
+    Ambiguous(String, usize),
+}
+
+pub fn load_identity(vault: &Vault) -> Result<Option<IdentityRecord>, StoreError> {
+    vault.read(IDENTITY_FILE)
+}
+
+pub fn save_identity(vault: &Vault, record: &IdentityRecord) -> Result<(), StoreError> {
+    vault.write(IDENTITY_FILE, record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: u8, name: &str) -> DeviceRecord {
+        DeviceRecord {
+            peer_id: vec![id],
+            name: name.into(),
+            paired_at: 1,
+            last_seen: None,
+            we_initiated: true,
+            pairing_secret: [id; 32],
+        }
+    }
+
+    #[test]
+    fn find_by_peer_or_unique_name() {
+        let mut list = DeviceList::default();
+        list.upsert(record(1, "phone"));
+        list.upsert(record(2, "laptop"));
+        list.upsert(record(3, "laptop"));
+        assert_eq!(list.find("phone").unwrap().peer_id, vec![1]);
+        assert_eq!(list.find("01").unwrap().peer_id, vec![1]);
+        assert_eq!(list.find("laptop").err(), Some(FindError::Ambiguous("laptop".into(), 2)));
+        assert_eq!(list.find("tv").err(), Some(FindError::Unknown("tv".into())));
+        list.upsert(record(1, "phone renamed"));
+        assert_eq!(list.devices.len(), 3);
+        assert!(list.remove(&[1]).is_some());
+        assert!(list.remove(&[1]).is_none());
+    }
+}

@@ -1,0 +1,199 @@
+//! The CLI ↔ daemon protocol over the instance's Unix socket: length-prefixed CBOR frames,
+//! each carrying the protocol version so a CLI and a daemon from different builds fail with
+//! a clear message instead of misreading each other.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub const IPC_VERSION: u32 = 1;
+/// Replies carry at most a device list; anything near this size is not ours.
+pub const MAX_FRAME_LEN: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Status,
+    Stop,
+    /// Start a session as initiator; the connection then streams `Response::Event`s until a
+    /// final one. Closing the connection cancels the session.
+    Generate { auto_accept: bool, expires_secs: Option<u64> },
+    /// Start a session as joiner, with the words as typed (validated by the CLI already).
+    Join { words: String },
+    /// The user's answer to `Event::ConfirmRequested`, on the generating connection.
+    Confirm { accept: bool },
+    PairStatus,
+    PairCancel,
+    Devices,
+    Unpair { who: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Status(StatusInfo),
+    Done,
+    Code { words: String, expires_secs: u64 },
+    Event(Event),
+    Devices(Vec<DeviceView>),
+    PairStatus(Option<SessionView>),
+    Unpaired(DeviceView),
+    Error(IpcError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    Searching,
+    Found { name: String, peer: String },
+    ConfirmRequested { name: String, peer: String },
+    Paired(DeviceView),
+    Failed(IpcError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub instance: String,
+    pub peer_id: String,
+    pub name: String,
+    pub listen: Vec<String>,
+    pub mdns: bool,
+    pub paired_devices: usize,
+    pub session: Option<SessionView>,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub role: String,
+    pub stage: String,
+    /// Seconds until the code expires (initiator only).
+    pub expires_in_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub name: String,
+    pub peer_id: String,
+    /// Unix seconds.
+    pub paired_at: u64,
+    pub online: bool,
+    /// Unix seconds, if ever seen after pairing.
+    pub last_seen: Option<u64>,
+}
+
+/// An error the daemon reports, with a stable kind the CLI maps to an exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct IpcError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    NoDeviceAnswered,
+    CodeExpired,
+    Rejected,
+    Cancelled,
+    Busy,
+    NoSession,
+    UnknownDevice,
+    BadRequest,
+    Transport,
+    Internal,
+}
+
+impl IpcError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        IpcError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed")]
+    Closed,
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge(usize),
+    #[error("the daemon speaks IPC version {0}, this paircode speaks {IPC_VERSION}: restart the daemon with this build")]
+    Version(u32),
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a, T> {
+    v: u32,
+    body: &'a T,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    v: u32,
+    body: ciborium::Value,
+}
+
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> Result<(), FrameError> {
+    let mut buf = Vec::with_capacity(128);
+    ciborium::into_writer(&EnvelopeOut { v: IPC_VERSION, body: value }, &mut buf)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if buf.len() > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(buf.len()));
+    }
+    w.write_all(&(buf.len() as u32).to_be_bytes()).await?;
+    w.write_all(&buf).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    let envelope: EnvelopeIn = ciborium::from_reader(buf.as_slice()).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if envelope.v != IPC_VERSION {
+        return Err(FrameError::Version(envelope.v));
+    }
+    envelope.body.deserialized().map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let request = Request::Generate { auto_accept: true, expires_secs: Some(60) };
+        write_frame(&mut a, &request).await.unwrap();
+        assert_eq!(read_frame::<_, Request>(&mut b).await.unwrap(), request);
+        drop(a);
+        assert!(matches!(read_frame::<_, Request>(&mut b).await, Err(FrameError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn oversized_and_foreign_frames_are_refused() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
+        assert!(matches!(read_frame::<_, Request>(&mut b).await, Err(FrameError::TooLarge(_))));
+
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let mut buf = Vec::new();
+        ciborium::into_writer(&EnvelopeOut { v: 99, body: &Request::Status }, &mut buf).unwrap();
+        a.write_all(&(buf.len() as u32).to_be_bytes()).await.unwrap();
+        a.write_all(&buf).await.unwrap();
+        assert!(matches!(read_frame::<_, Request>(&mut b).await, Err(FrameError::Version(99))));
+    }
+}

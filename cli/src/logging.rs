@@ -1,0 +1,29 @@
+//! The daemon's log: a 0600 file in the instance directory (and stderr in the foreground).
+//! Nothing secret is ever logged: no password, no code words, no keys.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::exit::{CliError, Exit};
+use crate::instance::Instance;
+
+pub fn init(instance: &Instance, verbose: bool, to_stderr: bool) -> Result<(), CliError> {
+    let path = instance.log_file();
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| CliError::new(Exit::Failure, format!("{}: {e}", path.display())))?;
+    let default = if verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    let result = match to_stderr {
+        true => builder.with_writer(std::sync::Mutex::new(file).and(std::io::stderr)).try_init(),
+        false => builder.with_writer(std::sync::Mutex::new(file)).try_init(),
+    };
+    result.map_err(|e| CliError::new(Exit::Failure, format!("setting up logging: {e}")))
+}

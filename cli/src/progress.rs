@@ -1,0 +1,74 @@
+//! What the user sees while waiting: a spinner on a terminal, plain lines elsewhere, JSON
+//! lines with `--json`.
+
+use std::io::IsTerminal;
+use std::time::{Duration, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    json: bool,
+    spinner: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// Shows `first` at once, or nothing until the first stage.
+    pub fn new(json: bool, first: Option<&str>) -> Self {
+        let mut progress = Progress { json, spinner: None };
+        if let Some(first) = first {
+            progress.resume(first);
+        }
+        progress
+    }
+
+    pub fn stage(&mut self, value: serde_json::Value, text: &str) {
+        if self.json {
+            println!("{value}");
+        } else if let Some(spinner) = &self.spinner {
+            spinner.set_message(text.to_string());
+        } else {
+            self.resume(text);
+        }
+    }
+
+    pub fn pause(&mut self) {
+        if let Some(spinner) = self.spinner.take() {
+            spinner.finish_and_clear();
+        }
+    }
+
+    pub fn resume(&mut self, text: &str) {
+        if self.json {
+            return;
+        }
+        if !std::io::stderr().is_terminal() {
+            eprintln!("{text}");
+            return;
+        }
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+        spinner.set_message(text.to_string());
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        self.spinner = Some(spinner);
+    }
+
+    pub fn finish(&mut self) {
+        self.pause();
+    }
+}
+
+/// The code as a QR code in terminal characters, for a phone camera.
+pub fn qr(words: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(words.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build(),
+    )
+}
+
+/// Unix seconds as an RFC 3339 UTC time.
+pub fn time(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+}

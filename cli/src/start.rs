@@ -1,0 +1,216 @@
+//! Bringing the daemon up: in the foreground, or detached with the password handed over a
+//! pipe (never argv, never the environment of the detached process).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use paircode_net::{Multiaddr, NodeConfig};
+use tokio::net::UnixListener;
+
+use crate::daemon::Daemon;
+use crate::devices::{load_identity, DeviceList};
+use crate::exit::{CliError, Exit};
+use crate::instance::{Instance, IDENTITY_FILE};
+use crate::lock::DaemonLock;
+use crate::password::{self, Confirm};
+use crate::store::Vault;
+
+/// What `paircode start` was given, forwarded verbatim to a detached daemon.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    pub listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+    pub no_mdns: bool,
+    pub name: Option<String>,
+    pub password_stdin: bool,
+    pub password: Option<String>,
+    pub verbose: bool,
+}
+
+const READY: &str = "ready";
+
+pub fn not_initialised(instance: &Instance) -> CliError {
+    CliError::new(
+        Exit::NotInitialised,
+        format!(
+            "instance '{}' has no device identity yet: run `paircode --instance {} network init`",
+            instance.name, instance.name
+        ),
+    )
+}
+
+fn parse_addrs(values: &[String], what: &str) -> Result<Vec<Multiaddr>, CliError> {
+    values
+        .iter()
+        .map(|v| {
+            v.parse()
+                .map_err(|e| CliError::new(Exit::Usage, format!("{what} address {v:?} is not a multiaddr: {e}")))
+        })
+        .collect()
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "paircode device".to_string())
+}
+
+/// Runs the daemon in this process until it is stopped. With `detached`, readiness is
+/// reported on stdout for the parent, and the standard streams are then let go.
+pub async fn run_foreground(instance: &Instance, opts: StartOptions, detached: bool) -> Result<(), CliError> {
+    if !instance.is_initialised() {
+        return Err(not_initialised(instance));
+    }
+    let listen = match opts.listen.is_empty() {
+        true => vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr")],
+        false => parse_addrs(&opts.listen, "listen")?,
+    };
+    let bootstrap = parse_addrs(&opts.bootstrap, "bootstrap")?;
+    let lock = DaemonLock::acquire(&instance.lock_file())?;
+    let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+    let vault = Vault::open(&instance.dir, IDENTITY_FILE, password.as_bytes())?;
+    drop(password);
+    let identity = load_identity(&vault)?.ok_or_else(|| not_initialised(instance))?;
+    let devices = DeviceList::load(&vault)?;
+    crate::logging::init(instance, opts.verbose, !detached)?;
+
+    let name = opts.name.clone().unwrap_or_else(host_name);
+    let mdns = !opts.no_mdns;
+    let mut config = NodeConfig::new(identity.identity(), name.clone());
+    config.listen = listen;
+    config.bootstrap = bootstrap;
+    config.mdns = mdns;
+    let node = paircode_tokio::start(config)
+        .await
+        .map_err(|e| CliError::new(Exit::Failure, format!("starting the network node: {e}")))?;
+
+    // We hold the lock, so a socket file left here belongs to a daemon that died.
+    let socket = instance.socket();
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| CliError::new(Exit::Failure, format!("binding {}: {e}", socket.display())))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CliError::new(Exit::Failure, format!("{}: {e}", socket.display())))?;
+
+    tracing::info!(peer = %node.peer_id(), mdns, "daemon started");
+    if detached {
+        println!("{READY}");
+        let _ = std::io::stdout().flush();
+        release_standard_streams();
+    } else {
+        let addrs = node.listen_addrs().await.unwrap_or_default();
+        println!("paircode daemon for '{}' running as {} ({})", instance.name, name, node.peer_id());
+        for addr in addrs {
+            println!("  listening on {addr}");
+        }
+    }
+    Daemon::new(instance.clone(), node, vault, name, mdns, devices).serve(listener).await;
+    drop(lock);
+    Ok(())
+}
+
+/// A detached daemon must not die of EPIPE when the terminal that started it goes away.
+fn release_standard_streams() {
+    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    for fd in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors of our own process.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// Starts a detached daemon and waits until it is ready or has failed.
+pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, CliError> {
+    if !instance.is_initialised() {
+        return Err(not_initialised(instance));
+    }
+    if let Some(pid) = DaemonLock::holder(&instance.lock_file()) {
+        return Err(CliError::new(
+            Exit::AlreadyRunning,
+            format!("a daemon is already running for this instance (pid {pid}); stop it with `paircode stop`"),
+        ));
+    }
+    let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+    let exe = std::env::current_exe().map_err(|e| CliError::new(Exit::Failure, format!("locating paircode: {e}")))?;
+    let data_dir = instance.dir.parent().unwrap_or(Path::new("."));
+    let mut command = Command::new(exe);
+    command
+        .arg("--instance")
+        .arg(&instance.name)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["start", "--foreground", "--detached", "--password-stdin"]);
+    for addr in &opts.listen {
+        command.arg("--listen").arg(addr);
+    }
+    for addr in &opts.bootstrap {
+        command.arg("--bootstrap").arg(addr);
+    }
+    if opts.no_mdns {
+        command.arg("--no-mdns");
+    }
+    if let Some(name) = &opts.name {
+        command.arg("--name").arg(name);
+    }
+    if opts.verbose {
+        command.arg("--verbose");
+    }
+    command
+        .env_remove(password::ENV_VAR)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our terminal so a
+    // Ctrl+C there does not reach it.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| CliError::new(Exit::Failure, format!("starting the daemon: {e}")))?;
+    {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let mut line = zeroize::Zeroizing::new(password.to_string());
+        line.push('\n');
+        stdin
+            .write_all(line.as_bytes())
+            .map_err(|e| CliError::new(Exit::Failure, format!("handing the password to the daemon: {e}")))?;
+    }
+    let mut ready = String::new();
+    let _ = BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut ready);
+    if ready.trim() == READY {
+        return Ok(child.id());
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    let status = child.wait().map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
+    let exit = exit_from_code(status.code());
+    let message = stderr
+        .lines()
+        .map(|l| l.trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(CliError::new(exit, if message.is_empty() { format!("the daemon exited ({status})") } else { message }))
+}
+
+fn exit_from_code(code: Option<i32>) -> Exit {
+    use Exit::*;
+    [Usage, NotRunning, WrongPassword, CorruptStore, AlreadyRunning, NotInitialised]
+        .into_iter()
+        .find(|e| Some(*e as i32) == code)
+        .unwrap_or(Failure)
+}

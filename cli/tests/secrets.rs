@@ -1,0 +1,74 @@
+//! The password never shows in `ps` or the daemon's log, however it was given; the code
+//! words never reach the log either.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use support::{Bed, PASSWORD};
+
+fn assert_not_exposed(bed: &Bed, instance: &str, secrets: &[&str]) {
+    let pid = bed.pid(instance);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let log = std::fs::read(bed.instance_dir(instance).join("daemon.log")).unwrap();
+    assert!(!log.is_empty(), "the daemon logs something");
+    for secret in secrets {
+        let needle = secret.as_bytes();
+        let found = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        assert!(!found(&cmdline), "secret in /proc/{pid}/cmdline");
+        assert!(!found(&environ), "secret in /proc/{pid}/environ");
+        assert!(!found(&log), "secret in the daemon log");
+    }
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    for secret in secrets {
+        assert!(!String::from_utf8_lossy(&ps.stdout).contains(secret), "secret in ps output");
+    }
+}
+
+#[test]
+fn password_from_environment_stays_hidden() {
+    let bed = Bed::alice_and_bob();
+    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    bed.ok("bob", &["--verbose", "network", "pair", "join", "--code", &words]);
+    generating.finish();
+    assert_not_exposed(&bed, "alice", &[PASSWORD, &words]);
+    assert_not_exposed(&bed, "bob", &[PASSWORD, &words]);
+}
+
+#[test]
+fn password_from_stdin_stays_hidden() {
+    let bed = Bed::new();
+    let secret = "stdin-only secret 42";
+    let mut init = bed
+        .cmd("dave")
+        .env_remove("PAIRCODE_PASSWORD")
+        .args(["network", "init", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(init.stdin.take().unwrap(), "{secret}").unwrap();
+    assert!(init.wait().unwrap().success());
+    let mut start = bed
+        .cmd("dave")
+        .env_remove("PAIRCODE_PASSWORD")
+        .args(["--verbose", "start", "--password-stdin", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(start.stdin.take().unwrap(), "{secret}").unwrap();
+    let out = start.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let _stop = StopOnDrop(&bed, "dave");
+    assert_not_exposed(&bed, "dave", &[secret]);
+}
+
+struct StopOnDrop<'a>(&'a Bed, &'a str);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(self.1, &["stop"]);
+    }
+}

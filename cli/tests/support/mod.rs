@@ -1,0 +1,198 @@
+//! A test bed of real `paircode` processes on loopback (mDNS off, DHT bootstrap), each
+//! instance in a temporary data directory that disappears with the bed.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct horse battery";
+const BIN: &str = env!("CARGO_BIN_EXE_paircode");
+
+pub struct Bed {
+    pub dir: tempfile::TempDir,
+    started: Mutex<Vec<String>>,
+}
+
+impl Bed {
+    pub fn new() -> Self {
+        Bed {
+            dir: tempfile::Builder::new().prefix("pc").tempdir_in("/tmp").expect("temp dir"),
+            started: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn instance_dir(&self, instance: &str) -> PathBuf {
+        self.dir.path().join(instance)
+    }
+
+    /// A `paircode --instance NAME` command with the bed's data dir and the password in the
+    /// environment.
+    pub fn cmd(&self, instance: &str) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--instance")
+            .arg(instance)
+            .env("PAIRCODE_DATA_DIR", self.dir.path())
+            .env("PAIRCODE_PASSWORD", PASSWORD)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, instance: &str, args: &[&str]) -> Output {
+        self.cmd(instance).args(args).output().expect("paircode runs")
+    }
+
+    pub fn ok(&self, instance: &str, args: &[&str]) -> String {
+        let out = self.run(instance, args);
+        assert!(
+            out.status.success(),
+            "paircode --instance {instance} {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    pub fn json(&self, instance: &str, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(self.ok(instance, &all).trim()).expect("one JSON value")
+    }
+
+    pub fn init(&self, instance: &str) {
+        self.ok(instance, &["network", "init"]);
+    }
+
+    /// Starts a daemon on loopback with mDNS off, optionally bootstrapped from another.
+    pub fn start(&self, instance: &str, bootstrap_from: Option<&str>) {
+        let mut args = vec!["start", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--name", instance];
+        let addr;
+        if let Some(other) = bootstrap_from {
+            addr = self.addr(other);
+            args.extend(["--bootstrap", &addr]);
+        }
+        self.ok(instance, &args);
+        self.started.lock().unwrap().push(instance.to_string());
+    }
+
+    pub fn stop(&self, instance: &str) {
+        self.ok(instance, &["stop"]);
+        self.started.lock().unwrap().retain(|i| i != instance);
+    }
+
+    pub fn addr(&self, instance: &str) -> String {
+        let status = self.json(instance, &["status"]);
+        status["listen"][0].as_str().expect("a listen address").to_string()
+    }
+
+    pub fn pid(&self, instance: &str) -> u32 {
+        let text = std::fs::read_to_string(self.instance_dir(instance).join("daemon.pid")).expect("pid file");
+        text.trim().parse().expect("pid")
+    }
+
+    /// Alice and Bob initialised and running, Bob bootstrapped from Alice.
+    pub fn alice_and_bob() -> Self {
+        let bed = Bed::new();
+        bed.init("alice");
+        bed.init("bob");
+        bed.start("alice", None);
+        bed.start("bob", Some("alice"));
+        bed
+    }
+
+    /// Starts `pair generate` on `instance` and returns it with the code it printed.
+    pub fn generate(&self, instance: &str, extra: &[&str]) -> (Generating, String) {
+        let mut cmd = self.cmd(instance);
+        cmd.args(["--json", "network", "pair", "generate"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("generate runs");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+        let first = read_json(&mut lines);
+        let words = first["words"].as_str().unwrap_or_else(|| panic!("no code in {first}")).to_string();
+        (Generating { child, lines }, words)
+    }
+
+    pub fn devices(&self, instance: &str) -> Vec<Value> {
+        self.json(instance, &["network", "devices"]).as_array().expect("a list").clone()
+    }
+
+    pub fn peer_id(&self, instance: &str) -> String {
+        self.json(instance, &["status"])["peer_id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls until `check` holds (daemons update presence asynchronously).
+    pub fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting until {what}");
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        for instance in self.started.lock().unwrap().clone() {
+            let stopped = self.run(&instance, &["stop"]).status.success();
+            if !stopped {
+                if let Ok(text) = std::fs::read_to_string(self.instance_dir(&instance).join("daemon.pid")) {
+                    let _ = Command::new("kill").arg("-9").arg(text.trim()).status();
+                }
+            }
+        }
+    }
+}
+
+pub struct Generating {
+    pub child: Child,
+    lines: BufReader<ChildStdout>,
+}
+
+impl Generating {
+    pub fn next(&mut self) -> Value {
+        read_json(&mut self.lines)
+    }
+
+    pub fn answer(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("answer written");
+    }
+
+    pub fn finish(mut self) -> (std::process::ExitStatus, Vec<Value>) {
+        let mut rest = Vec::new();
+        let mut line = String::new();
+        while self.lines.read_line(&mut line).expect("read") > 0 {
+            if let Ok(v) = serde_json::from_str(line.trim()) {
+                rest.push(v);
+            }
+            line.clear();
+        }
+        (self.child.wait().expect("generate exits"), rest)
+    }
+}
+
+fn read_json(lines: &mut BufReader<ChildStdout>) -> Value {
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("read");
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,91 @@
+//! The user's workflow with the real binary: init, start, generate, join, devices, restart.
+
+mod support;
+
+use support::{stderr, Bed};
+
+#[test]
+fn generate_with_auto_accept_and_join() {
+    let bed = Bed::alice_and_bob();
+    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words]);
+    assert!(joined.status.success(), "join failed: {}", stderr(&joined));
+    let out = String::from_utf8_lossy(&joined.stdout);
+    assert!(out.contains("paired with alice"), "{out}");
+    let progress = stderr(&joined);
+    assert!(progress.contains("searching") && progress.contains("found alice"), "{progress}");
+
+    let (status, events) = generating.finish();
+    assert!(status.success());
+    assert_eq!(events.last().unwrap()["event"], "paired");
+
+    let (alice_id, bob_id) = (bed.peer_id("alice"), bed.peer_id("bob"));
+    let on_alice = bed.devices("alice");
+    let on_bob = bed.devices("bob");
+    assert_eq!(on_alice.len(), 1);
+    assert_eq!(on_bob.len(), 1);
+    assert_eq!(on_alice[0]["peer_id"], bob_id.as_str());
+    assert_eq!(on_alice[0]["name"], "bob");
+    assert_eq!(on_bob[0]["peer_id"], alice_id.as_str());
+    assert_eq!(on_bob[0]["name"], "alice");
+}
+
+#[test]
+fn confirm_yes_pairs() {
+    let bed = Bed::alice_and_bob();
+    let (mut generating, words) = bed.generate("alice", &[]);
+    let bob = bed.cmd("bob").args(["network", "pair", "join", "--code", &words]).spawn().unwrap();
+    loop {
+        let event = generating.next();
+        if event["event"] == "confirm" {
+            assert_eq!(event["name"], "bob");
+            break;
+        }
+    }
+    generating.answer("y");
+    let (status, events) = generating.finish();
+    assert!(status.success());
+    assert_eq!(events.last().unwrap()["event"], "paired");
+    assert!(bob.wait_with_output().unwrap().status.success());
+    assert_eq!(bed.devices("alice").len(), 1);
+    assert_eq!(bed.devices("bob").len(), 1);
+}
+
+#[test]
+fn confirm_no_rejects_and_stores_nothing() {
+    let bed = Bed::alice_and_bob();
+    let (mut generating, words) = bed.generate("alice", &[]);
+    let bob = bed
+        .cmd("bob")
+        .args(["network", "pair", "join", "--code", &words])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while generating.next()["event"] != "confirm" {}
+    generating.answer("n");
+    let (status, _) = generating.finish();
+    assert!(!status.success());
+    let joined = bob.wait_with_output().unwrap();
+    assert_eq!(joined.status.code(), Some(10), "{}", stderr(&joined));
+    assert!(stderr(&joined).contains("declined"), "{}", stderr(&joined));
+    assert!(bed.devices("alice").is_empty());
+    assert!(bed.devices("bob").is_empty());
+}
+
+#[test]
+fn lists_survive_restart_and_devices_come_back_online() {
+    let bed = Bed::alice_and_bob();
+    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    generating.finish();
+    bed.stop("alice");
+    bed.stop("bob");
+    bed.start("alice", None);
+    bed.start("bob", Some("alice"));
+    bed.eventually("both show each other online", || {
+        let a = bed.devices("alice");
+        let b = bed.devices("bob");
+        a.len() == 1 && b.len() == 1 && a[0]["online"] == true && b[0]["online"] == true
+    });
+}
