@@ -51,7 +51,9 @@ impl Client {
     }
 
     pub async fn send(&mut self, request: &Request) -> Result<(), CliError> {
-        write_frame(&mut self.stream, request).await.map_err(frame_error)
+        write_frame(&mut self.stream, request)
+            .await
+            .map_err(frame_error)
     }
 
     pub async fn receive(&mut self) -> Result<Response, CliError> {

@@ -7,15 +7,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use paircode_core::{Code, PairedDevice, PeerId};
-use paircode_net::{Error as NetError, GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
+use paircode_net::{
+    Error as NetError, GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle,
+};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
 
 use crate::devices::{DeviceList, DeviceRecord};
 use crate::instance::Instance;
 use crate::ipc::{
-    read_frame, write_frame, DeviceView, ErrorKind, Event, FrameError, IpcError, Request, Response, SessionView,
-    StatusInfo,
+    read_frame, write_frame, DeviceView, ErrorKind, Event, FrameError, IpcError, Request, Response,
+    SessionView, StatusInfo,
 };
 use crate::store::Vault;
 
@@ -46,8 +48,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(instance: Instance, node: Node, vault: Vault, name: String, mdns: bool, devices: DeviceList) -> Arc<Self> {
+    pub fn new(
+        instance: Instance,
+        node: Node,
+        vault: Vault,
+        name: String,
+        mdns: bool,
+        devices: DeviceList,
+    ) -> Arc<Self> {
         let _ = node.set_paired(devices.peers());
+        for peer in devices.pending_unpairs() {
+            let _ = node.notify_unpaired(peer);
+        }
         Arc::new(Daemon {
             instance,
             node,
@@ -64,8 +76,9 @@ impl Daemon {
     /// Serves the socket until `stop` is requested or a termination signal arrives.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
         tokio::spawn(self.clone().watch_node());
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -84,31 +97,77 @@ impl Daemon {
         let _ = std::fs::remove_file(self.instance.socket());
     }
 
-    /// Keeps the online set and last-seen times current.
+    /// Keeps the online set, last-seen times and unpairings current.
     async fn watch_node(self: Arc<Self>) {
         let mut events = self.node.events();
         while let Some(event) = events.next().await {
-            let (peer, online) = match event {
-                NodeEvent::PairedOnline(peer) => (peer, true),
-                NodeEvent::PairedOffline(peer) => (peer, false),
-                _ => continue,
-            };
-            tracing::info!(peer = %peer, online, "paired device presence");
-            {
-                let mut set = self.online.lock().expect("online lock");
-                if online {
-                    set.insert(peer.clone());
-                } else {
-                    set.remove(&peer);
+            match event {
+                NodeEvent::PairedOnline(peer) => self.presence(peer, true),
+                NodeEvent::PairedOffline(peer) => self.presence(peer, false),
+                NodeEvent::UnpairedByPeer(peer) => {
+                    self.forget(&peer, false);
                 }
-            }
-            let mut devices = self.devices.lock().expect("devices lock");
-            if let Some(record) = devices.get_mut(&peer) {
-                record.last_seen = Some(unix_now());
-                if let Err(e) = devices.save(&self.vault) {
-                    tracing::error!("saving last-seen time: {e}");
+                NodeEvent::UnpairDelivered(peer) => {
+                    let mut devices = self.devices.lock().expect("devices lock");
+                    devices
+                        .unpair_pending
+                        .retain(|b| b.as_slice() != peer.as_bytes());
+                    self.save(&devices, "recording a delivered unpair notice");
                 }
+                NodeEvent::PeerDiscovered { .. } | NodeEvent::Pairing(_) => {}
             }
+        }
+    }
+
+    fn presence(&self, peer: PeerId, online: bool) {
+        tracing::info!(peer = %peer, online, "paired device presence");
+        {
+            let mut set = self.online.lock().expect("online lock");
+            if online {
+                set.insert(peer.clone());
+            } else {
+                set.remove(&peer);
+            }
+        }
+        let mut devices = self.devices.lock().expect("devices lock");
+        if let Some(record) = devices.get_mut(&peer) {
+            record.last_seen = Some(unix_now());
+            self.save(&devices, "saving the last-seen time");
+        }
+    }
+
+    /// Removes a device from the list; `tell` queues a notice for it.
+    fn forget(&self, peer: &PeerId, tell: bool) -> Option<DeviceRecord> {
+        let mut devices = self.devices.lock().expect("devices lock");
+        let mut updated = devices.clone();
+        let record = updated.remove(peer.as_bytes())?;
+        if tell {
+            updated
+                .unpair_pending
+                .push(serde_bytes::ByteBuf::from(peer.as_bytes().to_vec()));
+        }
+        if let Err(e) = updated.save(&self.vault) {
+            tracing::error!("saving the device list: {e}");
+            return None;
+        }
+        *devices = updated;
+        drop(devices);
+        self.online.lock().expect("online lock").remove(peer);
+        match tell {
+            true => {
+                let _ = self.node.notify_unpaired(peer.clone());
+            }
+            false => {
+                let _ = self.node.remove_paired(peer.clone());
+                tracing::info!(peer = %peer, "the other device unpaired us");
+            }
+        }
+        Some(record)
+    }
+
+    fn save(&self, devices: &DeviceList, what: &str) {
+        if let Err(e) = devices.save(&self.vault) {
+            tracing::error!("{what}: {e}");
         }
     }
 
@@ -144,7 +203,10 @@ impl Daemon {
             Request::PairStatus => Response::PairStatus(self.session_view()),
             Request::PairCancel => self.cancel_session(),
             Request::Unpair { who } => self.unpair(&who),
-            Request::Generate { auto_accept, expires_secs } => {
+            Request::Generate {
+                auto_accept,
+                expires_secs,
+            } => {
                 let options = GenerateOptions {
                     auto_accept,
                     ttl: expires_secs.map(Duration::from_secs),
@@ -153,13 +215,19 @@ impl Daemon {
                     Ok((code, handle)) => {
                         let expires_at = handle_expiry(expires_secs);
                         let words = code.words().to_string();
-                        let secs = expires_at.saturating_duration_since(Instant::now()).as_secs();
-                        let first = Response::Code { words, expires_secs: secs };
+                        let secs = expires_at
+                            .saturating_duration_since(Instant::now())
+                            .as_secs();
+                        let first = Response::Code {
+                            words,
+                            expires_secs: secs,
+                        };
                         if write_frame(&mut writer, &first).await.is_err() {
                             handle.cancel();
                             return;
                         }
-                        self.run_session("initiator", Some(expires_at), handle, writer, rx).await;
+                        self.run_session("initiator", Some(expires_at), handle, writer, rx)
+                            .await;
                         return;
                     }
                     Err(e) => Response::Error(net_error(&e)),
@@ -169,7 +237,10 @@ impl Daemon {
                 Err(e) => Response::Error(IpcError::new(ErrorKind::BadRequest, e.to_string())),
                 Ok(code) => match self.node.start_join(&code).await {
                     Ok(handle) => {
-                        if write_frame(&mut writer, &Response::Event(Event::Searching)).await.is_err() {
+                        if write_frame(&mut writer, &Response::Event(Event::Searching))
+                            .await
+                            .is_err()
+                        {
                             handle.cancel();
                             return;
                         }
@@ -270,34 +341,51 @@ impl Daemon {
         let mut devices = self.devices.lock().expect("devices lock");
         let mut updated = devices.clone();
         updated.upsert(record);
-        updated
-            .save(&self.vault)
-            .map_err(|e| IpcError::new(ErrorKind::Internal, format!("paired, but saving failed: {e}")))?;
+        updated.save(&self.vault).map_err(|e| {
+            IpcError::new(
+                ErrorKind::Internal,
+                format!("paired, but saving failed: {e}"),
+            )
+        })?;
         *devices = updated;
-        self.online.lock().expect("online lock").insert(device.peer.clone());
+        self.online
+            .lock()
+            .expect("online lock")
+            .insert(device.peer.clone());
         let _ = self.node.add_paired(device.peer.clone());
         tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
         Ok(view)
     }
 
     fn unpair(&self, who: &str) -> Response {
-        let mut devices = self.devices.lock().expect("devices lock");
-        let record = match devices.find(who) {
-            Ok(record) => record.clone(),
-            Err(e) => return Response::Error(IpcError::new(ErrorKind::UnknownDevice, e.to_string())),
+        let found = self
+            .devices
+            .lock()
+            .expect("devices lock")
+            .find(who)
+            .map(|record| record.peer());
+        let peer = match found {
+            Ok(Some(peer)) => peer,
+            Ok(None) => {
+                return Response::Error(IpcError::new(
+                    ErrorKind::Internal,
+                    "stored peer id is invalid",
+                ))
+            }
+            Err(e) => {
+                return Response::Error(IpcError::new(ErrorKind::UnknownDevice, e.to_string()))
+            }
         };
-        let mut updated = devices.clone();
-        updated.remove(&record.peer_id);
-        if let Err(e) = updated.save(&self.vault) {
-            return Response::Error(IpcError::new(ErrorKind::Internal, e.to_string()));
+        match self.forget(&peer, true) {
+            Some(record) => {
+                tracing::info!(peer = %peer, "unpaired");
+                Response::Unpaired(record.view(false))
+            }
+            None => Response::Error(IpcError::new(
+                ErrorKind::Internal,
+                "could not save the device list",
+            )),
         }
-        *devices = updated;
-        if let Some(peer) = record.peer() {
-            let _ = self.node.remove_paired(peer.clone());
-            self.online.lock().expect("online lock").remove(&peer);
-        }
-        tracing::info!(peer = %record.peer_string(), "unpaired");
-        Response::Unpaired(record.view(false))
     }
 
     fn cancel_session(&self) -> Response {
@@ -306,18 +394,25 @@ impl Daemon {
                 let _ = session.cancel.send(());
                 Response::Done
             }
-            None => Response::Error(IpcError::new(ErrorKind::NoSession, "no pairing session is running")),
+            None => Response::Error(IpcError::new(
+                ErrorKind::NoSession,
+                "no pairing session is running",
+            )),
         }
     }
 
     fn session_view(&self) -> Option<SessionView> {
-        self.session.lock().expect("session lock").as_ref().map(|s| SessionView {
-            role: s.role.to_string(),
-            stage: s.stage.clone(),
-            expires_in_secs: s
-                .expires_at
-                .map(|at| at.saturating_duration_since(Instant::now()).as_secs()),
-        })
+        self.session
+            .lock()
+            .expect("session lock")
+            .as_ref()
+            .map(|s| SessionView {
+                role: s.role.to_string(),
+                stage: s.stage.clone(),
+                expires_in_secs: s
+                    .expires_at
+                    .map(|at| at.saturating_duration_since(Instant::now()).as_secs()),
+            })
     }
 
     fn device_views(&self) -> Vec<DeviceView> {
@@ -351,7 +446,10 @@ impl Daemon {
 }
 
 fn handle_expiry(expires_secs: Option<u64>) -> Instant {
-    let ttl = expires_secs.map_or(paircode_core::Config::default().code_ttl, Duration::from_secs);
+    let ttl = expires_secs.map_or(
+        paircode_core::Config::default().code_ttl,
+        Duration::from_secs,
+    );
     Instant::now() + ttl
 }
 

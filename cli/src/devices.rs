@@ -83,6 +83,9 @@ impl DeviceRecord {
 #[derive(Default, Clone, Serialize, Deserialize)]
 pub struct DeviceList {
     pub devices: Vec<DeviceRecord>,
+    /// Peer ids of devices we unpaired that have not been told yet.
+    #[serde(default)]
+    pub unpair_pending: Vec<serde_bytes::ByteBuf>,
 }
 
 impl DeviceList {
@@ -118,12 +121,21 @@ impl DeviceList {
         Some(self.devices.remove(index))
     }
 
+    pub fn pending_unpairs(&self) -> Vec<PeerId> {
+        self.unpair_pending
+            .iter()
+            .filter_map(|b| PeerId::from_bytes(b).ok())
+            .collect()
+    }
+
     pub fn peers(&self) -> Vec<PeerId> {
         self.devices.iter().filter_map(DeviceRecord::peer).collect()
     }
 
     pub fn get_mut(&mut self, peer: &PeerId) -> Option<&mut DeviceRecord> {
-        self.devices.iter_mut().find(|d| d.peer_id == peer.as_bytes())
+        self.devices
+            .iter_mut()
+            .find(|d| d.peer_id == peer.as_bytes())
     }
 }
 
@@ -166,7 +178,10 @@ mod tests {
         list.upsert(record(3, "laptop"));
         assert_eq!(list.find("phone").unwrap().peer_id, vec![1]);
         assert_eq!(list.find("01").unwrap().peer_id, vec![1]);
-        assert_eq!(list.find("laptop").err(), Some(FindError::Ambiguous("laptop".into(), 2)));
+        assert_eq!(
+            list.find("laptop").err(),
+            Some(FindError::Ambiguous("laptop".into(), 2))
+        );
         assert_eq!(list.find("tv").err(), Some(FindError::Unknown("tv".into())));
         list.upsert(record(1, "phone renamed"));
         assert_eq!(list.devices.len(), 3);

@@ -32,7 +32,9 @@ impl Instance {
     pub fn resolve(data_dir: Option<&Path>, name: &str) -> Result<Self, InstanceError> {
         let valid = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid {
             return Err(InstanceError::BadName(name.to_string()));
         }
@@ -79,8 +81,14 @@ mod tests {
     fn names_and_paths() {
         let i = Instance::resolve(Some(Path::new("/tmp/x")), "alice").unwrap();
         assert_eq!(i.socket(), Path::new("/tmp/x/alice/daemon.sock"));
-        assert!(matches!(Instance::resolve(Some(Path::new("/tmp")), "../etc"), Err(InstanceError::BadName(_))));
-        assert!(matches!(Instance::resolve(Some(Path::new("/tmp")), ""), Err(InstanceError::BadName(_))));
+        assert!(matches!(
+            Instance::resolve(Some(Path::new("/tmp")), "../etc"),
+            Err(InstanceError::BadName(_))
+        ));
+        assert!(matches!(
+            Instance::resolve(Some(Path::new("/tmp")), ""),
+            Err(InstanceError::BadName(_))
+        ));
         let long = "/tmp/".to_string() + &"d".repeat(120);
         assert!(matches!(
             Instance::resolve(Some(Path::new(&long)), "a"),

@@ -16,15 +16,24 @@ pub enum Request {
     Stop,
     /// Start a session as initiator; the connection then streams `Response::Event`s until a
     /// final one. Closing the connection cancels the session.
-    Generate { auto_accept: bool, expires_secs: Option<u64> },
+    Generate {
+        auto_accept: bool,
+        expires_secs: Option<u64>,
+    },
     /// Start a session as joiner, with the words as typed (validated by the CLI already).
-    Join { words: String },
+    Join {
+        words: String,
+    },
     /// The user's answer to `Event::ConfirmRequested`, on the generating connection.
-    Confirm { accept: bool },
+    Confirm {
+        accept: bool,
+    },
     PairStatus,
     PairCancel,
     Devices,
-    Unpair { who: String },
+    Unpair {
+        who: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,10 +145,19 @@ struct EnvelopeIn {
     body: ciborium::Value,
 }
 
-pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> Result<(), FrameError> {
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    value: &T,
+) -> Result<(), FrameError> {
     let mut buf = Vec::with_capacity(128);
-    ciborium::into_writer(&EnvelopeOut { v: IPC_VERSION, body: value }, &mut buf)
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    ciborium::into_writer(
+        &EnvelopeOut {
+            v: IPC_VERSION,
+            body: value,
+        },
+        &mut buf,
+    )
+    .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if buf.len() > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge(buf.len()));
     }
@@ -149,7 +167,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: 
     Ok(())
 }
 
-pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+) -> Result<T, FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -162,11 +182,15 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) ->
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
-    let envelope: EnvelopeIn = ciborium::from_reader(buf.as_slice()).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let envelope: EnvelopeIn =
+        ciborium::from_reader(buf.as_slice()).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if envelope.v != IPC_VERSION {
         return Err(FrameError::Version(envelope.v));
     }
-    envelope.body.deserialized().map_err(|e| FrameError::Malformed(e.to_string()))
+    envelope
+        .body
+        .deserialized()
+        .map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -176,24 +200,45 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip() {
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let request = Request::Generate { auto_accept: true, expires_secs: Some(60) };
+        let request = Request::Generate {
+            auto_accept: true,
+            expires_secs: Some(60),
+        };
         write_frame(&mut a, &request).await.unwrap();
         assert_eq!(read_frame::<_, Request>(&mut b).await.unwrap(), request);
         drop(a);
-        assert!(matches!(read_frame::<_, Request>(&mut b).await, Err(FrameError::Closed)));
+        assert!(matches!(
+            read_frame::<_, Request>(&mut b).await,
+            Err(FrameError::Closed)
+        ));
     }
 
     #[tokio::test]
     async fn oversized_and_foreign_frames_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(4096);
         a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
-        assert!(matches!(read_frame::<_, Request>(&mut b).await, Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame::<_, Request>(&mut b).await,
+            Err(FrameError::TooLarge(_))
+        ));
 
         let (mut a, mut b) = tokio::io::duplex(4096);
         let mut buf = Vec::new();
-        ciborium::into_writer(&EnvelopeOut { v: 99, body: &Request::Status }, &mut buf).unwrap();
-        a.write_all(&(buf.len() as u32).to_be_bytes()).await.unwrap();
+        ciborium::into_writer(
+            &EnvelopeOut {
+                v: 99,
+                body: &Request::Status,
+            },
+            &mut buf,
+        )
+        .unwrap();
+        a.write_all(&(buf.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
         a.write_all(&buf).await.unwrap();
-        assert!(matches!(read_frame::<_, Request>(&mut b).await, Err(FrameError::Version(99))));
+        assert!(matches!(
+            read_frame::<_, Request>(&mut b).await,
+            Err(FrameError::Version(99))
+        ));
     }
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("a daemon is already running for this instance (pid {pid}); stop it with `paircode stop`")]
+    #[error(
+        "a daemon is already running for this instance (pid {pid}); stop it with `paircode stop`"
+    )]
     AlreadyRunning { pid: String },
     #[error("{}: {source}", .path.display())]
     Io {
@@ -79,7 +81,9 @@ mod tests {
         let first = DaemonLock::acquire(&path).unwrap();
         assert_eq!(DaemonLock::holder(&path), Some(std::process::id()));
         match DaemonLock::acquire(&path) {
-            Err(LockError::AlreadyRunning { pid }) => assert_eq!(pid, std::process::id().to_string()),
+            Err(LockError::AlreadyRunning { pid }) => {
+                assert_eq!(pid, std::process::id().to_string())
+            }
             other => panic!("unexpected {other:?}"),
         }
         drop(first);

@@ -20,9 +20,13 @@ pub fn init(instance: &Instance, verbose: bool, to_stderr: bool) -> Result<(), C
         .map_err(|e| CliError::new(Exit::Failure, format!("{}: {e}", path.display())))?;
     let default = if verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
     let result = match to_stderr {
-        true => builder.with_writer(std::sync::Mutex::new(file).and(std::io::stderr)).try_init(),
+        true => builder
+            .with_writer(std::sync::Mutex::new(file).and(std::io::stderr))
+            .try_init(),
         false => builder.with_writer(std::sync::Mutex::new(file)).try_init(),
     };
     result.map_err(|e| CliError::new(Exit::Failure, format!("setting up logging: {e}")))

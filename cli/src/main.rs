@@ -129,9 +129,18 @@ enum PairCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return report(json, &CliError::new(Exit::Failure, format!("starting the runtime: {e}"))),
+        Err(e) => {
+            return report(
+                json,
+                &CliError::new(Exit::Failure, format!("starting the runtime: {e}")),
+            )
+        }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,7 +150,8 @@ fn main() -> ExitCode {
 
 fn report(json: bool, error: &CliError) -> ExitCode {
     if json {
-        let value = serde_json::json!({ "error": { "code": error.exit as u8, "message": error.message } });
+        let value =
+            serde_json::json!({ "error": { "code": error.exit as u8, "message": error.message } });
         println!("{value}");
     } else {
         eprintln!("error: {}", error.message);
@@ -173,7 +183,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 other => return Err(unexpected(other)),
             }
             if !json {
-                println!("started (pid {pid}); log: {}", instance.log_file().display());
+                println!(
+                    "started (pid {pid}); log: {}",
+                    instance.log_file().display()
+                );
             }
             Ok(())
         }
@@ -186,7 +199,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
-            print_line(json, serde_json::json!({ "stopped": instance.name }), &format!("stopped '{}'", instance.name));
+            print_line(
+                json,
+                serde_json::json!({ "stopped": instance.name }),
+                &format!("stopped '{}'", instance.name),
+            );
             Ok(())
         }
         Command::Status => match Client::call(&instance, &Request::Status).await? {
@@ -210,16 +227,21 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
             }
             other => Err(unexpected(other)),
         },
-        NetworkCommand::Unpair { who } => match Client::call(instance, &Request::Unpair { who }).await? {
-            Response::Unpaired(device) => {
-                let text = format!("unpaired {} ({})", device.name, device.peer_id);
-                print_line(json, serde_json::json!({ "unpaired": device }), &text);
-                Ok(())
+        NetworkCommand::Unpair { who } => {
+            match Client::call(instance, &Request::Unpair { who }).await? {
+                Response::Unpaired(device) => {
+                    let text = format!("unpaired {} ({})", device.name, device.peer_id);
+                    print_line(json, serde_json::json!({ "unpaired": device }), &text);
+                    Ok(())
+                }
+                other => Err(unexpected(other)),
             }
-            other => Err(unexpected(other)),
-        },
+        }
         NetworkCommand::Pair { command } => match command {
-            PairCommand::Generate { auto_accept, expires } => generate(instance, json, auto_accept, expires).await,
+            PairCommand::Generate {
+                auto_accept,
+                expires,
+            } => generate(instance, json, auto_accept, expires).await,
             PairCommand::Join { code, words } => join(instance, json, code, words).await,
             PairCommand::Status => match Client::call(instance, &Request::PairStatus).await? {
                 Response::PairStatus(session) => {
@@ -245,7 +267,10 @@ fn init(instance: &Instance, json: bool, args: PasswordArgs) -> Result<(), CliEr
     if instance.is_initialised() {
         return Err(CliError::new(
             Exit::Failure,
-            format!("instance '{}' already has a device identity; nothing was changed", instance.name),
+            format!(
+                "instance '{}' already has a device identity; nothing was changed",
+                instance.name
+            ),
         ));
     }
     let password = password::obtain(args.password_stdin, args.password, Confirm::Twice)
@@ -253,15 +278,27 @@ fn init(instance: &Instance, json: bool, args: PasswordArgs) -> Result<(), CliEr
     let vault = Vault::create(&instance.dir, password.as_bytes(), KdfParams::default())?;
     drop(password);
     let identity = DeviceIdentity::generate(&mut rand_core::OsRng);
-    save_identity(&vault, &IdentityRecord::new(&identity, paircode_cli::daemon::unix_now()))?;
+    save_identity(
+        &vault,
+        &IdentityRecord::new(&identity, paircode_cli::daemon::unix_now()),
+    )?;
     DeviceList::default().save(&vault)?;
     let peer = identity.peer_id().to_string();
     let text = format!("initialised '{}': peer id {peer}", instance.name);
-    print_line(json, serde_json::json!({ "instance": instance.name, "peer_id": peer }), &text);
+    print_line(
+        json,
+        serde_json::json!({ "instance": instance.name, "peer_id": peer }),
+        &text,
+    );
     Ok(())
 }
 
-async fn generate(instance: &Instance, json: bool, auto_accept: bool, expires: Option<u64>) -> Result<(), CliError> {
+async fn generate(
+    instance: &Instance,
+    json: bool,
+    auto_accept: bool,
+    expires: Option<u64>,
+) -> Result<(), CliError> {
     let mut client = Client::connect(instance).await?;
     client
         .send(&Request::Generate {
@@ -270,13 +307,23 @@ async fn generate(instance: &Instance, json: bool, auto_accept: bool, expires: O
         })
         .await?;
     let (words, expires_secs) = match client.receive().await? {
-        Response::Code { words, expires_secs } => (words, expires_secs),
+        Response::Code {
+            words,
+            expires_secs,
+        } => (words, expires_secs),
         other => return Err(unexpected(other)),
     };
     if json {
-        println!("{}", serde_json::json!({ "event": "code", "words": words, "expires_secs": expires_secs }));
+        println!(
+            "{}",
+            serde_json::json!({ "event": "code", "words": words, "expires_secs": expires_secs })
+        );
     } else {
-        println!("Pairing code (valid for {}:{:02}):\n\n    {words}\n", expires_secs / 60, expires_secs % 60);
+        println!(
+            "Pairing code (valid for {}:{:02}):\n\n    {words}\n",
+            expires_secs / 60,
+            expires_secs % 60
+        );
         if let Some(qr) = paircode_cli::progress::qr(&words) {
             println!("{qr}");
         }
@@ -286,7 +333,12 @@ async fn generate(instance: &Instance, json: bool, auto_accept: bool, expires: O
     follow(&mut client, json, progress).await
 }
 
-async fn join(instance: &Instance, json: bool, code: Option<String>, words: Vec<String>) -> Result<(), CliError> {
+async fn join(
+    instance: &Instance,
+    json: bool,
+    code: Option<String>,
+    words: Vec<String>,
+) -> Result<(), CliError> {
     let typed = match (code, words.is_empty()) {
         (Some(code), _) => zeroize::Zeroizing::new(code),
         (None, false) => zeroize::Zeroizing::new(words.join(" ")),
@@ -337,7 +389,10 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
             ),
             Event::Found { name, peer } => {
                 let text = format!("found {name} ({}), verifying…", short(&peer));
-                progress.stage(serde_json::json!({ "event": "found", "name": name, "peer_id": peer }), &text);
+                progress.stage(
+                    serde_json::json!({ "event": "found", "name": name, "peer_id": peer }),
+                    &text,
+                );
             }
             Event::ConfirmRequested { name, peer } => {
                 progress.pause();
@@ -348,7 +403,11 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
             Event::Paired(device) => {
                 progress.finish();
                 let text = format!("paired with {} ({})", device.name, device.peer_id);
-                print_line(json, serde_json::json!({ "event": "paired", "device": device }), &text);
+                print_line(
+                    json,
+                    serde_json::json!({ "event": "paired", "device": device }),
+                    &text,
+                );
                 return Ok(());
             }
             Event::Failed(error) => {
@@ -361,7 +420,10 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
 
 async fn ask(json: bool, name: &str, peer: &str) -> Result<bool, CliError> {
     if json {
-        println!("{}", serde_json::json!({ "event": "confirm", "name": name, "peer_id": peer }));
+        println!(
+            "{}",
+            serde_json::json!({ "event": "confirm", "name": name, "peer_id": peer })
+        );
     } else {
         eprint!("Pair with {name} ({})? [y/N] ", short(peer));
     }
@@ -381,7 +443,10 @@ fn short(peer: &str) -> String {
 }
 
 fn unexpected(response: Response) -> CliError {
-    CliError::new(Exit::Failure, format!("unexpected answer from the daemon: {response:?}"))
+    CliError::new(
+        Exit::Failure,
+        format!("unexpected answer from the daemon: {response:?}"),
+    )
 }
 
 fn print_line(json: bool, value: serde_json::Value, text: &str) {
@@ -420,13 +485,21 @@ fn print_devices(json: bool, devices: &[DeviceView]) {
         println!("no paired devices");
         return;
     }
-    println!("{:<20} {:<54} {:<22} STATUS", "NAME", "PEER ID", "PAIRED AT");
+    println!(
+        "{:<20} {:<54} {:<22} STATUS",
+        "NAME", "PEER ID", "PAIRED AT"
+    );
     for d in devices {
         let status = match (d.online, d.last_seen) {
             (true, _) => "online".to_string(),
             (false, Some(seen)) => format!("last seen {}", paircode_cli::progress::time(seen)),
             (false, None) => "never seen".to_string(),
         };
-        println!("{:<20} {:<54} {:<22} {status}", d.name, d.peer_id, paircode_cli::progress::time(d.paired_at));
+        println!(
+            "{:<20} {:<54} {:<22} {status}",
+            d.name,
+            d.peer_id,
+            paircode_cli::progress::time(d.paired_at)
+        );
     }
 }

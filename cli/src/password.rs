@@ -16,7 +16,9 @@ pub enum Confirm {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
-    #[error("no password given: run in a terminal to be prompted, or use --password-stdin or {ENV_VAR}")]
+    #[error(
+        "no password given: run in a terminal to be prompted, or use --password-stdin or {ENV_VAR}"
+    )]
     Missing,
     #[error("the two passwords differ")]
     Mismatch,
@@ -28,7 +30,11 @@ pub enum PasswordError {
 
 /// Sources in order: stdin (when asked), the environment, `--password`, an interactive
 /// prompt. The returned buffer is wiped on drop.
-pub fn obtain(from_stdin: bool, argv_value: Option<String>, confirm: Confirm) -> Result<Zeroizing<String>, PasswordError> {
+pub fn obtain(
+    from_stdin: bool,
+    argv_value: Option<String>,
+    confirm: Confirm,
+) -> Result<Zeroizing<String>, PasswordError> {
     let password = if from_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin().lock().read_line(&mut line)?;

@@ -14,7 +14,10 @@ pub struct Progress {
 impl Progress {
     /// Shows `first` at once, or nothing until the first stage.
     pub fn new(json: bool, first: Option<&str>) -> Self {
-        let mut progress = Progress { json, spinner: None };
+        let mut progress = Progress {
+            json,
+            spinner: None,
+        };
         if let Some(first) = first {
             progress.resume(first);
         }
@@ -46,7 +49,9 @@ impl Progress {
             return;
         }
         let spinner = ProgressBar::new_spinner();
-        spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+        spinner.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+        );
         spinner.set_message(text.to_string());
         spinner.enable_steady_tick(Duration::from_millis(100));
         self.spinner = Some(spinner);

@@ -46,8 +46,12 @@ fn parse_addrs(values: &[String], what: &str) -> Result<Vec<Multiaddr>, CliError
     values
         .iter()
         .map(|v| {
-            v.parse()
-                .map_err(|e| CliError::new(Exit::Usage, format!("{what} address {v:?} is not a multiaddr: {e}")))
+            v.parse().map_err(|e| {
+                CliError::new(
+                    Exit::Usage,
+                    format!("{what} address {v:?} is not a multiaddr: {e}"),
+                )
+            })
         })
         .collect()
 }
@@ -62,7 +66,11 @@ fn host_name() -> String {
 
 /// Runs the daemon in this process until it is stopped. With `detached`, readiness is
 /// reported on stdout for the parent, and the standard streams are then let go.
-pub async fn run_foreground(instance: &Instance, opts: StartOptions, detached: bool) -> Result<(), CliError> {
+pub async fn run_foreground(
+    instance: &Instance,
+    opts: StartOptions,
+    detached: bool,
+) -> Result<(), CliError> {
     if !instance.is_initialised() {
         return Err(not_initialised(instance));
     }
@@ -104,19 +112,30 @@ pub async fn run_foreground(instance: &Instance, opts: StartOptions, detached: b
         release_standard_streams();
     } else {
         let addrs = node.listen_addrs().await.unwrap_or_default();
-        println!("paircode daemon for '{}' running as {} ({})", instance.name, name, node.peer_id());
+        println!(
+            "paircode daemon for '{}' running as {} ({})",
+            instance.name,
+            name,
+            node.peer_id()
+        );
         for addr in addrs {
             println!("  listening on {addr}");
         }
     }
-    Daemon::new(instance.clone(), node, vault, name, mdns, devices).serve(listener).await;
+    Daemon::new(instance.clone(), node, vault, name, mdns, devices)
+        .serve(listener)
+        .await;
     drop(lock);
     Ok(())
 }
 
 /// A detached daemon must not die of EPIPE when the terminal that started it goes away.
 fn release_standard_streams() {
-    let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") else {
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
         return;
     };
     use std::os::fd::AsRawFd;
@@ -140,7 +159,8 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
         ));
     }
     let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
-    let exe = std::env::current_exe().map_err(|e| CliError::new(Exit::Failure, format!("locating paircode: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(Exit::Failure, format!("locating paircode: {e}")))?;
     let data_dir = instance.dir.parent().unwrap_or(Path::new("."));
     let mut command = Command::new(exe);
     command
@@ -184,9 +204,12 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
         let mut stdin = child.stdin.take().expect("piped stdin");
         let mut line = zeroize::Zeroizing::new(password.to_string());
         line.push('\n');
-        stdin
-            .write_all(line.as_bytes())
-            .map_err(|e| CliError::new(Exit::Failure, format!("handing the password to the daemon: {e}")))?;
+        stdin.write_all(line.as_bytes()).map_err(|e| {
+            CliError::new(
+                Exit::Failure,
+                format!("handing the password to the daemon: {e}"),
+            )
+        })?;
     }
     let mut ready = String::new();
     let _ = BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut ready);
@@ -197,20 +220,36 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
     }
-    let status = child.wait().map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
+    let status = child
+        .wait()
+        .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
     let exit = exit_from_code(status.code());
     let message = stderr
         .lines()
         .map(|l| l.trim_start_matches("error: "))
         .collect::<Vec<_>>()
         .join("\n");
-    Err(CliError::new(exit, if message.is_empty() { format!("the daemon exited ({status})") } else { message }))
+    Err(CliError::new(
+        exit,
+        if message.is_empty() {
+            format!("the daemon exited ({status})")
+        } else {
+            message
+        },
+    ))
 }
 
 fn exit_from_code(code: Option<i32>) -> Exit {
     use Exit::*;
-    [Usage, NotRunning, WrongPassword, CorruptStore, AlreadyRunning, NotInitialised]
-        .into_iter()
-        .find(|e| Some(*e as i32) == code)
-        .unwrap_or(Failure)
+    [
+        Usage,
+        NotRunning,
+        WrongPassword,
+        CorruptStore,
+        AlreadyRunning,
+        NotInitialised,
+    ]
+    .into_iter()
+    .find(|e| Some(*e as i32) == code)
+    .unwrap_or(Failure)
 }

@@ -89,7 +89,11 @@ impl StoreKey {
         Self::derive(password, salt, params)
     }
 
-    fn derive(password: &[u8], salt: [u8; SALT_LEN], params: KdfParams) -> Result<Self, StoreError> {
+    fn derive(
+        password: &[u8],
+        salt: [u8; SALT_LEN],
+        params: KdfParams,
+    ) -> Result<Self, StoreError> {
         if password.is_empty() {
             return Err(StoreError::EmptyPassword);
         }
@@ -104,7 +108,8 @@ impl StoreKey {
     }
 
     fn check_value(&self) -> [u8; CHECK_LEN] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref()).expect("any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref()).expect("any key length");
         mac.update(b"paircode store key check");
         mac.finalize().into_bytes().into()
     }
@@ -142,7 +147,11 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
         lanes: u32_at(17),
     };
     // Refuse absurd costs: a damaged header must not make us allocate gigabytes.
-    if params.memory_kib > 1024 * 1024 || params.passes > 64 || params.lanes > 16 || params.lanes == 0 {
+    if params.memory_kib > 1024 * 1024
+        || params.passes > 64
+        || params.lanes > 16
+        || params.lanes == 0
+    {
         return Err(corrupt("implausible key derivation parameters"));
     }
     let mut at = 21;
@@ -214,7 +223,9 @@ impl Vault {
         if header.salt != self.key.salt || header.params != self.key.params {
             // Every file of a store is sealed under the store's one salt: a file with another
             // salt was copied in from elsewhere.
-            return Err(corrupt("it was sealed with a different key than this store's"));
+            return Err(corrupt(
+                "it was sealed with a different key than this store's",
+            ));
         }
         if !bool::from(self.key.check_value().ct_eq(&header.check)) {
             return Err(StoreError::WrongPassword { path });
@@ -229,9 +240,12 @@ impl Vault {
                         aad: &bytes[..HEADER_LEN],
                     },
                 )
-                .map_err(|_| corrupt("authentication failed: the contents were altered or damaged"))?,
+                .map_err(|_| {
+                    corrupt("authentication failed: the contents were altered or damaged")
+                })?,
         );
-        let value = ciborium::from_reader(plain.as_slice()).map_err(|e| corrupt(&format!("undecodable contents: {e}")))?;
+        let value = ciborium::from_reader(plain.as_slice())
+            .map_err(|e| corrupt(&format!("undecodable contents: {e}")))?;
         Ok(Some(value))
     }
 
@@ -249,7 +263,11 @@ impl Vault {
         let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + 16);
         out.extend_from_slice(MAGIC);
         out.push(FORMAT);
-        for v in [self.key.params.memory_kib, self.key.params.passes, self.key.params.lanes] {
+        for v in [
+            self.key.params.memory_kib,
+            self.key.params.passes,
+            self.key.params.lanes,
+        ] {
             out.extend_from_slice(&v.to_be_bytes());
         }
         out.extend_from_slice(&self.key.salt);
@@ -295,7 +313,10 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// directory so the rename itself survives a power cut.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -308,7 +329,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         file.write_all(bytes).map_err(io_error(&tmp))?;
         file.sync_all().map_err(io_error(&tmp))?;
         fs::rename(&tmp, path).map_err(io_error(path))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(dir))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -347,9 +370,15 @@ mod tests {
         let store = dir.path().join("alice");
         let vault = Vault::create(&store, b"hunter2", FAST).unwrap();
         vault.write("identity", &thing()).unwrap();
-        let mode = fs::metadata(store.join("identity")).unwrap().permissions().mode();
+        let mode = fs::metadata(store.join("identity"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(fs::metadata(&store).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let again = Vault::open(&store, "identity", b"hunter2").unwrap();
         assert_eq!(again.read::<Thing>("identity").unwrap(), Some(thing()));
         assert_eq!(again.read::<Thing>("missing").unwrap(), None);
@@ -367,7 +396,10 @@ mod tests {
             Vault::open(dir.path(), "identity", b"wrong"),
             Err(StoreError::WrongPassword { .. })
         ));
-        assert!(matches!(Vault::open(dir.path(), "identity", b""), Err(StoreError::EmptyPassword)));
+        assert!(matches!(
+            Vault::open(dir.path(), "identity", b""),
+            Err(StoreError::EmptyPassword)
+        ));
     }
 
     #[test]
@@ -388,11 +420,24 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), flipped, "never replaced");
 
         fs::write(&path, &original[..original.len() / 2]).unwrap();
-        assert!(matches!(vault.read::<Thing>("devices"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            vault.read::<Thing>("devices"),
+            Err(StoreError::Corrupt { .. })
+        ));
         fs::write(&path, b"").unwrap();
-        assert!(matches!(vault.read::<Thing>("devices"), Err(StoreError::Corrupt { .. })));
-        fs::write(&path, b"something else entirely, long enough to pass the length check.....").unwrap();
-        assert!(matches!(vault.read::<Thing>("devices"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            vault.read::<Thing>("devices"),
+            Err(StoreError::Corrupt { .. })
+        ));
+        fs::write(
+            &path,
+            b"something else entirely, long enough to pass the length check.....",
+        )
+        .unwrap();
+        assert!(matches!(
+            vault.read::<Thing>("devices"),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -402,7 +447,10 @@ mod tests {
         for i in 0..3u8 {
             vault.write("devices", &vec![i; 10]).unwrap();
         }
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("devices")]);
         assert_eq!(vault.read::<Vec<u8>>("devices").unwrap(), Some(vec![2; 10]));
     }

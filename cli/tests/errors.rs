@@ -16,7 +16,12 @@ fn paired_bed() -> Bed {
 fn wrong_password_is_refused_and_nothing_is_lost() {
     let bed = paired_bed();
     bed.stop("alice");
-    let out = bed.cmd("alice").env("PAIRCODE_PASSWORD", "not it").arg("start").output().unwrap();
+    let out = bed
+        .cmd("alice")
+        .env("PAIRCODE_PASSWORD", "not it")
+        .arg("start")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
     bed.start("alice", None);
@@ -34,15 +39,27 @@ fn corrupt_store_file_is_named_and_left_alone() {
     std::fs::write(&path, &bytes).unwrap();
     let out = bed.run("alice", &["start"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&path.display().to_string()), "{}", stderr(&out));
-    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the damaged file must not be replaced");
+    assert!(
+        stderr(&out).contains(&path.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the damaged file must not be replaced"
+    );
 
     let identity = bed.instance_dir("alice").join("identity");
     let original = std::fs::read(&identity).unwrap();
     std::fs::write(&identity, &original[..original.len() / 2]).unwrap();
     let out = bed.run("alice", &["start"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(stderr(&out).contains("identity") && stderr(&out).contains("truncated"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("identity") && stderr(&out).contains("truncated"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -67,13 +84,30 @@ fn mistyped_codes_are_caught_before_anything_is_sent() {
         &["network", "pair", "join", "--code", "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandn about"],
     );
     assert_eq!(typo.status.code(), Some(7), "{}", stderr(&typo));
-    assert!(stderr(&typo).contains("did you mean \"abandon\""), "{}", stderr(&typo));
+    assert!(
+        stderr(&typo).contains("did you mean \"abandon\""),
+        "{}",
+        stderr(&typo)
+    );
     let short = bed.run("bob", &["network", "pair", "join", "abandon", "about"]);
     assert_eq!(short.status.code(), Some(7));
     assert!(stderr(&short).contains("12 words"), "{}", stderr(&short));
-    let checksum = bed.run("bob", &["network", "pair", "join", "--code", &["abandon"; 12].join(" ")]);
+    let checksum = bed.run(
+        "bob",
+        &[
+            "network",
+            "pair",
+            "join",
+            "--code",
+            &["abandon"; 12].join(" "),
+        ],
+    );
     assert_eq!(checksum.status.code(), Some(7));
-    assert!(stderr(&checksum).contains("checksum"), "{}", stderr(&checksum));
+    assert!(
+        stderr(&checksum).contains("checksum"),
+        "{}",
+        stderr(&checksum)
+    );
 }
 
 #[test]
@@ -92,10 +126,19 @@ fn expired_code_says_so() {
 fn commands_without_a_daemon_say_how_to_start_it() {
     let bed = Bed::new();
     bed.init("alice");
-    for args in [&["status"][..], &["network", "devices"], &["network", "pair", "generate"], &["stop"]] {
+    for args in [
+        &["status"][..],
+        &["network", "devices"],
+        &["network", "pair", "generate"],
+        &["stop"],
+    ] {
         let out = bed.run("alice", args);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("paircode --instance alice start"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("paircode --instance alice start"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 

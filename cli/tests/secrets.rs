@@ -21,9 +21,15 @@ fn assert_not_exposed(bed: &Bed, instance: &str, secrets: &[&str]) {
         assert!(!found(&environ), "secret in /proc/{pid}/environ");
         assert!(!found(&log), "secret in the daemon log");
     }
-    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
     for secret in secrets {
-        assert!(!String::from_utf8_lossy(&ps.stdout).contains(secret), "secret in ps output");
+        assert!(
+            !String::from_utf8_lossy(&ps.stdout).contains(secret),
+            "secret in ps output"
+        );
     }
 }
 
@@ -31,7 +37,10 @@ fn assert_not_exposed(bed: &Bed, instance: &str, secrets: &[&str]) {
 fn password_from_environment_stays_hidden() {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    bed.ok("bob", &["--verbose", "network", "pair", "join", "--code", &words]);
+    bed.ok(
+        "bob",
+        &["--verbose", "network", "pair", "join", "--code", &words],
+    );
     generating.finish();
     assert_not_exposed(&bed, "alice", &[PASSWORD, &words]);
     assert_not_exposed(&bed, "bob", &[PASSWORD, &words]);
@@ -53,7 +62,14 @@ fn password_from_stdin_stays_hidden() {
     let mut start = bed
         .cmd("dave")
         .env_remove("PAIRCODE_PASSWORD")
-        .args(["--verbose", "start", "--password-stdin", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args([
+            "--verbose",
+            "start",
+            "--password-stdin",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -13,7 +13,10 @@ fn generate_with_auto_accept_and_join() {
     let out = String::from_utf8_lossy(&joined.stdout);
     assert!(out.contains("paired with alice"), "{out}");
     let progress = stderr(&joined);
-    assert!(progress.contains("searching") && progress.contains("found alice"), "{progress}");
+    assert!(
+        progress.contains("searching") && progress.contains("found alice"),
+        "{progress}"
+    );
 
     let (status, events) = generating.finish();
     assert!(status.success());
@@ -34,7 +37,13 @@ fn generate_with_auto_accept_and_join() {
 fn confirm_yes_pairs() {
     let bed = Bed::alice_and_bob();
     let (mut generating, words) = bed.generate("alice", &[]);
-    let bob = bed.cmd("bob").args(["network", "pair", "join", "--code", &words]).spawn().unwrap();
+    let bob = bed
+        .cmd("bob")
+        .args(["network", "pair", "join", "--code", &words])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     loop {
         let event = generating.next();
         if event["event"] == "confirm" {
@@ -88,4 +97,18 @@ fn lists_survive_restart_and_devices_come_back_online() {
         let b = bed.devices("bob");
         a.len() == 1 && b.len() == 1 && a[0]["online"] == true && b[0]["online"] == true
     });
+}
+
+#[test]
+fn unpair_removes_the_device_on_both_sides() {
+    let bed = Bed::alice_and_bob();
+    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    generating.finish();
+    let unknown = bed.run("alice", &["network", "unpair", "carol"]);
+    assert_eq!(unknown.status.code(), Some(13), "{}", stderr(&unknown));
+    let out = bed.ok("alice", &["network", "unpair", "bob"]);
+    assert!(out.contains("unpaired bob"), "{out}");
+    assert!(bed.devices("alice").is_empty());
+    bed.eventually("bob forgot alice too", || bed.devices("bob").is_empty());
 }

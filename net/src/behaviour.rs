@@ -11,6 +11,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, kad, mdns, ping, StreamProtocol};
 
+use crate::device::DEVICE_PROTOCOL;
 use crate::protocol::{PairCodec, PAIR_PROTOCOL};
 
 /// Our own Kademlia protocol name keeps paircode's DHT apart from IPFS's.
@@ -26,6 +27,8 @@ where
     M: NetworkBehaviour<ToSwarm = mdns::Event>,
 {
     pub pair: request_response::Behaviour<PairCodec>,
+    /// Paired devices' presence and unpair notices (see `device`).
+    pub device: request_response::Behaviour<PairCodec>,
     pub kad: kad::Behaviour<MemoryStore>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -56,6 +59,11 @@ where
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),
+            ),
+            device: request_response::Behaviour::with_codec(
+                PairCodec,
+                [(DEVICE_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
             ),
             kad,
             identify: identify::Behaviour::new(identify::Config::new(

@@ -25,6 +25,8 @@ use libp2p::{identify, mdns, Multiaddr, PeerId as Libp2pPeerId, Swarm};
 use paircode_core::messages::reply_without_session;
 use paircode_core::{Action, Code, Config, LocalDevice, Pairing, PeerId, Progress};
 
+mod presence;
+
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::error::Error;
 use crate::node::{
@@ -73,6 +75,12 @@ where
     lookups: HashSet<kad::QueryId>,
     paired: HashSet<Libp2pPeerId>,
     online: HashSet<Libp2pPeerId>,
+    /// Peers we unpaired that still have to be told.
+    unpair_pending: HashSet<Libp2pPeerId>,
+    unpair_requests: HashMap<OutboundRequestId, Libp2pPeerId>,
+    /// When to greet connected paired peers and look for the others next.
+    next_presence: Option<Instant>,
+    presence_lookups: HashSet<kad::QueryId>,
     subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     shutdown: Option<(Instant, Vec<futures::channel::oneshot::Sender<()>>)>,
@@ -114,6 +122,10 @@ where
             lookups: HashSet::new(),
             paired: HashSet::new(),
             online: HashSet::new(),
+            unpair_pending: HashSet::new(),
+            unpair_requests: HashMap::new(),
+            next_presence: None,
+            presence_lookups: HashSet::new(),
             subscribers: Vec::new(),
             timer: None,
             shutdown: None,
@@ -177,7 +189,10 @@ where
         let session = self.session.as_ref().and_then(|s| s.pairing.poll_timeout());
         let linger = self.lingering.as_ref().map(|(_, until)| *until);
         let shutdown = self.shutdown.as_ref().map(|(at, _)| *at);
-        [session, linger, shutdown].into_iter().flatten().min()
+        [session, linger, shutdown, self.next_presence]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn arm_timer(&mut self) {
@@ -200,6 +215,9 @@ where
         if let Some(session) = &mut self.session {
             session.pairing.handle_timeout(now);
             self.drain();
+        }
+        if self.next_presence.is_some_and(|at| at <= now) {
+            self.presence_tick(now);
         }
     }
 
@@ -253,11 +271,19 @@ where
                 for peer in self.paired.clone() {
                     self.mark_online_if_connected(peer);
                 }
+                self.presence_tick(Instant::now());
             }
             Command::AddPaired(peer) => {
                 if let Ok(peer) = peer.to_libp2p() {
                     self.paired.insert(peer);
+                    self.unpair_pending.remove(&peer);
                     self.mark_online_if_connected(peer);
+                    self.presence_tick(Instant::now());
+                }
+            }
+            Command::NotifyUnpaired(peer) => {
+                if let Ok(peer) = peer.to_libp2p() {
+                    self.notify_unpaired(peer);
                 }
             }
             Command::RemovePaired(peer) => {
@@ -327,7 +353,15 @@ where
         let cfg = self.pairing_config.clone();
         let mut pairing =
             Pairing::joiner(cfg, self.local.clone(), code, now, &mut rand_core::OsRng);
-        for peer in &self.mdns_peers {
+        // Peers already known (found by mDNS, or connected: bootstrap nodes, paired
+        // devices) are asked at once, not only those discovered from now on.
+        let known: HashSet<Libp2pPeerId> = self
+            .mdns_peers
+            .iter()
+            .chain(self.swarm.connected_peers())
+            .copied()
+            .collect();
+        for peer in &known {
             pairing.handle_peer(&to_core(peer), now);
         }
         let start = self.new_session(pairing);
@@ -452,6 +486,13 @@ where
             return;
         }
         self.pending.entry(peer).or_default().push(bytes);
+        if !self.dial(peer) && !self.our_dials.values().any(|p| *p == peer) {
+            self.pending.remove(&peer);
+        }
+    }
+
+    /// Dials `peer` with every address we know (and those the behaviours know).
+    fn dial(&mut self, peer: Libp2pPeerId) -> bool {
         let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
         // A fresh port for each dial: see `transport`. `Disconnected` rather than
         // `NotDialing`: a dial Kademlia started may be the one that fails.
@@ -465,12 +506,11 @@ where
         match self.swarm.dial(opts) {
             Ok(()) => {
                 self.our_dials.insert(id, peer);
+                true
             }
             Err(e) => {
                 tracing::debug!(%peer, "cannot dial: {e}");
-                if !self.our_dials.values().any(|p| *p == peer) {
-                    self.pending.remove(&peer);
-                }
+                false
             }
         }
     }
@@ -535,6 +575,7 @@ where
                     self.request(peer_id, bytes);
                 }
                 self.mark_online_if_connected(peer_id);
+                self.on_connected(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -567,6 +608,7 @@ where
     fn on_behaviour_event(&mut self, event: BehaviourEvent<M>) {
         match event {
             BehaviourEvent::Pair(event) => self.on_pair_event(event),
+            BehaviourEvent::Device(event) => self.on_device_event(event),
             BehaviourEvent::Kad(event) => self.on_kad_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
@@ -594,6 +636,7 @@ where
                         peers.push(peer);
                     }
                 }
+                self.reach_known_devices(&peers);
                 for peer in peers {
                     // A known peer seen again after a refresh may hold a session by now
                     // even if it said "no session" before: the joiner asks again.
@@ -684,6 +727,19 @@ where
                     for peer in providers {
                         self.discovered(peer, Discovery::Dht);
                     }
+                }
+            }
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::GetClosestPeers(result),
+                step,
+                ..
+            } if self.presence_lookups.contains(&id) => {
+                if step.last {
+                    self.presence_lookups.remove(&id);
+                }
+                if let Ok(found) = result {
+                    self.on_closest_peers(found.peers);
                 }
             }
             kad::Event::RoutingUpdated {

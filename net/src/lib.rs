@@ -8,6 +8,7 @@
 
 mod behaviour;
 pub mod demo;
+mod device;
 mod driver;
 mod error;
 mod node;

@@ -98,6 +98,10 @@ pub enum NodeEvent {
     PairedOnline(PeerId),
     /// Its last connection closed.
     PairedOffline(PeerId),
+    /// This peer told us it forgot us ([`Node::notify_unpaired`] on its side).
+    UnpairedByPeer(PeerId),
+    /// The peer we unpaired has been told so.
+    UnpairDelivered(PeerId),
 }
 
 pub type EventStream = mpsc::UnboundedReceiver<NodeEvent>;
@@ -126,6 +130,7 @@ pub(crate) enum Command {
     SetPaired(Vec<PeerId>),
     AddPaired(PeerId),
     RemovePaired(PeerId),
+    NotifyUnpaired(PeerId),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -225,6 +230,13 @@ impl Node {
 
     pub fn remove_paired(&self, peer: PeerId) -> Result<(), Error> {
         self.send(Command::RemovePaired(peer))
+    }
+
+    /// Stops treating `peer` as paired and tells it so as soon as it is reachable (now, or
+    /// when it is next discovered); [`NodeEvent::UnpairDelivered`] reports success. A
+    /// restarted node forgets undelivered notices: the embedder persists and re-issues them.
+    pub fn notify_unpaired(&self, peer: PeerId) -> Result<(), Error> {
+        self.send(Command::NotifyUnpaired(peer))
     }
 
     /// Cancels any session, lets replies already queued reach their peers (briefly), closes

@@ -22,7 +22,10 @@ pub struct Bed {
 impl Bed {
     pub fn new() -> Self {
         Bed {
-            dir: tempfile::Builder::new().prefix("pc").tempdir_in("/tmp").expect("temp dir"),
+            dir: tempfile::Builder::new()
+                .prefix("pc")
+                .tempdir_in("/tmp")
+                .expect("temp dir"),
             started: Mutex::new(Vec::new()),
         }
     }
@@ -49,7 +52,10 @@ impl Bed {
     }
 
     pub fn run(&self, instance: &str, args: &[&str]) -> Output {
-        self.cmd(instance).args(args).output().expect("paircode runs")
+        self.cmd(instance)
+            .args(args)
+            .output()
+            .expect("paircode runs")
     }
 
     pub fn ok(&self, instance: &str, args: &[&str]) -> String {
@@ -75,7 +81,14 @@ impl Bed {
 
     /// Starts a daemon on loopback with mDNS off, optionally bootstrapped from another.
     pub fn start(&self, instance: &str, bootstrap_from: Option<&str>) {
-        let mut args = vec!["start", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--name", instance];
+        let mut args = vec![
+            "start",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--name",
+            instance,
+        ];
         let addr;
         if let Some(other) = bootstrap_from {
             addr = self.addr(other);
@@ -92,11 +105,15 @@ impl Bed {
 
     pub fn addr(&self, instance: &str) -> String {
         let status = self.json(instance, &["status"]);
-        status["listen"][0].as_str().expect("a listen address").to_string()
+        status["listen"][0]
+            .as_str()
+            .expect("a listen address")
+            .to_string()
     }
 
     pub fn pid(&self, instance: &str) -> u32 {
-        let text = std::fs::read_to_string(self.instance_dir(instance).join("daemon.pid")).expect("pid file");
+        let text = std::fs::read_to_string(self.instance_dir(instance).join("daemon.pid"))
+            .expect("pid file");
         text.trim().parse().expect("pid")
     }
 
@@ -121,16 +138,25 @@ impl Bed {
         let mut child = cmd.spawn().expect("generate runs");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
         let first = read_json(&mut lines);
-        let words = first["words"].as_str().unwrap_or_else(|| panic!("no code in {first}")).to_string();
+        let words = first["words"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code in {first}"))
+            .to_string();
         (Generating { child, lines }, words)
     }
 
     pub fn devices(&self, instance: &str) -> Vec<Value> {
-        self.json(instance, &["network", "devices"]).as_array().expect("a list").clone()
+        self.json(instance, &["network", "devices"])
+            .as_array()
+            .expect("a list")
+            .clone()
     }
 
     pub fn peer_id(&self, instance: &str) -> String {
-        self.json(instance, &["status"])["peer_id"].as_str().unwrap().to_string()
+        self.json(instance, &["status"])["peer_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Polls until `check` holds (daemons update presence asynchronously).
@@ -151,7 +177,9 @@ impl Drop for Bed {
         for instance in self.started.lock().unwrap().clone() {
             let stopped = self.run(&instance, &["stop"]).status.success();
             if !stopped {
-                if let Ok(text) = std::fs::read_to_string(self.instance_dir(&instance).join("daemon.pid")) {
+                if let Ok(text) =
+                    std::fs::read_to_string(self.instance_dir(&instance).join("daemon.pid"))
+                {
                     let _ = Command::new("kill").arg("-9").arg(text.trim()).status();
                 }
             }
