@@ -81,6 +81,51 @@ fn password_from_stdin_stays_hidden() {
     assert_not_exposed(&bed, "dave", &[secret]);
 }
 
+/// Types `secret` at the password prompt(s) of `args`, run under a pseudo-terminal
+/// (`script`), as a person would.
+fn at_prompt(bed: &Bed, instance: &str, args: &str, secret: &str, prompts: usize) -> bool {
+    let command = format!(
+        "{} --instance {instance} {args}",
+        env!("CARGO_BIN_EXE_paircode")
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("PAIRCODE_DATA_DIR", bed.data_dir())
+        .env_remove("PAIRCODE_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("script runs");
+    let mut stdin = child.stdin.take().unwrap();
+    for _ in 0..prompts {
+        // Give the program time to turn echo off before the "keystrokes" arrive.
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        writeln!(stdin, "{secret}").unwrap();
+    }
+    child.wait().unwrap().success()
+}
+
+#[test]
+fn password_from_prompt_stays_hidden() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!(
+            "skipping: `script` (util-linux) is not installed, so no pseudo-terminal to type into"
+        );
+        return;
+    }
+    let bed = Bed::new();
+    let secret = "typed at the prompt 7";
+    assert!(at_prompt(&bed, "erin", "network init", secret, 2));
+    let args = "--verbose start --no-mdns --listen /ip4/127.0.0.1/tcp/0";
+    assert!(at_prompt(&bed, "erin", args, secret, 1));
+    let _stop = StopOnDrop(&bed, "erin");
+    assert_not_exposed(&bed, "erin", &[secret]);
+}
+
 struct StopOnDrop<'a>(&'a Bed, &'a str);
 
 impl Drop for StopOnDrop<'_> {
