@@ -112,3 +112,22 @@ fn unpair_removes_the_device_on_both_sides() {
     assert!(bed.devices("alice").is_empty());
     bed.eventually("bob forgot alice too", || bed.devices("bob").is_empty());
 }
+
+#[test]
+fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() {
+    let bed = Bed::alice_and_bob();
+    let (generating, _words) = bed.generate("alice", &[]);
+    let session = bed.json("alice", &["network", "pair", "status"]);
+    assert_eq!(session["session"]["role"], "initiator", "{session}");
+    let pid = generating.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (status, _) = generating.finish();
+    assert_eq!(status.code(), Some(11));
+    bed.eventually("the daemon dropped the session", || {
+        bed.json("alice", &["network", "pair", "status"])["session"].is_null()
+    });
+}
