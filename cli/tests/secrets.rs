@@ -6,7 +6,7 @@ mod support;
 use std::io::Write;
 use std::process::Stdio;
 
-use support::{Bed, PASSWORD};
+use support::{Bed, StopOnDrop, PASSWORD};
 
 fn assert_not_exposed(bed: &Bed, instance: &str, secrets: &[&str]) {
     let pid = bed.pid(instance);
@@ -124,12 +124,4 @@ fn password_from_prompt_stays_hidden() {
     assert!(at_prompt(&bed, "erin", args, secret, 1));
     let _stop = StopOnDrop(&bed, "erin");
     assert_not_exposed(&bed, "erin", &[secret]);
-}
-
-struct StopOnDrop<'a>(&'a Bed, &'a str);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.run(self.1, &["stop"]);
-    }
 }

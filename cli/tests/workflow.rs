@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{stderr, Bed};
+use support::{stderr, Bed, StopOnDrop};
 
 #[test]
 fn generate_with_auto_accept_and_join() {
@@ -130,4 +130,42 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() {
     bed.eventually("the daemon dropped the session", || {
         bed.json("alice", &["network", "pair", "status"])["session"].is_null()
     });
+}
+
+#[test]
+fn an_impostor_with_a_paired_name_is_not_trusted() {
+    let bed = Bed::alice_and_bob();
+    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    generating.finish();
+    bed.stop("bob");
+    bed.eventually("alice sees bob go offline", || {
+        bed.devices("alice")[0]["online"] == false
+    });
+
+    // Another device calling itself "bob" connects to alice (she is its bootstrap peer).
+    bed.init("mallory");
+    let addr = bed.addr("alice");
+    bed.ok(
+        "mallory",
+        &[
+            "start",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--name",
+            "bob",
+            "--bootstrap",
+            &addr,
+        ],
+    );
+    let _stop = StopOnDrop(&bed, "mallory");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let devices = bed.devices("alice");
+    assert_eq!(devices.len(), 1);
+    assert_ne!(devices[0]["peer_id"], bed.peer_id("mallory").as_str());
+    assert_eq!(
+        devices[0]["online"], false,
+        "a name proves nothing: {devices:?}"
+    );
 }

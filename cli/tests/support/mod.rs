@@ -51,6 +51,44 @@ impl Bed {
         cmd
     }
 
+    /// Like [`Bed::cmd`], run inside network namespace `netns` (`ip netns exec`) if given.
+    pub fn cmd_in(&self, netns: Option<&str>, instance: &str) -> Command {
+        let Some(ns) = netns else {
+            return self.cmd(instance);
+        };
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, BIN])
+            .arg("--instance")
+            .arg(instance)
+            .env("PAIRCODE_DATA_DIR", self.dir.path())
+            .env("PAIRCODE_PASSWORD", PASSWORD)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `paircode start ARGS` inside `netns`; the daemon is stopped when the bed drops.
+    pub fn start_in(&self, netns: Option<&str>, instance: &str, args: &[&str]) {
+        let out = self
+            .cmd_in(netns, instance)
+            .arg("start")
+            .args(args)
+            .output()
+            .expect("paircode runs");
+        assert!(
+            out.status.success(),
+            "paircode --instance {instance} start {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.started.lock().unwrap().push(instance.to_string());
+    }
+
+    /// Forgets a daemon that is known to be gone (killed by the test).
+    pub fn forget(&self, instance: &str) {
+        self.started.lock().unwrap().retain(|i| i != instance);
+    }
+
     pub fn run(&self, instance: &str, args: &[&str]) -> Output {
         self.cmd(instance)
             .args(args)
@@ -223,4 +261,13 @@ fn read_json(lines: &mut BufReader<ChildStdout>) -> Value {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Stops an instance started outside [`Bed::start`] when the test ends, however it ends.
+pub struct StopOnDrop<'a>(pub &'a Bed, pub &'a str);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(self.1, &["stop"]);
+    }
 }
