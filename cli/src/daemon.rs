@@ -458,7 +458,7 @@ fn net_error(e: &NetError) -> IpcError {
         NetError::NoDeviceAnswered => ErrorKind::NoDeviceAnswered,
         NetError::CodeExpired => ErrorKind::CodeExpired,
         NetError::Rejected { .. } | NetError::Declined { .. } => ErrorKind::Rejected,
-        NetError::Cancelled => ErrorKind::Cancelled,
+        NetError::Cancelled | NetError::ConfirmTimeout { .. } => ErrorKind::Cancelled,
         NetError::Busy => ErrorKind::Busy,
         NetError::Transport(_) => ErrorKind::Transport,
         _ => ErrorKind::Internal,

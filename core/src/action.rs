@@ -49,4 +49,6 @@ pub enum FailReason {
     NoAnswer { peer: PeerId },
     #[error("the pairing was cancelled")]
     Cancelled,
+    #[error("{peer} proved the code, but nobody answered whether to pair with it in time")]
+    ConfirmTimeout { peer: PeerId },
 }

@@ -16,7 +16,8 @@ pub struct Config {
     pub retry_interval: Duration,
     /// How often a searching joiner repeats its DHT lookup (joiner).
     pub lookup_interval: Duration,
-    /// How long a joiner that proved the code waits for the other user's answer (joiner).
+    /// How long the initiator's user has to answer, and so how long a joiner that proved
+    /// the code waits for that answer (both: keep it equal on both devices).
     pub confirm_timeout: Duration,
     /// How many joiners may be half-way through the handshake at once (initiator).
     pub max_pending_attempts: usize,

@@ -3,6 +3,9 @@
 //! Many joiners may knock at once (honest ones on a busy LAN, attackers who saw the public
 //! discovery id); each gets its own attempt, and only a valid proof moves the session on.
 //! A wrong proof ends that attempt alone, so nobody without the code can cancel the session.
+//! Every verdict names the attempt it concerns (`Done.re`), and repeated messages get the
+//! answer they got the first time, so loss and duplication on the way cannot split the
+//! outcome between the two sides.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -15,7 +18,9 @@ use crate::device::{PairedDevice, Role};
 use crate::handshake::{random32, transcript, ChallengeFields, Ephemeral};
 use crate::identity::PeerId;
 use crate::keys::{macs_equal, CodeKeys, Transcript};
-use crate::messages::{Bytes32, Challenge, DecodeError, Done, Join, Message, Prove, RejectReason};
+use crate::messages::{
+    Bytes32, Challenge, DecodeError, Done, Join, Message, Prove, RejectReason, UNATTRIBUTED,
+};
 use crate::pairing::LocalDevice;
 use crate::rate_limit::RateLimiter;
 
@@ -36,22 +41,32 @@ struct Attempt {
     join: Join,
     eph: Ephemeral,
     transcript: Transcript,
+    /// Sent again, unchanged, when the same Join arrives again.
+    challenge: Vec<u8>,
     deadline: Instant,
     /// Arrival order, to evict the oldest when the table is full.
     seq: u64,
 }
 
+/// What identifies the verified attempt once the attempt table is gone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Proven {
+    nonce: Bytes32,
+    mac: Bytes32,
+}
+
 enum State {
     Open,
-    /// A joiner proved the code; waiting for the local user.
+    /// A joiner proved the code; waiting for the local user until `deadline`.
     Confirming {
         device: Box<PairedDevice>,
-        prove_mac: Bytes32,
+        proven: Proven,
+        deadline: Instant,
     },
     /// Kept so a retransmitted proof from the paired peer is answered again.
     Completed {
         peer: PeerId,
-        prove_mac: Bytes32,
+        proven: Proven,
     },
     Failed {
         expired: bool,
@@ -118,50 +133,65 @@ impl Initiator {
     }
 
     pub fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
-        self.expire_if_due(now);
+        self.handle_timeout(now);
         match Message::decode(bytes) {
             Ok(Message::Join(join)) => self.on_join(peer, join, now),
             Ok(Message::Prove(prove)) => self.on_prove(peer, prove, now),
             // Wrong direction: an initiator never expects these.
             Ok(Message::Challenge(_) | Message::Done(_)) => {}
             Err(DecodeError::UnsupportedVersion(_)) => {
-                self.reply(peer, Done::Rejected(RejectReason::UnsupportedVersion));
+                self.reply(
+                    peer,
+                    Done::rejected(UNATTRIBUTED, RejectReason::UnsupportedVersion),
+                );
             }
             Err(DecodeError::TooLarge { .. } | DecodeError::Malformed(_)) => {
                 self.limiter.record_failure(peer, now);
-                self.reply(peer, Done::Rejected(RejectReason::Malformed));
+                self.reply(peer, Done::rejected(UNATTRIBUTED, RejectReason::Malformed));
             }
         }
     }
 
     pub fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
-        self.expire_if_due(now);
-        let confirming =
-            matches!(&self.state, State::Confirming { device, .. } if &device.peer == peer);
-        if !confirming {
-            return;
-        }
+        self.handle_timeout(now);
+        let proven = match &self.state {
+            State::Confirming { device, proven, .. } if &device.peer == peer => *proven,
+            _ => return,
+        };
         if accept {
             self.complete();
         } else {
-            self.reply(peer, Done::Rejected(RejectReason::UserRejected));
+            self.reply(
+                peer,
+                Done::rejected(proven.nonce, RejectReason::UserRejected),
+            );
             self.fail(FailReason::Declined { peer: peer.clone() }, false);
         }
     }
 
     pub fn handle_cancel(&mut self, now: Instant) {
-        self.expire_if_due(now);
-        if let State::Confirming { device, .. } = &self.state {
-            let peer = device.peer.clone();
-            self.reply(&peer, Done::Rejected(RejectReason::Cancelled));
-        }
+        self.handle_timeout(now);
+        self.tell_confirming(RejectReason::Cancelled);
         if self.is_live() {
             self.fail(FailReason::Cancelled, false);
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.expire_if_due(now);
+        if self.is_live() && now >= self.expires_at {
+            self.tell_confirming(RejectReason::Expired);
+            self.fail(FailReason::CodeExpired, true);
+        }
+        if let State::Confirming {
+            deadline, device, ..
+        } = &self.state
+        {
+            if now >= *deadline {
+                let peer = device.peer.clone();
+                self.tell_confirming(RejectReason::Timeout);
+                self.fail(FailReason::ConfirmTimeout { peer }, false);
+            }
+        }
         self.attempts.retain(|_, a| a.deadline > now);
     }
 
@@ -170,12 +200,12 @@ impl Initiator {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.state {
+        match &self.state {
             State::Open => {
                 let attempts = self.attempts.values().map(|a| a.deadline).min();
                 Some(attempts.map_or(self.expires_at, |a| a.min(self.expires_at)))
             }
-            State::Confirming { .. } => Some(self.expires_at),
+            State::Confirming { deadline, .. } => Some((*deadline).min(self.expires_at)),
             State::Completed { .. } | State::Failed { .. } => None,
         }
     }
@@ -184,21 +214,50 @@ impl Initiator {
         matches!(self.state, State::Open | State::Confirming { .. })
     }
 
+    /// How long an attempt lives after its last Join: the joiner resends its Join every
+    /// `attempt_timeout`, so twice that keeps a slow but live attempt (and its Challenge)
+    /// stable, and a resent Prove still finds it.
+    fn attempt_deadline(&self, now: Instant) -> Instant {
+        now + self.cfg.attempt_timeout * 2
+    }
+
     fn on_join(&mut self, peer: &PeerId, join: Join, now: Instant) {
+        let re = join.nonce;
         let answer = match &self.state {
-            State::Failed { expired: true } => Some(RejectReason::Expired),
             _ if join.discovery_id() != self.keys.discovery_id => Some(RejectReason::NoSession),
-            State::Completed { .. } | State::Failed { .. } => Some(RejectReason::NoSession),
+            State::Failed { expired: true } => Some(RejectReason::Expired),
+            State::Failed { expired: false } => Some(RejectReason::NoSession),
+            // A copy of the Join that led here: its attempt is past this point already.
+            State::Confirming { device, proven, .. }
+                if &device.peer == peer && proven.nonce == re =>
+            {
+                None
+            }
+            State::Completed { peer: p, proven } if p == peer && proven.nonce == re => None,
             State::Confirming { .. } => Some(RejectReason::Busy),
+            State::Completed { .. } => Some(RejectReason::NoSession),
             State::Open if self.limiter.is_blocked(peer, now) => Some(RejectReason::RateLimited),
-            State::Open => None,
+            State::Open => {
+                self.open_attempt(peer, join, now);
+                return;
+            }
         };
         if let Some(reason) = answer {
-            self.reply(peer, Done::Rejected(reason));
-            return;
+            self.reply(peer, Done::rejected(re, reason));
         }
-        if self.attempts.get(peer).is_some_and(|a| a.join == join) {
-            return; // a duplicate of the Join we already answered
+    }
+
+    fn open_attempt(&mut self, peer: &PeerId, join: Join, now: Instant) {
+        let deadline = self.attempt_deadline(now);
+        if let Some(attempt) = self.attempts.get_mut(peer).filter(|a| a.join == join) {
+            // The joiner did not hear our Challenge (or resent early): the same one again.
+            attempt.deadline = deadline;
+            let bytes = attempt.challenge.clone();
+            self.actions.push_back(Action::Send {
+                peer: peer.clone(),
+                bytes,
+            });
+            return;
         }
         if !self.attempts.contains_key(peer) && self.attempts.len() >= self.cfg.max_pending_attempts
         {
@@ -216,13 +275,17 @@ impl Initiator {
                 peer: &self.local.peer,
             },
         );
-        let challenge = Challenge {
+        let challenge = Message::Challenge(Challenge {
             nonce,
             eph: eph.public,
             info: self.local.info.clone(),
             mac: self.keys.initiator_mac(&transcript),
-        };
-        self.send(peer, Message::Challenge(challenge));
+        })
+        .encode();
+        self.actions.push_back(Action::Send {
+            peer: peer.clone(),
+            bytes: challenge.clone(),
+        });
         let seq = self.next_seq;
         self.next_seq += 1;
         self.attempts.insert(
@@ -231,7 +294,8 @@ impl Initiator {
                 join,
                 eph,
                 transcript,
-                deadline: now + self.cfg.attempt_timeout,
+                challenge,
+                deadline,
                 seq,
             },
         );
@@ -244,32 +308,54 @@ impl Initiator {
             .min_by_key(|(_, a)| a.seq)
             .map(|(p, _)| p.clone());
         if let Some(peer) = oldest {
-            self.attempts.remove(&peer);
-            self.reply(&peer, Done::Rejected(RejectReason::Busy));
+            if let Some(attempt) = self.attempts.remove(&peer) {
+                self.reply(
+                    &peer,
+                    Done::rejected(attempt.join.nonce, RejectReason::Busy),
+                );
+            }
         }
     }
 
     fn on_prove(&mut self, peer: &PeerId, prove: Prove, now: Instant) {
+        let re = prove.nonce;
         match &self.state {
             State::Open => {}
-            State::Completed {
-                peer: paired,
-                prove_mac,
-            } if paired == peer && *prove_mac == prove.mac => {
-                // The joiner did not get our Done: say it again.
-                self.reply(peer, Done::Accepted);
+            State::Completed { peer: p, proven } if p == peer && proven.nonce == re => {
+                if proven.mac == prove.mac {
+                    // The joiner did not get our Done: say it again.
+                    self.reply(peer, Done::accepted(re));
+                }
                 return;
             }
-            State::Completed { .. } => {
-                self.reply(peer, Done::Rejected(RejectReason::NoSession));
+            State::Confirming { device, proven, .. }
+                if &device.peer == peer && proven.nonce == re =>
+            {
+                return; // a copy of the proof the user is deciding about
+            }
+            State::Confirming { .. } => {
+                self.reply(peer, Done::rejected(re, RejectReason::Busy));
                 return;
             }
-            State::Confirming { .. } | State::Failed { .. } => return,
+            State::Failed { expired: true } => {
+                self.reply(peer, Done::rejected(re, RejectReason::Expired));
+                return;
+            }
+            State::Completed { .. } | State::Failed { .. } => {
+                self.reply(peer, Done::rejected(re, RejectReason::NoSession));
+                return;
+            }
         }
-        let Some(attempt) = self.attempts.remove(peer) else {
-            // Its attempt timed out or was never made: let the joiner start over at once.
-            self.reply(peer, Done::Rejected(RejectReason::NoSession));
-            return;
+        let attempt = match self.attempts.remove(peer) {
+            Some(attempt) if attempt.join.nonce == re => attempt,
+            other => {
+                // Its attempt timed out, was evicted, or is an older one: start over.
+                if let Some(current) = other {
+                    self.attempts.insert(peer.clone(), current);
+                }
+                self.reply(peer, Done::rejected(re, RejectReason::NoSession));
+                return;
+            }
         };
         let expected = self.keys.joiner_mac(&attempt.transcript);
         let shared = match macs_equal(&expected, &prove.mac) {
@@ -278,7 +364,7 @@ impl Initiator {
         };
         let Some(shared) = shared else {
             self.limiter.record_failure(peer, now);
-            self.reply(peer, Done::Rejected(RejectReason::BadProof));
+            self.reply(peer, Done::rejected(re, RejectReason::BadProof));
             return;
         };
         let device = Box::new(PairedDevice {
@@ -288,8 +374,11 @@ impl Initiator {
             keys: self.keys.session_keys(&attempt.transcript, &shared),
         });
         // The session is held now; tell the others at once rather than let them time out.
-        for other in std::mem::take(&mut self.attempts).into_keys() {
-            self.reply(&other, Done::Rejected(RejectReason::Busy));
+        for (other, attempt) in std::mem::take(&mut self.attempts) {
+            self.reply(
+                &other,
+                Done::rejected(attempt.join.nonce, RejectReason::Busy),
+            );
         }
         self.actions.push_back(Action::Progress(Progress::Verified {
             peer: peer.clone(),
@@ -303,7 +392,13 @@ impl Initiator {
         }
         self.state = State::Confirming {
             device,
-            prove_mac: prove.mac,
+            proven: Proven {
+                nonce: re,
+                mac: prove.mac,
+            },
+            // The joiner waits `confirm_timeout` for the verdict: answering later than that
+            // would pair us with a device that gave up.
+            deadline: now + self.cfg.confirm_timeout,
         };
         if self.cfg.auto_accept {
             self.complete();
@@ -313,28 +408,25 @@ impl Initiator {
     /// Finishes a session that is confirming; does nothing in any other state.
     fn complete(&mut self) {
         let state = std::mem::replace(&mut self.state, State::Failed { expired: false });
-        let State::Confirming { device, prove_mac } = state else {
+        let State::Confirming { device, proven, .. } = state else {
             self.state = state;
             return;
         };
         let peer = device.peer.clone();
-        self.reply(&peer, Done::Accepted);
+        self.reply(&peer, Done::accepted(proven.nonce));
         self.actions.push_back(Action::Unpublish {
             key: self.keys.discovery_id,
         });
         self.actions.push_back(Action::Completed(device));
-        self.state = State::Completed { peer, prove_mac };
+        self.state = State::Completed { peer, proven };
     }
 
-    fn expire_if_due(&mut self, now: Instant) {
-        if now < self.expires_at || !self.is_live() {
-            return;
+    /// Tells the joiner whose proof awaits the user's answer that it will not come.
+    fn tell_confirming(&mut self, reason: RejectReason) {
+        if let State::Confirming { device, proven, .. } = &self.state {
+            let (peer, re) = (device.peer.clone(), proven.nonce);
+            self.reply(&peer, Done::rejected(re, reason));
         }
-        if let State::Confirming { device, .. } = &self.state {
-            let peer = device.peer.clone();
-            self.reply(&peer, Done::Rejected(RejectReason::Expired));
-        }
-        self.fail(FailReason::CodeExpired, true);
     }
 
     fn fail(&mut self, reason: FailReason, expired: bool) {
@@ -347,13 +439,9 @@ impl Initiator {
     }
 
     fn reply(&mut self, peer: &PeerId, done: Done) {
-        self.send(peer, Message::Done(done));
-    }
-
-    fn send(&mut self, peer: &PeerId, message: Message) {
         self.actions.push_back(Action::Send {
             peer: peer.clone(),
-            bytes: message.encode(),
+            bytes: Message::Done(done).encode(),
         });
     }
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::action::{Action, FailReason, Progress};
 use crate::initiator::InitiatorState;
-use crate::messages::{Done, Message, Prove, RejectReason};
-use crate::test_support::{device, drain, only_bytes_to, peer, sent_to, Fixture};
+use crate::messages::{Done, Message, Outcome, Prove, RejectReason};
+use crate::test_support::{device, drain, only_bytes_to, peer, sent_to, verdicts, Fixture};
 use crate::Pairing;
 
 fn state(p: &Pairing) -> InitiatorState {
@@ -61,15 +61,15 @@ fn join_with_other_code_gets_no_session() {
     let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
     a.handle_message(&eve.peer, &join, f.at(1));
     assert_eq!(
-        sent_to(&drain(&mut a), &eve.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+        verdicts(&drain(&mut a), &eve.peer),
+        vec![Outcome::Rejected(RejectReason::NoSession)]
     );
     assert_eq!(pending(&a), 0);
     assert_eq!(state(&a), InitiatorState::Open);
 }
 
 #[test]
-fn join_gets_challenge_and_duplicate_is_ignored() {
+fn join_gets_challenge_and_a_repeat_gets_the_same_one() {
     let mut f = Fixture::new();
     let mut a = f.initiator();
     drain(&mut a);
@@ -77,11 +77,14 @@ fn join_gets_challenge_and_duplicate_is_ignored() {
     b.handle_peer(&f.alice.peer, f.now);
     let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
     a.handle_message(&f.bob.peer, &join, f.at(1));
-    let out = sent_to(&drain(&mut a), &f.bob.peer);
+    let first = drain(&mut a);
+    let out = sent_to(&first, &f.bob.peer);
     assert!(matches!(out.as_slice(), [Message::Challenge(c)] if c.info.name == "alice"));
     assert_eq!(pending(&a), 1);
+    // The joiner resends its Join when our Challenge is slow or lost: it must get the
+    // very same Challenge, or a late copy of the first would no longer match.
     a.handle_message(&f.bob.peer, &join, f.at(2));
-    assert!(drain(&mut a).is_empty());
+    assert_eq!(drain(&mut a), first);
     assert_eq!(pending(&a), 1);
 }
 
@@ -101,8 +104,8 @@ fn full_table_evicts_oldest_attempt() {
     let out = drain(&mut a);
     assert_eq!(pending(&a), 2);
     assert_eq!(
-        sent_to(&out, &peers[0].peer).last(),
-        Some(&Message::Done(Done::Rejected(RejectReason::Busy)))
+        verdicts(&out, &peers[0].peer).last(),
+        Some(&Outcome::Rejected(RejectReason::Busy))
     );
 }
 
@@ -115,10 +118,7 @@ fn valid_proof_with_auto_accept_completes() {
     let (_, prove) = up_to_prove(&mut f, &mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(3));
     let out = drain(&mut a);
-    assert_eq!(
-        sent_to(&out, &f.bob.peer),
-        vec![Message::Done(Done::Accepted)]
-    );
+    assert_eq!(verdicts(&out, &f.bob.peer), vec![Outcome::Accepted]);
     assert!(out.contains(&Action::Unpublish {
         key: f.code.keys().discovery_id
     }));
@@ -160,21 +160,28 @@ fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
     let mut a = f.initiator();
     drain(&mut a);
     let eve = device(3, "eve");
-    let bad_prove = Message::Prove(Prove { mac: [0; 32] }).encode();
     for round in 0..2u64 {
         // Eve read the public discovery id, but does not know the auth key.
         let mut e = Pairing::joiner(f.cfg.clone(), eve.clone(), &f.code, f.now, &mut f.rng);
         e.handle_peer(&f.alice.peer, f.now);
         let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
         a.handle_message(&eve.peer, &join, f.at(round * 10));
+        let Ok(Message::Join(j)) = Message::decode(&join) else {
+            panic!("a join")
+        };
+        let bad_prove = Message::Prove(Prove {
+            nonce: j.nonce,
+            mac: [0; 32],
+        })
+        .encode();
         assert!(matches!(
             sent_to(&drain(&mut a), &eve.peer).as_slice(),
             [Message::Challenge(_)]
         ));
         a.handle_message(&eve.peer, &bad_prove, f.at(round * 10 + 1));
         assert_eq!(
-            sent_to(&drain(&mut a), &eve.peer),
-            vec![Message::Done(Done::Rejected(RejectReason::BadProof))]
+            verdicts(&drain(&mut a), &eve.peer),
+            vec![Outcome::Rejected(RejectReason::BadProof)]
         );
         assert_eq!(state(&a), InitiatorState::Open);
     }
@@ -183,8 +190,8 @@ fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
     let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
     a.handle_message(&eve.peer, &join, f.at(30));
     assert_eq!(
-        sent_to(&drain(&mut a), &eve.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::RateLimited))]
+        verdicts(&drain(&mut a), &eve.peer),
+        vec![Outcome::Rejected(RejectReason::RateLimited)]
     );
     // Bob is unaffected.
     let (_, prove) = up_to_prove(&mut f, &mut a);
@@ -199,12 +206,16 @@ fn prove_without_attempt_is_told_no_session() {
     drain(&mut a);
     a.handle_message(
         &f.bob.peer,
-        &Message::Prove(Prove { mac: [1; 32] }).encode(),
+        &Message::Prove(Prove {
+            nonce: [1; 32],
+            mac: [1; 32],
+        })
+        .encode(),
         f.at(1),
     );
     assert_eq!(
-        sent_to(&drain(&mut a), &f.bob.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+        verdicts(&drain(&mut a), &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::NoSession)]
     );
     assert_eq!(state(&a), InitiatorState::Open);
 }
@@ -228,11 +239,11 @@ fn malformed_oversized_and_future_messages_are_answered_without_advancing() {
     .unwrap();
     a.handle_message(&p, &envelope, f.at(3));
     assert_eq!(
-        sent_to(&drain(&mut a), &p),
+        verdicts(&drain(&mut a), &p),
         vec![
-            Message::Done(Done::Rejected(RejectReason::Malformed)),
-            Message::Done(Done::Rejected(RejectReason::Malformed)),
-            Message::Done(Done::Rejected(RejectReason::UnsupportedVersion)),
+            Outcome::Rejected(RejectReason::Malformed),
+            Outcome::Rejected(RejectReason::Malformed),
+            Outcome::Rejected(RejectReason::UnsupportedVersion),
         ]
     );
     assert_eq!(state(&a), InitiatorState::Open);
@@ -253,8 +264,8 @@ fn confirming_answers_busy_to_others() {
     let join = only_bytes_to(&drain(&mut c), &f.alice.peer);
     a.handle_message(&carol.peer, &join, f.at(4));
     assert_eq!(
-        sent_to(&drain(&mut a), &carol.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::Busy))]
+        verdicts(&drain(&mut a), &carol.peer),
+        vec![Outcome::Rejected(RejectReason::Busy)]
     );
     // A duplicate of Bob's proof changes nothing while the user decides.
     a.handle_message(&f.bob.peer, &prove, f.at(5));
@@ -277,10 +288,7 @@ fn user_accepts() {
     );
     a.handle_confirm(&f.bob.peer, true, f.at(4));
     let out = drain(&mut a);
-    assert_eq!(
-        sent_to(&out, &f.bob.peer),
-        vec![Message::Done(Done::Accepted)]
-    );
+    assert_eq!(verdicts(&out, &f.bob.peer), vec![Outcome::Accepted]);
     assert!(out.iter().any(|a| matches!(a, Action::Completed(_))));
     assert_eq!(state(&a), InitiatorState::Completed);
 }
@@ -296,8 +304,8 @@ fn user_declines() {
     a.handle_confirm(&f.bob.peer, false, f.at(4));
     let out = drain(&mut a);
     assert_eq!(
-        sent_to(&out, &f.bob.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::UserRejected))]
+        verdicts(&out, &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::UserRejected)]
     );
     assert!(out.contains(&Action::Failed(FailReason::Declined {
         peer: f.bob.peer.clone()
@@ -318,8 +326,8 @@ fn expiry_while_confirming_tells_the_joiner() {
     a.handle_confirm(&f.bob.peer, true, late);
     let out = drain(&mut a);
     assert_eq!(
-        sent_to(&out, &f.bob.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::Expired))]
+        verdicts(&out, &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::Expired)]
     );
     assert!(out.contains(&Action::Failed(FailReason::CodeExpired)));
     assert!(!out.iter().any(|a| matches!(a, Action::Completed(_))));
@@ -346,8 +354,8 @@ fn expiry_when_open_then_joins_hear_expired() {
     let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
     a.handle_message(&f.bob.peer, &join, late);
     assert_eq!(
-        sent_to(&drain(&mut a), &f.bob.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::Expired))]
+        verdicts(&drain(&mut a), &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::Expired)]
     );
     assert_eq!(a.poll_timeout(), None);
 }
@@ -362,17 +370,20 @@ fn completed_repeats_its_verdict_to_the_paired_peer_only() {
     a.handle_message(&f.bob.peer, &prove, f.at(3));
     drain(&mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(4));
+    let Ok(Message::Prove(p)) = Message::decode(&prove) else {
+        panic!("a proof")
+    };
     assert_eq!(
         drain(&mut a),
         vec![Action::Send {
             peer: f.bob.peer.clone(),
-            bytes: Message::Done(Done::Accepted).encode()
+            bytes: Message::Done(Done::accepted(p.nonce)).encode()
         }]
     );
     a.handle_message(&peer(5), &prove, f.at(5));
     assert_eq!(
-        sent_to(&drain(&mut a), &peer(5)),
-        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+        verdicts(&drain(&mut a), &peer(5)),
+        vec![Outcome::Rejected(RejectReason::NoSession)]
     );
     // The code is single use: a fresh Join, even with the right code, finds no session.
     let mut again = f.joiner();
@@ -380,8 +391,8 @@ fn completed_repeats_its_verdict_to_the_paired_peer_only() {
     let join = only_bytes_to(&drain(&mut again), &f.alice.peer);
     a.handle_message(&f.bob.peer, &join, f.at(6));
     assert_eq!(
-        sent_to(&drain(&mut a), &f.bob.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+        verdicts(&drain(&mut a), &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::NoSession)]
     );
     assert_eq!(state(&a), InitiatorState::Completed);
 }
@@ -403,8 +414,8 @@ fn cancel_open_and_confirming() {
     a.handle_cancel(f.at(4));
     let out = drain(&mut a);
     assert_eq!(
-        sent_to(&out, &f.bob.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::Cancelled))]
+        verdicts(&out, &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::Cancelled)]
     );
     assert!(out.contains(&Action::Failed(FailReason::Cancelled)));
 }
@@ -417,12 +428,72 @@ fn stale_attempts_are_pruned() {
     let (_, prove) = up_to_prove(&mut f, &mut a);
     assert_eq!(pending(&a), 1);
     let deadline = a.poll_timeout().unwrap();
-    assert_eq!(deadline, f.at(1) + f.cfg.attempt_timeout);
+    assert_eq!(deadline, f.at(1) + f.cfg.attempt_timeout * 2);
     a.handle_timeout(deadline);
     assert_eq!(pending(&a), 0);
     a.handle_message(&f.bob.peer, &prove, deadline + Duration::from_millis(1));
     assert_eq!(
-        sent_to(&drain(&mut a), &f.bob.peer),
-        vec![Message::Done(Done::Rejected(RejectReason::NoSession))]
+        verdicts(&drain(&mut a), &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::NoSession)]
     );
+}
+
+#[test]
+fn a_repeated_join_while_confirming_changes_nothing() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let mut b = f.joiner();
+    b.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
+    b.handle_message(&f.alice.peer, &challenge, f.at(2));
+    let prove = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    // A duplicate of Bob's first Join must not be answered "busy": that would send Bob
+    // back to searching while Alice goes on to pair with him.
+    a.handle_message(&f.bob.peer, &join, f.at(4));
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(state(&a), InitiatorState::Confirming);
+}
+
+#[test]
+fn unanswered_confirmation_times_out_before_the_joiner_gives_up() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    let deadline = f.at(3) + f.cfg.confirm_timeout;
+    assert_eq!(a.poll_timeout(), Some(deadline));
+    a.handle_timeout(deadline);
+    let out = drain(&mut a);
+    assert_eq!(
+        verdicts(&out, &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::Timeout)]
+    );
+    assert!(out.contains(&Action::Failed(FailReason::ConfirmTimeout {
+        peer: f.bob.peer.clone()
+    })));
+    // A "yes" after that is too late.
+    a.handle_confirm(&f.bob.peer, true, deadline);
+    assert!(drain(&mut a).is_empty());
+}
+
+#[test]
+fn verdicts_name_the_attempt() {
+    let mut f = Fixture::new();
+    f.cfg.auto_accept = true;
+    let mut a = f.initiator();
+    drain(&mut a);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    let Ok(Message::Prove(p)) = Message::decode(&prove) else {
+        panic!("a proof")
+    };
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    let done = sent_to(&drain(&mut a), &f.bob.peer);
+    assert_eq!(done, vec![Message::Done(Done::accepted(p.nonce))]);
 }

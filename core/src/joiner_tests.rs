@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use crate::action::{Action, FailReason, Progress};
 use crate::joiner::JoinerState;
-use crate::messages::{Challenge, Done, Message, RejectReason};
+use crate::messages::{Challenge, Done, Message, Outcome, RejectReason};
 use crate::test_support::{device, drain, only_bytes_to, peer, sent_to, Fixture};
 use crate::Pairing;
+use crate::PeerId;
 
 fn state(p: &Pairing) -> JoinerState {
     match p {
@@ -15,8 +16,17 @@ fn state(p: &Pairing) -> JoinerState {
     }
 }
 
-fn reject(reason: RejectReason) -> Vec<u8> {
-    Message::Done(Done::Rejected(reason)).encode()
+/// A verdict from `from` about the attempt `b` has with it.
+fn verdict(b: &Pairing, from: &PeerId, outcome: Outcome) -> Vec<u8> {
+    let Pairing::Joiner(j) = b else {
+        panic!("not a joiner")
+    };
+    let re = j.expected_re(from).expect("an attempt with that peer");
+    Message::Done(Done { re, outcome }).encode()
+}
+
+fn reject(b: &Pairing, from: &PeerId, reason: RejectReason) -> Vec<u8> {
+    verdict(b, from, Outcome::Rejected(reason))
 }
 
 /// Bob contacts Alice and receives her Challenge; returns both machines with Bob proving.
@@ -81,7 +91,11 @@ fn parallel_attempts_are_bounded_and_queue_drains() {
     assert_eq!(sent_to(&out, &peer(0)).len(), 1);
     assert_eq!(sent_to(&out, &peer(1)).len(), 1);
     assert!(sent_to(&out, &peer(2)).is_empty());
-    b.handle_message(&peer(0), &reject(RejectReason::NoSession), f.at(1));
+    b.handle_message(
+        &peer(0),
+        &reject(&b, &peer(0), RejectReason::NoSession),
+        f.at(1),
+    );
     assert!(matches!(
         sent_to(&drain(&mut b), &peer(2)).as_slice(),
         [Message::Join(_)]
@@ -95,7 +109,11 @@ fn no_session_is_retried_after_the_interval() {
     drain(&mut b);
     b.handle_peer(&peer(1), f.now);
     drain(&mut b);
-    b.handle_message(&peer(1), &reject(RejectReason::NoSession), f.at(10));
+    b.handle_message(
+        &peer(1),
+        &reject(&b, &peer(1), RejectReason::NoSession),
+        f.at(10),
+    );
     assert!(drain(&mut b).is_empty());
     let retry = f.at(10) + f.cfg.retry_interval;
     assert_eq!(b.poll_timeout(), Some(retry));
@@ -191,11 +209,15 @@ fn accepted_completes() {
     let (_, mut b) = proving(&mut f);
     drain(&mut b);
     // A verdict from anyone else is ignored.
-    b.handle_message(&peer(4), &Message::Done(Done::Accepted).encode(), f.at(3));
+    b.handle_message(
+        &peer(4),
+        &Message::Done(Done::accepted([0; 32])).encode(),
+        f.at(3),
+    );
     assert!(drain(&mut b).is_empty());
     b.handle_message(
         &f.alice.peer,
-        &Message::Done(Done::Accepted).encode(),
+        &verdict(&b, &f.alice.peer, Outcome::Accepted),
         f.at(3),
     );
     let out = drain(&mut b);
@@ -211,7 +233,11 @@ fn user_rejection_fails_with_the_reason() {
     let mut f = Fixture::new();
     let (_, mut b) = proving(&mut f);
     drain(&mut b);
-    b.handle_message(&f.alice.peer, &reject(RejectReason::UserRejected), f.at(3));
+    b.handle_message(
+        &f.alice.peer,
+        &reject(&b, &f.alice.peer, RejectReason::UserRejected),
+        f.at(3),
+    );
     assert_eq!(
         drain(&mut b),
         vec![Action::Failed(FailReason::Rejected {
@@ -226,7 +252,11 @@ fn expired_verdict_fails_as_expired() {
     let mut f = Fixture::new();
     let (_, mut b) = proving(&mut f);
     drain(&mut b);
-    b.handle_message(&f.alice.peer, &reject(RejectReason::Expired), f.at(3));
+    b.handle_message(
+        &f.alice.peer,
+        &reject(&b, &f.alice.peer, RejectReason::Expired),
+        f.at(3),
+    );
     assert_eq!(drain(&mut b), vec![Action::Failed(FailReason::CodeExpired)]);
 }
 
@@ -235,7 +265,11 @@ fn busy_verdict_goes_back_to_searching() {
     let mut f = Fixture::new();
     let (_, mut b) = proving(&mut f);
     drain(&mut b);
-    b.handle_message(&f.alice.peer, &reject(RejectReason::Busy), f.at(3));
+    b.handle_message(
+        &f.alice.peer,
+        &reject(&b, &f.alice.peer, RejectReason::Busy),
+        f.at(3),
+    );
     assert_eq!(state(&b), JoinerState::Searching);
     b.handle_timeout(f.at(3) + f.cfg.retry_interval);
     assert!(matches!(
@@ -253,7 +287,7 @@ fn proof_is_resent_then_gives_up() {
     assert_eq!(b.poll_timeout(), Some(resend));
     b.handle_timeout(resend);
     assert_eq!(only_bytes_to(&drain(&mut b), &f.alice.peer), first);
-    b.handle_timeout(f.at(2) + f.cfg.confirm_timeout);
+    b.handle_timeout(f.at(2) + f.cfg.confirm_timeout + f.cfg.attempt_timeout);
     assert_eq!(
         drain(&mut b),
         vec![Action::Failed(FailReason::NoAnswer {
@@ -268,7 +302,11 @@ fn search_times_out_with_no_device_answered() {
     let mut b = f.joiner();
     drain(&mut b);
     b.handle_peer(&peer(1), f.now);
-    b.handle_message(&peer(1), &reject(RejectReason::NoSession), f.at(1));
+    b.handle_message(
+        &peer(1),
+        &reject(&b, &peer(1), RejectReason::NoSession),
+        f.at(1),
+    );
     drain(&mut b);
     b.handle_timeout(f.now + f.cfg.join_timeout);
     assert_eq!(
@@ -284,7 +322,11 @@ fn search_times_out_as_expired_when_told_so() {
     let mut b = f.joiner();
     drain(&mut b);
     b.handle_peer(&peer(1), f.now);
-    b.handle_message(&peer(1), &reject(RejectReason::Expired), f.at(1));
+    b.handle_message(
+        &peer(1),
+        &reject(&b, &peer(1), RejectReason::Expired),
+        f.at(1),
+    );
     drain(&mut b);
     // The search ends soon after, not at the full join timeout.
     let end = f.at(1) + f.cfg.attempt_timeout;
@@ -324,4 +366,89 @@ fn late_messages_after_the_deadline_do_not_complete() {
     b.handle_message(&f.alice.peer, &challenge, f.now + Duration::from_secs(5));
     let out = drain(&mut b);
     assert_eq!(out, vec![Action::Failed(FailReason::NoDeviceAnswered)]);
+}
+
+#[test]
+fn a_verdict_about_another_attempt_is_ignored() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    // A late "no session" from before (or about someone else's nonce) must not undo the
+    // attempt that is about to be accepted.
+    let stale = Message::Done(Done::rejected([9; 32], RejectReason::NoSession)).encode();
+    b.handle_message(&f.alice.peer, &stale, f.at(3));
+    assert_eq!(state(&b), JoinerState::Proving);
+    b.handle_message(
+        &f.alice.peer,
+        &verdict(&b, &f.alice.peer, Outcome::Accepted),
+        f.at(4),
+    );
+    assert!(matches!(drain(&mut b).as_slice(), [Action::Completed(_)]));
+}
+
+#[test]
+fn a_late_challenge_still_matches_after_the_join_was_resent() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let mut b = f.joiner();
+    drain(&mut b);
+    b.handle_peer(&f.alice.peer, f.now);
+    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
+    // The Challenge is slow: Bob's attempt times out and he sends his Join again, unchanged.
+    b.handle_timeout(f.now + f.cfg.attempt_timeout);
+    assert_eq!(only_bytes_to(&drain(&mut b), &f.alice.peer), join);
+    b.handle_message(
+        &f.alice.peer,
+        &challenge,
+        f.now + f.cfg.attempt_timeout + Duration::from_millis(5),
+    );
+    assert_eq!(state(&b), JoinerState::Proving);
+}
+
+#[test]
+fn another_joiners_join_is_answered_at_once() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    drain(&mut b);
+    let carol = device(5, "carol");
+    let mut c = Pairing::joiner(f.cfg.clone(), carol.clone(), &f.code, f.now, &mut f.rng);
+    c.handle_peer(&f.bob.peer, f.now);
+    let join = only_bytes_to(&drain(&mut c), &f.bob.peer);
+    b.handle_message(&carol.peer, &join, f.at(1));
+    let out = drain(&mut b);
+    assert!(matches!(
+        sent_to(&out, &carol.peer).as_slice(),
+        [Message::Done(Done {
+            outcome: Outcome::Rejected(RejectReason::NoSession),
+            ..
+        })]
+    ));
+    // ...and Carol takes that answer as one about her attempt.
+    c.handle_message(&f.bob.peer, &only_bytes_to(&out, &carol.peer), f.at(2));
+    assert_eq!(c.poll_timeout(), Some(f.at(2) + f.cfg.retry_interval));
+}
+
+#[test]
+fn a_rediscovered_peer_jumps_the_queue() {
+    let mut f = Fixture::new();
+    f.cfg.parallel_attempts = 1;
+    let mut b = f.joiner();
+    drain(&mut b);
+    for n in 0..3 {
+        b.handle_peer(&peer(n), f.now);
+    }
+    drain(&mut b);
+    // peer(2) is reported again (say by the DHT): it is asked right after peer(0).
+    b.handle_peer(&peer(2), f.at(1));
+    b.handle_message(
+        &peer(0),
+        &reject(&b, &peer(0), RejectReason::NoSession),
+        f.at(2),
+    );
+    let out = drain(&mut b);
+    assert_eq!(sent_to(&out, &peer(2)).len(), 1);
+    assert!(sent_to(&out, &peer(1)).is_empty());
 }

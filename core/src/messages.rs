@@ -44,16 +44,48 @@ pub struct Challenge {
     pub mac: Bytes32,
 }
 
+/// `nonce` repeats the joiner's `Join.nonce`, so that the verdict can name the attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prove {
+    #[serde(with = "serde_bytes")]
+    pub nonce: Bytes32,
     #[serde(with = "serde_bytes")]
     pub mac: Bytes32,
 }
 
+/// The initiator's verdict on one attempt. `re` is the joiner nonce of the attempt it
+/// concerns (all zeros when the message it answers could not be read), so a delayed or
+/// duplicated verdict can never be taken for the answer to a later attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Done {
+pub struct Done {
+    #[serde(with = "serde_bytes")]
+    pub re: Bytes32,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
     Accepted,
     Rejected(RejectReason),
+}
+
+/// `re` of a verdict on a message that could not be attributed to any attempt.
+pub const UNATTRIBUTED: Bytes32 = [0; 32];
+
+impl Done {
+    pub fn accepted(re: Bytes32) -> Self {
+        Done {
+            re,
+            outcome: Outcome::Accepted,
+        }
+    }
+
+    pub fn rejected(re: Bytes32, reason: RejectReason) -> Self {
+        Done {
+            re,
+            outcome: Outcome::Rejected(reason),
+        }
+    }
 }
 
 /// Why an initiator turned an attempt down. Sent to the joiner, so it can tell its user.
@@ -77,6 +109,8 @@ pub enum RejectReason {
     Malformed,
     #[error("the other side cancelled the pairing")]
     Cancelled,
+    #[error("the other user did not answer in time")]
+    Timeout,
 }
 
 impl Join {
@@ -150,8 +184,16 @@ impl Message {
                 max: MAX_MESSAGE_LEN,
             });
         }
-        let envelope: EnvelopeIn =
-            ciborium::from_reader(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let mut reader = bytes;
+        let envelope: EnvelopeIn = ciborium::from_reader(&mut reader)
+            .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        // One encoding per message: bytes after the value would make it non-canonical.
+        if !reader.is_empty() {
+            return Err(DecodeError::Malformed(format!(
+                "{} trailing bytes after the message",
+                reader.len()
+            )));
+        }
         if envelope.v != u64::from(PROTOCOL_VERSION) {
             return Err(DecodeError::UnsupportedVersion(envelope.v));
         }
@@ -193,15 +235,14 @@ impl Message {
 /// `Done{NoSession}` so the joiner moves on at once; nothing else is answered, so two
 /// devices can never bounce rejections at each other.
 pub fn reply_without_session(bytes: &[u8]) -> Option<Vec<u8>> {
-    match Message::decode(bytes) {
-        Ok(Message::Join(_)) => {
-            Some(Message::Done(Done::Rejected(RejectReason::NoSession)).encode())
-        }
+    let done = match Message::decode(bytes) {
+        Ok(Message::Join(join)) => Done::rejected(join.nonce, RejectReason::NoSession),
         Err(DecodeError::UnsupportedVersion(_)) => {
-            Some(Message::Done(Done::Rejected(RejectReason::UnsupportedVersion)).encode())
+            Done::rejected(UNATTRIBUTED, RejectReason::UnsupportedVersion)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(Message::Done(done).encode())
 }
 
 #[cfg(test)]
@@ -227,9 +268,12 @@ mod tests {
                 info: DeviceInfo::new("alice").unwrap(),
                 mac: [6; 32],
             }),
-            Message::Prove(Prove { mac: [7; 32] }),
-            Message::Done(Done::Accepted),
-            Message::Done(Done::Rejected(RejectReason::UserRejected)),
+            Message::Prove(Prove {
+                nonce: [2; 32],
+                mac: [7; 32],
+            }),
+            Message::Done(Done::accepted([2; 32])),
+            Message::Done(Done::rejected([2; 32], RejectReason::UserRejected)),
         ];
         for m in messages {
             let bytes = m.encode();
@@ -273,7 +317,10 @@ mod tests {
         let reply = reply_without_session(&bytes).unwrap();
         assert_eq!(
             Message::decode(&reply).unwrap(),
-            Message::Done(Done::Rejected(RejectReason::UnsupportedVersion))
+            Message::Done(Done::rejected(
+                UNATTRIBUTED,
+                RejectReason::UnsupportedVersion
+            ))
         );
     }
 
@@ -288,7 +335,11 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         // A valid envelope around a body with a short key.
-        let mut bad = Message::Prove(Prove { mac: [7; 32] }).encode();
+        let mut bad = Message::Prove(Prove {
+            nonce: [2; 32],
+            mac: [7; 32],
+        })
+        .encode();
         let len = bad.len();
         bad.truncate(len - 1);
         assert!(matches!(
@@ -305,11 +356,25 @@ mod tests {
     }
 
     #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = Message::Prove(Prove {
+            nonce: [1; 32],
+            mac: [2; 32],
+        })
+        .encode();
+        bytes.push(0);
+        assert!(matches!(
+            Message::decode(&bytes),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn only_join_gets_a_sessionless_reply() {
         let reply = reply_without_session(&Message::Join(join()).encode()).unwrap();
         assert_eq!(
             Message::decode(&reply).unwrap(),
-            Message::Done(Done::Rejected(RejectReason::NoSession))
+            Message::Done(Done::rejected([2; 32], RejectReason::NoSession))
         );
         assert_eq!(reply_without_session(&reply), None);
         assert_eq!(reply_without_session(b"junk"), None);

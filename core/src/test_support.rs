@@ -88,6 +88,18 @@ pub fn sent_to(actions: &[Action], to: &PeerId) -> Vec<Message> {
         .collect()
 }
 
+/// The outcomes of the verdicts among `actions` addressed to `to`, checking that each
+/// names an attempt (or none, for unreadable input).
+pub fn verdicts(actions: &[Action], to: &PeerId) -> Vec<crate::messages::Outcome> {
+    sent_to(actions, to)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Done(done) => Some(done.outcome),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The raw bytes of the only message among `actions` addressed to `to`.
 pub fn only_bytes_to(actions: &[Action], to: &PeerId) -> Vec<u8> {
     let mut sends = actions.iter().filter_map(|a| match a {

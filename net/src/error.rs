@@ -21,6 +21,8 @@ pub enum Error {
     NoAnswer { peer: PeerId },
     #[error("the pairing was cancelled")]
     Cancelled,
+    #[error("{peer} proved the code, but the pairing was not confirmed in time")]
+    ConfirmTimeout { peer: PeerId },
     #[error("a pairing session is already running on this node")]
     Busy,
     #[error("invalid device name: {0}")]
@@ -59,6 +61,7 @@ impl From<FailReason> for Error {
             FailReason::Declined { peer } => Error::Declined { peer },
             FailReason::NoAnswer { peer } => Error::NoAnswer { peer },
             FailReason::Cancelled => Error::Cancelled,
+            FailReason::ConfirmTimeout { peer } => Error::ConfirmTimeout { peer },
         }
     }
 }

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
-use paircode_core::messages::{Done, Join, Message, Prove};
+use paircode_core::messages::{Done, Join, Message, Outcome, Prove};
 use paircode_core::{Code, DeviceInfo, PairedDevice, RejectReason};
 use paircode_net::protocol::{PairCodec, PAIR_PROTOCOL};
 use paircode_net::{Discovery, Error, GenerateOptions, Node, NodeEvent, PairingEvent};
@@ -147,10 +147,13 @@ async fn hammer(alice: Multiaddr, code: &Code, stop: oneshot::Receiver<()>) -> (
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     let discovery_id = code.keys().discovery_id.0;
-    let join = || {
+    // The nonce of the last Join, which a proof must repeat to be judged at all.
+    let mut nonce = [0u8; 32];
+    let join = |nonce_out: &mut [u8; 32]| {
+        *nonce_out = rand32();
         Message::Join(Join {
             discovery_id,
-            nonce: rand32(),
+            nonce: *nonce_out,
             eph: rand32(),
             info: DeviceInfo::new("mallory").unwrap(),
         })
@@ -166,7 +169,8 @@ async fn hammer(alice: Multiaddr, code: &Code, stop: oneshot::Receiver<()>) -> (
         };
         let (peer, bytes) = match event {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                swarm.behaviour_mut().send_request(&peer_id, join());
+                let bytes = join(&mut nonce);
+                swarm.behaviour_mut().send_request(&peer_id, bytes);
                 continue;
             }
             SwarmEvent::Behaviour(request_response::Event::Message {
@@ -179,12 +183,19 @@ async fn hammer(alice: Multiaddr, code: &Code, stop: oneshot::Receiver<()>) -> (
         let next = match Message::decode(&bytes) {
             Ok(Message::Challenge(_)) => {
                 challenges += 1;
-                Message::Prove(Prove { mac: rand32() }).encode()
+                Message::Prove(Prove {
+                    nonce,
+                    mac: rand32(),
+                })
+                .encode()
             }
-            Ok(Message::Done(Done::Accepted)) => panic!("alice accepted a wrong proof"),
+            Ok(Message::Done(Done {
+                outcome: Outcome::Accepted,
+                ..
+            })) => panic!("alice accepted a wrong proof"),
             _ => {
                 rejections += 1;
-                join()
+                join(&mut nonce)
             }
         };
         swarm.behaviour_mut().send_request(&peer, next);

@@ -122,6 +122,7 @@ fn error_kind(e: &Error) -> &'static str {
         Error::Rejected { .. } => "Rejected",
         Error::Declined { .. } => "Declined",
         Error::NoAnswer { .. } => "NoAnswer",
+        Error::ConfirmTimeout { .. } => "ConfirmTimeout",
         Error::Cancelled => "Cancelled",
         Error::Busy => "Busy",
         Error::InvalidName(_) => "InvalidName",

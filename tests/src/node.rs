@@ -1,0 +1,152 @@
+//! A simulated peer: an identity, what drives it, and everything it did.
+
+use std::time::{Duration, Instant};
+
+use paircode_core::initiator::InitiatorState;
+use paircode_core::joiner::JoinerState;
+use paircode_core::{Code, Config, LocalDevice, Pairing, Role};
+
+use crate::attacker::Attacker;
+use crate::record::LogEntry;
+
+pub type NodeId = usize;
+
+/// How the initiator's user answers `Action::Confirm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmPolicy {
+    /// `Config::auto_accept`: the state machine never asks.
+    AutoAccept,
+    Accept {
+        after: Duration,
+    },
+    Reject {
+        after: Duration,
+    },
+    /// The user walked away; only the code's expiry ends the session.
+    Never,
+}
+
+/// Who a node is in the story, for reports and for invariants that name the honest pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    Alice,
+    Bob,
+    /// A second device that was also told the code (it may legitimately win the race).
+    Rival,
+    /// An unrelated device on the same network, possibly running its own pairing.
+    Bystander,
+    /// Anything run by the attacker, including joiners with a wrong code.
+    Adversary,
+}
+
+#[derive(Clone)]
+pub struct SessionSpec {
+    pub role: Role,
+    pub code: Code,
+    pub cfg: Config,
+    /// Seed of the RNG handed to `Pairing::initiator` / `Pairing::joiner`.
+    pub seed: [u8; 32],
+    pub start_at: Duration,
+    pub policy: ConfirmPolicy,
+}
+
+pub struct SessionNode {
+    pub spec: SessionSpec,
+    /// `None` until the session starts; the device answers like one without a session.
+    pub pairing: Option<Pairing>,
+    pub started_at: Option<Instant>,
+}
+
+pub enum Brain {
+    /// A device with no pairing session: answers with `reply_without_session`.
+    Idle,
+    Session(Box<SessionNode>),
+    Attacker(Box<Attacker>),
+}
+
+pub struct Node {
+    pub local: LocalDevice,
+    pub label: Label,
+    pub brain: Brain,
+    pub log: Vec<LogEntry>,
+    /// The timer currently queued for this node, to recognise stale queue entries.
+    pub(crate) timer: Option<Instant>,
+}
+
+/// The observable state of a session, compared before and after each input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    Initiator {
+        state: InitiatorState,
+        pending_attempts: usize,
+    },
+    Joiner(JoinerState),
+}
+
+impl SessionState {
+    pub fn of(pairing: &Pairing) -> Self {
+        match pairing {
+            Pairing::Initiator(i) => SessionState::Initiator {
+                state: i.state(),
+                pending_attempts: i.pending_attempts(),
+            },
+            Pairing::Joiner(j) => SessionState::Joiner(j.state()),
+        }
+    }
+
+    /// The state enum alone, without the attempt count.
+    pub fn phase(&self) -> Phase {
+        match self {
+            SessionState::Initiator { state, .. } => Phase::Initiator(*state),
+            SessionState::Joiner(state) => Phase::Joiner(*state),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Initiator(InitiatorState),
+    Joiner(JoinerState),
+}
+
+impl Node {
+    pub fn session(&self) -> Option<&SessionNode> {
+        match &self.brain {
+            Brain::Session(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn pairing(&self) -> Option<&Pairing> {
+        self.session().and_then(|s| s.pairing.as_ref())
+    }
+
+    pub fn state(&self) -> Option<SessionState> {
+        self.pairing().map(SessionState::of)
+    }
+
+    pub fn attacker(&self) -> Option<&Attacker> {
+        match &self.brain {
+            Brain::Attacker(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl Node {
+    /// When and with what this node's session completed, if it did.
+    pub fn completed(&self) -> Option<(std::time::Duration, &paircode_core::PairedDevice)> {
+        self.log.iter().find_map(|e| match &e.action {
+            crate::record::Recorded::Completed(d) => Some((e.at, &**d)),
+            _ => None,
+        })
+    }
+
+    /// When and why this node's session failed, if it did.
+    pub fn failed(&self) -> Option<(std::time::Duration, &paircode_core::FailReason)> {
+        self.log.iter().find_map(|e| match &e.action {
+            crate::record::Recorded::Failed(r) => Some((e.at, r)),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! Minimal reproductions of paircode-core bugs the simulator found (all fixed). Each test
+//! states the behaviour the design asks for, so the bug cannot come back unnoticed.
+
+use std::time::{Duration, Instant};
+
+use paircode_core::joiner::JoinerState;
+use paircode_core::messages::reply_without_session;
+use paircode_core::{Action, Code, Config, LocalDevice, PairedDevice, Pairing};
+use paircode_tests::ids::device;
+use paircode_tests::net::NetConfig;
+use paircode_tests::node::ConfirmPolicy;
+use paircode_tests::random::{stream_rng, Stream};
+use paircode_tests::scenario::{AttackerSpec, Scenario};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+struct Pair {
+    now: Instant,
+    code: Code,
+    cfg: Config,
+    a: LocalDevice,
+    b: LocalDevice,
+    bob: Pairing,
+}
+
+impl Pair {
+    fn new(cfg: Config) -> Self {
+        let mut rng = stream_rng(1, Stream::Setup);
+        let code = Code::generate(&mut rng);
+        let (a, b) = (device(&mut rng, "alice"), device(&mut rng, "bob"));
+        let now = Instant::now();
+        let bob = Pairing::joiner(
+            cfg.clone(),
+            b.clone(),
+            &code,
+            now,
+            &mut ChaCha20Rng::seed_from_u64(2),
+        );
+        Pair {
+            now,
+            code,
+            cfg,
+            a,
+            b,
+            bob,
+        }
+    }
+
+    fn alice(&self, at: Instant) -> Pairing {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        Pairing::initiator(self.cfg.clone(), self.a.clone(), &self.code, at, &mut rng)
+    }
+}
+
+/// The bytes of every `Send` queued on `p`, and whether it completed.
+fn drain(p: &mut Pairing) -> (Vec<Vec<u8>>, Option<PairedDevice>) {
+    let (mut sent, mut done) = (Vec::new(), None);
+    while let Some(action) = p.poll_action() {
+        match action {
+            Action::Send { bytes, .. } => sent.push(bytes),
+            Action::Completed(d) => done = Some(*d),
+            _ => {}
+        }
+    }
+    (sent, done)
+}
+
+fn joiner_state(p: &Pairing) -> JoinerState {
+    match p {
+        Pairing::Joiner(j) => j.state(),
+        Pairing::Initiator(_) => unreachable!("bob is the joiner"),
+    }
+}
+
+/// Core bug 1 (invariant 5). `Done` carries nothing that ties it to an attempt, and the
+/// joiner acts on `Done{Rejected(NoSession|Busy)}` from its verified peer in any attempt.
+/// So a duplicate (or late copy) of a rejection from an *earlier* attempt knocks a joiner
+/// in `Proving` back to `Searching` (was joiner.rs, `on_verdict`; fixed by naming the attempt in `Done.re`), and when Alice then accepts,
+/// her `Done{Accepted}` is ignored: Alice has paired, Bob has not.
+#[test]
+fn a_duplicated_rejection_from_an_earlier_attempt_is_ignored() {
+    let mut pair = Pair::new(Config {
+        auto_accept: true,
+        ..Config::default()
+    });
+    let (a, b, t0) = (pair.a.peer.clone(), pair.b.peer.clone(), pair.now);
+    // Bob finds Alice's device before her session starts: it answers "no session".
+    pair.bob.handle_peer(&a, t0);
+    let (joins, _) = drain(&mut pair.bob);
+    let no_session = reply_without_session(&joins[0]).expect("a Join is answered");
+    pair.bob.handle_message(&a, &no_session, t0);
+    drain(&mut pair.bob);
+    // Alice starts; Bob retries and gets to Proving.
+    let mut alice = pair.alice(t0);
+    drain(&mut alice);
+    let t1 = t0 + pair.cfg.retry_interval;
+    pair.bob.handle_timeout(t1);
+    let (joins, _) = drain(&mut pair.bob);
+    alice.handle_message(&b, &joins[0], t1);
+    let (challenge, _) = drain(&mut alice);
+    pair.bob.handle_message(&a, &challenge[0], t1);
+    let (prove, _) = drain(&mut pair.bob);
+    assert_eq!(joiner_state(&pair.bob), JoinerState::Proving);
+    // The network delivers the first "no session" a second time.
+    pair.bob.handle_message(&a, &no_session, t1);
+    assert_eq!(
+        joiner_state(&pair.bob),
+        JoinerState::Proving,
+        "a duplicate moved bob"
+    );
+    alice.handle_message(&b, &prove[0], t1);
+    let (accepted, on_alice) = drain(&mut alice);
+    assert!(on_alice.is_some());
+    pair.bob.handle_message(&a, &accepted[0], t1);
+    assert!(
+        drain(&mut pair.bob).1.is_some(),
+        "alice paired, bob did not"
+    );
+}
+
+/// Core bug 2. While Alice waits for her user (`Confirming`), a second copy of Bob's Join
+/// (a network duplicate, or Bob's own retransmission crossing the Challenge) is answered
+/// `Done{Rejected(Busy)}` (initiator.rs, `on_join`), which sends the proving Bob back to
+/// searching; when the user accepts, Alice completes and Bob never does. With auto-accept
+/// the same happens through `Done{Rejected(NoSession)}` from the `Completed` state whenever
+/// it overtakes `Done{Accepted}`.
+#[test]
+fn a_repeated_join_while_confirming_does_not_make_the_pairing_one_sided() {
+    let mut pair = Pair::new(Config::default());
+    let (a, b, t) = (pair.a.peer.clone(), pair.b.peer.clone(), pair.now);
+    let mut alice = pair.alice(t);
+    drain(&mut alice);
+    pair.bob.handle_peer(&a, t);
+    let (join, _) = drain(&mut pair.bob);
+    alice.handle_message(&b, &join[0], t);
+    let (challenge, _) = drain(&mut alice);
+    pair.bob.handle_message(&a, &challenge[0], t);
+    let (prove, _) = drain(&mut pair.bob);
+    alice.handle_message(&b, &prove[0], t);
+    drain(&mut alice); // Confirm
+    alice.handle_message(&b, &join[0], t); // the duplicate
+    let (replies, _) = drain(&mut alice);
+    for reply in replies {
+        pair.bob.handle_message(&a, &reply, t);
+    }
+    drain(&mut pair.bob);
+    alice.handle_confirm(&b, true, t);
+    let (accepted, on_alice) = drain(&mut alice);
+    assert!(on_alice.is_some());
+    for bytes in accepted {
+        pair.bob.handle_message(&a, &bytes, t);
+    }
+    assert!(
+        drain(&mut pair.bob).1.is_some(),
+        "alice paired, bob did not"
+    );
+}
+
+/// Core bug 3. When a round trip takes longer than `attempt_timeout`, the joiner re-sends
+/// Join with a fresh nonce before the first Challenge arrives; that Challenge then fails
+/// the MAC check against the *new* attempt and the joiner marks Alice `Dead` for good
+/// (joiner.rs, `on_challenge`), ignoring the valid Challenge that follows. On a lossless
+/// network with 1.6 s one-way latency and the default 3 s attempt timeout, the pairing
+/// never completes.
+#[test]
+fn a_slow_round_trip_still_pairs() {
+    let scenario = Scenario {
+        net: NetConfig {
+            latency: (Duration::from_millis(1600), Duration::from_millis(1600)),
+            ..NetConfig::perfect()
+        },
+        cfg: Config::default(),
+        confirm: ConfirmPolicy::AutoAccept,
+        ..Scenario::honest(7)
+    };
+    let mut world = scenario.build(Instant::now());
+    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
+    assert!(
+        world.sim.node(world.alice).completed().is_some(),
+        "alice never paired"
+    );
+    assert!(
+        world.sim.node(world.bob).completed().is_some(),
+        "bob never paired"
+    );
+}
+
+/// Core bug 4 (liveness). The joiner re-sends its Prove `attempt_timeout` after the
+/// Challenge arrived, but the initiator drops the attempt `attempt_timeout` after the Join
+/// arrived, which is always earlier: the retransmission can never be accepted and every
+/// lost Prove costs a whole new attempt (here on a zero-latency network).
+#[test]
+fn a_lost_prove_is_recovered_by_its_retransmission() {
+    let mut pair = Pair::new(Config::default());
+    let (a, b, t0) = (pair.a.peer.clone(), pair.b.peer.clone(), pair.now);
+    let mut alice = pair.alice(t0);
+    drain(&mut alice);
+    pair.bob.handle_peer(&a, t0);
+    let (join, _) = drain(&mut pair.bob);
+    alice.handle_message(&b, &join[0], t0);
+    let (challenge, _) = drain(&mut alice);
+    pair.bob.handle_message(&a, &challenge[0], t0);
+    drain(&mut pair.bob); // the Prove is lost
+    let resend = pair.bob.poll_timeout().expect("bob will resend");
+    // Drive both sides' timers in time order up to the resend.
+    while let Some(t) = alice.poll_timeout().filter(|t| *t <= resend) {
+        alice.handle_timeout(t);
+        drain(&mut alice);
+    }
+    pair.bob.handle_timeout(resend);
+    let (again, _) = drain(&mut pair.bob);
+    alice.handle_message(&b, &again[0], resend);
+    drain(&mut alice);
+    let confirming = matches!(&alice, Pairing::Initiator(i)
+        if i.state() == paircode_core::initiator::InitiatorState::Confirming);
+    assert!(confirming, "the retransmitted proof found no attempt");
+}
+
+/// Core bug 5. A joiner never answers another joiner's Join (joiner.rs, `handle_message`
+/// ignores it; `reply_without_session` is only for devices with no session), so every
+/// other joiner on the LAN holds one of Bob's `parallel_attempts` slots for a whole
+/// `attempt_timeout`, and a candidate that has to be retried goes to the back of the queue
+/// (DHT results do not move it forward). With 80 wrong-code joiners on the LAN and Alice
+/// starting two seconds after Bob, Bob gives up before he gets back to her.
+#[test]
+fn other_joiners_on_the_lan_do_not_starve_the_search() {
+    let scenario = Scenario {
+        alice_start: Duration::from_secs(2),
+        bob_start: Duration::ZERO,
+        confirm: ConfirmPolicy::AutoAccept,
+        attackers: vec![AttackerSpec::WrongCode {
+            count: 80,
+            near_miss: false,
+        }],
+        ..Scenario::honest(8)
+    };
+    let mut world = scenario.build(Instant::now());
+    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
+    let bob = world.sim.node(world.bob);
+    assert!(bob.completed().is_some(), "bob: {:?}", bob.failed());
+}
+
+/// Core bug 6. The joiner waits `confirm_timeout` (120 s) for the verdict, but the
+/// initiator keeps asking its user until the code expires (300 s): a user who accepts
+/// after two minutes pairs Alice with a Bob that has already given up.
+#[test]
+fn a_late_accept_does_not_make_the_pairing_one_sided() {
+    let scenario = Scenario {
+        cfg: Config::default(),
+        confirm: ConfirmPolicy::Accept {
+            after: Duration::from_secs(150),
+        },
+        ..Scenario::honest(9)
+    };
+    let mut world = scenario.build(Instant::now());
+    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
+    let (alice, bob) = (world.sim.node(world.alice), world.sim.node(world.bob));
+    assert_eq!(
+        alice.completed().is_some(),
+        bob.completed().is_some(),
+        "alice {:?} / bob {:?}",
+        alice.failed(),
+        bob.failed()
+    );
+}
