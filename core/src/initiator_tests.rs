@@ -5,7 +5,9 @@ use std::time::Duration;
 use crate::action::{Action, FailReason, Progress};
 use crate::initiator::InitiatorState;
 use crate::messages::{Done, Message, Outcome, Prove, RejectReason};
-use crate::test_support::{device, drain, only_bytes_to, peer, sent_to, verdicts, Fixture};
+use crate::test_support::{
+    device, drain, join_bytes, only_bytes_to, peer, sent_to, verdicts, Fixture,
+};
 use crate::Pairing;
 
 fn state(p: &Pairing) -> InitiatorState {
@@ -22,11 +24,25 @@ fn pending(p: &Pairing) -> usize {
     }
 }
 
+/// Alice's initiator, past its Publish.
+fn open(f: &mut Fixture) -> Pairing {
+    let mut a = f.initiator();
+    drain(&mut a);
+    a
+}
+
+/// Runs the handshake up to Alice asking her user; returns Bob's proof.
+fn confirming(f: &mut Fixture, a: &mut Pairing) -> Vec<u8> {
+    let (_, prove) = up_to_prove(f, a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(a);
+    prove
+}
+
 /// Runs Bob's Join → Alice's Challenge → Bob's Prove, leaving Bob's Prove undelivered.
 fn up_to_prove(f: &mut Fixture, a: &mut Pairing) -> (Pairing, Vec<u8>) {
     let mut b = f.joiner();
-    b.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(a), &f.bob.peer);
     b.handle_message(&f.alice.peer, &challenge, f.at(2));
@@ -53,12 +69,10 @@ fn new_publishes_until_expiry() {
 #[test]
 fn join_with_other_code_gets_no_session() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let eve = device(3, "eve");
     let mut e = f.wrong_joiner(eve.clone());
-    e.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
+    let join = join_bytes(&mut e, &f.alice.peer, f.now);
     a.handle_message(&eve.peer, &join, f.at(1));
     assert_eq!(
         verdicts(&drain(&mut a), &eve.peer),
@@ -71,11 +85,9 @@ fn join_with_other_code_gets_no_session() {
 #[test]
 fn join_gets_challenge_and_a_repeat_gets_the_same_one() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let mut b = f.joiner();
-    b.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let first = drain(&mut a);
     let out = sent_to(&first, &f.bob.peer);
@@ -92,13 +104,11 @@ fn join_gets_challenge_and_a_repeat_gets_the_same_one() {
 fn full_table_evicts_oldest_attempt() {
     let mut f = Fixture::new();
     f.cfg.max_pending_attempts = 2;
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let peers: Vec<_> = (10..13).map(|n| device(n, "j")).collect();
     for (i, p) in peers.iter().enumerate() {
         let mut j = Pairing::joiner(f.cfg.clone(), p.clone(), &f.code, f.now, &mut f.rng);
-        j.handle_peer(&f.alice.peer, f.now);
-        let join = only_bytes_to(&drain(&mut j), &f.alice.peer);
+        let join = join_bytes(&mut j, &f.alice.peer, f.now);
         a.handle_message(&p.peer, &join, f.at(i as u64));
     }
     let out = drain(&mut a);
@@ -113,8 +123,7 @@ fn full_table_evicts_oldest_attempt() {
 fn valid_proof_with_auto_accept_completes() {
     let mut f = Fixture::new();
     f.cfg.auto_accept = true;
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let (_, prove) = up_to_prove(&mut f, &mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(3));
     let out = drain(&mut a);
@@ -132,8 +141,7 @@ fn valid_proof_with_auto_accept_completes() {
 #[test]
 fn valid_proof_without_auto_accept_asks_the_user() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let (_, prove) = up_to_prove(&mut f, &mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(3));
     let out = drain(&mut a);
@@ -157,14 +165,12 @@ fn valid_proof_without_auto_accept_asks_the_user() {
 fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
     let mut f = Fixture::new();
     f.cfg.max_failures_per_peer = 2;
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let eve = device(3, "eve");
     for round in 0..2u64 {
         // Eve read the public discovery id, but does not know the auth key.
         let mut e = Pairing::joiner(f.cfg.clone(), eve.clone(), &f.code, f.now, &mut f.rng);
-        e.handle_peer(&f.alice.peer, f.now);
-        let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
+        let join = join_bytes(&mut e, &f.alice.peer, f.now);
         a.handle_message(&eve.peer, &join, f.at(round * 10));
         let Ok(Message::Join(j)) = Message::decode(&join) else {
             panic!("a join")
@@ -186,8 +192,7 @@ fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
         assert_eq!(state(&a), InitiatorState::Open);
     }
     let mut e = Pairing::joiner(f.cfg.clone(), eve.clone(), &f.code, f.now, &mut f.rng);
-    e.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut e), &f.alice.peer);
+    let join = join_bytes(&mut e, &f.alice.peer, f.now);
     a.handle_message(&eve.peer, &join, f.at(30));
     assert_eq!(
         verdicts(&drain(&mut a), &eve.peer),
@@ -202,8 +207,7 @@ fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
 #[test]
 fn prove_without_attempt_is_told_no_session() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     a.handle_message(
         &f.bob.peer,
         &Message::Prove(Prove {
@@ -223,8 +227,7 @@ fn prove_without_attempt_is_told_no_session() {
 #[test]
 fn malformed_oversized_and_future_messages_are_answered_without_advancing() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let p = peer(7);
     a.handle_message(&p, b"\xff\xfe garbage", f.at(1));
     a.handle_message(&p, &vec![0u8; crate::MAX_MESSAGE_LEN + 1], f.at(2));
@@ -253,15 +256,11 @@ fn malformed_oversized_and_future_messages_are_answered_without_advancing() {
 #[test]
 fn confirming_answers_busy_to_others() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
-    a.handle_message(&f.bob.peer, &prove, f.at(3));
-    drain(&mut a);
+    let mut a = open(&mut f);
+    let prove = confirming(&mut f, &mut a);
     let carol = device(4, "carol");
     let mut c = Pairing::joiner(f.cfg.clone(), carol.clone(), &f.code, f.now, &mut f.rng);
-    c.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut c), &f.alice.peer);
+    let join = join_bytes(&mut c, &f.alice.peer, f.now);
     a.handle_message(&carol.peer, &join, f.at(4));
     assert_eq!(
         verdicts(&drain(&mut a), &carol.peer),
@@ -276,11 +275,8 @@ fn confirming_answers_busy_to_others() {
 #[test]
 fn user_accepts() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
-    a.handle_message(&f.bob.peer, &prove, f.at(3));
-    drain(&mut a);
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
     a.handle_confirm(&peer(9), true, f.at(4));
     assert!(
         drain(&mut a).is_empty(),
@@ -296,11 +292,8 @@ fn user_accepts() {
 #[test]
 fn user_declines() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
-    a.handle_message(&f.bob.peer, &prove, f.at(3));
-    drain(&mut a);
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
     a.handle_confirm(&f.bob.peer, false, f.at(4));
     let out = drain(&mut a);
     assert_eq!(
@@ -316,11 +309,8 @@ fn user_declines() {
 #[test]
 fn expiry_while_confirming_tells_the_joiner() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
-    a.handle_message(&f.bob.peer, &prove, f.at(3));
-    drain(&mut a);
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
     let late = f.now + f.cfg.code_ttl;
     // The user's "yes" arrives too late: nothing completes after expiry.
     a.handle_confirm(&f.bob.peer, true, late);
@@ -336,8 +326,7 @@ fn expiry_while_confirming_tells_the_joiner() {
 #[test]
 fn expiry_when_open_then_joins_hear_expired() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let late = f.now + f.cfg.code_ttl;
     a.handle_timeout(late);
     assert_eq!(
@@ -350,8 +339,7 @@ fn expiry_when_open_then_joins_hear_expired() {
         ]
     );
     let mut b = f.joiner();
-    b.handle_peer(&f.alice.peer, late);
-    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let join = join_bytes(&mut b, &f.alice.peer, late);
     a.handle_message(&f.bob.peer, &join, late);
     assert_eq!(
         verdicts(&drain(&mut a), &f.bob.peer),
@@ -364,11 +352,8 @@ fn expiry_when_open_then_joins_hear_expired() {
 fn completed_repeats_its_verdict_to_the_paired_peer_only() {
     let mut f = Fixture::new();
     f.cfg.auto_accept = true;
-    let mut a = f.initiator();
-    drain(&mut a);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
-    a.handle_message(&f.bob.peer, &prove, f.at(3));
-    drain(&mut a);
+    let mut a = open(&mut f);
+    let prove = confirming(&mut f, &mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(4));
     let Ok(Message::Prove(p)) = Message::decode(&prove) else {
         panic!("a proof")
@@ -387,8 +372,7 @@ fn completed_repeats_its_verdict_to_the_paired_peer_only() {
     );
     // The code is single use: a fresh Join, even with the right code, finds no session.
     let mut again = f.joiner();
-    again.handle_peer(&f.alice.peer, f.at(6));
-    let join = only_bytes_to(&drain(&mut again), &f.alice.peer);
+    let join = join_bytes(&mut again, &f.alice.peer, f.at(6));
     a.handle_message(&f.bob.peer, &join, f.at(6));
     assert_eq!(
         verdicts(&drain(&mut a), &f.bob.peer),
@@ -400,17 +384,13 @@ fn completed_repeats_its_verdict_to_the_paired_peer_only() {
 #[test]
 fn cancel_open_and_confirming() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     a.handle_cancel(f.at(1));
     assert!(drain(&mut a).contains(&Action::Failed(FailReason::Cancelled)));
     assert_eq!(state(&a), InitiatorState::Failed);
 
-    let mut a = f.initiator();
-    drain(&mut a);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
-    a.handle_message(&f.bob.peer, &prove, f.at(3));
-    drain(&mut a);
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
     a.handle_cancel(f.at(4));
     let out = drain(&mut a);
     assert_eq!(
@@ -423,8 +403,7 @@ fn cancel_open_and_confirming() {
 #[test]
 fn stale_attempts_are_pruned() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let (_, prove) = up_to_prove(&mut f, &mut a);
     assert_eq!(pending(&a), 1);
     let deadline = a.poll_timeout().unwrap();
@@ -441,11 +420,9 @@ fn stale_attempts_are_pruned() {
 #[test]
 fn a_repeated_join_while_confirming_changes_nothing() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let mut b = f.joiner();
-    b.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
     b.handle_message(&f.alice.peer, &challenge, f.at(2));
@@ -462,11 +439,8 @@ fn a_repeated_join_while_confirming_changes_nothing() {
 #[test]
 fn unanswered_confirmation_times_out_before_the_joiner_gives_up() {
     let mut f = Fixture::new();
-    let mut a = f.initiator();
-    drain(&mut a);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
-    a.handle_message(&f.bob.peer, &prove, f.at(3));
-    drain(&mut a);
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
     let deadline = f.at(3) + f.cfg.confirm_timeout;
     assert_eq!(a.poll_timeout(), Some(deadline));
     a.handle_timeout(deadline);
@@ -487,8 +461,7 @@ fn unanswered_confirmation_times_out_before_the_joiner_gives_up() {
 fn verdicts_name_the_attempt() {
     let mut f = Fixture::new();
     f.cfg.auto_accept = true;
-    let mut a = f.initiator();
-    drain(&mut a);
+    let mut a = open(&mut f);
     let (_, prove) = up_to_prove(&mut f, &mut a);
     let Ok(Message::Prove(p)) = Message::decode(&prove) else {
         panic!("a proof")

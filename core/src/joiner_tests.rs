@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::action::{Action, FailReason, Progress};
 use crate::joiner::JoinerState;
 use crate::messages::{Challenge, Done, Message, Outcome, RejectReason};
-use crate::test_support::{device, drain, only_bytes_to, peer, sent_to, Fixture};
+use crate::test_support::{device, drain, join_bytes, only_bytes_to, peer, sent_to, Fixture};
 use crate::Pairing;
 use crate::PeerId;
 
@@ -14,6 +14,13 @@ fn state(p: &Pairing) -> JoinerState {
         Pairing::Joiner(j) => j.state(),
         Pairing::Initiator(_) => panic!("not a joiner"),
     }
+}
+
+/// Bob's joiner, past its first Lookup.
+fn searching(f: &mut Fixture) -> Pairing {
+    let mut b = f.joiner();
+    drain(&mut b);
+    b
 }
 
 /// A verdict from `from` about the attempt `b` has with it.
@@ -33,10 +40,8 @@ fn reject(b: &Pairing, from: &PeerId, reason: RejectReason) -> Vec<u8> {
 fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
     let mut a = f.initiator();
     drain(&mut a);
-    let mut b = f.joiner();
-    drain(&mut b);
-    b.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let mut b = searching(&mut f);
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
     b.handle_message(&f.alice.peer, &challenge, f.at(2));
@@ -61,8 +66,7 @@ fn new_looks_up_the_discovery_id() {
 #[test]
 fn discovered_peer_gets_a_join_but_self_does_not() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_peer(&f.bob.peer, f.now);
     assert!(drain(&mut b).is_empty());
     b.handle_peer(&f.alice.peer, f.now);
@@ -82,8 +86,7 @@ fn discovered_peer_gets_a_join_but_self_does_not() {
 fn parallel_attempts_are_bounded_and_queue_drains() {
     let mut f = Fixture::new();
     f.cfg.parallel_attempts = 2;
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     for n in 0..3 {
         b.handle_peer(&peer(n), f.now);
     }
@@ -105,8 +108,7 @@ fn parallel_attempts_are_bounded_and_queue_drains() {
 #[test]
 fn no_session_is_retried_after_the_interval() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_peer(&peer(1), f.now);
     drain(&mut b);
     b.handle_message(
@@ -127,8 +129,7 @@ fn no_session_is_retried_after_the_interval() {
 #[test]
 fn unanswered_attempt_is_retried() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_peer(&peer(1), f.now);
     drain(&mut b);
     b.handle_timeout(f.now + f.cfg.attempt_timeout);
@@ -142,8 +143,7 @@ fn unanswered_attempt_is_retried() {
 #[test]
 fn lookup_repeats_while_searching() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_timeout(f.now + f.cfg.lookup_interval);
     assert_eq!(
         drain(&mut b),
@@ -156,8 +156,7 @@ fn lookup_repeats_while_searching() {
 #[test]
 fn bad_mac_kills_the_candidate_for_good() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     let eve = device(3, "eve");
     b.handle_peer(&eve.peer, f.now);
     drain(&mut b);
@@ -178,8 +177,7 @@ fn bad_mac_kills_the_candidate_for_good() {
 #[test]
 fn garbage_from_a_candidate_kills_it() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_peer(&peer(1), f.now);
     drain(&mut b);
     b.handle_message(&peer(1), b"not cbor at all", f.at(1));
@@ -299,8 +297,7 @@ fn proof_is_resent_then_gives_up() {
 #[test]
 fn search_times_out_with_no_device_answered() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_peer(&peer(1), f.now);
     b.handle_message(
         &peer(1),
@@ -319,8 +316,7 @@ fn search_times_out_with_no_device_answered() {
 #[test]
 fn search_times_out_as_expired_when_told_so() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_peer(&peer(1), f.now);
     b.handle_message(
         &peer(1),
@@ -341,8 +337,7 @@ fn search_times_out_as_expired_when_told_so() {
 #[test]
 fn cancel_finishes() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     b.handle_cancel(f.at(1));
     assert_eq!(drain(&mut b), vec![Action::Failed(FailReason::Cancelled)]);
     b.handle_cancel(f.at(2));
@@ -357,10 +352,8 @@ fn late_messages_after_the_deadline_do_not_complete() {
     f.cfg.join_timeout = Duration::from_secs(5);
     let mut a = f.initiator();
     drain(&mut a);
-    let mut b = f.joiner();
-    drain(&mut b);
-    b.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let mut b = searching(&mut f);
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
     b.handle_message(&f.alice.peer, &challenge, f.now + Duration::from_secs(5));
@@ -391,10 +384,8 @@ fn a_late_challenge_still_matches_after_the_join_was_resent() {
     let mut f = Fixture::new();
     let mut a = f.initiator();
     drain(&mut a);
-    let mut b = f.joiner();
-    drain(&mut b);
-    b.handle_peer(&f.alice.peer, f.now);
-    let join = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let mut b = searching(&mut f);
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
     // The Challenge is slow: Bob's attempt times out and he sends his Join again, unchanged.
@@ -411,8 +402,7 @@ fn a_late_challenge_still_matches_after_the_join_was_resent() {
 #[test]
 fn another_joiners_join_is_answered_at_once() {
     let mut f = Fixture::new();
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     let carol = device(5, "carol");
     let mut c = Pairing::joiner(f.cfg.clone(), carol.clone(), &f.code, f.now, &mut f.rng);
     c.handle_peer(&f.bob.peer, f.now);
@@ -435,8 +425,7 @@ fn another_joiners_join_is_answered_at_once() {
 fn a_rediscovered_peer_jumps_the_queue() {
     let mut f = Fixture::new();
     f.cfg.parallel_attempts = 1;
-    let mut b = f.joiner();
-    drain(&mut b);
+    let mut b = searching(&mut f);
     for n in 0..3 {
         b.handle_peer(&peer(n), f.now);
     }

@@ -77,6 +77,12 @@ pub fn drain(p: &mut Pairing) -> Vec<Action> {
     std::iter::from_fn(|| p.poll_action()).collect()
 }
 
+/// Tells `joiner` about `to` and returns the Join it sends there.
+pub fn join_bytes(joiner: &mut Pairing, to: &PeerId, now: Instant) -> Vec<u8> {
+    joiner.handle_peer(to, now);
+    only_bytes_to(&drain(joiner), to)
+}
+
 /// The decoded messages among `actions` addressed to `to`.
 pub fn sent_to(actions: &[Action], to: &PeerId) -> Vec<Message> {
     actions
