@@ -40,7 +40,7 @@ fn reject(b: &Pairing, from: &PeerId, reason: RejectReason) -> Vec<u8> {
 fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
     let mut a = f.initiator();
     drain(&mut a);
-    let mut b = searching(&mut f);
+    let mut b = searching(f);
     let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
