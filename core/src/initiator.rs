@@ -133,7 +133,7 @@ impl Initiator {
     }
 
     pub fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
-        self.handle_timeout(now);
+        self.check_deadlines(now);
         match Message::decode(bytes) {
             Ok(Message::Join(join)) => self.on_join(peer, join, now),
             Ok(Message::Prove(prove)) => self.on_prove(peer, prove, now),
@@ -153,7 +153,7 @@ impl Initiator {
     }
 
     pub fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
-        self.handle_timeout(now);
+        self.check_deadlines(now);
         let proven = match &self.state {
             State::Confirming { device, proven, .. } if &device.peer == peer => *proven,
             _ => return,
@@ -170,7 +170,7 @@ impl Initiator {
     }
 
     pub fn handle_cancel(&mut self, now: Instant) {
-        self.handle_timeout(now);
+        self.check_deadlines(now);
         self.tell_confirming(RejectReason::Cancelled);
         if self.is_live() {
             self.fail(FailReason::Cancelled, false);
@@ -178,6 +178,13 @@ impl Initiator {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_deadlines(now);
+        self.attempts.retain(|_, a| a.deadline > now);
+    }
+
+    /// Expiry and the confirmation deadline, checked before any input too: nothing may
+    /// complete after them, whenever the driver gets round to `handle_timeout`.
+    fn check_deadlines(&mut self, now: Instant) {
         if self.is_live() && now >= self.expires_at {
             self.tell_confirming(RejectReason::Expired);
             self.fail(FailReason::CodeExpired, true);
@@ -192,7 +199,6 @@ impl Initiator {
                 self.fail(FailReason::ConfirmTimeout { peer }, false);
             }
         }
-        self.attempts.retain(|_, a| a.deadline > now);
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {

@@ -135,7 +135,11 @@ impl Joiner {
     }
 
     pub fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
-        self.handle_timeout(now);
+        // A message arriving after the deadline must not complete anything; other timers
+        // wait for `handle_timeout`, so an input's effects are its own.
+        if now >= self.deadline {
+            self.handle_timeout(now);
+        }
         let message = Message::decode(bytes);
         if let Ok(Message::Join(join)) = &message {
             // We hold no session to join: say so at once, so that joiner moves on.
