@@ -166,6 +166,22 @@ impl Joiner {
         }
     }
 
+    /// The driver lost its connection to `peer`, or could not deliver to it. A candidate
+    /// is asked again later; a peer we proved the code to gets one more attempt's time to
+    /// come back (the resent proof redials) instead of the whole confirmation timeout.
+    pub fn handle_unreachable(&mut self, peer: &PeerId, now: Instant) {
+        match &self.state {
+            State::Proving { device, .. } if &device.peer == peer => {
+                self.deadline = self.deadline.min(now + self.cfg.attempt_timeout);
+            }
+            State::Searching if self.in_flight(peer) => {
+                self.set_status(peer, Status::RetryAt(now + self.cfg.retry_interval));
+                self.pump(now);
+            }
+            _ => {}
+        }
+    }
+
     pub fn handle_cancel(&mut self, _now: Instant) {
         if !matches!(self.state, State::Finished) {
             self.finish(Action::Failed(FailReason::Cancelled));

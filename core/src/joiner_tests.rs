@@ -441,3 +441,42 @@ fn a_rediscovered_peer_jumps_the_queue() {
     assert_eq!(sent_to(&out, &peer(2)).len(), 1);
     assert!(sent_to(&out, &peer(1)).is_empty());
 }
+
+#[test]
+fn losing_the_proven_peer_ends_the_wait_soon() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    b.handle_unreachable(&peer(9), f.at(3));
+    assert_eq!(b.poll_timeout(), Some(f.at(2) + f.cfg.attempt_timeout));
+    b.handle_unreachable(&f.alice.peer, f.at(3));
+    let end = f.at(3) + f.cfg.attempt_timeout;
+    b.handle_timeout(f.at(2) + f.cfg.attempt_timeout);
+    assert!(matches!(
+        sent_to(&drain(&mut b), &f.alice.peer).as_slice(),
+        [Message::Prove(_)]
+    ));
+    b.handle_timeout(end);
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::NoAnswer {
+            peer: f.alice.peer.clone()
+        })]
+    );
+}
+
+#[test]
+fn an_unreachable_candidate_is_asked_again_later() {
+    let mut f = Fixture::new();
+    let mut b = searching(&mut f);
+    b.handle_peer(&peer(1), f.now);
+    drain(&mut b);
+    b.handle_unreachable(&peer(1), f.at(1));
+    let retry = f.at(1) + f.cfg.retry_interval;
+    assert_eq!(b.poll_timeout(), Some(retry));
+    b.handle_timeout(retry);
+    assert!(matches!(
+        sent_to(&drain(&mut b), &peer(1)).as_slice(),
+        [Message::Join(_)]
+    ));
+}

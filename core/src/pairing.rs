@@ -69,6 +69,14 @@ impl Pairing {
         }
     }
 
+    /// The connection to `peer` is gone or a message could not be delivered. Only a
+    /// joiner acts on it: an initiator's attempts run out by themselves.
+    pub fn handle_unreachable(&mut self, peer: &PeerId, now: Instant) {
+        if let Pairing::Joiner(j) = self {
+            j.handle_unreachable(peer, now);
+        }
+    }
+
     pub fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
         match self {
             Pairing::Initiator(i) => i.handle_message(peer, bytes, now),

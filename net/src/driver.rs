@@ -543,6 +543,17 @@ where
         self.drain();
     }
 
+    /// Tells the session a peer cannot be reached, so it does not wait for an answer that
+    /// cannot come (a pulled cable, a killed daemon).
+    fn unreachable(&mut self, peer: Libp2pPeerId) {
+        if let Some(session) = &mut self.session {
+            session
+                .pairing
+                .handle_unreachable(&to_core(&peer), Instant::now());
+            self.drain();
+        }
+    }
+
     fn mark_online_if_connected(&mut self, peer: Libp2pPeerId) {
         if self.paired.contains(&peer) && self.swarm.is_connected(&peer) && self.online.insert(peer)
         {
@@ -581,8 +592,11 @@ where
                 peer_id,
                 num_established: 0,
                 ..
-            } if self.online.remove(&peer_id) => {
-                self.emit(NodeEvent::PairedOffline(to_core(&peer_id)));
+            } => {
+                if self.online.remove(&peer_id) {
+                    self.emit(NodeEvent::PairedOffline(to_core(&peer_id)));
+                }
+                self.unreachable(peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -593,8 +607,8 @@ where
                 if let Some(peer) = self.our_dials.remove(&connection_id) {
                     let still_dialing = self.our_dials.values().any(|p| *p == peer);
                     if !still_dialing && !self.swarm.is_connected(&peer) {
-                        // The core notices the silence and retries after its attempt timeout.
                         self.pending.remove(&peer);
+                        self.unreachable(peer);
                     }
                 }
             }
@@ -696,6 +710,7 @@ where
             } => {
                 tracing::debug!(%peer, "request failed: {error}");
                 self.requests_in_flight.remove(&request_id);
+                self.unreachable(peer);
             }
             Event::InboundFailure {
                 peer,

@@ -3,7 +3,14 @@
 //! processes (the `paircode-node` binary) that report in JSON lines.
 //!
 //! Nothing here touches the machine's real interfaces: loopback nodes run with mDNS off,
-//! and namespace hosts only have addresses (10.77.0.x) that exist inside them.
+//! and namespace hosts only have addresses (10.77.x.y) that exist inside them.
+//!
+//! [`NetBed`] is the fixed two-host bridge; [`lab::Lab`] builds larger networks (several
+//! LANs, routers, link faults) and [`hammer`] is a wrong-code attacker for them.
+
+pub mod hammer;
+pub mod lab;
+pub mod wire;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

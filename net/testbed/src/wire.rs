@@ -126,8 +126,7 @@ impl Wire {
                 }
             })?;
         let ready = ready_rx.recv().unwrap_or_else(|_| {
-            Err(io::Error::new(
-                io::ErrorKind::Other,
+            Err(io::Error::other(
                 "the wire thread died while opening its devices",
             ))
         });
@@ -232,8 +231,7 @@ fn carry(mut a: File, mut b: File, control: &Control) {
                 match source.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        if impairment.loss_percent > 0.0
-                            && dice.percent() < impairment.loss_percent
+                        if impairment.loss_percent > 0.0 && dice.percent() < impairment.loss_percent
                         {
                             continue;
                         }
