@@ -122,8 +122,30 @@ fn run(program: &str, args: &[&str]) -> Result<String, LabError> {
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), LabError> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), LabError> {
     run("ip", args).map(|_| ())
+}
+
+/// A bridge `br0` in namespace `ns`, up, that passes multicast (mDNS) at once: no
+/// snooping, no STP, no forwarding delay.
+pub(crate) fn add_bridge(ns: &str) -> Result<(), LabError> {
+    ip(&["-n", ns, "link", "add", "br0", "type", "bridge"])?;
+    ip(&[
+        "-n",
+        ns,
+        "link",
+        "set",
+        "br0",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+    ])?;
+    ip(&["-n", ns, "link", "set", "br0", "up"])
 }
 
 /// Whether `tc … netem` works here. Checked once, on a veth pair in a scratch namespace.
@@ -191,24 +213,7 @@ impl Lab {
         }
         let ns = format!("pcl{}{}", self.tag, number);
         self.add_ns(&ns)?;
-        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"])?;
-        // No snooping, STP or forwarding delay: multicast (mDNS) must flow at once.
-        ip(&[
-            "-n",
-            &ns,
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
-        ip(&["-n", &ns, "link", "set", "br0", "up"])?;
+        add_bridge(&ns)?;
         self.lans.push(Lan {
             ns,
             number,

@@ -108,19 +108,7 @@ pub fn namespace_skip_reason() -> Option<String> {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    lab::ip(args).map_err(|e| e.to_string())
 }
 
 /// Two hosts, `a` (10.77.0.1) and `b` (10.77.0.2), on one bridge, each in its own network
@@ -160,25 +148,8 @@ impl NetBed {
             self.created.push(ns);
         }
         let br = self.ns_br.as_str();
-        ip(&["-n", br, "link", "add", "br0", "type", "bridge"])?;
-        // No snooping, STP or forwarding delay: multicast (mDNS) must flow at once.
-        ip(&[
-            "-n",
-            br,
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ])?;
+        lab::add_bridge(br).map_err(|e| e.to_string())?;
         ip(&["-n", br, "link", "set", "lo", "up"])?;
-        ip(&["-n", br, "link", "set", "br0", "up"])?;
         for (ns, port, addr) in [(&self.ns_a, "pa", HOST_A), (&self.ns_b, "pb", HOST_B)] {
             ip(&[
                 "link", "add", "veth0", "netns", ns, "type", "veth", "peer", "name", port, "netns",

@@ -4,15 +4,9 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
-use paircode_core::messages::{Done, Join, Message, Outcome, Prove};
-use paircode_core::{Code, DeviceInfo, PairedDevice, RejectReason};
-use paircode_net::protocol::{PairCodec, PAIR_PROTOCOL};
-use paircode_net::{Discovery, Error, GenerateOptions, Node, NodeEvent, PairingEvent};
+use paircode_core::{Code, PairedDevice, RejectReason};
+use paircode_net::{Discovery, Error, GenerateOptions, Multiaddr, Node, NodeEvent, PairingEvent};
 use paircode_netbed::{loopback_config, Rt};
-use tokio::sync::oneshot;
 
 const AUTO: GenerateOptions = GenerateOptions {
     auto_accept: true,
@@ -125,100 +119,20 @@ async fn wrong_code_fails_with_no_device_answered() {
     bob.shutdown().await;
 }
 
-/// Mallory learnt the discovery id (it is public in the DHT) but not the code: she sends
-/// Join after Join and a made-up proof for every Challenge, as fast as Alice answers.
-async fn hammer(alice: Multiaddr, code: &Code, stop: oneshot::Receiver<()>) -> (u32, u32) {
-    let mut swarm = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                PairCodec,
-                [(PAIR_PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default(),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    let discovery_id = code.keys().discovery_id.0;
-    // The nonce of the last Join, which a proof must repeat to be judged at all.
-    let mut nonce = [0u8; 32];
-    let join = |nonce_out: &mut [u8; 32]| {
-        *nonce_out = rand32();
-        Message::Join(Join {
-            discovery_id,
-            nonce: *nonce_out,
-            eph: rand32(),
-            info: DeviceInfo::new("mallory").unwrap(),
-        })
-        .encode()
-    };
-    swarm.dial(alice).unwrap();
-    let (mut challenges, mut rejections) = (0, 0);
-    let mut stop = stop;
-    loop {
-        let event = tokio::select! {
-            _ = &mut stop => return (challenges, rejections),
-            event = swarm.select_next_some() => event,
-        };
-        let (peer, bytes) = match event {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                let bytes = join(&mut nonce);
-                swarm.behaviour_mut().send_request(&peer_id, bytes);
-                continue;
-            }
-            SwarmEvent::Behaviour(request_response::Event::Message {
-                peer,
-                message: request_response::Message::Response { response, .. },
-                ..
-            }) => (peer, response),
-            _ => continue,
-        };
-        let next = match Message::decode(&bytes) {
-            Ok(Message::Challenge(_)) => {
-                challenges += 1;
-                Message::Prove(Prove {
-                    nonce,
-                    mac: rand32(),
-                })
-                .encode()
-            }
-            Ok(Message::Done(Done {
-                outcome: Outcome::Accepted,
-                ..
-            })) => panic!("alice accepted a wrong proof"),
-            _ => {
-                rejections += 1;
-                join(&mut nonce)
-            }
-        };
-        swarm.behaviour_mut().send_request(&peer, next);
-    }
-}
-
-fn rand32() -> [u8; 32] {
-    let mut b = [0; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    b
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_joiner_completes_while_a_third_node_hammers() {
     let alice = node(Rt::Tokio, "alice", vec![]).await;
     let alice_addr = alice.listen_addrs().await.unwrap()[0].clone();
     let bob = node(Rt::AsyncStd, "bob", vec![alice_addr.clone()]).await;
     let (code, handle) = alice.generate(AUTO).await.unwrap();
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let mallory = tokio::spawn({
-        let code = code.clone();
-        async move { hammer(alice_addr, &code, stop_rx).await }
-    });
+    // Mallory read the public discovery id: her Joins get Challenges, her proofs fail.
+    let mallory = tokio::spawn(paircode_netbed::hammer::hammer(
+        alice_addr,
+        code.keys().discovery_id.0,
+        400,
+        8,
+        Duration::from_secs(30),
+    ));
     // Let the hammering get going before Bob joins.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (a, b) = within("pairing", async {
@@ -226,13 +140,15 @@ async fn real_joiner_completes_while_a_third_node_hammers() {
     })
     .await;
     assert_pair(&a.unwrap(), &b.unwrap(), &alice, &bob);
-    stop_tx.send(()).unwrap();
-    let (challenges, rejections) = mallory.await.unwrap();
-    assert!(challenges >= 1, "mallory got challenges to answer");
+    let report = mallory
+        .await
+        .unwrap()
+        .expect("mallory's joins were all answered");
     assert!(
-        rejections >= 5,
-        "mallory kept knocking: {rejections} rejections"
+        report.challenges >= 1,
+        "mallory got challenges to answer: {report:?}"
     );
+    assert!(report.rejections >= 5, "mallory kept knocking: {report:?}");
     alice.shutdown().await;
     bob.shutdown().await;
 }
