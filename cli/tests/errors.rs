@@ -4,6 +4,9 @@ mod support;
 
 use support::{stderr, Bed};
 
+/// Starts that must fail stay on loopback with mDNS off anyway, should they not fail.
+const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+
 fn paired_bed() -> Bed {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
@@ -19,7 +22,7 @@ fn wrong_password_is_refused_and_nothing_is_lost() {
     let out = bed
         .cmd("alice")
         .env("PAIRCODE_PASSWORD", "not it")
-        .arg("start")
+        .args(LOOPBACK_START)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
@@ -37,7 +40,7 @@ fn corrupt_store_file_is_named_and_left_alone() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
-    let out = bed.run("alice", &["start"]);
+    let out = bed.run("alice", &LOOPBACK_START);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&path.display().to_string()),
@@ -53,7 +56,7 @@ fn corrupt_store_file_is_named_and_left_alone() {
     let identity = bed.instance_dir("alice").join("identity");
     let original = std::fs::read(&identity).unwrap();
     std::fs::write(&identity, &original[..original.len() / 2]).unwrap();
-    let out = bed.run("alice", &["start"]);
+    let out = bed.run("alice", &LOOPBACK_START);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("identity") && stderr(&out).contains("truncated"),
@@ -67,7 +70,7 @@ fn second_daemon_on_an_instance_is_refused() {
     let bed = Bed::new();
     bed.init("alice");
     bed.start("alice", None);
-    let out = bed.run("alice", &["start"]);
+    let out = bed.run("alice", &LOOPBACK_START);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
     let out = bed.run("alice", &["start", "--foreground", "--no-mdns"]);
