@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use paircode_net::{GenerateOptions, Node};
 use paircode_netbed::{
     crossed_configs, loopback_config, namespace_skip_reason, NetBed, NodeArgs, NodeProcess, Rt,
-    HOST_A, HOST_B,
 };
 
 const AUTO: GenerateOptions = GenerateOptions {
@@ -88,14 +87,14 @@ fn mdns(runs: usize) -> Option<Vec<Duration>> {
         let limit = Duration::from_secs(20);
         let mut initiator = NodeProcess::spawn(
             helper,
-            Some(&bed.ns_a),
-            &args(Rt::Tokio, "initiator", HOST_A),
+            Some(&bed.a.ns),
+            &args(Rt::Tokio, "initiator", &bed.addr_a),
         );
         let code = initiator.expect("code", limit)["code"].as_str()?.to_owned();
         let mut joiner = NodeProcess::spawn(
             helper,
-            Some(&bed.ns_b),
-            &args(Rt::AsyncStd, "joiner", HOST_B),
+            Some(&bed.b.ns),
+            &args(Rt::AsyncStd, "joiner", &bed.addr_b),
         );
         joiner.expect("ready", limit);
         joiner.send(&format!("join {code}"));

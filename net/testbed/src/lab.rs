@@ -122,13 +122,13 @@ fn run(program: &str, args: &[&str]) -> Result<String, LabError> {
     }
 }
 
-pub(crate) fn ip(args: &[&str]) -> Result<(), LabError> {
+fn ip(args: &[&str]) -> Result<(), LabError> {
     run("ip", args).map(|_| ())
 }
 
 /// A bridge `br0` in namespace `ns`, up, that passes multicast (mDNS) at once: no
 /// snooping, no STP, no forwarding delay.
-pub(crate) fn add_bridge(ns: &str) -> Result<(), LabError> {
+fn add_bridge(ns: &str) -> Result<(), LabError> {
     ip(&["-n", ns, "link", "add", "br0", "type", "bridge"])?;
     ip(&[
         "-n",

@@ -15,7 +15,6 @@ pub mod wire;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -107,92 +106,30 @@ pub fn namespace_skip_reason() -> Option<String> {
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    lab::ip(args).map_err(|e| e.to_string())
-}
-
-/// Two hosts, `a` (10.77.0.1) and `b` (10.77.0.2), on one bridge, each in its own network
-/// namespace; all three namespaces are removed on drop, also when a test panics.
-/// Names carry the process id and a counter so concurrent tests never collide.
+/// Two hosts, `a` and `b`, on one bridge: the smallest [`lab::Lab`]. Everything is torn
+/// down on drop, also when a test panics.
 pub struct NetBed {
-    pub ns_a: String,
-    pub ns_b: String,
-    ns_br: String,
-    created: Vec<String>,
+    pub a: lab::Host,
+    pub b: lab::Host,
+    /// Names of `a`'s and `b`'s addresses, ready for `/ip4/{}/tcp/0`.
+    pub addr_a: String,
+    pub addr_b: String,
+    _lab: lab::Lab,
 }
-
-pub const HOST_A: &str = "10.77.0.1";
-pub const HOST_B: &str = "10.77.0.2";
 
 impl NetBed {
     pub fn new() -> Result<NetBed, String> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let tag = format!(
-            "{}x{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut bed = NetBed {
-            ns_a: format!("pcna{tag}"),
-            ns_b: format!("pcnb{tag}"),
-            ns_br: format!("pcnbr{tag}"),
-            created: Vec::new(),
-        };
-        bed.build()?;
-        Ok(bed)
-    }
-
-    fn build(&mut self) -> Result<(), String> {
-        for ns in [self.ns_br.clone(), self.ns_a.clone(), self.ns_b.clone()] {
-            ip(&["netns", "add", &ns])?;
-            self.created.push(ns);
-        }
-        let br = self.ns_br.as_str();
-        lab::add_bridge(br).map_err(|e| e.to_string())?;
-        ip(&["-n", br, "link", "set", "lo", "up"])?;
-        for (ns, port, addr) in [(&self.ns_a, "pa", HOST_A), (&self.ns_b, "pb", HOST_B)] {
-            ip(&[
-                "link", "add", "veth0", "netns", ns, "type", "veth", "peer", "name", port, "netns",
-                br,
-            ])?;
-            ip(&["-n", br, "link", "set", port, "master", "br0"])?;
-            ip(&["-n", br, "link", "set", port, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "link", "set", "veth0", "multicast", "on"])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "veth0",
-            ])?;
-            ip(&["-n", ns, "link", "set", "veth0", "up"])?;
-        }
-        // No ping here (not installed everywhere): wait until both links report carrier,
-        // which with STP off and no forwarding delay means the bridge forwards.
-        for _ in 0..100 {
-            let up = [&self.ns_a, &self.ns_b].iter().all(|ns| {
-                Command::new("ip")
-                    .args(["-n", ns, "-o", "link", "show", "veth0"])
-                    .output()
-                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("LOWER_UP"))
-            });
-            if up {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the namespace hosts' links never came up");
-    }
-}
-
-impl Drop for NetBed {
-    fn drop(&mut self) {
-        for ns in self.created.iter().rev() {
-            let _ = ip(&["netns", "del", ns]);
-        }
+        let mut lab = lab::Lab::new();
+        let lan = lab.lan().map_err(|e| e.to_string())?;
+        let a = lab.host("a", lan, false).map_err(|e| e.to_string())?;
+        let b = lab.host("b", lan, false).map_err(|e| e.to_string())?;
+        Ok(NetBed {
+            addr_a: a.addr.to_string(),
+            addr_b: b.addr.to_string(),
+            a,
+            b,
+            _lab: lab,
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use paircode_netbed::{namespace_skip_reason, NetBed, NodeArgs, NodeProcess, Rt, HOST_A, HOST_B};
+use paircode_netbed::{namespace_skip_reason, NetBed, NodeArgs, NodeProcess, Rt};
 use serde_json::Value;
 
 const NODE: &str = env!("CARGO_BIN_EXE_paircode-node");
@@ -69,16 +69,16 @@ fn assert_paired(initiator: (&Value, &Value), joiner: (&Value, &Value)) {
 
 fn mdns_pairing(initiator_rt: Rt, joiner_rt: Rt, joiner_first: bool) {
     let Some(bed) = bed() else { return };
-    let i_args = node_args(initiator_rt, "initiator", HOST_A, true);
-    let j_args = node_args(joiner_rt, "joiner", HOST_B, true);
+    let i_args = node_args(initiator_rt, "initiator", &bed.addr_a, true);
+    let j_args = node_args(joiner_rt, "joiner", &bed.addr_b, true);
     let start_initiator = || {
-        let mut node = NodeProcess::spawn(NODE, Some(&bed.ns_a), &i_args);
+        let mut node = NodeProcess::spawn(NODE, Some(&bed.a.ns), &i_args);
         let ready = node.expect("ready", EVENT_TIMEOUT);
         let code = node.expect("code", EVENT_TIMEOUT);
         (node, ready, code["code"].as_str().unwrap().to_owned())
     };
     let start_joiner = || {
-        let mut node = NodeProcess::spawn(NODE, Some(&bed.ns_b), &j_args);
+        let mut node = NodeProcess::spawn(NODE, Some(&bed.b.ns), &j_args);
         let ready = node.expect("ready", EVENT_TIMEOUT);
         (node, ready)
     };
@@ -134,14 +134,14 @@ fn two_processes_pair_through_the_dht() {
     let Some(bed) = bed() else { return };
     let mut initiator = NodeProcess::spawn(
         NODE,
-        Some(&bed.ns_a),
-        &node_args(Rt::Tokio, "initiator", HOST_A, false),
+        Some(&bed.a.ns),
+        &node_args(Rt::Tokio, "initiator", &bed.addr_a, false),
     );
     let i_ready = initiator.expect("ready", EVENT_TIMEOUT);
     let code = initiator.expect("code", EVENT_TIMEOUT);
-    let mut j_args = node_args(Rt::Tokio, "joiner", HOST_B, false);
+    let mut j_args = node_args(Rt::Tokio, "joiner", &bed.addr_b, false);
     j_args.bootstrap = vec![i_ready["addrs"][0].as_str().unwrap().to_owned()];
-    let mut joiner = NodeProcess::spawn(NODE, Some(&bed.ns_b), &j_args);
+    let mut joiner = NodeProcess::spawn(NODE, Some(&bed.b.ns), &j_args);
     let j_ready = joiner.expect("ready", EVENT_TIMEOUT);
     joiner.send(&format!("join {}", code["code"].as_str().unwrap()));
     let discovered = joiner.expect("discovered", EVENT_TIMEOUT);
@@ -164,14 +164,14 @@ fn wrong_code_gives_no_device_answered_and_leaves_the_session_intact() {
     const JOIN_TIMEOUT_MS: u64 = 2000;
     let mut initiator = NodeProcess::spawn(
         NODE,
-        Some(&bed.ns_a),
-        &node_args(Rt::AsyncStd, "initiator", HOST_A, true),
+        Some(&bed.a.ns),
+        &node_args(Rt::AsyncStd, "initiator", &bed.addr_a, true),
     );
     let i_ready = initiator.expect("ready", EVENT_TIMEOUT);
     let code = initiator.expect("code", EVENT_TIMEOUT);
-    let mut j_args = node_args(Rt::Tokio, "joiner", HOST_B, true);
+    let mut j_args = node_args(Rt::Tokio, "joiner", &bed.addr_b, true);
     j_args.join_timeout_ms = Some(JOIN_TIMEOUT_MS);
-    let mut joiner = NodeProcess::spawn(NODE, Some(&bed.ns_b), &j_args);
+    let mut joiner = NodeProcess::spawn(NODE, Some(&bed.b.ns), &j_args);
     let j_ready = joiner.expect("ready", EVENT_TIMEOUT);
 
     let wrong = paircode_core::Code::generate(&mut rand_core::OsRng);
