@@ -23,11 +23,7 @@ fn s1_two_hosts_on_a_bridge_pair_through_mdns() {
         return;
     };
     let started = Instant::now();
-    let lan = site.lab.lan().unwrap();
-    let alice = site.lab.host("alice", lan, false).unwrap();
-    let bob = site.lab.host("bob", lan, false).unwrap();
-    site.start(&alice, true, None);
-    site.start(&bob, true, None);
+    let (alice, bob) = site.alice_and_bob(false);
     let elapsed = site.pair(&alice, &bob);
     site.assert_paired(&alice, &bob);
     log(&format!(
@@ -151,11 +147,7 @@ fn s7_paired_hosts_find_each_other_again_after_both_restart() {
         return;
     };
     let started = Instant::now();
-    let lan = site.lab.lan().unwrap();
-    let alice = site.lab.host("alice", lan, false).unwrap();
-    let bob = site.lab.host("bob", lan, false).unwrap();
-    site.start(&alice, true, None);
-    site.start(&bob, true, None);
+    let (alice, bob) = site.alice_and_bob(false);
     site.pair(&alice, &bob);
     site.bed.stop(&alice.name);
     site.bed.stop(&bob.name);
@@ -182,11 +174,7 @@ fn s3_pairing_succeeds_over_a_lossy_slow_link() {
         return;
     };
     let started = Instant::now();
-    let lan = site.lab.lan().unwrap();
-    let alice = site.lab.host("alice", lan, false).unwrap();
-    let bob = site.lab.host("bob", lan, true).unwrap();
-    site.start(&alice, true, None);
-    site.start(&bob, true, None);
+    let (alice, bob) = site.alice_and_bob(true);
     let bad = Impairment {
         delay: Duration::from_millis(100),
         loss_percent: 20.0,
@@ -235,11 +223,7 @@ fn s4_cable_pulled_mid_handshake_leaves_nothing_half_stored() {
     };
     const EXPIRES_SECS: u64 = 15;
     let started = Instant::now();
-    let lan = site.lab.lan().unwrap();
-    let alice = site.lab.host("alice", lan, false).unwrap();
-    let bob = site.lab.host("bob", lan, true).unwrap();
-    site.start(&alice, true, None);
-    site.start(&bob, true, None);
+    let (alice, bob) = site.alice_and_bob(true);
     let expires = EXPIRES_SECS.to_string();
     let (generating, words) = site
         .bed

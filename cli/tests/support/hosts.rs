@@ -37,6 +37,17 @@ impl Site {
     }
 
     /// Creates the instance (once) and starts its daemon on `host`.
+    /// Alice and Bob on one new LAN, daemons running with mDNS on; `impair_bob` gives Bob's
+    /// link the means for delay and loss.
+    pub fn alice_and_bob(&mut self, impair_bob: bool) -> (Host, Host) {
+        let lan = self.lab.lan().unwrap();
+        let alice = self.lab.host("alice", lan, false).unwrap();
+        let bob = self.lab.host("bob", lan, impair_bob).unwrap();
+        self.start(&alice, true, None);
+        self.start(&bob, true, None);
+        (alice, bob)
+    }
+
     pub fn start(&self, host: &Host, mdns: bool, bootstrap: Option<&str>) {
         if !self.bed.instance_dir(&host.name).join("identity").exists() {
             self.bed.init(&host.name);
