@@ -41,6 +41,8 @@ pub struct Daemon {
     vault: Vault,
     name: String,
     mdns: bool,
+    /// The node's code lifetime, for `generate` without `--expires`.
+    code_ttl: Duration,
     devices: Mutex<DeviceList>,
     online: Mutex<BTreeSet<PeerId>>,
     session: Mutex<Option<Session>>,
@@ -54,6 +56,7 @@ impl Daemon {
         vault: Vault,
         name: String,
         mdns: bool,
+        code_ttl: Duration,
         devices: DeviceList,
     ) -> Arc<Self> {
         let _ = node.set_paired(devices.peers());
@@ -66,6 +69,7 @@ impl Daemon {
             vault,
             name,
             mdns,
+            code_ttl,
             devices: Mutex::new(devices),
             online: Mutex::new(BTreeSet::new()),
             session: Mutex::new(None),
@@ -207,17 +211,18 @@ impl Daemon {
                 auto_accept,
                 expires_secs,
             } => {
+                // Decided here and handed to the node, so what the user is told is what
+                // the node enforces.
+                let ttl = expires_secs.map_or(self.code_ttl, Duration::from_secs);
                 let options = GenerateOptions {
                     auto_accept,
-                    ttl: expires_secs.map(Duration::from_secs),
+                    ttl: Some(ttl),
                 };
                 match self.node.generate(options).await {
                     Ok((code, handle)) => {
-                        let expires_at = handle_expiry(expires_secs);
+                        let expires_at = Instant::now() + ttl;
                         let words = code.words().to_string();
-                        let secs = expires_at
-                            .saturating_duration_since(Instant::now())
-                            .as_secs();
+                        let secs = ttl.as_secs();
                         let first = Response::Code {
                             words,
                             expires_secs: secs,
@@ -443,14 +448,6 @@ impl Daemon {
             pid: std::process::id(),
         }
     }
-}
-
-fn handle_expiry(expires_secs: Option<u64>) -> Instant {
-    let ttl = expires_secs.map_or(
-        paircode_core::Config::default().code_ttl,
-        Duration::from_secs,
-    );
-    Instant::now() + ttl
 }
 
 fn net_error(e: &NetError) -> IpcError {

@@ -93,6 +93,7 @@ pub async fn run_foreground(
     config.listen = listen;
     config.bootstrap = bootstrap;
     config.mdns = mdns;
+    let code_ttl = config.pairing.code_ttl;
     let node = paircode_tokio::start(config)
         .await
         .map_err(|e| CliError::new(Exit::Failure, format!("starting the network node: {e}")))?;
@@ -122,7 +123,7 @@ pub async fn run_foreground(
             println!("  listening on {addr}");
         }
     }
-    Daemon::new(instance.clone(), node, vault, name, mdns, devices)
+    Daemon::new(instance.clone(), node, vault, name, mdns, code_ttl, devices)
         .serve(listener)
         .await;
     drop(lock);

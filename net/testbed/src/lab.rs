@@ -292,15 +292,7 @@ impl Lab {
         let ns = format!("pch{}{}", self.tag, self.links.len());
         let host = self.attach(name, &ns, lan, impairable)?;
         if let Some(gateway) = self.lans[lan.0].gateway {
-            ip(&[
-                "-n",
-                &ns,
-                "route",
-                "add",
-                "default",
-                "via",
-                &gateway.to_string(),
-            ])?;
+            default_route(&ns, gateway)?;
         }
         self.hosts.push(host.clone());
         Ok(host)
@@ -342,15 +334,7 @@ impl Lab {
             let gateway = Ipv4Addr::new(10, 77, self.lans[lan.0].number, 254);
             self.lans[lan.0].gateway = Some(gateway);
             for host in self.hosts.iter().filter(|h| h.lan == *lan) {
-                ip(&[
-                    "-n",
-                    &host.ns,
-                    "route",
-                    "replace",
-                    "default",
-                    "via",
-                    &gateway.to_string(),
-                ])?;
+                default_route(&host.ns, gateway)?;
             }
         }
         Ok(())
@@ -369,15 +353,7 @@ impl Lab {
             wait_for_carrier(&host.ns, &host.name)?;
             // The default route went away with the link; a routed host needs it back.
             if let Some(gateway) = self.lans[host.lan.0].gateway {
-                ip(&[
-                    "-n",
-                    &host.ns,
-                    "route",
-                    "replace",
-                    "default",
-                    "via",
-                    &gateway.to_string(),
-                ])?;
+                default_route(&host.ns, gateway)?;
             }
         }
         Ok(())
@@ -446,6 +422,19 @@ impl Default for Lab {
     fn default() -> Self {
         Lab::new()
     }
+}
+
+/// Sends `ns`'s traffic for other subnets through `gateway` (the router's leg on its LAN).
+fn default_route(ns: &str, gateway: Ipv4Addr) -> Result<(), LabError> {
+    ip(&[
+        "-n",
+        ns,
+        "route",
+        "replace",
+        "default",
+        "via",
+        &gateway.to_string(),
+    ])
 }
 
 fn wait_for_carrier(ns: &str, host: &str) -> Result<(), LabError> {
