@@ -7,7 +7,6 @@
 //! spawner and a timer, and call [`start_node`].
 
 mod behaviour;
-pub mod demo;
 mod device;
 mod driver;
 mod error;

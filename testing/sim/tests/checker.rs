@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use paircode_core::{Config, Role};
-use paircode_tests::node::{ConfirmPolicy, Label, SessionSpec};
-use paircode_tests::scenario::Scenario;
-use paircode_tests::sim::session_brain;
+use paircode_sim::node::{ConfirmPolicy, Label, SessionSpec};
+use paircode_sim::scenario::Scenario;
+use paircode_sim::sim::session_brain;
 
 /// A peer run by the attacker that *does* hold the code (it was leaked) pairs with Alice:
 /// invariant 2 must flag it, while the same device labelled as a rival is legitimate.
@@ -19,7 +19,7 @@ fn an_adversary_holding_the_code_is_flagged() {
             ..Scenario::honest(11)
         };
         let mut world = scenario.build(Instant::now());
-        let mut rng = paircode_tests::random::stream_rng(99, paircode_tests::random::Stream::Setup);
+        let mut rng = paircode_sim::random::stream_rng(99, paircode_sim::random::Stream::Setup);
         let spec = SessionSpec {
             role: Role::Joiner,
             code: world.code.clone(),
@@ -28,7 +28,7 @@ fn an_adversary_holding_the_code_is_flagged() {
             start_at: Duration::from_millis(10),
             policy: ConfirmPolicy::Never,
         };
-        let dev = paircode_tests::ids::device(&mut rng, "leaked");
+        let dev = paircode_sim::ids::device(&mut rng, "leaked");
         world.sim.add_node(dev, label, session_brain(spec));
         let result = world.run_checked();
         match (flagged, result) {

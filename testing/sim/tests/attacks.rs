@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use paircode_core::messages::{Done, Message, Outcome, RejectReason};
 use paircode_core::FailReason;
-use paircode_tests::attacker::{MitmMode, ProveStrategy};
-use paircode_tests::net::NetConfig;
-use paircode_tests::node::{ConfirmPolicy, Node};
-use paircode_tests::record::Recorded;
-use paircode_tests::scenario::{AttackerSpec, Scenario, World};
+use paircode_sim::attacker::{MitmMode, ProveStrategy};
+use paircode_sim::net::NetConfig;
+use paircode_sim::node::{ConfirmPolicy, Node};
+use paircode_sim::record::Recorded;
+use paircode_sim::scenario::{AttackerSpec, Scenario, World};
 
 /// Messages of this kind that `node` sent to `to`.
 fn sent(node: &Node, to: &Node, kind: &str) -> usize {

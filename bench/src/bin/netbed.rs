@@ -8,10 +8,10 @@
 //! - mdns: two hosts in network namespaces on a bridge, one `paircode-node` process each
 //!   (tokio initiator, async-std joiner), both up; from the joiner receiving `join` until
 //!   it completed, including the fresh mDNS query. Only as root, and only if the helper
-//!   binary was built next to this example (`cargo build --release -p paircode-netbed`).
+//!   binary was built next to this one (`cargo build --release -p paircode-netbed`).
 //!
 //! cargo build --release -p paircode-netbed &&
-//! cargo run --release -p paircode-netbed --example bench [WARM_RUNS] [COLD_RUNS] [MDNS_RUNS]
+//! cargo run --release -p paircode-bench --bin netbed [WARM_RUNS] [COLD_RUNS] [MDNS_RUNS]
 
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ async fn cold(alice_rt: Rt, bob_rt: Rt, runs: usize) -> Vec<Duration> {
 
 fn mdns(runs: usize) -> Option<Vec<Duration>> {
     let exe = std::env::current_exe().ok()?;
-    let helper = exe.parent()?.parent()?.join("paircode-node");
+    let helper = exe.parent()?.join("paircode-node");
     if !helper.exists() || namespace_skip_reason().is_some() {
         return None;
     }

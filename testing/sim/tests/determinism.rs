@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use paircode_tests::attacker::{MitmMode, ProveStrategy};
-use paircode_tests::net::{Captured, NetConfig};
-use paircode_tests::node::ConfirmPolicy;
-use paircode_tests::record::{LogEntry, NetRecord};
-use paircode_tests::scenario::{AttackerSpec, Scenario};
-use paircode_tests::schedule::any_scenario;
+use paircode_sim::attacker::{MitmMode, ProveStrategy};
+use paircode_sim::net::{Captured, NetConfig};
+use paircode_sim::node::ConfirmPolicy;
+use paircode_sim::record::{LogEntry, NetRecord};
+use paircode_sim::scenario::{AttackerSpec, Scenario};
+use paircode_sim::schedule::any_scenario;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 

@@ -17,8 +17,8 @@ use hmac::{Hmac, Mac};
 use paircode_core::keys::CodeKeys;
 use paircode_core::messages::{Done, Message, Prove};
 use paircode_core::{Action, Code, Config, PairedDevice, Pairing, PROTOCOL_VERSION};
-use paircode_tests::ids::real_device;
-use paircode_tests::transcript::transcript;
+use paircode_sim::ids::real_device;
+use paircode_sim::transcript::transcript;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -38,7 +38,7 @@ const HEADER: &str = "\
 # paircode handshake v1: known-answer vectors (DESIGN sections 2 and 3).
 #
 # Format: one `name = value` per line; values are lowercase hex unless noted; `#` starts a
-# comment. Checked by tests/tests/vectors.rs, which recomputes every value both through
+# comment. Checked by testing/sim/tests/vectors.rs, which recomputes every value both through
 # paircode-core and from the primitives.
 #
 # Inputs

@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use paircode_tests::node::ConfirmPolicy;
-use paircode_tests::scenario::{AttackerSpec, Scenario};
-use paircode_tests::schedule::{any_scenario, honest_scenario, proptest_config};
+use paircode_sim::node::ConfirmPolicy;
+use paircode_sim::scenario::{AttackerSpec, Scenario};
+use paircode_sim::schedule::{any_scenario, honest_scenario, proptest_config};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -70,7 +70,7 @@ proptest! {
 fn generated_schedules_exercise_every_invariant() {
     let mut runner = TestRunner::deterministic();
     let (mut total, mut paired, mut expired, mut attacked) = (0u32, 0u32, 0u32, 0u32);
-    let mut exercised = paircode_tests::invariants::Exercised::default();
+    let mut exercised = paircode_sim::invariants::Exercised::default();
     for duplicates in [false, true] {
         let strategy = any_scenario(duplicates);
         for _ in 0..150 {

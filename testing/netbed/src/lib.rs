@@ -55,7 +55,17 @@ impl Rt {
     }
 }
 
-pub use paircode_net::demo::loopback_config;
+/// A node for 127.0.0.1 with mDNS off: mDNS skips loopback, and must never be switched on
+/// on a real network interface.
+pub fn loopback_config(name: &str) -> paircode_net::NodeConfig {
+    let mut config = paircode_net::NodeConfig::new(
+        paircode_core::DeviceIdentity::generate(&mut rand_core::OsRng),
+        name,
+    );
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")];
+    config.mdns = false;
+    config
+}
 
 /// Two loopback configurations on ports picked up front, each naming the other as its
 /// bootstrap peer, so that both nodes can start at the same instant and dial each other.

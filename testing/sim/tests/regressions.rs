@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use paircode_core::joiner::JoinerState;
 use paircode_core::messages::reply_without_session;
 use paircode_core::{Action, Code, Config, LocalDevice, PairedDevice, Pairing};
-use paircode_tests::ids::device;
-use paircode_tests::net::NetConfig;
-use paircode_tests::node::ConfirmPolicy;
-use paircode_tests::random::{stream_rng, Stream};
-use paircode_tests::scenario::{AttackerSpec, Scenario};
+use paircode_sim::ids::device;
+use paircode_sim::net::NetConfig;
+use paircode_sim::node::ConfirmPolicy;
+use paircode_sim::random::{stream_rng, Stream};
+use paircode_sim::scenario::{AttackerSpec, Scenario};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 

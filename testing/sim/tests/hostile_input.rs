@@ -11,11 +11,11 @@ use paircode_core::{
     Action, Code, Config, DeviceInfo, FailReason, LocalDevice, PairedDevice, Pairing, PeerId,
     Progress,
 };
-use paircode_tests::garbage::{self, Garbage};
-use paircode_tests::ids::{device, synthetic_peer_id};
-use paircode_tests::node::SessionState;
-use paircode_tests::random::{bytes32, index, stream_rng, Stream};
-use paircode_tests::schedule::proptest_config;
+use paircode_sim::garbage::{self, Garbage};
+use paircode_sim::ids::{device, synthetic_peer_id};
+use paircode_sim::node::SessionState;
+use paircode_sim::random::{bytes32, index, stream_rng, Stream};
+use paircode_sim::schedule::proptest_config;
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
