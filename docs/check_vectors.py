@@ -29,7 +29,7 @@ DEFAULT_VECTORS = os.path.join(HERE, "..", "testing", "sim", "tests", "vectors",
 
 
 # ---------------------------------------------------------------------------------------
-# §2 ChaCha20 as a random number generator (rand_chacha's ChaCha20Rng).
+# §7.2 ChaCha20 as a random number generator (rand_chacha's ChaCha20Rng).
 # ---------------------------------------------------------------------------------------
 
 def _rotl32(v, c):
@@ -174,7 +174,7 @@ def ed25519_public(secret):
 
 
 # ---------------------------------------------------------------------------------------
-# §3 identities: libp2p PeerId bytes and their base58 form.
+# §3.1 identities: libp2p PeerId bytes and their base58 form.
 # ---------------------------------------------------------------------------------------
 
 def peer_id_bytes(ed25519_public_key):
@@ -197,7 +197,7 @@ def base58(data):
 
 
 # ---------------------------------------------------------------------------------------
-# §4 the code: BIP39.
+# §2.1 the code: BIP39.
 # ---------------------------------------------------------------------------------------
 
 def load_wordlist(path=None):
@@ -237,7 +237,7 @@ def words_to_entropy(text, words):
 
 
 # ---------------------------------------------------------------------------------------
-# §5 key schedule and §6 transcript.
+# §2.2 and §3.3-§3.4 key schedule, §3.2 transcript.
 # ---------------------------------------------------------------------------------------
 
 def hkdf_extract(salt, ikm):
@@ -266,7 +266,7 @@ def mac(auth_key, label, t):
 
 
 # ---------------------------------------------------------------------------------------
-# §7 CBOR (RFC 8949, shortest-form heads, definite lengths).
+# §3.5 CBOR (RFC 8949, shortest-form heads, definite lengths).
 # ---------------------------------------------------------------------------------------
 
 def _head(major, n):
@@ -314,7 +314,7 @@ def msg_done(attempt_nonce, reason=None):
     return envelope("Done", [("re", attempt_nonce), ("outcome", outcome)])
 
 
-# Worked examples printed in docs/PROTOCOL.md, checked here too.
+# Worked examples printed in docs/PROTOCOL.md (§3.5, §4.6), checked here too.
 DOC_EXAMPLES = [
     ("Done{re: 0x00*32, Rejected(NoSession)}", lambda: msg_done(bytes(32), "NoSession"),
      "a2" "6176" "01" "616d" "a1" "64446f6e65" "a2" "627265" "5820" + "00" * 32
@@ -343,7 +343,7 @@ def parse_vectors(path):
 
 
 def compute(given, words):
-    """Every vector from the file's inputs (the names of §10 of the document)."""
+    """Every vector from the file's inputs (the names of §7.1 of the document)."""
     h = bytes.fromhex
     out = {}
     entropy = h(given["entropy"])
@@ -360,7 +360,7 @@ def compute(given, words):
         out[f"{side}_peer_id_base58"] = base58(peers[side])
         out[f"{side}_info"] = given[f"{side}_info"]
 
-    # §9 RNG chain: caller RNG -> 32-byte session seed -> session RNG -> eph secret, nonce.
+    # §7.2 RNG chain: caller RNG -> 32-byte session seed -> session RNG -> eph secret, nonce.
     drawn = {}
     for side in ("alice", "bob"):
         caller_seed = h(given[f"{side}_rng_seed"])
