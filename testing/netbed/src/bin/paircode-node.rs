@@ -22,7 +22,8 @@ use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use paircode_core::{Code, DeviceIdentity};
 use paircode_net::{
-    Error, EventStream, GenerateOptions, NodeConfig, NodeEvent, PairingEvent, PairingHandle,
+    Error, EventStream, FailReason, GenerateOptions, NodeConfig, NodeEvent, PairingEvent,
+    PairingHandle,
 };
 use paircode_netbed::{device_json, Rt};
 use serde_json::json;
@@ -117,13 +118,15 @@ async fn report(handle: PairingHandle, events: &mut EventStream, started: Instan
 
 fn error_kind(e: &Error) -> &'static str {
     match e {
-        Error::NoDeviceAnswered => "NoDeviceAnswered",
-        Error::CodeExpired => "CodeExpired",
-        Error::Rejected { .. } => "Rejected",
-        Error::Declined { .. } => "Declined",
-        Error::NoAnswer { .. } => "NoAnswer",
-        Error::ConfirmTimeout { .. } => "ConfirmTimeout",
-        Error::Cancelled => "Cancelled",
+        Error::Pairing(reason) => match reason {
+            FailReason::NoDeviceAnswered => "NoDeviceAnswered",
+            FailReason::CodeExpired => "CodeExpired",
+            FailReason::Rejected { .. } => "Rejected",
+            FailReason::Declined { .. } => "Declined",
+            FailReason::NoAnswer { .. } => "NoAnswer",
+            FailReason::ConfirmTimeout { .. } => "ConfirmTimeout",
+            FailReason::Cancelled => "Cancelled",
+        },
         Error::Busy => "Busy",
         Error::InvalidName(_) => "InvalidName",
         Error::Transport(_) => "Transport",
