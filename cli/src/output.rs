@@ -10,9 +10,10 @@
 use std::fmt::Display;
 use std::io::Write;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::error::CliError;
+use crate::error::{CliError, ErrorBody};
 
 /// The envelope's version: bumped when a field changes meaning or disappears.
 pub const SCHEMA: &str = "paircode/1";
@@ -29,29 +30,63 @@ pub fn line(text: impl Display) {
     }
 }
 
+/// The envelope, fields in this order.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    schema: &'static str,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorBody>,
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    schema: &'static str,
+    event: &'a str,
+    #[serde(flatten)]
+    fields: Value,
+}
+
+fn print(value: &impl Serialize) {
+    line(serde_json::to_string(value).expect("JSON values serialise"));
+}
+
 /// A command's result: `value` in the envelope with `--json`, `text` otherwise.
 pub fn result(json: bool, value: Value, text: impl Display) {
     if json {
-        line(json!({ "schema": SCHEMA, "ok": true, "result": value }));
+        print(&Envelope {
+            schema: SCHEMA,
+            ok: true,
+            result: Some(value),
+            error: None,
+        });
     } else {
         line(text);
     }
 }
 
-/// A streamed event (JSON only): `fields` with the schema and the event's name added.
+/// A streamed event (JSON only): `fields` (an object) after the schema and the event's
+/// name.
 pub fn event(name: &str, fields: Value) {
-    let mut value = json!({ "schema": SCHEMA, "event": name });
-    if let (Value::Object(all), Value::Object(extra)) = (&mut value, fields) {
-        all.extend(extra);
-    }
-    line(value);
+    print(&Event {
+        schema: SCHEMA,
+        event: name,
+        fields,
+    });
 }
 
 /// A command's failure: the envelope on stdout with `--json`, `error: …` on stderr
 /// otherwise.
 pub fn error(json: bool, error: &CliError) {
     if json {
-        line(json!({ "schema": SCHEMA, "ok": false, "error": error.body() }));
+        print(&Envelope {
+            schema: SCHEMA,
+            ok: false,
+            result: None,
+            error: Some(&error.body()),
+        });
     } else {
         eprintln!("error: {error}");
     }

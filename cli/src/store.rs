@@ -84,7 +84,7 @@ pub enum StoreError {
     WrongPassword { path: PathBuf },
     #[error("{} is corrupt ({why}); it was left untouched: restore it from a backup, or start over with `paircode network init --force`, which keeps a copy", .path.display())]
     Corrupt { path: PathBuf, why: String },
-    #[error("{} is missing, but this instance's identity exists: starting without it would forget every paired device. Restore it from a backup; nothing was changed", .path.display())]
+    #[error("{} is missing, but this instance's identity exists: starting without it would forget every paired device. Nothing was changed: restore it from a backup, or start over with `paircode network init --force`, which keeps a copy of the identity", .path.display())]
     Missing { path: PathBuf },
     #[error("reading {}: {source}", .path.display())]
     Io {
