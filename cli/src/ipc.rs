@@ -320,6 +320,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn typed_errors_cross_the_socket_intact() {
+        let peer = PeerId::from_bytes(&[0, 36, 8, 1, 18, 32, 7, 7, 7]).unwrap();
+        let errors = [
+            DaemonError::Pairing {
+                reason: FailReason::Rejected {
+                    peer: peer.clone(),
+                    reason: RejectReason::UserRejected,
+                },
+            },
+            DaemonError::Pairing {
+                reason: FailReason::ConfirmTimeout { peer },
+            },
+            DaemonError::InvalidName {
+                name: DeviceInfoError::NameTooLong(300),
+            },
+            DaemonError::UnknownDevice(FindError::Ambiguous("tv".into(), 2)),
+            DaemonError::Save {
+                what: SaveContext::Unpaired,
+                path: "/x/devices".into(),
+                cause: "No space left on device (os error 28)".into(),
+            },
+        ];
+        for error in errors {
+            let (mut a, mut b) = tokio::io::duplex(4096);
+            let response = Response::Event(Event::Failed(error.clone()));
+            write_frame(&mut a, &response).await.unwrap();
+            assert_eq!(read_frame::<_, Response>(&mut b).await.unwrap(), response);
+        }
+        // The core's words, not a copy of them.
+        let reason = FailReason::CodeExpired;
+        assert_eq!(
+            DaemonError::Pairing {
+                reason: reason.clone()
+            }
+            .to_string(),
+            reason.to_string()
+        );
+    }
+
+    #[tokio::test]
     async fn oversized_and_foreign_frames_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(4096);
         a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();

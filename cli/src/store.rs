@@ -566,6 +566,83 @@ mod tests {
         assert_eq!(vault.read::<Vec<u8>>("devices").unwrap(), Some(vec![2; 10]));
     }
 
+    /// Rewrites the header digest after a deliberate change, as a forger (not a bit flip)
+    /// would.
+    fn reseal_header(bytes: &mut [u8]) {
+        let digest = header_digest(&bytes[..HEADER_1_LEN]);
+        bytes[HEADER_1_LEN..HEADER_LEN].copy_from_slice(&digest);
+    }
+
+    #[test]
+    fn header_damage_is_corruption_and_costs_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        vault.write("identity", &thing()).unwrap();
+        let path = dir.path().join("identity");
+        let original = fs::read(&path).unwrap();
+        for at in [9, 13, 17, 21, 40, 70] {
+            let mut damaged = original.clone();
+            damaged[at] ^= 0x10;
+            fs::write(&path, &damaged).unwrap();
+            let err = Vault::open(dir.path(), "identity", b"pw").err().unwrap();
+            assert!(
+                matches!(err, StoreError::Corrupt { .. }),
+                "byte {at}: {err}"
+            );
+        }
+        // A well-formed header asking for 1 GiB or 64 passes is refused before Argon2 runs.
+        for (offset, value) in [(9, 1024 * 1024u32), (13, 64), (17, 4)] {
+            let mut forged = original.clone();
+            forged[offset..offset + 4].copy_from_slice(&value.to_be_bytes());
+            reseal_header(&mut forged);
+            fs::write(&path, &forged).unwrap();
+            let err = Vault::open(dir.path(), "identity", b"pw").err().unwrap();
+            assert!(
+                matches!(&err, StoreError::Corrupt { why, .. } if why.contains("never written")),
+                "{err}"
+            );
+        }
+        fs::write(&path, &original).unwrap();
+        assert!(Vault::open(dir.path(), "identity", b"pw").is_ok());
+        assert!(matches!(
+            Vault::open(dir.path(), "identity", b"other"),
+            Err(StoreError::WrongPassword { .. })
+        ));
+    }
+
+    #[test]
+    fn format_1_files_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StoreKey::create(b"pw", FAST).unwrap();
+        let mut file = Vec::new();
+        file.extend_from_slice(MAGIC);
+        file.push(FORMAT_1);
+        file.extend_from_slice(&FAST.to_bytes());
+        file.extend_from_slice(&key.salt);
+        file.extend_from_slice(&key.check_value(FORMAT_1));
+        file.extend_from_slice(&[3; NONCE_LEN]);
+        let mut plain = Vec::new();
+        ciborium::into_writer(&thing(), &mut plain).unwrap();
+        let sealed = key
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&[3; NONCE_LEN]),
+                Payload {
+                    msg: &plain,
+                    aad: &file,
+                },
+            )
+            .unwrap();
+        file.extend_from_slice(&sealed);
+        fs::write(dir.path().join("identity"), &file).unwrap();
+        let vault = Vault::open(dir.path(), "identity", b"pw").unwrap();
+        assert_eq!(vault.read::<Thing>("identity").unwrap(), Some(thing()));
+        assert!(matches!(
+            Vault::open(dir.path(), "identity", b"other"),
+            Err(StoreError::WrongPassword { .. })
+        ));
+    }
+
     #[test]
     fn default_cost_derives() {
         // The real parameters must be accepted by argon2 (the tests above use cheap ones).
