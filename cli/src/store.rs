@@ -80,7 +80,7 @@ impl KdfParams {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("wrong password for {}", .path.display())]
+    #[error("wrong password for {}; nothing was changed: try again", .path.display())]
     WrongPassword { path: PathBuf },
     #[error("{} is corrupt ({why}); it was left untouched: restore it from a backup, or start over with `paircode network init --force`, which keeps a copy", .path.display())]
     Corrupt { path: PathBuf, why: String },

@@ -204,7 +204,15 @@ fn a_failed_save_names_the_file_and_the_cause_and_changes_nothing() {
     // The daemon writes the list through `.devices.tmp-<pid>`: a directory there makes every
     // save fail, as a full disk would, also for root.
     let blocker = dir.join(format!(".devices.tmp-{}", bed.pid("alice")));
-    std::fs::create_dir(&blocker).unwrap();
+    // A save in flight (a last-seen time) owns that name for a moment: wait it out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = std::fs::create_dir(&blocker) {
+        assert!(
+            e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline,
+            "{e}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     let out = bed.run("alice", &["network", "unpair", "bob"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
