@@ -26,7 +26,9 @@ pub fn line(text: impl Display) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        // Nowhere left to report it: stdout is where reports go.
+        // A full disk under a redirect, say: the output is incomplete, so say so.
+        let _ = writeln!(std::io::stderr(), "error: writing the output: {e}");
+        std::process::exit(1);
     }
 }
 
