@@ -187,7 +187,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 verbose: cli.verbose,
             };
             if args.foreground {
-                return start::run_foreground(&instance, opts, args.detached).await;
+                return start::run_foreground(&instance, opts, args.detached, json).await;
             }
             let pid = tokio::task::block_in_place(|| start::spawn_background(&instance, opts))?;
             match Client::call(&instance, &Request::Status).await? {

@@ -55,28 +55,39 @@ fn print(value: &impl Serialize) {
     line(serde_json::to_string(value).expect("JSON values serialise"));
 }
 
+/// The success envelope around `value`, as one line of JSON.
+pub fn result_json(value: Value) -> String {
+    serde_json::to_string(&Envelope {
+        schema: SCHEMA,
+        ok: true,
+        result: Some(value),
+        error: None,
+    })
+    .expect("JSON values serialise")
+}
+
+/// An event line: `fields` (an object) after the schema and the event's name.
+pub fn event_json(name: &str, fields: Value) -> String {
+    serde_json::to_string(&Event {
+        schema: SCHEMA,
+        event: name,
+        fields,
+    })
+    .expect("JSON values serialise")
+}
+
 /// A command's result: `value` in the envelope with `--json`, `text` otherwise.
 pub fn result(json: bool, value: Value, text: impl Display) {
     if json {
-        print(&Envelope {
-            schema: SCHEMA,
-            ok: true,
-            result: Some(value),
-            error: None,
-        });
+        line(result_json(value));
     } else {
         line(text);
     }
 }
 
-/// A streamed event (JSON only): `fields` (an object) after the schema and the event's
-/// name.
+/// A streamed event (JSON only).
 pub fn event(name: &str, fields: Value) {
-    print(&Event {
-        schema: SCHEMA,
-        event: name,
-        fields,
-    });
+    line(event_json(name, fields));
 }
 
 /// A command's failure: the envelope on stdout with `--json`, `error: …` on stderr

@@ -15,6 +15,7 @@ use crate::devices::{load_identity, DeviceList};
 use crate::error::{CliError, UsageError};
 use crate::instance::{Instance, IDENTITY_FILE};
 use crate::lock::{DaemonLock, LockError};
+use crate::output;
 use crate::password::{self, Confirm};
 use crate::store::Vault;
 
@@ -62,11 +63,14 @@ fn host_name() -> String {
 }
 
 /// Runs the daemon in this process until it is stopped. With `detached`, readiness is
-/// reported on stdout for the parent, and the standard streams are then let go.
+/// reported on stdout for the parent, and the standard streams are then let go; otherwise
+/// the daemon says where it listens (with `json`, as a `started` event, and a final
+/// envelope once it has stopped).
 pub async fn run_foreground(
     instance: &Instance,
     opts: StartOptions,
     detached: bool,
+    json: bool,
 ) -> Result<(), CliError> {
     if !instance.is_initialised() {
         return Err(not_initialised(instance));
@@ -112,6 +116,18 @@ pub async fn run_foreground(
     if detached {
         let _ = writeln!(out, "{READY}").and_then(|()| out.flush());
         release_standard_streams();
+    } else if json {
+        let addrs = node.listen_addrs().await.unwrap_or_default();
+        let event = output::event_json(
+            "started",
+            serde_json::json!({
+                "instance": instance.name,
+                "name": name,
+                "peer_id": node.peer_id().to_string(),
+                "listen": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        );
+        let _ = writeln!(out, "{event}").and_then(|()| out.flush());
     } else {
         let addrs = node.listen_addrs().await.unwrap_or_default();
         let _ = writeln!(
@@ -129,6 +145,10 @@ pub async fn run_foreground(
         .serve(listener)
         .await;
     drop(lock);
+    if json && !detached {
+        let stopped = output::result_json(serde_json::json!({ "stopped": instance.name }));
+        let _ = writeln!(out, "{stopped}");
+    }
     Ok(())
 }
 

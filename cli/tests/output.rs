@@ -183,3 +183,31 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_foreground_daemon_reports_in_the_envelope_too() {
+    use std::io::BufRead;
+    let bed = Bed::new();
+    bed.init("alice");
+    let mut daemon = bed
+        .cmd("alice")
+        .args(["--json", "start", "--foreground", "--no-mdns"])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let started: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(started["schema"], SCHEMA, "{started}");
+    assert_eq!(started["event"], "started", "{started}");
+    assert!(started["listen"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("/ip4/127.0.0.1/tcp/"));
+    bed.ok("alice", &["stop"]);
+    let stopped: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(stopped["ok"], true, "{stopped}");
+    assert_eq!(stopped["result"]["stopped"], "alice", "{stopped}");
+    assert!(daemon.wait().unwrap().success());
+}

@@ -51,6 +51,9 @@ fn says(out: &Output, words: &[&str]) {
 fn init_never_overwrites_a_store_and_force_keeps_a_copy() {
     let bed = paired_bed();
     let before = bed.peer_id("alice");
+    // Not while its daemon runs, even with --force.
+    let out = bed.run("alice", &["network", "init", "--force"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     bed.stop("alice");
     let dir = bed.instance_dir("alice");
     let devices = dir.join("devices");
