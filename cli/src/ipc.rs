@@ -13,7 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::devices::FindError;
 
-pub const IPC_VERSION: u32 = 1;
+/// 2: errors are the typed `DaemonError`.
+pub const IPC_VERSION: u32 = 2;
 /// Replies carry at most a device list; anything near this size is not ours.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 
