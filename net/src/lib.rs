@@ -26,7 +26,7 @@ use libp2p::{mdns, Swarm};
 use paircode_core::{DeviceInfo, LocalDevice, PeerId};
 
 pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
-pub use error::{Error, TransportError};
+pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
 pub use node::{
     Discovery, EventStream, GenerateOptions, Node, NodeConfig, NodeEvent, PairingEvent,

@@ -268,7 +268,8 @@ impl PairingHandle {
         });
     }
 
-    /// Ends the session; its result becomes [`Error::Cancelled`].
+    /// Ends the session; its result becomes [`Error::Pairing`] with
+    /// [`FailReason::Cancelled`](crate::FailReason::Cancelled).
     pub fn cancel(&self) {
         let _ = self.commands.unbounded_send(Command::Cancel {
             session: self.session,
