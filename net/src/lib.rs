@@ -12,6 +12,7 @@ mod driver;
 mod error;
 mod node;
 pub mod protocol;
+mod streams;
 pub mod transport;
 
 use std::io;
@@ -33,8 +34,10 @@ pub use node::{
     PairingHandle, Runtime,
 };
 pub use paircode_core;
+pub use streams::{DeviceStream, Incoming, StreamError, CONNECT_TIMEOUT};
 
 use driver::Driver;
+use streams::Streams;
 
 /// TCP settings both runtimes use. Nagle off: handshake messages are tiny and latency
 /// is what the user waits for.
@@ -91,6 +94,7 @@ where
     let swarm_config = libp2p::swarm::Config::with_executor(Executor(runtime.clone()))
         .with_idle_connection_timeout(config.idle_timeout);
     let mut swarm = Swarm::new(transport, behaviour, me, swarm_config);
+    let streams = Streams::new(swarm.behaviour().streams.new_control(), runtime.clone());
 
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -131,10 +135,13 @@ where
         let _ = driver.swarm.behaviour_mut().kad.bootstrap();
     }
     runtime.spawn(driver.run().boxed());
-    Ok(Node {
+    let node = Node {
         commands: tx,
         peer_id: PeerId::from(me),
-    })
+        streams,
+    };
+    runtime.spawn(node.streams.clone().follow(node.events()).boxed());
+    Ok(node)
 }
 
 /// Drives the swarm until each listener has reported an address (or failed).
