@@ -2,7 +2,9 @@
 //!
 //! A node is a libp2p swarm (TCP + Noise + Yamux; mDNS, Kademlia, identify, ping and the
 //! pairing protocol `/paircode/pair/1`) driven by one task that feeds the sans-IO
-//! `paircode_core::Pairing` and carries out its actions. The runtime crates
+//! `paircode_core::Pairing` and carries out its actions. Paired devices then reach each
+//! other over application streams ([`Node::connect`], [`Node::accept`], on libp2p-stream)
+//! and derive application keys ([`Node::export_key`]). The runtime crates
 //! (`paircode-tokio`, `paircode-async-std`) only supply the TCP and mDNS providers, a
 //! spawner and a timer, and call [`start_node`].
 

@@ -458,6 +458,10 @@ impl Node {
     /// accepted at once, each by one [`Incoming`] at a time; drop it to stop accepting.
     /// Streams from peers that are not paired at the moment they open are reset unread.
     ///
+    /// Poll the [`Incoming`] promptly and hand each stream to its own task: libp2p-stream
+    /// holds one arriving stream per protocol and resets the ones that come while that
+    /// place is taken.
+    ///
     /// ```no_run
     /// # async fn demo(node: paircode_net::Node) -> Result<(), paircode_net::StreamError> {
     /// use futures::{AsyncReadExt, StreamExt};
