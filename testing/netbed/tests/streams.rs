@@ -164,6 +164,54 @@ async fn echo_both_ways_on_two_protocols_at_once_on_every_runtime() {
     }
 }
 
+/// A paired device that is offline is reported unreachable (not waited on for ever);
+/// once it is back, `connect` dials it at the address the node knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_reports_an_offline_device_and_dials_it_when_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut alice_config = loopback_config("alice");
+    alice_config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
+    let alice = Rt::Tokio.start(alice_config.clone()).await.unwrap();
+    let bob = node(Rt::AsyncStd, "bob", alice.listen_addrs().await.unwrap()).await;
+    let (_, on_bob) = pair(&alice, &bob).await;
+    let mut bob_events = bob.events();
+
+    alice.shutdown().await;
+    within("bob sees alice go", async {
+        while let Some(event) = bob_events.next().await {
+            if matches!(&event, NodeEvent::PairedOffline(p) if *p == on_bob.peer) {
+                break;
+            }
+        }
+    })
+    .await;
+    let offline = within(
+        "connect to an offline device",
+        bob.connect(&on_bob.peer, ECHO),
+    )
+    .await;
+    assert!(
+        matches!(offline, Err(StreamError::Unreachable { .. })),
+        "{offline:?}"
+    );
+
+    let alice = Rt::Tokio.start(alice_config).await.unwrap();
+    alice.set_paired([bob.peer_id()]).unwrap();
+    echo_servers(&alice);
+    let data = payload(100_000, 3);
+    let echoed = within("connect after the restart", async {
+        exchange(bob.connect(&on_bob.peer, ECHO).await.unwrap(), &data).await
+    })
+    .await;
+    assert!(echoed == data);
+
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
 /// Carol was never paired with Alice but believes she was: Alice resets her stream
 /// before her application sees it, and keeps serving Bob.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
