@@ -127,9 +127,15 @@ impl Streams {
     }
 
     pub(crate) fn remove_paired(&self, peer: &PeerId) {
-        if let Ok(peer) = peer.to_libp2p() {
-            unpair(&self.registry, &peer);
-        }
+        let Ok(peer) = peer.to_libp2p() else {
+            return;
+        };
+        let closing = {
+            let mut registry = lock(&self.registry);
+            registry.paired.remove(&peer);
+            registry.take_open(&peer)
+        };
+        closing.iter().for_each(|slot| slot.close());
     }
 
     /// Follows the node's events: a device that unpaired us is no longer paired here
@@ -152,15 +158,6 @@ impl Streams {
         };
         wakers.into_iter().for_each(Waker::wake);
     }
-}
-
-fn unpair(registry: &Mutex<Registry>, peer: &Libp2pPeerId) {
-    let closing = {
-        let mut registry = lock(registry);
-        registry.paired.remove(peer);
-        registry.take_open(peer)
-    };
-    closing.iter().for_each(|slot| slot.close());
 }
 
 impl Registry {
@@ -552,6 +549,16 @@ mod tests {
     use super::*;
     use crate::behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
     use crate::protocol::PAIR_PROTOCOL;
+
+    /// Applications spawn these on multi-threaded runtimes.
+    #[test]
+    fn handles_and_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn sync<T: Sync>() {}
+        sync::<DeviceStream>();
+        sync::<Incoming>();
+        let _ = |node: Node, peer: PeerId| send(&async move { node.connect(&peer, "/x/1").await });
+    }
 
     #[test]
     fn the_nodes_own_protocols_are_reserved() {
