@@ -35,6 +35,8 @@ where
     /// Behind a toggle so it can be off, and replaced by a fresh instance when a join
     /// starts: libp2p-mdns re-queries only every 5 minutes once anything answered.
     pub mdns: Toggle<M>,
+    /// Application streams to paired devices (see `streams`).
+    pub streams: libp2p_stream::Behaviour,
 }
 
 impl<M> Behaviour<M>
@@ -76,6 +78,7 @@ where
                     .with_timeout(Duration::from_secs(10)),
             ),
             mdns: Toggle::from(mdns),
+            streams: libp2p_stream::Behaviour::new(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! A node is a libp2p swarm (TCP + Noise + Yamux; mDNS, Kademlia, identify, ping and the
 //! pairing protocol `/paircode/pair/1`) driven by one task that feeds the sans-IO
-//! `paircode_core::Pairing` and carries out its actions. The runtime crates
+//! `paircode_core::Pairing` and carries out its actions. Paired devices then reach each
+//! other over application streams ([`Node::connect`], [`Node::accept`], on libp2p-stream)
+//! and derive application keys ([`Node::export_key`]). The runtime crates
 //! (`paircode-tokio`, `paircode-async-std`) only supply the TCP and mDNS providers, a
 //! spawner and a timer, and call [`start_node`].
 
@@ -12,6 +14,7 @@ mod driver;
 mod error;
 mod node;
 pub mod protocol;
+mod streams;
 pub mod transport;
 
 use std::io;
@@ -33,8 +36,10 @@ pub use node::{
     PairingHandle, Runtime,
 };
 pub use paircode_core;
+pub use streams::{DeviceStream, Incoming, StreamError, CONNECT_TIMEOUT};
 
 use driver::Driver;
+use streams::Streams;
 
 /// TCP settings both runtimes use. Nagle off: handshake messages are tiny and latency
 /// is what the user waits for.
@@ -91,6 +96,7 @@ where
     let swarm_config = libp2p::swarm::Config::with_executor(Executor(runtime.clone()))
         .with_idle_connection_timeout(config.idle_timeout);
     let mut swarm = Swarm::new(transport, behaviour, me, swarm_config);
+    let streams = Streams::new(swarm.behaviour().streams.new_control(), runtime.clone());
 
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -131,10 +137,13 @@ where
         let _ = driver.swarm.behaviour_mut().kad.bootstrap();
     }
     runtime.spawn(driver.run().boxed());
-    Ok(Node {
+    let node = Node {
         commands: tx,
         peer_id: PeerId::from(me),
-    })
+        streams,
+    };
+    runtime.spawn(node.streams.clone().follow(node.events()).boxed());
+    Ok(node)
 }
 
 /// Drives the swarm until each listener has reported an address (or failed).

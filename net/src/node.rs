@@ -9,6 +9,7 @@ use libp2p::Multiaddr;
 use paircode_core::{Code, Config, DeviceIdentity, DeviceInfo, PairedDevice, PeerId};
 
 use crate::error::Error;
+use crate::streams::Streams;
 
 /// What differs between async runtimes, apart from the TCP and mDNS providers.
 pub trait Runtime: Send + Sync + 'static {
@@ -141,6 +142,8 @@ pub(crate) enum Command {
 pub struct Node {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) peer_id: PeerId,
+    /// The paired set streams are admitted against, and the open streams (see `streams`).
+    pub(crate) streams: Streams,
 }
 
 impl std::fmt::Debug for Node {
@@ -219,23 +222,31 @@ impl Node {
         rx
     }
 
-    /// Replaces the set of peers whose presence is reported as online/offline events.
+    /// Replaces the set of paired peers: those whose presence is reported as online/offline
+    /// events and that may open and accept streams. Open streams of peers left out are reset.
     pub fn set_paired(&self, peers: impl IntoIterator<Item = PeerId>) -> Result<(), Error> {
-        self.send(Command::SetPaired(peers.into_iter().collect()))
+        let peers: Vec<PeerId> = peers.into_iter().collect();
+        self.streams.set_paired(&peers);
+        self.send(Command::SetPaired(peers))
     }
 
     pub fn add_paired(&self, peer: PeerId) -> Result<(), Error> {
+        self.streams.add_paired(&peer);
         self.send(Command::AddPaired(peer))
     }
 
+    /// Resets the peer's open streams too.
     pub fn remove_paired(&self, peer: PeerId) -> Result<(), Error> {
+        self.streams.remove_paired(&peer);
         self.send(Command::RemovePaired(peer))
     }
 
     /// Stops treating `peer` as paired and tells it so as soon as it is reachable (now, or
     /// when it is next discovered); [`NodeEvent::UnpairDelivered`] reports success. A
     /// restarted node forgets undelivered notices: the embedder persists and re-issues them.
+    /// Resets the peer's open streams at once.
     pub fn notify_unpaired(&self, peer: PeerId) -> Result<(), Error> {
+        self.streams.remove_paired(&peer);
         self.send(Command::NotifyUnpaired(peer))
     }
 
