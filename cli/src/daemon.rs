@@ -19,6 +19,9 @@ use crate::ipc::{
 };
 use crate::store::{StoreError, Vault};
 
+mod transfers;
+pub use transfers::Transfers;
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -44,10 +47,13 @@ pub struct Daemon {
     devices: Mutex<DeviceList>,
     online: Mutex<BTreeSet<PeerId>>,
     session: Mutex<Option<Session>>,
+    transfers: Transfers,
     stop: Notify,
 }
 
 impl Daemon {
+    // One more than clippy's threshold: each is a different part of the daemon.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         instance: Instance,
         node: Node,
@@ -56,6 +62,7 @@ impl Daemon {
         mdns: bool,
         code_ttl: Duration,
         devices: DeviceList,
+        transfers: Transfers,
     ) -> Arc<Self> {
         let _ = node.set_paired(devices.peers());
         for peer in devices.pending_unpairs() {
@@ -71,6 +78,7 @@ impl Daemon {
             devices: Mutex::new(devices),
             online: Mutex::new(BTreeSet::new()),
             session: Mutex::new(None),
+            transfers,
             stop: Notify::new(),
         })
     }
@@ -78,6 +86,7 @@ impl Daemon {
     /// Serves the socket until `stop` is requested or a termination signal arrives.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
         tokio::spawn(self.clone().watch_node());
+        tokio::spawn(self.clone().accept_transfers());
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .expect("installing a SIGTERM handler");
@@ -274,6 +283,19 @@ impl Daemon {
                 },
             },
             Request::Confirm { .. } => Response::Error(DaemonError::ConfirmWithoutSession),
+            Request::Send {
+                device,
+                paths,
+                text,
+            } => {
+                self.send(device, paths, text, writer, rx).await;
+                return;
+            }
+            Request::SendCancel => Response::Error(DaemonError::BadRequest(
+                "no send is running on this connection".into(),
+            )),
+            Request::Received => self.received(),
+            Request::SetReceive { who, on } => self.set_receive(&who, on),
         };
         let _ = write_frame(&mut writer, &reply).await;
     }

@@ -44,8 +44,17 @@ pub struct DeviceRecord {
     /// Which side this device played: `true` if we generated the code.
     #[zeroize(skip)]
     pub we_initiated: bool,
+    /// Transfers from it are accepted (`network receive DEVICE on|off`).
+    #[zeroize(skip)]
+    #[serde(default = "yes")]
+    pub receive: bool,
     #[serde(with = "serde_bytes")]
     pairing_secret: [u8; 32],
+}
+
+/// Serde's default for switches that start on.
+pub fn yes() -> bool {
+    true
 }
 
 impl DeviceRecord {
@@ -56,6 +65,7 @@ impl DeviceRecord {
             paired_at,
             last_seen: Some(paired_at),
             we_initiated: device.role == Role::Initiator,
+            receive: true,
             pairing_secret: *device.pairing_secret(),
         }
     }
@@ -75,6 +85,7 @@ impl DeviceRecord {
             paired_at: self.paired_at,
             online,
             last_seen: self.last_seen,
+            receive: self.receive,
         }
     }
 }
@@ -173,6 +184,7 @@ mod tests {
             paired_at: 1,
             last_seen: None,
             we_initiated: true,
+            receive: true,
             pairing_secret: [id; 32],
         }
     }

@@ -107,6 +107,12 @@ pub enum CliError {
     },
     #[error("starting the runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("the downloads directory {}: {source}", .path.display())]
+    Downloads {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Command-line input that cannot work, caught before anything starts.
@@ -167,6 +173,10 @@ impl CliError {
     /// | 12 | the instance has no identity yet (`network init`) |
     /// | 13 | no paired device by that name or peer id |
     /// | 14 | a pairing session is already running |
+    /// | 15 | send: the device is offline (the message says when it was last seen) |
+    /// | 16 | send: the device refused (receiving off, not paired there, a name it will not take) |
+    /// | 17 | send: the device has no room for it |
+    /// | 18 | send: the content did not arrive intact (connection lost, size or hash mismatch) |
     pub fn exit_code(&self) -> u8 {
         use CliError as E;
         use DaemonError as D;
@@ -200,6 +210,7 @@ impl CliError {
             E::NotInitialised { .. } => 12,
             E::Daemon(D::UnknownDevice(_)) => 13,
             E::Daemon(D::Busy) => 14,
+            E::Daemon(D::Transfer(e)) => e.exit_code(),
             E::Daemon(D::BadRequest(_) | D::BadCode(_) | D::ConfirmWithoutSession) => 2,
             E::Daemon(
                 D::Pairing {
@@ -225,7 +236,8 @@ impl CliError {
             | E::Spawn { .. }
             | E::DaemonExited { .. }
             | E::Input { .. }
-            | E::Runtime(_) => 1,
+            | E::Runtime(_)
+            | E::Downloads { .. } => 1,
             // Derived by this same function in the process that reported it.
             E::Reported(body) => body.exit,
         }
@@ -275,6 +287,7 @@ impl CliError {
                 D::BadRequest(_) => "bad_request",
                 D::BadCode(_) => "bad_code",
                 D::ConfirmWithoutSession => "bad_request",
+                D::Transfer(e) => e.kind(),
             },
             E::Connect { .. } | E::Ipc(_) | E::Unexpected(_) => "ipc",
             E::DaemonHungUp => "daemon_hung_up",
@@ -286,6 +299,7 @@ impl CliError {
             E::Interrupted => "cancelled",
             E::Input { .. } => "input",
             E::Runtime(_) => "runtime",
+            E::Downloads { .. } => "downloads",
         }
     }
 

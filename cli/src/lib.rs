@@ -15,3 +15,4 @@ pub mod password;
 pub mod progress;
 pub mod start;
 pub mod store;
+pub mod transfer;

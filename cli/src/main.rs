@@ -15,6 +15,7 @@ use paircode_cli::password::{self, Confirm};
 use paircode_cli::progress::Progress;
 use paircode_cli::start::{self, StartOptions};
 use paircode_cli::store::{KdfParams, Vault};
+use paircode_cli::transfer::command as transfer;
 use paircode_core::{Code, DeviceIdentity};
 
 #[derive(Parser)]
@@ -50,6 +51,19 @@ enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Send files, directories or a text to a paired device (SHA-256 verified on arrival).
+    Send {
+        /// The paired device, by name or peer id.
+        device: String,
+        /// Files and directories to send.
+        #[arg(required_unless_present = "text", conflicts_with = "text")]
+        paths: Vec<PathBuf>,
+        /// Send this text instead of files.
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// What paired devices sent here.
+    Received,
 }
 
 #[derive(Args)]
@@ -79,6 +93,10 @@ struct StartArgs {
     /// No LAN discovery (for loopback-only setups).
     #[arg(long)]
     no_mdns: bool,
+    /// Where received files go (default: the platform's download directory, `paircode`
+    /// folder).
+    #[arg(long, value_name = "DIR")]
+    downloads: Option<PathBuf>,
     /// This device's name as others see it (default: the host name).
     #[arg(long)]
     name: Option<String>,
@@ -106,6 +124,18 @@ enum NetworkCommand {
     Devices,
     /// Forget a paired device (by name or peer id).
     Unpair { who: String },
+    /// Accept transfers from a paired device, or not.
+    Receive {
+        who: String,
+        #[arg(value_enum)]
+        state: Switch,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -185,6 +215,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 password_stdin: args.password.password_stdin,
                 password: args.password.password,
                 verbose: cli.verbose,
+                downloads: args.downloads,
             };
             if args.foreground {
                 return start::run_foreground(&instance, opts, args.detached, json).await;
@@ -226,6 +257,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             other => Err(unexpected(other)),
         },
         Command::Network { command } => network(&instance, json, command).await,
+        Command::Send {
+            device,
+            paths,
+            text,
+        } => transfer::send(&instance, json, device, paths, text).await,
+        Command::Received => transfer::received(&instance, json).await,
     }
 }
 
@@ -248,6 +285,9 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
                 }
                 other => Err(unexpected(other)),
             }
+        }
+        NetworkCommand::Receive { who, state } => {
+            transfer::set_receive(instance, json, who, matches!(state, Switch::On)).await
         }
         NetworkCommand::Pair { command } => match command {
             PairCommand::Generate {
@@ -553,6 +593,10 @@ fn print_devices(json: bool, devices: &[DeviceView]) {
             (true, _) => "online".to_string(),
             (false, Some(seen)) => format!("last seen {}", paircode_cli::progress::time(seen)),
             (false, None) => "never seen".to_string(),
+        };
+        let status = match d.receive {
+            true => status,
+            false => format!("{status}, receiving off"),
         };
         output::line(format_args!(
             "{:<20} {:<54} {:<22} {status}",

@@ -4,13 +4,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use paircode_net::{Multiaddr, NodeConfig};
 use tokio::net::UnixListener;
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Transfers};
 use crate::devices::{load_identity, DeviceList};
 use crate::error::{CliError, UsageError};
 use crate::instance::{Instance, IDENTITY_FILE};
@@ -18,6 +18,8 @@ use crate::lock::{DaemonLock, LockError};
 use crate::output;
 use crate::password::{self, Confirm};
 use crate::store::Vault;
+use crate::transfer::log::ReceivedLog;
+use crate::transfer::receive::Inbox;
 
 /// What `paircode start` was given, forwarded verbatim to a detached daemon.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +31,16 @@ pub struct StartOptions {
     pub password_stdin: bool,
     pub password: Option<String>,
     pub verbose: bool,
+    /// Where received files go (default: [`default_downloads`]).
+    pub downloads: Option<PathBuf>,
+}
+
+/// The platform's download directory's `paircode` folder, or the instance's own
+/// `downloads` directory where the platform has none (a headless server).
+pub fn default_downloads(instance: &Instance) -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|dirs| dirs.download_dir().map(|d| d.join("paircode")))
+        .unwrap_or_else(|| instance.dir.join("downloads"))
 }
 
 const READY: &str = "ready";
@@ -86,6 +98,19 @@ pub async fn run_foreground(
     drop(password);
     let identity = load_identity(&vault)?.ok_or_else(|| not_initialised(instance))?;
     let devices = DeviceList::load(&vault)?;
+    let received = ReceivedLog::load(&vault)?;
+    let downloads = match &opts.downloads {
+        Some(dir) => std::path::absolute(dir),
+        None => Ok(default_downloads(instance)),
+    }
+    .and_then(Inbox::open)
+    .map_err(|source| CliError::Downloads {
+        path: opts
+            .downloads
+            .clone()
+            .unwrap_or_else(|| default_downloads(instance)),
+        source,
+    })?;
     crate::logging::init(instance, opts.verbose, !detached)?;
 
     let name = opts.name.clone().unwrap_or_else(host_name);
@@ -141,9 +166,19 @@ pub async fn run_foreground(
             let _ = writeln!(out, "  listening on {addr}");
         }
     }
-    Daemon::new(instance.clone(), node, vault, name, mdns, code_ttl, devices)
-        .serve(listener)
-        .await;
+    let transfers = Transfers::new(downloads, received);
+    Daemon::new(
+        instance.clone(),
+        node,
+        vault,
+        name,
+        mdns,
+        code_ttl,
+        devices,
+        transfers,
+    )
+    .serve(listener)
+    .await;
     drop(lock);
     if json && !detached {
         let stopped = output::result_json(serde_json::json!({ "stopped": instance.name }));
@@ -207,6 +242,10 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
     }
     if let Some(name) = &opts.name {
         command.arg("--name").arg(name);
+    }
+    if let Some(dir) = &opts.downloads {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        command.arg("--downloads").arg(dir);
     }
     if opts.verbose {
         command.arg("--verbose");

@@ -1,0 +1,111 @@
+//! What arrived, for `paircode received`: kept encrypted in the instance's store like the
+//! device list (texts are in it), newest last, trimmed so the file stays small.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{StoreError, Vault};
+
+pub const RECEIVED_FILE: &str = "received";
+/// The newest entries kept.
+pub const MAX_ENTRIES: usize = 1000;
+/// Texts kept, in bytes, at most (store files stay well under the store's limit).
+pub const MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedEntry {
+    /// Unix seconds.
+    pub time: u64,
+    /// The sending device's name and peer id.
+    pub from: String,
+    pub peer_id: String,
+    #[serde(flatten)]
+    pub what: ReceivedWhat,
+    pub size: u64,
+    /// Hex.
+    pub sha256: String,
+    /// Bytes that had arrived in an earlier, interrupted transfer.
+    pub resumed_from: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReceivedWhat {
+    /// `name` as the sender named it; `path` where it was stored.
+    File { name: String, path: PathBuf },
+    Text { text: String },
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ReceivedLog {
+    pub entries: Vec<ReceivedEntry>,
+}
+
+impl ReceivedLog {
+    pub fn load(vault: &Vault) -> Result<Self, StoreError> {
+        Ok(vault.read(RECEIVED_FILE)?.unwrap_or_default())
+    }
+
+    pub fn save(&self, vault: &Vault) -> Result<(), StoreError> {
+        vault.write(RECEIVED_FILE, self)
+    }
+
+    /// Adds `entry`, dropping the oldest entries beyond the limits.
+    pub fn push(&mut self, entry: ReceivedEntry) {
+        self.entries.push(entry);
+        let excess = self.entries.len().saturating_sub(MAX_ENTRIES);
+        self.entries.drain(..excess);
+        while self.text_bytes() > MAX_TEXT_BYTES {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .position(|e| matches!(e.what, ReceivedWhat::Text { .. }))
+            else {
+                break;
+            };
+            self.entries.remove(oldest);
+        }
+    }
+
+    fn text_bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| match &e.what {
+                ReceivedWhat::Text { text } => text.len(),
+                ReceivedWhat::File { .. } => 0,
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> ReceivedEntry {
+        ReceivedEntry {
+            time: 1,
+            from: "bob".into(),
+            peer_id: "p".into(),
+            what: ReceivedWhat::Text {
+                text: "x".repeat(n),
+            },
+            size: n as u64,
+            sha256: String::new(),
+            resumed_from: 0,
+        }
+    }
+
+    #[test]
+    fn trimmed_oldest_first() {
+        let mut log = ReceivedLog::default();
+        for _ in 0..MAX_ENTRIES + 5 {
+            log.push(text(1));
+        }
+        assert_eq!(log.entries.len(), MAX_ENTRIES);
+        log.push(text(MAX_TEXT_BYTES));
+        assert_eq!(log.entries.len(), 1);
+        assert_eq!(log.entries[0].size, MAX_TEXT_BYTES as u64);
+    }
+}
