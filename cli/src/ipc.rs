@@ -67,7 +67,10 @@ pub enum Request {
 pub enum Response {
     Status(StatusInfo),
     Done,
-    Code { words: String, expires_secs: u64 },
+    Code {
+        words: String,
+        expires_secs: u64,
+    },
     Event(Event),
     Devices(Vec<DeviceView>),
     PairStatus(Option<SessionView>),

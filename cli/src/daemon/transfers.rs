@@ -165,9 +165,11 @@ impl Daemon {
         let (peer, view) = {
             let devices = self.devices.lock().expect("devices lock");
             let record = devices.find(who)?;
-            let peer = record.peer().ok_or_else(|| DaemonError::InvalidStoredPeer {
-                name: record.name.clone(),
-            })?;
+            let peer = record
+                .peer()
+                .ok_or_else(|| DaemonError::InvalidStoredPeer {
+                    name: record.name.clone(),
+                })?;
             let online = self.online.lock().expect("online lock").contains(&peer);
             (peer, record.view(online))
         };

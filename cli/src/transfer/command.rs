@@ -133,7 +133,11 @@ pub async fn send(
 fn print_sent(json: bool, delivered: &[Delivered]) {
     let bytes: u64 = delivered.iter().map(|d| d.size).sum();
     let text = match delivered {
-        [one] => format!("delivered {} ({}), SHA-256 verified", one.name, HumanBytes(one.size)),
+        [one] => format!(
+            "delivered {} ({}), SHA-256 verified",
+            one.name,
+            HumanBytes(one.size)
+        ),
         many => format!(
             "delivered {} items ({}), SHA-256 verified",
             many.len(),

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum Refusal {
-    #[error("it has receiving turned off for this device (`paircode network receive DEVICE on` there)")]
+    #[error(
+        "it has receiving turned off for this device (`paircode network receive DEVICE on` there)"
+    )]
     ReceivingOff,
     #[error("it refused the name {name:?}: {why}")]
     UnsafeName { name: String, why: String },
@@ -47,7 +49,9 @@ pub enum TransferError {
     Unsupported { device: String },
     #[error("{device} refused: {refusal}")]
     Refused { device: String, refusal: Refusal },
-    #[error("the connection to {device} was lost: {cause}; sending again resumes where it stopped")]
+    #[error(
+        "the connection to {device} was lost: {cause}; sending again resumes where it stopped"
+    )]
     Lost { device: String, cause: String },
     #[error("{device} answered something unreadable: {cause}")]
     Protocol { device: String, cause: String },

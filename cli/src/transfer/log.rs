@@ -33,8 +33,13 @@ pub struct ReceivedEntry {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReceivedWhat {
     /// `name` as the sender named it; `path` where it was stored.
-    File { name: String, path: PathBuf },
-    Text { text: String },
+    File {
+        name: String,
+        path: PathBuf,
+    },
+    Text {
+        text: String,
+    },
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -147,12 +147,15 @@ fn link_numbered(temp: &Path, dir: &Path, name: &str) -> io::Result<String> {
 }
 
 fn taken(name: &str) -> io::Error {
-    io::Error::other(format!("{name:?} and {MAX_NUMBER} numbered alternatives exist"))
+    io::Error::other(format!(
+        "{name:?} and {MAX_NUMBER} numbered alternatives exist"
+    ))
 }
 
 /// The final path of a placed name.
 pub fn resolve(downloads: &Path, name: &str) -> PathBuf {
-    name.split('/').fold(downloads.to_path_buf(), |p, c| p.join(c))
+    name.split('/')
+        .fold(downloads.to_path_buf(), |p, c| p.join(c))
 }
 
 #[cfg(test)]
@@ -218,7 +221,10 @@ mod tests {
                 .unwrap(),
             "a (1).txt"
         );
-        assert_eq!(std::fs::read_to_string(downloads.join("a.txt")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(downloads.join("a.txt")).unwrap(),
+            "old"
+        );
         assert_eq!(
             placement
                 .place(downloads, &path("photos/x/1.jpg"), &temp("one"))

@@ -17,7 +17,10 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum What {
     /// A file on disk and the components of the name it is sent under.
-    File { path: PathBuf, name: Vec<String> },
+    File {
+        path: PathBuf,
+        name: Vec<String>,
+    },
     Text(String),
 }
 
@@ -61,9 +64,7 @@ pub fn plan(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<PathBuf>), TransferEr
         } else if meta.is_dir() {
             walk(path, &mut vec![name], &mut items, &mut skipped)?;
         } else {
-            return Err(not_sendable(
-                "it is neither a file nor a directory".into(),
-            ));
+            return Err(not_sendable("it is neither a file nor a directory".into()));
         }
     }
     if items.is_empty() {

@@ -155,8 +155,9 @@ impl Inbox {
                 if <[u8; 32]>::from(hasher.finalize()) != sha256 {
                     return Err(Ended::Refused(Refusal::HashMismatch));
                 }
-                let text = String::from_utf8(text)
-                    .map_err(|_| Ended::Refused(Refusal::Protocol("the text is not UTF-8".into())))?;
+                let text = String::from_utf8(text).map_err(|_| {
+                    Ended::Refused(Refusal::Protocol("the text is not UTF-8".into()))
+                })?;
                 Ok(Arrival {
                     what: Arrived::Text(text),
                     size,
@@ -172,15 +173,15 @@ impl Inbox {
                     .claim(&key)
                     .ok_or(Ended::Refused(Refusal::Busy))?;
                 let temp = partial::path(&self.downloads, &key);
-                let outcome = self
-                    .file(stream, &temp, size, &sha256, buf)
-                    .await
-                    .and_then(|resumed_from| {
-                        let name = placement
-                            .place(&self.downloads, &path, &temp)
-                            .map_err(|e| storage(&e))?;
-                        Ok((name, resumed_from))
-                    });
+                let outcome =
+                    self.file(stream, &temp, size, &sha256, buf)
+                        .await
+                        .and_then(|resumed_from| {
+                            let name = placement
+                                .place(&self.downloads, &path, &temp)
+                                .map_err(|e| storage(&e))?;
+                            Ok((name, resumed_from))
+                        });
                 match outcome {
                     Ok((name, resumed_from)) => Ok(Arrival {
                         what: Arrived::File {

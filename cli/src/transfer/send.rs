@@ -25,11 +25,19 @@ const LINGER: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Progress {
-    Hashing { name: String },
+    Hashing {
+        name: String,
+    },
     /// An item starts; `offset` bytes of it the receiver already held.
-    Item { name: String, size: u64, offset: u64 },
+    Item {
+        name: String,
+        size: u64,
+        offset: u64,
+    },
     /// Bytes of all items done so far (resumed bytes included).
-    Bytes { done: u64 },
+    Bytes {
+        done: u64,
+    },
     Stored(Delivered),
 }
 

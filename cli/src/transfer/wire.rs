@@ -55,9 +55,13 @@ pub enum SenderFrame {
 pub enum ReceiverFrame {
     /// Send the bytes from `offset` on: what it already holds of this very item (same
     /// sender, size and SHA-256) from an interrupted transfer.
-    Ready { offset: u64 },
+    Ready {
+        offset: u64,
+    },
     /// Verified and stored, under `name` (relative to its downloads directory) for files.
-    Stored { name: String },
+    Stored {
+        name: String,
+    },
     Refused(Refusal),
 }
 

@@ -1,0 +1,512 @@
+//! `paircode send` between real daemons on loopback (mDNS off): pair once, send many times,
+//! and every way a transfer can go wrong.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use futures::AsyncWriteExt;
+use paircode_cli::transfer::wire::{self, Header, Item, ReceiverFrame, SenderFrame};
+use paircode_cli::transfer::{Refusal, PROTOCOL};
+use paircode_core::{Code, PeerId};
+use paircode_net::Node;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use support::{stderr, Bed, StopOnDrop};
+
+const BIN: &str = env!("CARGO_BIN_EXE_paircode");
+
+fn downloads(bed: &Bed, instance: &str) -> PathBuf {
+    bed.data_dir().join(format!("{instance}-downloads"))
+}
+
+/// Starts `instance` on loopback with its own downloads directory.
+fn start(bed: &Bed, instance: &str, bootstrap_from: Option<&str>) {
+    let dir = downloads(bed, instance);
+    let mut args = vec![
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--name",
+        instance,
+        "--downloads",
+        dir.to_str().unwrap(),
+    ];
+    let addr;
+    if let Some(other) = bootstrap_from {
+        addr = bed.addr(other);
+        args.extend(["--bootstrap", &addr]);
+    }
+    bed.start_in(None, instance, &args);
+}
+
+fn pair(bed: &Bed, generator: &str, joiner: &str) {
+    let (generating, words) = bed.generate(generator, &["--auto-accept"]);
+    bed.ok(joiner, &["network", "pair", "join", "--code", &words]);
+    assert!(generating.finish().0.success());
+}
+
+/// Alice and Bob, each with a downloads directory, paired.
+fn paired() -> Bed {
+    let bed = Bed::new();
+    bed.init("alice");
+    bed.init("bob");
+    start(&bed, "alice", None);
+    start(&bed, "bob", Some("alice"));
+    pair(&bed, "alice", "bob");
+    bed
+}
+
+fn online(bed: &Bed, instance: &str, other: &str) -> bool {
+    bed.devices(instance)
+        .iter()
+        .any(|d| d["name"] == other && d["online"] == true)
+}
+
+/// Everything under `dir` (relative names), the partial files' directory aside.
+fn landed(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if rel == ".paircode-partial" {
+                continue;
+            }
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn partials(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join(".paircode-partial"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn write(path: &Path, content: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// `send ARGS --json`: the result envelope (the last line, after the events).
+fn sent(bed: &Bed, from: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json", "send"];
+    all.extend_from_slice(args);
+    let out = bed.ok(from, &all);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let (envelope, events) = lines.split_last().expect("an envelope");
+    assert_eq!(envelope["ok"], true, "{envelope}");
+    assert_eq!(events[0]["event"], "sending", "{out}");
+    let stored = events.iter().filter(|e| e["event"] == "stored").count();
+    assert_eq!(
+        stored,
+        envelope["result"]["sent"].as_array().unwrap().len(),
+        "{out}"
+    );
+    envelope["result"].clone()
+}
+
+/// `send ARGS --json` failing: the error envelope (the last line) and the exit code.
+fn send_error(bed: &Bed, from: &str, args: &[&str]) -> (Value, Option<i32>) {
+    let mut all = vec!["--json", "send"];
+    all.extend_from_slice(args);
+    let out = bed.run(from, &all);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
+    let envelope: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(envelope["ok"], false, "{envelope}");
+    let error = envelope["error"].clone();
+    assert_eq!(error["exit"].as_i64().map(|c| c as i32), out.status.code());
+    (error, out.status.code())
+}
+
+#[test]
+fn pair_once_send_files_directories_and_texts_across_restarts() {
+    let bed = paired();
+    let src = bed.data_dir().join("src");
+    let bob_dl = downloads(&bed, "bob");
+    write(&src.join("a.txt"), b"hello bob");
+    write(&src.join("photos/2024/x.jpg"), &vec![7u8; 300_000]);
+    write(&src.join("photos/y.jpg"), b"");
+
+    let file = src.join("a.txt");
+    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    assert_eq!(result["sent"][0]["stored_as"], "a.txt", "{result}");
+    assert_eq!(
+        result["sent"][0]["sha256"],
+        hex::encode(Sha256::digest(b"hello bob")).as_str()
+    );
+    assert_eq!(std::fs::read(bob_dl.join("a.txt")).unwrap(), b"hello bob");
+
+    // The same name again is numbered, never written over.
+    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    assert_eq!(result["sent"][0]["stored_as"], "a (1).txt", "{result}");
+
+    let dir = src.join("photos");
+    let result = sent(&bed, "alice", &["bob", dir.to_str().unwrap()]);
+    assert_eq!(result["sent"].as_array().unwrap().len(), 2, "{result}");
+    assert_eq!(
+        std::fs::read(bob_dl.join("photos/2024/x.jpg")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    assert_eq!(std::fs::read(bob_dl.join("photos/y.jpg")).unwrap(), b"");
+
+    let result = sent(&bed, "alice", &["bob", "--text", "the wifi password is 42"]);
+    assert_eq!(result["sent"][0]["name"], "text", "{result}");
+
+    let received = bed.json("bob", &["received"]);
+    let entries = received.as_array().unwrap();
+    assert_eq!(entries.len(), 5, "{received}");
+    assert!(entries.iter().all(|e| e["from"] == "alice"), "{received}");
+    let text = entries.last().unwrap();
+    assert_eq!(text["kind"], "text");
+    assert_eq!(text["text"], "the wifi password is 42");
+    let first = &entries[0];
+    assert_eq!(first["kind"], "file");
+    assert_eq!(first["name"], "a.txt");
+    assert_eq!(first["size"], 9);
+    assert_eq!(first["path"], bob_dl.join("a.txt").to_str().unwrap());
+    assert!(first["time"].as_u64().unwrap() > 0);
+
+    // Bob turns receiving from Alice off; it stays off across restarts.
+    bed.ok("bob", &["network", "receive", "alice", "off"]);
+    bed.stop("alice");
+    bed.stop("bob");
+    start(&bed, "alice", None);
+    start(&bed, "bob", Some("alice"));
+    assert_eq!(bed.devices("bob")[0]["receive"], false);
+    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"));
+    let before = landed(&bob_dl);
+    let (error, code) = send_error(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    assert_eq!(error["kind"], "receiving_off", "{error}");
+    assert_eq!(code, Some(16));
+    assert_eq!(landed(&bob_dl), before);
+
+    // On again: no code needed, in either direction.
+    bed.ok("bob", &["network", "receive", "alice", "on"]);
+    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    assert_eq!(result["sent"][0]["stored_as"], "a (2).txt", "{result}");
+    write(&src.join("back.txt"), b"hi alice");
+    let back = src.join("back.txt");
+    let result = sent(&bed, "bob", &["alice", back.to_str().unwrap()]);
+    assert_eq!(result["sent"][0]["stored_as"], "back.txt", "{result}");
+    assert_eq!(
+        std::fs::read(downloads(&bed, "alice").join("back.txt")).unwrap(),
+        b"hi alice"
+    );
+}
+
+#[test]
+fn unknown_unpaired_and_offline_devices_are_each_named() {
+    let bed = paired();
+    bed.init("carol");
+    start(&bed, "carol", Some("alice"));
+    let file = bed.data_dir().join("f.txt");
+    write(&file, b"data");
+    let bob_dl = downloads(&bed, "bob");
+
+    // Carol never paired with Bob: by name or by peer id, nothing is sent.
+    let bob_id = bed.peer_id("bob");
+    for who in ["bob", bob_id.as_str()] {
+        let (error, code) = send_error(&bed, "carol", &[who, file.to_str().unwrap()]);
+        assert_eq!(error["kind"], "unknown_device", "{error}");
+        assert_eq!(code, Some(13));
+    }
+    assert!(landed(&bob_dl).is_empty());
+
+    // A path that does not exist, and a device file, are refused before anything is sent.
+    let (error, code) = send_error(&bed, "alice", &["bob", "/no/such/file"]);
+    assert_eq!(error["kind"], "not_sendable", "{error}");
+    assert_eq!(code, Some(2));
+    let (error, _) = send_error(&bed, "alice", &["bob", "/dev/null"]);
+    assert_eq!(error["kind"], "not_sendable", "{error}");
+
+    // Offline: said so, with when it was last seen.
+    bed.stop("bob");
+    let out = bed.run("alice", &["send", "bob", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("bob is offline") && said.contains("last seen"),
+        "{said}"
+    );
+    start(&bed, "bob", Some("alice"));
+    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"));
+
+    // After unpairing, neither side can send to the other.
+    bed.ok("alice", &["network", "unpair", "bob"]);
+    let (error, code) = send_error(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    assert_eq!(error["kind"], "unknown_device", "{error}");
+    assert_eq!(code, Some(13));
+    let (error, _) = send_error(&bed, "bob", &["alice", file.to_str().unwrap()]);
+    assert!(
+        ["unknown_device", "not_paired_there"].contains(&error["kind"].as_str().unwrap()),
+        "{error}"
+    );
+    assert!(landed(&bob_dl).is_empty());
+    assert!(landed(&downloads(&bed, "alice")).is_empty());
+}
+
+/// A test-only sender: a library node paired with Bob's daemon, speaking the transfer
+/// protocol by hand (and lying when told to).
+struct Raw {
+    rt: tokio::runtime::Runtime,
+    node: Node,
+    bob: PeerId,
+}
+
+impl Raw {
+    fn paired_with(bed: &Bed, instance: &str) -> Raw {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let addr = bed.addr(instance).parse().unwrap();
+        let node = rt.block_on(async {
+            let mut config = paircode_netbed::loopback_config("mallory");
+            config.bootstrap = vec![addr];
+            paircode_tokio::start(config).await.unwrap()
+        });
+        let (generating, words) = bed.generate(instance, &["--auto-accept"]);
+        let device = rt
+            .block_on(node.join(&Code::parse(&words).unwrap()))
+            .expect("joins");
+        assert!(generating.finish().0.success());
+        node.add_paired(device.peer.clone()).unwrap();
+        Raw {
+            rt,
+            node,
+            bob: device.peer,
+        }
+    }
+
+    /// Offers `item` with `size` and the hash of `claimed`, sends `data` (then, with
+    /// `finish`, the end), and returns every answer until the stream ends.
+    fn offer(
+        &self,
+        item: Item,
+        size: u64,
+        claimed: &[u8],
+        data: &[u8],
+        finish: bool,
+    ) -> Vec<ReceiverFrame> {
+        self.rt.block_on(async {
+            let mut stream = self.node.connect(&self.bob, PROTOCOL).await.unwrap();
+            let header = Header {
+                item,
+                size,
+                sha256: Sha256::digest(claimed).into(),
+            };
+            wire::write_frame(&mut stream, &SenderFrame::Offer(header))
+                .await
+                .unwrap();
+            let mut answers = Vec::new();
+            let first = wire::read_frame::<_, ReceiverFrame>(&mut stream)
+                .await
+                .unwrap();
+            let ready = matches!(first, ReceiverFrame::Ready { .. });
+            answers.push(first);
+            if !ready {
+                return answers;
+            }
+            for chunk in data.chunks(64 * 1024) {
+                if wire::write_chunk(&mut stream, chunk).await.is_err() {
+                    break;
+                }
+            }
+            if !finish {
+                // Dropped mid-item: the connection "breaks".
+                return answers;
+            }
+            let _ = stream.flush().await;
+            while let Ok(frame) = tokio::time::timeout(
+                Duration::from_secs(10),
+                wire::read_frame::<_, ReceiverFrame>(&mut stream),
+            )
+            .await
+            .unwrap()
+            {
+                let last = matches!(frame, ReceiverFrame::Stored { .. });
+                answers.push(frame);
+                if last {
+                    let _ = wire::write_frame(&mut stream, &SenderFrame::End).await;
+                    let _ = stream.close().await;
+                    break;
+                }
+            }
+            answers
+        })
+    }
+}
+
+fn file(path: &[&str]) -> Item {
+    Item::File {
+        path: path.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn refusal(answers: &[ReceiverFrame]) -> Option<&Refusal> {
+    answers.iter().find_map(|a| match a {
+        ReceiverFrame::Refused(r) => Some(r),
+        _ => None,
+    })
+}
+
+#[test]
+fn traversal_lies_and_resume_from_a_raw_sender() {
+    let bed = Bed::new();
+    bed.init("bob");
+    start(&bed, "bob", None);
+    let raw = Raw::paired_with(&bed, "bob");
+    let dl = downloads(&bed, "bob");
+
+    // Names that would leave the downloads directory, or reach a device.
+    for bad in [
+        vec!["..", "evil.txt"],
+        vec!["", "etc", "evil.txt"],
+        vec!["/dev/sda"],
+        vec!["a", "..", "..", "evil.txt"],
+        vec![".paircode-partial", "x"],
+    ] {
+        let answers = raw.offer(file(&bad), 4, b"evil", b"evil", true);
+        assert!(
+            matches!(refusal(&answers), Some(Refusal::UnsafeName { .. })),
+            "{bad:?}: {answers:?}"
+        );
+    }
+    assert!(!bed.data_dir().join("evil.txt").exists());
+    assert!(!Path::new("/etc/evil.txt").exists());
+
+    // A hash that does not match, more bytes than announced, a text too large.
+    let answers = raw.offer(file(&["h.txt"]), 5, b"other", b"hello", true);
+    assert_eq!(
+        refusal(&answers),
+        Some(&Refusal::HashMismatch),
+        "{answers:?}"
+    );
+    let answers = raw.offer(file(&["s.txt"]), 3, b"abc", b"abcdef", true);
+    assert!(
+        matches!(
+            refusal(&answers),
+            Some(Refusal::SizeMismatch { declared: 3 })
+        ),
+        "{answers:?}"
+    );
+    let big = vec![b'x'; 100_000];
+    let answers = raw.offer(Item::Text, big.len() as u64, &big, &big, true);
+    assert!(
+        matches!(refusal(&answers), Some(Refusal::TextTooLarge { .. })),
+        "{answers:?}"
+    );
+    assert!(landed(&dl).is_empty(), "{:?}", landed(&dl));
+    assert_eq!(partials(&dl), 0);
+
+    // Fewer bytes than announced, then the stream breaks: kept aside, never under the name.
+    let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let half = 400_000;
+    let answers = raw.offer(
+        file(&["big.bin"]),
+        content.len() as u64,
+        &content,
+        &content[..half],
+        false,
+    );
+    assert_eq!(answers, [ReceiverFrame::Ready { offset: 0 }]);
+    bed.eventually("the partial file is kept", || partials(&dl) == 1);
+    assert!(landed(&dl).is_empty());
+
+    // Sent again, it resumes where it stopped; the hash covers the whole file.
+    let answers = raw.offer(
+        file(&["big.bin"]),
+        content.len() as u64,
+        &content,
+        &content[half..],
+        true,
+    );
+    assert_eq!(
+        answers[0],
+        ReceiverFrame::Ready {
+            offset: half as u64
+        },
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers[1],
+        ReceiverFrame::Stored {
+            name: "big.bin".into()
+        }
+    );
+    assert_eq!(std::fs::read(dl.join("big.bin")).unwrap(), content);
+    assert_eq!(partials(&dl), 0);
+    let received = bed.json("bob", &["received"]);
+    assert_eq!(received[0]["from"], "mallory", "{received}");
+    assert_eq!(received[0]["resumed_from"], half, "{received}");
+}
+
+/// Bob's downloads directory on a 1 MiB tmpfs, mounted in a mount namespace of its own.
+#[test]
+fn disk_full_on_the_receiver() {
+    let probe = Command::new("unshare").args(["--mount", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot create a mount namespace here (not root?)");
+        return;
+    }
+    let bed = Bed::new();
+    bed.init("alice");
+    bed.init("bob");
+    start(&bed, "alice", None);
+    let dl = downloads(&bed, "bob");
+    std::fs::create_dir_all(&dl).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{dl}' && exec '{BIN}' --instance bob start \
+         --listen /ip4/127.0.0.1/tcp/0 --no-mdns --name bob --downloads '{dl}' --bootstrap '{addr}'",
+        dl = dl.display(),
+        addr = bed.addr("alice"),
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("PAIRCODE_DATA_DIR", bed.data_dir())
+        .env("PAIRCODE_PASSWORD", support::PASSWORD)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _stop = StopOnDrop(&bed, "bob");
+    pair(&bed, "alice", "bob");
+    // What Bob's daemon sees of its downloads directory.
+    let seen =
+        PathBuf::from(format!("/proc/{}/root", bed.pid("bob"))).join(dl.strip_prefix("/").unwrap());
+
+    let small = bed.data_dir().join("small.bin");
+    write(&small, &vec![1u8; 600_000]);
+    sent(&bed, "alice", &["bob", small.to_str().unwrap()]);
+    let (error, code) = send_error(&bed, "alice", &["bob", small.to_str().unwrap()]);
+    assert_eq!(error["kind"], "disk_full", "{error}");
+    assert_eq!(code, Some(17));
+    assert!(
+        error["message"].as_str().unwrap().contains("no room"),
+        "{error}"
+    );
+    assert_eq!(landed(&seen), ["small.bin"]);
+    assert_eq!(partials(&seen), 0);
+    // Nothing reached the host's directory under the mount.
+    assert!(landed(&dl).is_empty());
+}
