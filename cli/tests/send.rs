@@ -510,3 +510,64 @@ fn disk_full_on_the_receiver() {
     // Nothing reached the host's directory under the mount.
     assert!(landed(&dl).is_empty());
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+fn partial_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join(".paircode-partial"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[test]
+fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() {
+    let bed = paired();
+    let bob_dl = downloads(&bed, "bob");
+    let big = bed.data_dir().join("big.bin");
+    let content: Vec<u8> = (0..64u32 << 20).map(|i| (i % 253) as u8).collect();
+    write(&big, &content);
+    let spawn = || {
+        bed.cmd("alice")
+            .args(["send", "bob", big.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Ctrl+C mid-file: the command says cancelled, Bob drops what arrived.
+    let child = spawn();
+    bed.eventually("bytes arrive", || partial_bytes(&bob_dl) > 0);
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    bed.eventually("the partial file is dropped", || partials(&bob_dl) == 0);
+    assert!(landed(&bob_dl).is_empty());
+
+    // Killed mid-file: Bob keeps what arrived, and sending again continues from there.
+    let mut child = spawn();
+    bed.eventually("bytes arrive", || partial_bytes(&bob_dl) > 0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let kept = partial_bytes(&bob_dl);
+    assert!(kept > 0 && kept < content.len() as u64, "{kept}");
+    assert!(landed(&bob_dl).is_empty());
+    let result = sent(&bed, "alice", &["bob", big.to_str().unwrap()]);
+    let resumed = result["sent"][0]["resumed_from"].as_u64().unwrap();
+    assert!(resumed >= kept, "{result}");
+    assert_eq!(std::fs::read(bob_dl.join("big.bin")).unwrap(), content);
+    assert_eq!(partials(&bob_dl), 0);
+}
