@@ -174,6 +174,16 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     let result = sent(&bed, "alice", &["bob", "--text", "the wifi password is 42"]);
     assert_eq!(result["sent"][0]["name"], "text", "{result}");
 
+    let listed = bed.ok("bob", &["received"]);
+    assert!(listed.contains("from alice"), "{listed}");
+    assert!(
+        listed.contains("text: \"the wifi password is 42\""),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("a.txt → {}", bob_dl.join("a.txt").display())),
+        "{listed}"
+    );
     let received = bed.json("bob", &["received"]);
     let entries = received.as_array().unwrap();
     assert_eq!(entries.len(), 5, "{received}");
@@ -188,8 +198,17 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     assert_eq!(first["path"], bob_dl.join("a.txt").to_str().unwrap());
     assert!(first["time"].as_u64().unwrap() > 0);
 
+    // Without --json: one line for people.
+    let said = bed.ok("alice", &["send", "bob", file.to_str().unwrap()]);
+    assert!(
+        said.contains("delivered a.txt (9 B), SHA-256 verified"),
+        "{said}"
+    );
+
     // Bob turns receiving from Alice off; it stays off across restarts.
     bed.ok("bob", &["network", "receive", "alice", "off"]);
+    let devices = bed.ok("bob", &["network", "devices"]);
+    assert!(devices.contains("receiving off"), "{devices}");
     bed.stop("alice");
     bed.stop("bob");
     start(&bed, "alice", None);
@@ -205,7 +224,7 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     // On again: no code needed, in either direction.
     bed.ok("bob", &["network", "receive", "alice", "on"]);
     let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
-    assert_eq!(result["sent"][0]["stored_as"], "a (2).txt", "{result}");
+    assert_eq!(result["sent"][0]["stored_as"], "a (3).txt", "{result}");
     write(&src.join("back.txt"), b"hi alice");
     let back = src.join("back.txt");
     let result = sent(&bed, "bob", &["alice", back.to_str().unwrap()]);

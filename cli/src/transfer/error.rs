@@ -125,3 +125,72 @@ impl TransferError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::CliError;
+    use crate::ipc::DaemonError;
+
+    #[test]
+    fn transfer_errors_keep_their_codes_across_the_socket() {
+        let cases = [
+            (
+                TransferError::Offline {
+                    device: "bob".into(),
+                    last_seen: Some(1),
+                    reason: "refused".into(),
+                },
+                15,
+                "device_offline",
+            ),
+            (
+                TransferError::Refused {
+                    device: "bob".into(),
+                    refusal: Refusal::ReceivingOff,
+                },
+                16,
+                "receiving_off",
+            ),
+            (
+                TransferError::Refused {
+                    device: "bob".into(),
+                    refusal: Refusal::DiskFull {
+                        needed: 2,
+                        available: 1,
+                    },
+                },
+                17,
+                "disk_full",
+            ),
+            (
+                TransferError::Refused {
+                    device: "bob".into(),
+                    refusal: Refusal::HashMismatch,
+                },
+                18,
+                "hash_mismatch",
+            ),
+            (TransferError::Cancelled, 11, "cancelled"),
+        ];
+        for (error, exit, kind) in cases {
+            let daemon = DaemonError::from(error.clone());
+            let mut bytes = Vec::new();
+            ciborium::into_writer(&daemon, &mut bytes).unwrap();
+            let back: DaemonError = ciborium::from_reader(bytes.as_slice()).unwrap();
+            assert_eq!(back, daemon);
+            let cli = CliError::from(back);
+            assert_eq!((cli.exit_code(), cli.kind()), (exit, kind), "{error:?}");
+            assert_eq!(cli.to_string(), error.to_string());
+        }
+        let offline = TransferError::Offline {
+            device: "bob".into(),
+            last_seen: None,
+            reason: "no route".into(),
+        };
+        assert_eq!(
+            offline.to_string(),
+            "bob is offline (never seen since pairing): no route"
+        );
+    }
+}

@@ -90,6 +90,12 @@ impl Inbox {
         mut stream: S,
         mut arrived: impl FnMut(&Arrival),
     ) -> Result<usize, Ended> {
+        // Recreated if someone removed it while the daemon ran.
+        if let Err(e) = tokio::fs::create_dir_all(self.downloads.join(PARTIAL_DIR)).await {
+            let refusal = Refusal::Storage(e.to_string());
+            refuse(stream, refusal.clone()).await;
+            return Err(Ended::Refused(refusal));
+        }
         let mut placement = Placement::default();
         let mut buf = vec![0u8; MAX_CHUNK];
         let mut count = 0;

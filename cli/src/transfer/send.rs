@@ -150,7 +150,7 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
         };
         self.frame(&SenderFrame::Offer(Header { item, size, sha256 }))
             .await?;
-        let offset = match self.reply().await? {
+        let offset = match self.reply(true).await? {
             ReceiverFrame::Ready { offset } if offset <= size => offset,
             other => return Err(self.unexpected(other)),
         };
@@ -169,7 +169,8 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
             }
         }
         self.report(true);
-        let stored_as = match self.reply().await? {
+        // Every byte is sent: a cancel now would race the receiver storing the item.
+        let stored_as = match self.reply(false).await? {
             ReceiverFrame::Stored { name } => name,
             other => return Err(self.unexpected(other)),
         };
@@ -266,8 +267,9 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
         }
     }
 
-    /// The receiver's next answer, unless the user stops first.
-    async fn reply(&mut self) -> Result<ReceiverFrame, TransferError> {
+    /// The receiver's next answer, unless the user aborts first (or cancels, if
+    /// `cancellable`).
+    async fn reply(&mut self, cancellable: bool) -> Result<ReceiverFrame, TransferError> {
         loop {
             tokio::select! {
                 reply = self.replies.recv() => {
@@ -288,8 +290,10 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
                         Ok(()) => *self.stop.borrow(),
                         Err(_) => Some(Stop::Abort),
                     };
-                    if let Some(stop) = stop {
-                        return Err(self.stopped(stop).await);
+                    match stop {
+                        Some(Stop::Cancel) if !cancellable => {}
+                        Some(stop) => return Err(self.stopped(stop).await),
+                        None => {}
                     }
                 }
             }
