@@ -295,6 +295,10 @@ impl Daemon {
                 "no send is running on this connection".into(),
             )),
             Request::Received => self.received(),
+            Request::FollowReceived => {
+                self.follow_received(writer, rx).await;
+                return;
+            }
             Request::SetReceive { who, on } => self.set_receive(&who, on),
         };
         let _ = write_frame(&mut writer, &reply).await;

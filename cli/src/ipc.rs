@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::devices::FindError;
-use crate::transfer::log::ReceivedEntry;
+use crate::transfer::log::{Arriving, ReceivedEntry};
 use crate::transfer::send::{Delivered, Progress};
 use crate::transfer::TransferError;
 
@@ -56,6 +56,9 @@ pub enum Request {
     /// On a sending connection: cancel, and have the device drop what arrived.
     SendCancel,
     Received,
+    /// `Response::Done` once subscribed, then `Response::Arriving` for transfers as they
+    /// arrive, until the connection closes.
+    FollowReceived,
     /// Accept transfers from a device, or not.
     SetReceive {
         who: String,
@@ -85,6 +88,7 @@ pub enum Response {
     Transfer(Progress),
     Sent(Vec<Delivered>),
     Received(Vec<ReceivedEntry>),
+    Arriving(Arriving),
     ReceiveSet(DeviceView),
     Error(DaemonError),
 }

@@ -63,7 +63,11 @@ enum Command {
         text: Option<String>,
     },
     /// What paired devices sent here.
-    Received,
+    Received {
+        /// Then show transfers as they arrive, with progress, until Ctrl+C.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Args)]
@@ -262,7 +266,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             paths,
             text,
         } => transfer::send(&instance, json, device, paths, text).await,
-        Command::Received => transfer::received(&instance, json).await,
+        Command::Received { follow } => transfer::received(&instance, json, follow).await,
     }
 }
 

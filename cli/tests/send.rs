@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -149,9 +150,38 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     write(&src.join("photos/2024/x.jpg"), &vec![7u8; 300_000]);
     write(&src.join("photos/y.jpg"), b"");
 
+    // Bob follows what arrives.
+    let mut follower = bed
+        .cmd("bob")
+        .args(["--json", "received", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut next = move || -> Value {
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).unwrap()
+    };
+    assert_eq!(next()["event"], "following");
+
     let file = src.join("a.txt");
     let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
     assert_eq!(result["sent"][0]["stored_as"], "a.txt", "{result}");
+
+    let arriving = next();
+    assert_eq!(arriving["event"], "arriving", "{arriving}");
+    assert_eq!(arriving["from"], "alice", "{arriving}");
+    assert_eq!(arriving["name"], "a.txt", "{arriving}");
+    assert_eq!(arriving["size"], 9, "{arriving}");
+    let mut event = next();
+    while event["event"] == "bytes" {
+        event = next();
+    }
+    assert_eq!(event["event"], "received", "{event}");
+    assert_eq!(event["name"], "a.txt", "{event}");
+    assert_eq!(event["path"], bob_dl.join("a.txt").to_str().unwrap());
+    signal(&follower, "-INT");
+    assert_eq!(next()["ok"], true);
+    assert!(follower.wait().unwrap().success());
     assert_eq!(
         result["sent"][0]["sha256"],
         hex::encode(Sha256::digest(b"hello bob")).as_str()

@@ -9,20 +9,24 @@ use futures::StreamExt;
 use paircode_core::PeerId;
 use paircode_net::{DeviceStream, StreamError};
 use tokio::net::unix::OwnedWriteHalf;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{unix_now, Daemon};
 use crate::ipc::{write_frame, DaemonError, Request, Response};
-use crate::transfer::log::{ReceivedEntry, ReceivedLog, ReceivedWhat};
+use crate::transfer::log::{Arriving, ReceivedEntry, ReceivedLog, ReceivedWhat};
 use crate::transfer::plan::{self, Source};
-use crate::transfer::receive::{self, Arrival, Arrived, Inbox};
+use crate::transfer::receive::{self, Arrival, Arrived, Inbox, Seen};
 use crate::transfer::send::{self, Delivered, Stop};
 use crate::transfer::{Refusal, TransferError, PROTOCOL};
 
-/// Where received items go and the log of them.
+/// How many events a slow `received --follow` may fall behind before it skips some.
+const FOLLOW_BACKLOG: usize = 256;
+
+/// Where received items go, the log of them, and who follows them.
 pub struct Transfers {
     inbox: Inbox,
     log: Mutex<ReceivedLog>,
+    followers: broadcast::Sender<Arriving>,
 }
 
 impl Transfers {
@@ -30,7 +34,13 @@ impl Transfers {
         Transfers {
             inbox,
             log: Mutex::new(log),
+            followers: broadcast::channel(FOLLOW_BACKLOG).0,
         }
+    }
+
+    fn tell(&self, event: Arriving) {
+        // Nobody following is fine.
+        let _ = self.followers.send(event);
     }
 }
 
@@ -72,11 +82,33 @@ impl Daemon {
         let outcome = self
             .transfers
             .inbox
-            .receive(&peer, stream, |arrival| self.record(&peer, &name, arrival))
+            .receive(&peer, stream, |seen| match seen {
+                Seen::Started {
+                    name: item,
+                    size,
+                    offset,
+                } => self.transfers.tell(Arriving::Started {
+                    from: name.clone(),
+                    name: item.to_string(),
+                    size,
+                    offset,
+                }),
+                Seen::Bytes(done) => self.transfers.tell(Arriving::Bytes {
+                    from: name.clone(),
+                    done,
+                }),
+                Seen::Arrived(arrival) => self.record(&peer, &name, arrival),
+            })
             .await;
         match outcome {
             Ok(items) => tracing::info!(peer = %peer, items, "received from {name}"),
-            Err(e) => tracing::warn!(peer = %peer, "receiving from {name}: {e}"),
+            Err(e) => {
+                tracing::warn!(peer = %peer, "receiving from {name}: {e}");
+                self.transfers.tell(Arriving::Failed {
+                    from: name.clone(),
+                    error: e.to_string(),
+                });
+            }
         }
     }
 
@@ -100,9 +132,40 @@ impl Daemon {
         };
         tracing::info!(peer = %peer, size = entry.size, "received {:?}", entry.what);
         let mut log = self.transfers.log.lock().expect("received log lock");
-        log.push(entry);
+        log.push(entry.clone());
         if let Err(e) = log.save(&self.vault) {
             tracing::error!("saving the received log: {e}");
+        }
+        drop(log);
+        self.transfers.tell(Arriving::Arrived(entry));
+    }
+
+    /// Streams what arrives to a `received --follow` until it goes away.
+    pub(super) async fn follow_received(
+        &self,
+        mut writer: OwnedWriteHalf,
+        mut requests: mpsc::UnboundedReceiver<Request>,
+    ) {
+        let mut events = self.transfers.followers.subscribe();
+        // Subscribed: from here on nothing is missed.
+        if write_frame(&mut writer, &Response::Done).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        if write_frame(&mut writer, &Response::Arriving(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                request = requests.recv() => if request.is_none() {
+                    return;
+                },
+            }
         }
     }
 

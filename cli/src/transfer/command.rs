@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
-use super::log::{ReceivedEntry, ReceivedWhat};
+use super::log::{Arriving, ReceivedEntry, ReceivedWhat};
 use super::send::{Delivered, Progress};
 use crate::client::Client;
 use crate::error::CliError;
@@ -202,11 +202,15 @@ impl Bar {
     }
 }
 
-pub async fn received(instance: &Instance, json: bool) -> Result<(), CliError> {
+/// `paircode received [--follow]`.
+pub async fn received(instance: &Instance, json: bool, follow: bool) -> Result<(), CliError> {
     let entries = match Client::call(instance, &Request::Received).await? {
         Response::Received(entries) => entries,
         other => return Err(CliError::Unexpected(Box::new(other))),
     };
+    if follow {
+        return follow_received(instance, json, &entries).await;
+    }
     if json {
         output::result(json, serde_json::json!(entries), "");
         return Ok(());
@@ -217,6 +221,83 @@ pub async fn received(instance: &Instance, json: bool) -> Result<(), CliError> {
     }
     for entry in &entries {
         output::line(describe(entry));
+    }
+    Ok(())
+}
+
+/// What arrived so far, then each transfer as it arrives (a progress bar per item on a
+/// terminal; events with `--json`), until Ctrl+C.
+async fn follow_received(
+    instance: &Instance,
+    json: bool,
+    entries: &[ReceivedEntry],
+) -> Result<(), CliError> {
+    for entry in entries {
+        match json {
+            true => output::event("received", serde_json::json!(entry)),
+            false => output::line(describe(entry)),
+        }
+    }
+    let mut client = Client::connect(instance).await?;
+    client.send(&Request::FollowReceived).await?;
+    match client.receive().await? {
+        Response::Done => {}
+        other => return Err(CliError::Unexpected(Box::new(other))),
+    }
+    if json {
+        output::event("following", serde_json::json!({}));
+    }
+    let mut bar = Bar::hidden();
+    loop {
+        let response = tokio::select! {
+            response = client.receive() => response?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let Response::Arriving(event) = response else {
+            bar.finish();
+            return Err(CliError::Unexpected(Box::new(response)));
+        };
+        if json {
+            let (name, fields) = match &event {
+                Arriving::Started { .. } => {
+                    ("arriving", serde_json::json!(event)["started"].clone())
+                }
+                Arriving::Bytes { .. } => ("bytes", serde_json::json!(event)["bytes"].clone()),
+                Arriving::Arrived(entry) => ("received", serde_json::json!(entry)),
+                Arriving::Failed { .. } => ("failed", serde_json::json!(event)["failed"].clone()),
+            };
+            output::event(name, fields);
+            continue;
+        }
+        match event {
+            Arriving::Started {
+                from,
+                name,
+                size,
+                offset,
+            } => {
+                bar.finish();
+                bar = Bar::new(json, size);
+                bar.position(offset);
+                bar.message(&name);
+                if bar.0.is_none() {
+                    eprintln!("receiving {name} ({}) from {from}", HumanBytes(size));
+                }
+            }
+            Arriving::Bytes { done, .. } => bar.position(done),
+            Arriving::Arrived(entry) => {
+                bar.finish();
+                output::line(describe(&entry));
+            }
+            Arriving::Failed { from, error } => {
+                bar.finish();
+                eprintln!("from {from}: {error}");
+            }
+        }
+    }
+    bar.finish();
+    if json {
+        output::result(json, serde_json::json!({ "followed": true }), "");
     }
     Ok(())
 }

@@ -42,6 +42,29 @@ pub enum ReceivedWhat {
     },
 }
 
+/// What `received --follow` is told as transfers arrive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arriving {
+    /// An item from device `from` starts; `offset` bytes were held from before.
+    Started {
+        from: String,
+        name: String,
+        size: u64,
+        offset: u64,
+    },
+    Bytes {
+        from: String,
+        done: u64,
+    },
+    Arrived(ReceivedEntry),
+    /// A transfer from `from` ended early (refused, cancelled, broken off).
+    Failed {
+        from: String,
+        error: String,
+    },
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ReceivedLog {
     pub entries: Vec<ReceivedEntry>,

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use paircode_core::PeerId;
@@ -26,6 +26,31 @@ const DRAIN_FOR: Duration = Duration::from_secs(5);
 pub struct Inbox {
     downloads: PathBuf,
     active: Active,
+}
+
+/// How often a file's progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// What the receiver sees, as it happens (for `received --follow`).
+#[derive(Debug)]
+pub enum Seen<'a> {
+    /// An item starts: `offset` bytes of it were held from an interrupted transfer.
+    Started {
+        name: &'a str,
+        size: u64,
+        offset: u64,
+    },
+    /// Bytes of the current item held so far.
+    Bytes(u64),
+    /// Verified and stored (the sender is told next).
+    Arrived(&'a Arrival),
+}
+
+/// A file as announced.
+struct Announced<'a> {
+    name: &'a str,
+    size: u64,
+    sha256: &'a [u8; 32],
 }
 
 /// One verified item.
@@ -82,13 +107,13 @@ impl Inbox {
         &self.downloads
     }
 
-    /// Receives every item `sender` sends on `stream`, calling `arrived` for each one
-    /// verified and stored (before the sender is told).
+    /// Receives every item `sender` sends on `stream`, telling `observe` what happens;
+    /// an item is [`Seen::Arrived`] once verified and stored, before the sender is told.
     pub async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         sender: &PeerId,
         mut stream: S,
-        mut arrived: impl FnMut(&Arrival),
+        mut observe: impl FnMut(Seen<'_>) + Send,
     ) -> Result<usize, Ended> {
         // Recreated if someone removed it while the daemon ran.
         if let Err(e) = tokio::fs::create_dir_all(self.downloads.join(PARTIAL_DIR)).await {
@@ -110,11 +135,18 @@ impl Inbox {
                 }
             };
             let outcome = self
-                .item(sender, &mut stream, header, &mut placement, &mut buf)
+                .item(
+                    sender,
+                    &mut stream,
+                    header,
+                    &mut placement,
+                    &mut buf,
+                    &mut observe,
+                )
                 .await;
             match outcome {
                 Ok(arrival) => {
-                    arrived(&arrival);
+                    observe(Seen::Arrived(&arrival));
                     let name = match arrival.what {
                         Arrived::File { name, .. } => name,
                         Arrived::Text(_) => String::new(),
@@ -140,6 +172,7 @@ impl Inbox {
         header: Header,
         placement: &mut Placement,
         buf: &mut [u8],
+        observe: &mut (dyn FnMut(Seen<'_>) + Send),
     ) -> Result<Arrival, Ended> {
         let Header { item, size, sha256 } = header;
         match item {
@@ -151,6 +184,11 @@ impl Inbox {
                     }));
                 }
                 wire::write_frame(stream, &ReceiverFrame::Ready { offset: 0 }).await?;
+                observe(Seen::Started {
+                    name: "text",
+                    size,
+                    offset: 0,
+                });
                 let mut text = Vec::with_capacity(size as usize);
                 let mut hasher = Sha256::new();
                 while (text.len() as u64) < size {
@@ -179,15 +217,21 @@ impl Inbox {
                     .claim(&key)
                     .ok_or(Ended::Refused(Refusal::Busy))?;
                 let temp = partial::path(&self.downloads, &key);
-                let outcome =
-                    self.file(stream, &temp, size, &sha256, buf)
-                        .await
-                        .and_then(|resumed_from| {
-                            let name = placement
-                                .place(&self.downloads, &path, &temp)
-                                .map_err(|e| storage(&e))?;
-                            Ok((name, resumed_from))
-                        });
+                let shown = path.join("/");
+                let announced = Announced {
+                    name: &shown,
+                    size,
+                    sha256: &sha256,
+                };
+                let outcome = self
+                    .file(stream, &temp, &announced, buf, observe)
+                    .await
+                    .and_then(|resumed_from| {
+                        let name = placement
+                            .place(&self.downloads, &path, &temp)
+                            .map_err(|e| storage(&e))?;
+                        Ok((name, resumed_from))
+                    });
                 match outcome {
                     Ok((name, resumed_from)) => Ok(Arrival {
                         what: Arrived::File {
@@ -216,10 +260,11 @@ impl Inbox {
         &self,
         stream: &mut S,
         temp: &Path,
-        size: u64,
-        sha256: &[u8; 32],
+        announced: &Announced<'_>,
         buf: &mut [u8],
+        observe: &mut (dyn FnMut(Seen<'_>) + Send),
     ) -> Result<u64, Ended> {
+        let Announced { name, size, sha256 } = *announced;
         let mut file = tokio::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -256,6 +301,12 @@ impl Inbox {
             .await
             .map_err(|e| storage(&e))?;
         wire::write_frame(stream, &ReceiverFrame::Ready { offset: held }).await?;
+        observe(Seen::Started {
+            name,
+            size,
+            offset: held,
+        });
+        let mut reported = Instant::now();
         let mut received = held;
         while received < size {
             let n = match data(stream, buf, size, received).await {
@@ -271,6 +322,10 @@ impl Inbox {
             }
             hasher.update(&buf[..n]);
             received += n as u64;
+            if reported.elapsed() >= PROGRESS_EVERY {
+                reported = Instant::now();
+                observe(Seen::Bytes(received));
+            }
         }
         if let Err(e) = file.flush().await {
             return Err(self.write_failed(&e, 0));
