@@ -619,4 +619,27 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() {
     assert!(resumed >= kept, "{result}");
     assert_eq!(std::fs::read(bob_dl.join("big.bin")).unwrap(), content);
     assert_eq!(partials(&bob_dl), 0);
+
+    // The receiver stops mid-file: the sender says the connection was lost, and once Bob
+    // is back, sending again resumes.
+    let child = spawn();
+    bed.eventually("bytes arrive", || partial_bytes(&bob_dl) > 0);
+    bed.stop("bob");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(18), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sending again resumes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(landed(&bob_dl), ["big.bin"]);
+    start(&bed, "bob", Some("alice"));
+    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"));
+    let result = sent(&bed, "alice", &["bob", big.to_str().unwrap()]);
+    assert!(
+        result["sent"][0]["resumed_from"].as_u64().unwrap() > 0,
+        "{result}"
+    );
+    assert_eq!(result["sent"][0]["stored_as"], "big (1).bin", "{result}");
+    assert_eq!(std::fs::read(bob_dl.join("big (1).bin")).unwrap(), content);
 }
