@@ -283,6 +283,29 @@ fn unknown_unpaired_and_offline_devices_are_each_named() {
     }
     assert!(landed(&bob_dl).is_empty());
 
+    // A downloads "directory" that is a file stops the daemon from starting, named.
+    bed.init("dave");
+    let (error, code) = bed.json_error(
+        "dave",
+        &[
+            "start",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--downloads",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(error["kind"], "downloads", "{error}");
+    assert_eq!(code, Some(1));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a directory"),
+        "{error}"
+    );
+
     // A path that does not exist, and a device file, are refused before anything is sent.
     let (error, code) = send_error(&bed, "alice", &["bob", "/no/such/file"]);
     assert_eq!(error["kind"], "not_sendable", "{error}");

@@ -89,10 +89,21 @@ pub enum Ended {
 }
 
 impl Inbox {
-    /// Creates the downloads directory (and its partial files' directory) if needed, and
-    /// sweeps partial files nobody resumed.
+    /// Sweeps partial files nobody resumed. The directory is created by the first transfer
+    /// (a daemon that never receives leaves no trace in the user's downloads); something
+    /// there that is not a directory is an error now rather than at the first transfer.
     pub fn open(downloads: PathBuf) -> io::Result<Self> {
-        std::fs::create_dir_all(downloads.join(PARTIAL_DIR))?;
+        match std::fs::metadata(&downloads) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    "it is not a directory",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         let swept = partial::sweep(&downloads);
         if swept > 0 {
             tracing::info!(swept, "removed stale partial files");
@@ -115,7 +126,6 @@ impl Inbox {
         mut stream: S,
         mut observe: impl FnMut(Seen<'_>) + Send,
     ) -> Result<usize, Ended> {
-        // Recreated if someone removed it while the daemon ran.
         if let Err(e) = tokio::fs::create_dir_all(self.downloads.join(PARTIAL_DIR)).await {
             let refusal = Refusal::Storage(e.to_string());
             refuse(stream, refusal.clone()).await;
