@@ -312,6 +312,10 @@ fn unknown_unpaired_and_offline_devices_are_each_named() {
     assert_eq!(code, Some(2));
     let (error, _) = send_error(&bed, "alice", &["bob", "/dev/null"]);
     assert_eq!(error["kind"], "not_sendable", "{error}");
+    let long = "x".repeat(70_000);
+    let (error, code) = send_error(&bed, "alice", &["bob", "--text", &long]);
+    assert_eq!(error["kind"], "text_too_large", "{error}");
+    assert_eq!(code, Some(2));
 
     // Offline: said so, with when it was last seen.
     bed.stop("bob");

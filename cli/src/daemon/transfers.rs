@@ -237,6 +237,13 @@ impl Daemon {
             (peer, record.view(online))
         };
         let (items, skipped) = match text {
+            Some(text) if text.len() as u64 > receive::MAX_TEXT => {
+                return Err(TransferError::TextTooLarge {
+                    size: text.len() as u64,
+                    max: receive::MAX_TEXT,
+                }
+                .into())
+            }
             Some(text) => (vec![Source::text(text)], Vec::new()),
             None => tokio::task::spawn_blocking(move || plan::plan(&paths))
                 .await

@@ -32,6 +32,9 @@ pub async fn send(
         .collect();
     let client = Client::connect(instance).await?;
     let (mut reader, mut writer) = client.stream.into_split();
+    // Reaching a device that went away can take until the node's connect timeout.
+    let mut connecting =
+        crate::progress::Progress::new(json, Some(&format!("connecting to {device}…")));
     write_frame(
         &mut writer,
         &Request::Send {
@@ -71,6 +74,7 @@ pub async fn send(
                 bytes,
                 skipped,
             } => {
+                connecting.finish();
                 for path in &skipped {
                     if !json {
                         eprintln!("skipped {} (not a file or directory)", path.display());
@@ -119,10 +123,12 @@ pub async fn send(
                 return Ok(());
             }
             Response::Error(e) => {
+                connecting.finish();
                 bar.finish();
                 return Err(e.into());
             }
             other => {
+                connecting.finish();
                 bar.finish();
                 return Err(CliError::Unexpected(Box::new(other)));
             }

@@ -61,6 +61,8 @@ pub enum TransferError {
     Source { path: PathBuf, cause: String },
     #[error("nothing to send: the directories hold no files")]
     NothingToSend,
+    #[error("the text is {size} bytes; at most {max} can be sent (send a file instead)")]
+    TextTooLarge { size: u64, max: u64 },
     #[error("cancelled; nothing was kept on the device")]
     Cancelled,
 }
@@ -95,7 +97,9 @@ impl TransferError {
             },
             TransferError::Lost { .. } => 18,
             TransferError::Protocol { .. } | TransferError::Source { .. } => 1,
-            TransferError::NotSendable { .. } | TransferError::NothingToSend => 2,
+            TransferError::NotSendable { .. }
+            | TransferError::NothingToSend
+            | TransferError::TextTooLarge { .. } => 2,
             TransferError::Cancelled => 11,
         }
     }
@@ -121,6 +125,7 @@ impl TransferError {
             TransferError::NotSendable { .. } => "not_sendable",
             TransferError::Source { .. } => "source_unreadable",
             TransferError::NothingToSend => "nothing_to_send",
+            TransferError::TextTooLarge { .. } => "text_too_large",
             TransferError::Cancelled => "cancelled",
         }
     }

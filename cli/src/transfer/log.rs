@@ -10,8 +10,11 @@ use crate::store::{StoreError, Vault};
 pub const RECEIVED_FILE: &str = "received";
 /// The newest entries kept.
 pub const MAX_ENTRIES: usize = 1000;
-/// Texts kept, in bytes, at most (store files stay well under the store's limit).
-pub const MAX_TEXT_BYTES: usize = 8 * 1024 * 1024;
+/// The log's size, roughly, at most: it travels to `paircode received` in one IPC frame
+/// (`ipc::MAX_FRAME_LEN`).
+pub const MAX_LOG_BYTES: usize = 768 * 1024;
+/// An entry's fields besides its texts, generously.
+const ENTRY_OVERHEAD: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivedEntry {
@@ -82,29 +85,23 @@ impl ReceivedLog {
     /// Adds `entry`, dropping the oldest entries beyond the limits.
     pub fn push(&mut self, entry: ReceivedEntry) {
         self.entries.push(entry);
-        let excess = self.entries.len().saturating_sub(MAX_ENTRIES);
-        self.entries.drain(..excess);
-        while self.text_bytes() > MAX_TEXT_BYTES {
-            let Some(oldest) = self
-                .entries
-                .iter()
-                .position(|e| matches!(e.what, ReceivedWhat::Text { .. }))
-            else {
-                break;
-            };
-            self.entries.remove(oldest);
+        let mut total: usize = self.entries.iter().map(weight).sum();
+        let mut drop = 0;
+        while self.entries.len() - drop > MAX_ENTRIES || total > MAX_LOG_BYTES {
+            total -= weight(&self.entries[drop]);
+            drop += 1;
         }
+        self.entries.drain(..drop);
     }
+}
 
-    fn text_bytes(&self) -> usize {
-        self.entries
-            .iter()
-            .map(|e| match &e.what {
-                ReceivedWhat::Text { text } => text.len(),
-                ReceivedWhat::File { .. } => 0,
-            })
-            .sum()
-    }
+/// An entry's size in the log, roughly.
+fn weight(entry: &ReceivedEntry) -> usize {
+    let texts = match &entry.what {
+        ReceivedWhat::Text { text } => text.len(),
+        ReceivedWhat::File { name, path } => name.len() + path.as_os_str().len(),
+    };
+    ENTRY_OVERHEAD + entry.from.len() + entry.peer_id.len() + texts
 }
 
 #[cfg(test)]
@@ -132,8 +129,15 @@ mod tests {
             log.push(text(1));
         }
         assert_eq!(log.entries.len(), MAX_ENTRIES);
-        log.push(text(MAX_TEXT_BYTES));
-        assert_eq!(log.entries.len(), 1);
-        assert_eq!(log.entries[0].size, MAX_TEXT_BYTES as u64);
+        let big = 64 * 1024;
+        for _ in 0..20 {
+            log.push(text(big));
+        }
+        assert!(log.entries.iter().map(weight).sum::<usize>() <= MAX_LOG_BYTES);
+        assert_eq!(log.entries.last().unwrap().size, big as u64);
+        // What the log holds fits in one IPC frame.
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&log, &mut bytes).unwrap();
+        assert!(bytes.len() < crate::ipc::MAX_FRAME_LEN, "{}", bytes.len());
     }
 }
