@@ -253,8 +253,11 @@ impl Inbox {
                         sha256,
                         resumed_from,
                     }),
-                    // Kept for the same file sent again.
-                    Err(Ended::Interrupted) => Err(Ended::Interrupted),
+                    // The stream broke: kept for the same file sent again.
+                    Err(
+                        e
+                        @ (Ended::Interrupted | Ended::Wire(WireError::Io(_) | WireError::Closed)),
+                    ) => Err(e),
                     Err(e) => {
                         let _ = tokio::fs::remove_file(&temp).await;
                         Err(e)
