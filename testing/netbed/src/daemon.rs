@@ -432,9 +432,11 @@ impl Daemons {
                 problem: format!("its last report is not the pairing: {last}"),
             });
         }
+        let both_stored_at = joined_at.max(stored_at);
         Ok(PairTimes {
             join,
-            both_stored: joined_at.max(stored_at) - started,
+            both_stored: both_stored_at - started,
+            both_stored_at,
         })
     }
 }
@@ -468,6 +470,8 @@ pub struct PairTimes {
     /// Until both sides had stored the pairing: the join exited and the initiator's
     /// `generate` reported it.
     pub both_stored: Duration,
+    /// When both sides had stored it, for timing from an earlier start.
+    pub both_stored_at: Instant,
 }
 
 impl Drop for Daemons {
