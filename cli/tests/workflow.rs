@@ -45,15 +45,17 @@ fn confirm_yes_pairs() -> TestResult {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Until bob's join is waited for, a harness error panics rather than returning: an
+    // early return would leave the join unwaited.
     loop {
-        let event = generating.next()?;
+        let event = generating.next_line().expect("generate reports");
         if event["event"] == "confirm" {
             assert_eq!(event["name"], "bob");
             break;
         }
     }
-    generating.answer("y")?;
-    let (status, events) = generating.finish()?;
+    generating.answer("y").expect("answer written");
+    let (status, events) = generating.finish().expect("generate exits");
     assert!(status.success());
     assert_eq!(events.last().unwrap()["event"], "paired");
     assert!(bob.wait_with_output().unwrap().status.success());
@@ -73,9 +75,10 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    while generating.next()?["event"] != "confirm" {}
-    generating.answer("n")?;
-    let (status, _) = generating.finish()?;
+    // As above: no early return before bob's join is waited for.
+    while generating.next_line().expect("generate reports")["event"] != "confirm" {}
+    generating.answer("n").expect("answer written");
+    let (status, _) = generating.finish().expect("generate exits");
     assert!(!status.success());
     let joined = bob.wait_with_output().unwrap();
     assert_eq!(joined.status.code(), Some(10), "{}", stderr(&joined));

@@ -367,7 +367,7 @@ impl Daemons {
         let mut args = vec!["network", "pair", "generate"];
         args.extend_from_slice(extra);
         let mut generating = self.spawn(instance, &args)?;
-        let first = generating.next()?;
+        let first = generating.next_line()?;
         let words = first["words"]
             .as_str()
             .ok_or_else(|| DaemonError::Unexpected {
@@ -552,7 +552,7 @@ impl Running {
     }
 
     /// The next line, which must be JSON; an error if the command ends first.
-    pub fn next(&mut self) -> Result<Value, DaemonError> {
+    pub fn next_line(&mut self) -> Result<Value, DaemonError> {
         let (_, line) = self.recv(None)?.ok_or_else(|| self.ended("another line"))?;
         parse_json(line.trim()).map_err(|source| DaemonError::NotJson {
             command: self.command.clone(),
