@@ -368,8 +368,7 @@ impl Daemons {
         args.extend_from_slice(extra);
         let mut generating = self.spawn(instance, &args)?;
         let first = generating.next_line()?;
-        let words = first["words"]
-            .as_str()
+        let words = words_of(&first)
             .ok_or_else(|| DaemonError::Unexpected {
                 command: generating.command.clone(),
                 problem: format!("no code in {first}"),
@@ -675,6 +674,11 @@ pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
 /// The `"event"` a report line names, if any.
 pub fn event_of(line: &Value) -> Option<&str> {
     line["event"].as_str()
+}
+
+/// The code words `pair generate` printed first.
+pub fn words_of(line: &Value) -> Option<&str> {
+    line["words"].as_str()
 }
 
 /// The error a finished command reported in its JSON lines.
