@@ -445,15 +445,15 @@ fn rust_wormhole(wormholes: &Wormholes, runs: usize) -> Result<Vec<f64>, BenchEr
         .map_err(|e| BenchError::Setup(e.clone()))?;
     let body = format!(
         r#"R="{rs}"
-M="--rendezvous-server ws://127.0.0.1:4000/v1 --relay-server tcp:127.0.0.1:4001"
+M="--rendezvous-server ws://127.0.0.1:4000/v1 --force-direct"
 echo hello > hello.txt
 exchange() {{
-  $R send $M --code "$1" hello.txt >/dev/null 2>&1 & sender=$!
+  $R send $M --no-qr --code "$1" hello.txt >/dev/null 2>&1 & sender=$!
   mkdir -p "out$1"
   $R receive $M --noconfirm --out-dir "out$1" "$1" >/dev/null 2>&1
   wait $sender
 }}
-exchange 7-warm-up
+exchange 999-purple-sausages
 for i in $(seq {runs}); do
   t0=$(date +%s%N)
   exchange "$i-purple-sausages"
@@ -524,22 +524,22 @@ fn run() -> Result<(), BenchError> {
                     ));
                     continue;
                 }
-                let tool = names(*kind);
-                let tool = tool.split(',').next().unwrap_or("");
+                let tool = if *kind == Kind::PythonWormhole {
+                    "Python `wormhole`"
+                } else {
+                    "`wormhole-rs`"
+                };
                 match (paircode, blocks) {
                     (Some(p), Ok(w)) => {
                         let ratio = report::block_ratio(w, p);
                         let (lo, hi) = report::block_ratio_range(w, p);
                         notes.push(format!(
-                            "- {tool} / paircode (median of {} per-block ratios of p50s): \
-                             paircode is **{ratio:.0}×** faster (blocks: {lo:.0}× – {hi:.0}×; \
-                             goal ≥ 10×).",
+                            "- paircode against {tool}: **{ratio:.1}×** faster (median of {} \
+                             per-block ratios of p50s; blocks {lo:.1}× – {hi:.1}×; goal ≥ 10×).",
                             p.len()
                         ));
                     }
-                    (_, Err(reason)) => {
-                        notes.push(format!("- {tool}: no ratio, skipped ({reason})."))
-                    }
+                    (_, Err(_)) => notes.push(format!("- {tool}: no ratio (see its row).")),
                     (None, _) => {
                         notes.push(format!("- {tool}: no ratio, paircode's bridge row failed."))
                     }
@@ -642,7 +642,7 @@ fn run() -> Result<(), BenchError> {
          from starting both until both have exited; each block starts its own mailbox server \
          and makes one unmeasured exchange first. Python: `wormhole send --text` (the text \
          goes through the mailbox). Rust: `wormhole-rs send` of a one-line file (it sends \
-         files only), over a direct TCP connection. Interpreter and process start-up \
+         files only), over a direct TCP connection (`--force-direct`). Interpreter and process start-up \
          included, as paircode's CLI start-up is.\n",
     ));
     println!("{section}");
