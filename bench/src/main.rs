@@ -4,8 +4,8 @@
 //! code against their own local mailbox server.
 //!
 //! ```sh
-//! nice cargo build --release -p paircode-cli -p paircode-bench
-//! sudo -E target/release/paircode-bench [--blocks 10] [--runs 5] [--cold 10] [--write]
+//! nice cargo build --release -p paircode-cli
+//! sudo -E cargo run --release -p paircode-bench -- [--blocks 10] [--runs 5] [--cold 10] [--write]
 //! ```
 //!
 //! The side-by-side figures are measured in interleaved blocks: each block runs `--runs`
@@ -641,8 +641,8 @@ fn run() -> Result<(), BenchError> {
     let mut section = format!(
         "{HEADING}\n\nCommand (as root; release build):\n\n```sh\n\
          nice cargo install magic-wormhole-cli --locked   # wormhole-rs, for its row\n\
-         cargo build --release -p paircode-cli -p paircode-bench\n\
-         target/release/paircode-bench --blocks {blocks} --runs {runs} --cold {cold} --write\n```\n\n\
+         cargo build --release -p paircode-cli\n\
+         cargo run --release -p paircode-bench -- --blocks {blocks} --runs {runs} --cold {cold} --write\n```\n\n\
          {} Netem {}.\n\n\
          | case | runs | p50 ms | p95 ms | max ms | goal (ms) |\n\
          | --- | ---: | ---: | ---: | ---: | --- |\n",

@@ -132,6 +132,8 @@ pub fn benchmarks_md() -> PathBuf {
 pub fn write_section(heading: &str, section: &str) -> std::io::Result<PathBuf> {
     let path = benchmarks_md();
     let text = std::fs::read_to_string(&path)?;
+    // One blank line between this section and the next.
+    let section = format!("{}\n\n", section.trim_end());
     let updated = match text.find(heading) {
         Some(start) => {
             let rest = &text[start + heading.len()..];
@@ -140,12 +142,9 @@ pub fn write_section(heading: &str, section: &str) -> std::io::Result<PathBuf> {
                 .map_or(text.len(), |i| start + heading.len() + i + 1);
             format!("{}{section}{}", &text[..start], &text[end..])
         }
-        None => format!(
-            "{}\n{section}",
-            text.trim_end_matches('\n').to_owned() + "\n"
-        ),
+        None => format!("{}\n\n{section}", text.trim_end()),
     };
-    std::fs::write(&path, updated)?;
+    std::fs::write(&path, updated.trim_end().to_owned() + "\n")?;
     Ok(path)
 }
 
