@@ -71,7 +71,9 @@ pub enum PresenceAction {
 /// Where we stand with a device we care about. Only a paired device can be online.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Relation {
-    Paired { online: bool },
+    Paired {
+        online: bool,
+    },
     /// Unpaired here; it has not acknowledged our notice yet.
     OwesNotice,
 }
@@ -107,9 +109,10 @@ impl Presence {
         self.devices
             .retain(|peer, relation| *relation == Relation::OwesNotice || peers.contains(peer));
         for peer in peers {
-            let relation = self.devices.entry(peer.clone()).or_insert(Relation::Paired {
-                online: false,
-            });
+            let relation = self
+                .devices
+                .entry(peer.clone())
+                .or_insert(Relation::Paired { online: false });
             if *relation == Relation::OwesNotice {
                 *relation = Relation::Paired { online: false };
             }
@@ -121,9 +124,10 @@ impl Presence {
     /// A device was just paired (or paired again: a notice it was owed is dropped). Like
     /// [`Presence::set_paired`], greets or seeks every device at once and restarts the tick.
     pub fn add_paired(&mut self, peer: PeerId, now: Instant) {
-        let relation = self.devices.entry(peer.clone()).or_insert(Relation::Paired {
-            online: false,
-        });
+        let relation = self
+            .devices
+            .entry(peer.clone())
+            .or_insert(Relation::Paired { online: false });
         if *relation == Relation::OwesNotice {
             *relation = Relation::Paired { online: false };
         }
@@ -167,7 +171,8 @@ impl Presence {
         self.connected.remove(peer);
         if let Some(Relation::Paired { online }) = self.devices.get_mut(peer) {
             if std::mem::take(online) {
-                self.actions.push_back(PresenceAction::Offline(peer.clone()));
+                self.actions
+                    .push_back(PresenceAction::Offline(peer.clone()));
             }
         }
     }
@@ -280,7 +285,8 @@ impl Presence {
     fn seek(&mut self, peer: PeerId) {
         if self.lookups < MAX_PRESENCE_LOOKUPS {
             self.lookups += 1;
-            self.actions.push_back(PresenceAction::Seek { peer: peer.clone() });
+            self.actions
+                .push_back(PresenceAction::Seek { peer: peer.clone() });
             self.actions.push_back(PresenceAction::Lookup { peer });
         } else {
             self.actions.push_back(PresenceAction::Seek { peer });

@@ -7,12 +7,11 @@
 //! spawner and a timer, and call [`start_node`].
 
 mod behaviour;
-mod device;
 mod driver;
 mod error;
 mod node;
 pub mod protocol;
-pub mod transport;
+mod transport;
 
 use std::io;
 use std::sync::Arc;
@@ -25,7 +24,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{mdns, Swarm};
 use paircode_core::{DeviceInfo, LocalDevice, PeerId};
 
-pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
+use behaviour::Behaviour;
+
 pub use error::{Error, TransportError};
 pub use libp2p::Multiaddr;
 pub use node::{
@@ -78,6 +78,14 @@ where
     F: Fn(libp2p::PeerId) -> io::Result<M> + Send + 'static,
 {
     let info = DeviceInfo::new(config.device_name.clone())?;
+    let bootstrap = config
+        .bootstrap
+        .iter()
+        .map(|addr| match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => Ok((peer, addr.clone())),
+            _ => Err(TransportError::BootstrapWithoutPeerId(addr.clone())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let keypair = config.identity.libp2p_keypair();
     let me = keypair.public().to_peer_id();
     let runtime: Arc<dyn Runtime> = Arc::new(runtime);
@@ -113,23 +121,7 @@ where
         .mdns
         .then(|| Box::new(new_mdns) as driver::MdnsFactory<M>);
     let mut driver = Driver::new(swarm, runtime.clone(), factory, rx, local, config.pairing);
-    let mut have_bootstrap = false;
-    for addr in &config.bootstrap {
-        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-            return Err(TransportError::BootstrapWithoutPeerId(addr.clone()).into());
-        };
-        driver
-            .swarm
-            .behaviour_mut()
-            .kad
-            .add_address(&peer, addr.clone());
-        driver.learn_address(peer, addr.clone());
-        have_bootstrap = true;
-    }
-    if have_bootstrap {
-        // Joins the DHT now rather than at the first lookup, so records are reachable early.
-        let _ = driver.swarm.behaviour_mut().kad.bootstrap();
-    }
+    driver.bootstrap(bootstrap);
     runtime.spawn(driver.run().boxed());
     Ok(Node {
         commands: tx,

@@ -127,12 +127,17 @@ pub(crate) enum Command {
         session: u64,
     },
     Subscribe(mpsc::UnboundedSender<NodeEvent>),
-    SetPaired(Vec<PeerId>),
-    AddPaired(PeerId),
-    RemovePaired(PeerId),
-    NotifyUnpaired(PeerId),
+    Presence(PresenceCommand),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// What the embedder tells the node about paired devices.
+pub(crate) enum PresenceCommand {
+    SetPaired(Vec<PeerId>),
+    Add(PeerId),
+    Remove(PeerId),
+    NotifyUnpaired(PeerId),
 }
 
 /// A running node. Cheap to clone; the node stops on [`Node::shutdown`] or when every
@@ -221,22 +226,24 @@ impl Node {
 
     /// Replaces the set of peers whose presence is reported as online/offline events.
     pub fn set_paired(&self, peers: impl IntoIterator<Item = PeerId>) -> Result<(), Error> {
-        self.send(Command::SetPaired(peers.into_iter().collect()))
+        self.send(Command::Presence(PresenceCommand::SetPaired(
+            peers.into_iter().collect(),
+        )))
     }
 
     pub fn add_paired(&self, peer: PeerId) -> Result<(), Error> {
-        self.send(Command::AddPaired(peer))
+        self.send(Command::Presence(PresenceCommand::Add(peer)))
     }
 
     pub fn remove_paired(&self, peer: PeerId) -> Result<(), Error> {
-        self.send(Command::RemovePaired(peer))
+        self.send(Command::Presence(PresenceCommand::Remove(peer)))
     }
 
     /// Stops treating `peer` as paired and tells it so as soon as it is reachable (now, or
     /// when it is next discovered); [`NodeEvent::UnpairDelivered`] reports success. A
     /// restarted node forgets undelivered notices: the embedder persists and re-issues them.
     pub fn notify_unpaired(&self, peer: PeerId) -> Result<(), Error> {
-        self.send(Command::NotifyUnpaired(peer))
+        self.send(Command::Presence(PresenceCommand::NotifyUnpaired(peer)))
     }
 
     /// Cancels any session, lets replies already queued reach their peers (briefly), closes

@@ -63,7 +63,11 @@ fn set_paired_forgets_dropped_devices_silently() {
     p.set_paired([peer(1)], now);
     drain(&mut p);
     p.set_paired([], now);
-    assert_eq!(drain(&mut p), [], "no Offline for a device dropped from the set");
+    assert_eq!(
+        drain(&mut p),
+        [],
+        "no Offline for a device dropped from the set"
+    );
     assert_eq!(p.poll_timeout(), None);
     p.handle_disconnected(&peer(1), now);
     assert_eq!(drain(&mut p), []);
@@ -124,7 +128,10 @@ fn add_paired_cancels_a_pending_unpair_notice() {
     p.add_paired(peer(1), now);
     assert_eq!(
         drain(&mut p),
-        [PresenceAction::Online(peer(1)), send(1, DeviceMessage::Hello)]
+        [
+            PresenceAction::Online(peer(1)),
+            send(1, DeviceMessage::Hello)
+        ]
     );
     p.handle_timeout(now + PRESENCE_INTERVAL);
     assert_eq!(drain(&mut p), [send(1, DeviceMessage::Hello)]);
@@ -280,7 +287,11 @@ fn unpaired_with_trailing_garbage_is_refused() {
     assert!(p.handle_message(&peer(1), &bytes, now).is_err());
     assert_eq!(drain(&mut p), []);
     p.handle_timeout(now + PRESENCE_INTERVAL);
-    assert_eq!(drain(&mut p), [send(1, DeviceMessage::Hello)], "still paired");
+    assert_eq!(
+        drain(&mut p),
+        [send(1, DeviceMessage::Hello)],
+        "still paired"
+    );
 }
 
 #[test]
@@ -325,7 +336,11 @@ fn dht_lookups_are_capped_until_one_is_done() {
             .count()
     };
     assert_eq!(lookups(&actions), MAX_PRESENCE_LOOKUPS);
-    assert_eq!(seeks(&actions), absent.len(), "every absent device is dialled");
+    assert_eq!(
+        seeks(&actions),
+        absent.len(),
+        "every absent device is dialled"
+    );
 
     // While all searches run, a tick only dials.
     let tick = now + PRESENCE_INTERVAL;
