@@ -5,6 +5,16 @@
 //! `paircode_core::Pairing` and carries out its actions. The runtime crates
 //! (`paircode-tokio`, `paircode-async-std`) only supply the TCP and mDNS providers, a
 //! spawner and a timer, and call [`start_node`].
+//!
+//! The driver does I/O only: which session a message belongs to, and every presence
+//! decision about paired devices (`paircode_core::Presence`: who is online, who is owed
+//! an unpair notice, when to greet and whom to look for) are the core's, so the simulator
+//! tests what ships.
+//!
+//! An embedder uses [`Node`] (from a runtime crate's `start`), its [`NodeEvent`] stream
+//! and the [`PairingHandle`] of each session; see [`Node`] for an example.
+
+#![warn(missing_docs)]
 
 mod behaviour;
 mod driver;
