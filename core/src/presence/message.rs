@@ -28,8 +28,9 @@ impl DeviceMessage {
         out
     }
 
-    /// Reads one message, strictly as the pairing messages are read: one CBOR value of a
-    /// known variant and nothing after it, so every message has exactly one encoding.
+    /// Reads one message, strictly: one CBOR value of a known variant and nothing after
+    /// it (as the pairing messages are read), in its one canonical encoding (the bytes
+    /// [`DeviceMessage::encode`] gives, so no over-long length header either).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(DecodeError::TooLarge {
@@ -45,6 +46,9 @@ impl DeviceMessage {
                 "{} trailing bytes after the message",
                 reader.len()
             )));
+        }
+        if Self::encode(message) != bytes {
+            return Err(DecodeError::Malformed("not in canonical CBOR form".into()));
         }
         Ok(message)
     }
@@ -85,6 +89,17 @@ mod tests {
             let twice = [m.encode(), m.encode()].concat();
             assert!(DeviceMessage::decode(&twice).is_err());
         }
+    }
+
+    /// CBOR allows a longer length header than needed; only the shortest is accepted.
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        assert_eq!(
+            DeviceMessage::decode(b"\x78\x05Hello"),
+            Err(DecodeError::Malformed("not in canonical CBOR form".into()))
+        );
+        assert!(DeviceMessage::decode(b"\x79\x00\x08Unpaired").is_err());
+        assert!(DeviceMessage::decode(b"\x7f\x62He\x63llo\xff").is_err());
     }
 
     #[test]
