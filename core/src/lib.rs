@@ -17,6 +17,7 @@ pub mod joiner;
 pub mod keys;
 pub mod messages;
 mod pairing;
+pub mod presence;
 mod rate_limit;
 
 #[cfg(test)]
@@ -35,3 +36,4 @@ pub use identity::{DeviceIdentity, PeerId};
 pub use keys::{DiscoveryId, SessionKeys};
 pub use messages::{Message, RejectReason, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use pairing::{LocalDevice, Pairing};
+pub use presence::{DeviceMessage, Presence, PresenceAction};
