@@ -10,6 +10,7 @@ mod behaviour;
 mod device;
 mod driver;
 mod error;
+pub mod meeting_point;
 mod node;
 pub mod protocol;
 pub mod transport;
