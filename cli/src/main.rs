@@ -16,6 +16,8 @@ use paircode_cli::start::{self, StartOptions};
 use paircode_cli::store::{KdfParams, Vault};
 use paircode_core::{Code, DeviceIdentity};
 
+mod relay;
+
 #[derive(Parser)]
 #[command(name = "paircode", version, about = "Pair devices with a 12-word code")]
 struct Cli {
@@ -48,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Run a meeting point (DHT, relay, AutoNAT) for devices on other networks.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Args)]
@@ -214,6 +218,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             other => Err(unexpected(other)),
         },
         Command::Network { command } => network(&instance, json, command).await,
+        Command::Relay(args) => relay::run(&instance.dir, args, cli.verbose)
+            .await
+            .map_err(|e| CliError::new(Exit::Failure, e.to_string())),
     }
 }
 

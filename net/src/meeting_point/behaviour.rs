@@ -31,6 +31,8 @@ impl MeetingPointBehaviour {
         kad_config.set_provider_publication_interval(None);
         kad_config.set_publication_interval(None);
         kad_config.set_replication_interval(None);
+        // It knows no other DHT server to bootstrap from: devices bootstrap from it.
+        kad_config.set_periodic_bootstrap_interval(None);
         let store = BoundedStore::new(me, config.store);
         let mut kad = kad::Behaviour::with_config(me, store, kad_config);
         // Always a server: its purpose is to answer, whatever its reachability.

@@ -20,12 +20,12 @@ use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Boxed;
 use libp2p::core::upgrade::Version;
 use libp2p::core::Transport;
-use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, noise, relay, yamux, Multiaddr, PeerId, Swarm};
 
 pub use behaviour::{MeetingPointBehaviour, MeetingPointBehaviourEvent};
+pub use libp2p::identity::Keypair;
 pub use store::{BoundedStore, StoreLimits};
 
 use crate::{Executor, Runtime, KAD_PROTOCOL};
