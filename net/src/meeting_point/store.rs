@@ -1,8 +1,8 @@
 //! The meeting point's Kademlia store: a `MemoryStore` that holds provider records only,
 //! at most `per_peer` of them from any one provider and `total` in all.
 //!
-//! libp2p-kad bounds a `MemoryStore` per key (`max_providers_per_key`) and for the
-//! node's own records (`max_provided_keys`), but not per remote provider: one peer could
+//! libp2p-kad bounds a `MemoryStore` per key (`max_providers_per_key`) and in keys
+//! (`max_provided_keys`), but not per remote provider: one peer could
 //! announce keys until the server runs out of memory and crowd out everybody else. Kad
 //! also never deletes expired remote provider records (it only skips them when answering),
 //! so this store prunes them itself before it counts.
@@ -55,7 +55,9 @@ impl BoundedStore {
             max_records: 0,
             max_value_bytes: 0,
             max_providers_per_key: limits.per_key,
-            max_provided_keys: 0,
+            // Despite its name and doc, MemoryStore 0.47 checks this against the number of
+            // keys it holds provider records for, remote providers' included.
+            max_provided_keys: limits.total,
         };
         BoundedStore {
             inner: MemoryStore::with_config(local, config),
@@ -203,10 +205,10 @@ mod tests {
         for key in 0..3 {
             store.add_provider(record(key, alice, None)).unwrap();
         }
-        assert_eq!(
+        assert!(matches!(
             store.add_provider(record(3, alice, None)),
             Err(store::Error::MaxProvidedKeys)
-        );
+        ));
         assert!(store.providers(&RecordKey::new(&3u32.to_be_bytes())).is_empty());
         // Renewing a record it already has is not a new one.
         store.add_provider(record(1, alice, None)).unwrap();
@@ -238,11 +240,11 @@ mod tests {
         for key in 0..3 {
             store.add_provider(record(key, PeerId::random(), None)).unwrap();
         }
-        assert_eq!(
+        assert!(matches!(
             store.add_provider(record(9, PeerId::random(), None)),
             Err(store::Error::MaxProvidedKeys)
-        );
+        ));
         let value = Record::new(RecordKey::new(b"k"), b"v".to_vec());
-        assert_eq!(store.put(value), Err(store::Error::MaxRecords));
+        assert!(matches!(store.put(value), Err(store::Error::MaxRecords)));
     }
 }
