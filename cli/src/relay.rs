@@ -110,6 +110,10 @@ pub async fn run(dir: &Path, args: RelayArgs, verbose: bool) -> Result<(), Relay
         .try_init()
         .map_err(|e| RelayError::Logging(e.to_string()))?;
 
+    // Before the addresses go out: whoever reads them may stop the server right away.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(RelayError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RelayError::Signal)?;
     let keypair = key_file::load_or_create(&dir.join(KEY_FILE))?;
     let relay = paircode_tokio::start_meeting_point(args.config(keypair)).await?;
     tracing::info!(peer = %relay.peer_id(), "meeting point running");
@@ -121,10 +125,8 @@ pub async fn run(dir: &Path, args: RelayArgs, verbose: bool) -> Result<(), Relay
     let _ = stdout.flush();
     drop(stdout);
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(RelayError::Signal)?;
     tokio::select! {
-        result = tokio::signal::ctrl_c() => result.map_err(RelayError::Signal)?,
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("stopping");

@@ -2,7 +2,6 @@
 //! circuit relay v2, AutoNAT (server side), identify and ping. All standard libp2p
 //! protocols, so devices could use any libp2p node that serves them.
 
-
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, identify, kad, ping, relay};

@@ -35,7 +35,10 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyFileError + '_ {
 pub fn load_or_create(path: &Path) -> Result<Keypair, KeyFileError> {
     match fs::read(path) {
         Ok(bytes) => {
-            let mode = fs::metadata(path).map_err(io_error(path))?.permissions().mode();
+            let mode = fs::metadata(path)
+                .map_err(io_error(path))?
+                .permissions()
+                .mode();
             if mode & 0o077 != 0 {
                 return Err(KeyFileError::TooOpen {
                     path: path.to_path_buf(),
@@ -47,9 +50,7 @@ pub fn load_or_create(path: &Path) -> Result<Keypair, KeyFileError> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let keypair = Keypair::generate_ed25519();
-            let bytes = keypair
-                .to_protobuf_encoding()
-                .expect("ed25519 keys encode");
+            let bytes = keypair.to_protobuf_encoding().expect("ed25519 keys encode");
             write_atomically(path, &bytes)?;
             Ok(keypair)
         }
@@ -112,7 +113,10 @@ mod tests {
         let first = load_or_create(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         let second = load_or_create(&path).unwrap();
         assert_eq!(first.public(), second.public());

@@ -321,9 +321,9 @@ fn handle_event(
             }
         }
         SwarmEvent::Behaviour(MeetingPointBehaviourEvent::Relay(event)) => log_relay(event),
-        SwarmEvent::Behaviour(MeetingPointBehaviourEvent::Kad(
-            kad::Event::InboundRequest { request },
-        )) => {
+        SwarmEvent::Behaviour(MeetingPointBehaviourEvent::Kad(kad::Event::InboundRequest {
+            request,
+        })) => {
             tracing::debug!(?request, "dht request");
         }
         _ => {}

@@ -209,7 +209,9 @@ mod tests {
             store.add_provider(record(3, alice, None)),
             Err(store::Error::MaxProvidedKeys)
         ));
-        assert!(store.providers(&RecordKey::new(&3u32.to_be_bytes())).is_empty());
+        assert!(store
+            .providers(&RecordKey::new(&3u32.to_be_bytes()))
+            .is_empty());
         // Renewing a record it already has is not a new one.
         store.add_provider(record(1, alice, None)).unwrap();
         // Others are not affected by alice's cap.
@@ -230,7 +232,9 @@ mod tests {
         store.add_provider(record(1, alice, Some(past))).unwrap();
         store.add_provider(record(2, alice, None)).unwrap();
         assert_eq!(store.records_of(&alice, Instant::now()), 1);
-        assert!(store.providers(&RecordKey::new(&0u32.to_be_bytes())).is_empty());
+        assert!(store
+            .providers(&RecordKey::new(&0u32.to_be_bytes()))
+            .is_empty());
     }
 
     #[test]
@@ -238,7 +242,9 @@ mod tests {
         let me = PeerId::random();
         let mut store = BoundedStore::new(me, limits(2, 3));
         for key in 0..3 {
-            store.add_provider(record(key, PeerId::random(), None)).unwrap();
+            store
+                .add_provider(record(key, PeerId::random(), None))
+                .unwrap();
         }
         assert!(matches!(
             store.add_provider(record(9, PeerId::random(), None)),

@@ -47,7 +47,8 @@ fn meeting_point(host: &Host) -> (Multiaddr, oneshot::Sender<()>) {
     let (stop, stopped) = oneshot::channel::<()>();
     let listen: Multiaddr = format!("/ip4/{}/tcp/0", host.addr).parse().unwrap();
     in_namespace(&host.ns, move || async move {
-        let mut config = MeetingPointConfig::new(identity::Keypair::generate_ed25519(), vec![listen]);
+        let mut config =
+            MeetingPointConfig::new(identity::Keypair::generate_ed25519(), vec![listen]);
         // The lab's addresses are private ranges.
         config.autonat_only_global_ips = false;
         let relay = paircode_tokio::start_meeting_point(config)
@@ -75,9 +76,17 @@ struct PeerBehaviour {
 #[derive(Debug)]
 enum Report {
     Reserved(PeerId),
-    Connected { relayed: bool, at: Instant },
-    Closed { relayed: bool },
-    Upgrade { result: Result<(), String>, at: Instant },
+    Connected {
+        relayed: bool,
+        at: Instant,
+    },
+    Closed {
+        relayed: bool,
+    },
+    Upgrade {
+        result: Result<(), String>,
+        at: Instant,
+    },
 }
 
 /// A home peer: listens on a TCP port first (so that its dials leave from that port, which
@@ -85,7 +94,11 @@ enum Report {
 /// identify told it its observed address, then either reserves a slot (`dial: None`) or
 /// dials the other peer through the relay (`dial: Some(peer)`), and reports its connections
 /// to the other peer and DCUtR's outcome.
-fn peer(host: &Host, relay: Multiaddr, dial: Option<PeerId>) -> (mpsc::Receiver<Report>, oneshot::Sender<()>) {
+fn peer(
+    host: &Host,
+    relay: Multiaddr,
+    dial: Option<PeerId>,
+) -> (mpsc::Receiver<Report>, oneshot::Sender<()>) {
     let (tx, rx) = mpsc::channel();
     let (stop, mut stopped) = oneshot::channel::<()>();
     in_namespace(&host.ns, move || async move {
@@ -116,10 +129,15 @@ fn peer(host: &Host, relay: Multiaddr, dial: Option<PeerId>) -> (mpsc::Receiver<
             _ => panic!("relay address without /p2p"),
         };
 
-        swarm.listen_on("/ip4/0.0.0.0/tcp/0".parse().unwrap()).unwrap();
+        swarm
+            .listen_on("/ip4/0.0.0.0/tcp/0".parse().unwrap())
+            .unwrap();
         loop {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-                if !address.iter().any(|p| p == Protocol::Ip4([127, 0, 0, 1].into())) {
+                if !address
+                    .iter()
+                    .any(|p| p == Protocol::Ip4([127, 0, 0, 1].into()))
+                {
                     break;
                 }
             }

@@ -28,7 +28,10 @@ fn observer(host: &Host) -> SocketAddr {
         let listener = TcpListener::bind((addr, 0)).expect("bind");
         tx.send(listener.local_addr().unwrap()).unwrap();
         for mut stream in listener.incoming().map_while(Result::ok) {
-            let seen = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let seen = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             let _ = stream.write_all(seen.as_bytes());
         }
     });

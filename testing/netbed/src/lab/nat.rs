@@ -138,8 +138,8 @@ impl Lab {
         let lan_ns = self.lans[lan.0].ns.clone();
         let port = format!("h{}", self.links.len());
         ip(&[
-            "link", "add", LAN_IFACE, "netns", &ns, "type", "veth", "peer", "name", &port,
-            "netns", &lan_ns,
+            "link", "add", LAN_IFACE, "netns", &ns, "type", "veth", "peer", "name", &port, "netns",
+            &lan_ns,
         ])?;
         self.links.push(Link::Veth);
         ip(&["-n", &lan_ns, "link", "set", &port, "master", "br0"])?;
