@@ -309,15 +309,13 @@ fn handle_event(
         } => {
             tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
         }
+        // Only peers that serve the DHT go into the routing table: devices in client mode,
+        // or other libp2p software, must not be handed out as DHT servers.
         SwarmEvent::Behaviour(MeetingPointBehaviourEvent::Identify(
             identify::Event::Received { peer_id, info, .. },
-        )) => {
-            // Only peers that serve the DHT go into the routing table: devices in client
-            // mode, or other libp2p software, must not be handed out as DHT servers.
-            if info.protocols.contains(&KAD_PROTOCOL) {
-                for addr in info.listen_addrs {
-                    swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                }
+        )) if info.protocols.contains(&KAD_PROTOCOL) => {
+            for addr in info.listen_addrs {
+                swarm.behaviour_mut().kad.add_address(&peer_id, addr);
             }
         }
         SwarmEvent::Behaviour(MeetingPointBehaviourEvent::Relay(event)) => log_relay(event),
