@@ -10,6 +10,7 @@
 //!
 //! The NAT scenarios need root, iproute2 and nftables; they print "skipping: …" otherwise.
 
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -225,7 +226,7 @@ struct Path {
 /// point on the internet; bob connects to alice through it.
 fn across_two_homes(alice_nat: Nat, bob_nat: Nat, delay: Duration) -> Option<Path> {
     if let Some(reason) = lab::nat_skip_reason() {
-        println!("skipping: {reason}");
+        let _ = writeln!(std::io::stderr(), "skipping: {reason}");
         return None;
     }
     let mut lab = Lab::new();
@@ -304,22 +305,25 @@ fn across_two_homes(alice_nat: Nat, bob_nat: Nat, delay: Duration) -> Option<Pat
     })
 }
 
+/// One line per scenario with its path and times, on stderr so that the test harness
+/// does not capture it.
 fn log_path(scenario: &str, path: &Path) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    match path.direct_after {
-        Some(direct) => println!(
+    let line = match path.direct_after {
+        Some(direct) => format!(
             "{scenario}: path relayed -> direct; relayed after {:.1} ms, direct after {:.1} ms ({:.1} ms after relayed)",
             ms(path.relayed_after),
             ms(direct),
             ms(direct.saturating_sub(path.relayed_after)),
         ),
-        None => println!(
+        None => format!(
             "{scenario}: path relayed (stays); relayed after {:.1} ms, DCUtR gave up after {:.1} ms: {:?}",
             ms(path.relayed_after),
             ms(path.upgrade_after),
             path.upgrade,
         ),
-    }
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 #[test]
