@@ -20,6 +20,10 @@ pub struct RelayArgs {
     /// Address to listen on (repeatable), e.g. /ip4/0.0.0.0/tcp/4001.
     #[arg(long, value_name = "MULTIADDR", required = true)]
     listen: Vec<Multiaddr>,
+    /// Where devices reach this server, if not where it listens (repeatable): its public
+    /// address behind port forwarding or a cloud 1:1 NAT, e.g. /ip4/203.0.113.7/tcp/4001.
+    #[arg(long, value_name = "MULTIADDR")]
+    external: Vec<Multiaddr>,
     /// Relay reservations held at once, from all devices [default: 1024].
     #[arg(long, value_name = "N")]
     max_reservations: Option<usize>,
@@ -67,6 +71,7 @@ pub enum RelayError {
 impl RelayArgs {
     fn config(self, keypair: Keypair) -> MeetingPointConfig {
         let mut config = MeetingPointConfig::new(keypair, self.listen);
+        config.external = self.external;
         let relay = RelayLimits::default();
         config.relay = RelayLimits {
             max_reservations: self.max_reservations.unwrap_or(relay.max_reservations),

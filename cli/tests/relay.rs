@@ -69,3 +69,29 @@ fn a_key_others_can_read_is_refused() {
     assert!(stderr.contains("chmod 600"), "{stderr}");
     assert!(out.stdout.is_empty(), "no address printed");
 }
+
+#[test]
+fn external_addresses_replace_the_listen_addresses_in_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = relay(dir.path())
+        .args(["--external", "/ip4/203.0.113.7/tcp/4001"])
+        .args(["--external", "/dns4/relay.example.org/tcp/4001"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn paircode relay");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    // SAFETY: signalling a child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert!(
+        first.starts_with("/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW"),
+        "{first}"
+    );
+    assert!(
+        second.starts_with("/dns4/relay.example.org/tcp/4001/p2p/"),
+        "{second}"
+    );
+}

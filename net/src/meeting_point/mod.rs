@@ -80,6 +80,9 @@ impl Default for RelayLimits {
 pub struct MeetingPointConfig {
     pub keypair: Keypair,
     pub listen: Vec<Multiaddr>,
+    /// Where devices reach the server, if not where it listens: its public address behind
+    /// port forwarding or a cloud provider's 1:1 NAT. Empty: the listen addresses.
+    pub external: Vec<Multiaddr>,
     pub relay: RelayLimits,
     pub store: StoreLimits,
     /// How long the server keeps a provider record (it is dropped earlier if the device
@@ -97,6 +100,7 @@ impl MeetingPointConfig {
         MeetingPointConfig {
             keypair,
             listen,
+            external: Vec::new(),
             relay: RelayLimits::default(),
             store: StoreLimits::default(),
             provider_record_ttl: Duration::from_secs(60 * 60),
@@ -128,7 +132,8 @@ impl MeetingPoint {
         self.peer_id
     }
 
-    /// Where devices reach it: each listen address with `/p2p/<peer id>`.
+    /// Where devices reach it, with `/p2p/<peer id>`: the external addresses if configured,
+    /// else the listen addresses.
     pub fn addrs(&self) -> &[Multiaddr] {
         &self.addrs
     }
@@ -222,10 +227,12 @@ where
                 address,
             } => {
                 waiting.retain(|(id, _)| *id != listener_id);
-                // Relay reservations hand out the server's external addresses: a server
-                // is reachable where it listens (behind port forwarding, run it with the
-                // forwarded port's address instead).
-                swarm.add_external_address(address);
+                // Relay reservations hand out the server's external addresses (and
+                // identify tells them): without configured ones, the server is reachable
+                // where it listens.
+                if config.external.is_empty() {
+                    swarm.add_external_address(address);
+                }
             }
             SwarmEvent::ListenerError { listener_id, error }
             | SwarmEvent::ListenerClosed {
@@ -243,14 +250,25 @@ where
             _ => {}
         }
     }
+    for addr in &config.external {
+        swarm.add_external_address(addr.clone());
+    }
     // A wildcard listener reports one address per interface; those reported so far are
     // in `listeners()`.
-    let addrs = swarm
-        .listeners()
-        .map(|a| a.clone().with(Protocol::P2p(me)))
+    let reachable: Vec<Multiaddr> = match config.external.is_empty() {
+        true => swarm.listeners().cloned().collect(),
+        false => config.external.clone(),
+    };
+    let addrs = reachable
+        .into_iter()
+        .map(|a| match a.iter().last() {
+            Some(Protocol::P2p(_)) => a,
+            _ => a.with(Protocol::P2p(me)),
+        })
         .collect();
+    let follow_listeners = config.external.is_empty();
     let (commands, rx) = mpsc::unbounded();
-    runtime.spawn(serve(swarm, rx).boxed());
+    runtime.spawn(serve(swarm, rx, follow_listeners).boxed());
     Ok(MeetingPoint {
         peer_id: me,
         addrs,
@@ -258,9 +276,12 @@ where
     })
 }
 
+/// `follow_listeners`: listen addresses that come and go (interfaces of a wildcard
+/// listener) are external addresses too.
 async fn serve(
     mut swarm: Swarm<MeetingPointBehaviour>,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    follow_listeners: bool,
 ) {
     loop {
         futures::select! {
@@ -279,7 +300,7 @@ async fn serve(
                     return;
                 }
             },
-            event = swarm.select_next_some() => handle_event(&mut swarm, event),
+            event = swarm.select_next_some() => handle_event(&mut swarm, event, follow_listeners),
         }
     }
 }
@@ -295,14 +316,19 @@ fn close_all(swarm: &mut Swarm<MeetingPointBehaviour>) {
 fn handle_event(
     swarm: &mut Swarm<MeetingPointBehaviour>,
     event: SwarmEvent<MeetingPointBehaviourEvent>,
+    follow_listeners: bool,
 ) {
     match event {
         SwarmEvent::NewListenAddr { address, .. } => {
             tracing::info!(%address, "listening");
-            swarm.add_external_address(address);
+            if follow_listeners {
+                swarm.add_external_address(address);
+            }
         }
         SwarmEvent::ExpiredListenAddr { address, .. } => {
-            swarm.remove_external_address(&address);
+            if follow_listeners {
+                swarm.remove_external_address(&address);
+            }
         }
         SwarmEvent::ConnectionEstablished {
             peer_id, endpoint, ..
