@@ -325,10 +325,8 @@ fn handle_event(
                 swarm.add_external_address(address);
             }
         }
-        SwarmEvent::ExpiredListenAddr { address, .. } => {
-            if follow_listeners {
-                swarm.remove_external_address(&address);
-            }
+        SwarmEvent::ExpiredListenAddr { address, .. } if follow_listeners => {
+            swarm.remove_external_address(&address);
         }
         SwarmEvent::ConnectionEstablished {
             peer_id, endpoint, ..
