@@ -5,8 +5,9 @@
 //! Behind two port-preserving NATs the connection goes relayed, then direct; with one
 //! symmetric NAT it stays relayed. Each scenario logs its path and times.
 //!
-//! Also here, on loopback: the meeting point's DHT store refuses more provider records from
-//! one peer than its per-peer cap.
+//! Also: the meeting point's AutoNAT tells a host on the internet it is public and one
+//! behind a NAT it is private; and, on loopback, its DHT store refuses more provider
+//! records from one peer than its per-peer cap.
 //!
 //! The NAT scenarios need root, iproute2 and nftables; they print "skipping: …" otherwise.
 
@@ -18,7 +19,9 @@ use futures::channel::oneshot;
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{dcutr, identify, identity, kad, noise, ping, relay, tcp, yamux, Multiaddr, PeerId};
+use libp2p::{
+    autonat, dcutr, identify, identity, kad, noise, ping, relay, tcp, yamux, Multiaddr, PeerId,
+};
 use paircode_netbed::lab::{self, Host, Impairment, Lab, Nat};
 use paircode_netbed::wire::enter_netns;
 use paircode_tokio::meeting_point::{MeetingPointConfig, StoreLimits};
@@ -359,6 +362,95 @@ fn a_symmetric_nat_stays_relayed() {
     assert!(path.upgrade.is_err(), "DCUtR fails: {:?}", path.upgrade);
     assert_eq!(path.direct_after, None, "no direct connection");
     assert!(!path.relayed_closed, "the relayed connection stays up");
+}
+
+#[derive(NetworkBehaviour)]
+struct Prober {
+    autonat: autonat::Behaviour,
+    identify: identify::Behaviour,
+}
+
+/// What AutoNAT, asking the meeting point at `relay`, tells a peer on `host` about itself.
+fn reachability(host: &Host, relay: Multiaddr) -> autonat::NatStatus {
+    let (tx, rx) = mpsc::channel();
+    in_namespace(&host.ns, move || async move {
+        let relay_peer = match relay.iter().last() {
+            Some(Protocol::P2p(peer)) => peer,
+            _ => panic!("relay address without /p2p"),
+        };
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("tcp")
+            .with_behaviour(|key| {
+                let me = key.public().to_peer_id();
+                let config = autonat::Config {
+                    only_global_ips: false,
+                    boot_delay: Duration::from_millis(100),
+                    ..autonat::Config::default()
+                };
+                let mut autonat = autonat::Behaviour::new(me, config);
+                autonat.add_server(relay_peer, Some(relay.clone()));
+                Prober {
+                    autonat,
+                    identify: identify::Behaviour::new(identify::Config::new(
+                        paircode_tokio::IDENTIFY_PROTOCOL.to_owned(),
+                        key.public(),
+                    )),
+                }
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+            .build();
+        swarm
+            .listen_on("/ip4/0.0.0.0/tcp/0".parse().unwrap())
+            .unwrap();
+        swarm.dial(relay.clone()).unwrap();
+        loop {
+            if let SwarmEvent::Behaviour(ProberEvent::Autonat(autonat::Event::StatusChanged {
+                new,
+                ..
+            })) = swarm.select_next_some().await
+            {
+                let _ = tx.send(new);
+                return;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("AutoNAT gives a verdict")
+}
+
+#[test]
+fn autonat_tells_a_home_it_is_private_and_a_server_it_is_public() {
+    if let Some(reason) = lab::nat_skip_reason() {
+        let _ = writeln!(std::io::stderr(), "skipping: {reason}");
+        return;
+    }
+    let mut lab = Lab::new();
+    let internet = lab.internet().unwrap();
+    let server = lab.host("relay", internet, false).unwrap();
+    let public = lab.host("public", internet, false).unwrap();
+    let home = lab.home("home", internet, Nat::PortPreserving).unwrap();
+    let laptop = lab.host("laptop", home.lan, false).unwrap();
+    let (relay, _stop_relay) = meeting_point(&server);
+    match reachability(&public, relay.clone()) {
+        autonat::NatStatus::Public(addr) => {
+            assert!(addr
+                .to_string()
+                .starts_with(&format!("/ip4/{}/tcp/", public.addr)))
+        }
+        other => panic!("a host on the internet is public, not {other:?}"),
+    }
+    assert_eq!(
+        reachability(&laptop, relay),
+        autonat::NatStatus::Private,
+        "a host behind a NAT is private"
+    );
 }
 
 /// A client that announces `keys` provider records to the meeting point at `relay`.
