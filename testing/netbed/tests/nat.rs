@@ -438,7 +438,17 @@ fn autonat_tells_a_home_it_is_private_and_a_server_it_is_public() {
     let home = lab.home("home", internet, Nat::PortPreserving).unwrap();
     let laptop = lab.host("laptop", home.lan, false).unwrap();
     let (relay, _stop_relay) = meeting_point(&server);
-    match reachability(&public, relay.clone()) {
+    let started = Instant::now();
+    let public_status = reachability(&public, relay.clone());
+    let public_after = started.elapsed();
+    let started = Instant::now();
+    let home_status = reachability(&laptop, relay);
+    let _ = writeln!(
+        std::io::stderr(),
+        "AutoNAT: internet host {public_status:?} after {public_after:?}, home host {home_status:?} after {:?}",
+        started.elapsed()
+    );
+    match public_status {
         autonat::NatStatus::Public(addr) => {
             assert!(addr
                 .to_string()
@@ -447,7 +457,7 @@ fn autonat_tells_a_home_it_is_private_and_a_server_it_is_public() {
         other => panic!("a host on the internet is public, not {other:?}"),
     }
     assert_eq!(
-        reachability(&laptop, relay),
+        home_status,
         autonat::NatStatus::Private,
         "a host behind a NAT is private"
     );
