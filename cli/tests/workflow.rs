@@ -2,6 +2,7 @@
 
 mod support;
 
+use paircode_netbed::daemon::{event_of, paired_of};
 use support::{alice_and_bob, stderr, StopOnDrop, TestResult};
 
 #[test]
@@ -20,7 +21,11 @@ fn generate_with_auto_accept_and_join() -> TestResult {
 
     let (status, events) = generating.finish()?;
     assert!(status.success());
-    assert_eq!(events.last().unwrap()["event"], "paired");
+    let outcome = events.last().unwrap();
+    assert!(
+        paired_of(outcome).is_some_and(|p| p["name"] == "bob"),
+        "{outcome}"
+    );
 
     let (alice_id, bob_id) = (bed.peer_id("alice")?, bed.peer_id("bob")?);
     let on_alice = bed.devices("alice")?;
@@ -49,7 +54,7 @@ fn confirm_yes_pairs() -> TestResult {
     // early return would leave the join unwaited.
     loop {
         let event = generating.next_line().expect("generate reports");
-        if event["event"] == "confirm" {
+        if event_of(&event) == Some("confirm") {
             assert_eq!(event["name"], "bob");
             break;
         }
@@ -57,7 +62,11 @@ fn confirm_yes_pairs() -> TestResult {
     generating.answer("y").expect("answer written");
     let (status, events) = generating.finish().expect("generate exits");
     assert!(status.success());
-    assert_eq!(events.last().unwrap()["event"], "paired");
+    let outcome = events.last().unwrap();
+    assert!(
+        paired_of(outcome).is_some_and(|p| p["name"] == "bob"),
+        "{outcome}"
+    );
     assert!(bob.wait_with_output().unwrap().status.success());
     assert_eq!(bed.devices("alice")?.len(), 1);
     assert_eq!(bed.devices("bob")?.len(), 1);
@@ -76,7 +85,7 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
         .spawn()
         .unwrap();
     // As above: no early return before bob's join is waited for.
-    while generating.next_line().expect("generate reports")["event"] != "confirm" {}
+    while event_of(&generating.next_line().expect("generate reports")) != Some("confirm") {}
     generating.answer("n").expect("answer written");
     let (status, _) = generating.finish().expect("generate exits");
     assert!(!status.success());

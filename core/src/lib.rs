@@ -9,6 +9,7 @@ mod action;
 pub mod code;
 mod config;
 pub mod device;
+pub mod exporter;
 mod handshake;
 pub mod identity;
 pub mod initiator;
@@ -16,6 +17,7 @@ pub mod joiner;
 pub mod keys;
 pub mod messages;
 mod pairing;
+pub mod presence;
 mod rate_limit;
 
 #[cfg(test)]
@@ -29,7 +31,9 @@ pub use action::{Action, FailReason, Progress};
 pub use code::{Code, CodeError};
 pub use config::Config;
 pub use device::{DeviceInfo, PairedDevice, Role};
+pub use exporter::export_key;
 pub use identity::{DeviceIdentity, PeerId};
 pub use keys::{DiscoveryId, SessionKeys};
 pub use messages::{Message, RejectReason, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use pairing::{LocalDevice, Pairing};
+pub use presence::{DeviceMessage, Presence, PresenceAction};

@@ -27,6 +27,9 @@ use crate::lab::{Host, Lab, LabError};
 /// The store password every instance of a harness uses (given in the environment).
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The schema every `--json` line of the CLI names.
+pub const SCHEMA: &str = "paircode/1";
+
 /// How long [`Daemons::eventually`] and [`Daemons::pair`] wait before giving up.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -157,16 +160,57 @@ impl Daemons {
         succeeded(describe(instance, args), self.run(instance, args)?)
     }
 
-    /// Runs `paircode --json ARGS`, which must succeed and print one JSON value.
+    /// Runs `paircode --json ARGS`, which must succeed and print one result envelope: its
+    /// `result`.
     pub fn json(&self, instance: &str, args: &[&str]) -> Result<Value, DaemonError> {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
+        let command = describe(instance, &all);
         let stdout = self.ok(instance, &all)?;
-        parse_json(stdout.trim()).map_err(|source| DaemonError::NotJson {
-            command: describe(instance, &all),
-            line: stdout,
+        let envelope = parse_json(stdout.trim()).map_err(|source| DaemonError::NotJson {
+            command: command.clone(),
+            line: stdout.clone(),
             source,
-        })
+        })?;
+        result_of(&envelope)
+            .cloned()
+            .ok_or_else(|| DaemonError::Unexpected {
+                command,
+                problem: format!("not a result envelope: {envelope}"),
+            })
+    }
+
+    /// Runs `paircode --json ARGS`, which must fail and print one error envelope whose
+    /// `exit` is the process's exit code: the `error` and that code.
+    pub fn json_error(
+        &self,
+        instance: &str,
+        args: &[&str],
+    ) -> Result<(Value, Option<i32>), DaemonError> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let command = describe(instance, &all);
+        let out = self.run(instance, &all)?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let envelope = parse_json(stdout.trim()).map_err(|source| DaemonError::NotJson {
+            command: command.clone(),
+            line: format!(
+                "{stdout} (stderr: {})",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            source,
+        })?;
+        let code = out.status.code();
+        match error_of(&envelope) {
+            Some(error) if exit_of(error) == code => Ok((error.clone(), code)),
+            _ => Err(DaemonError::Unexpected {
+                command,
+                problem: format!(
+                    "exited with {:?}, not with its error envelope: {envelope}",
+                    code
+                ),
+            }),
+        }
     }
 
     pub fn init(&self, instance: &str) -> Result<(), DaemonError> {
@@ -367,6 +411,7 @@ impl Daemons {
         let mut args = vec!["network", "pair", "generate"];
         args.extend_from_slice(extra);
         let mut generating = self.spawn(instance, &args)?;
+        // The first line is the code event.
         let first = generating.next_line()?;
         let words = words_of(&first)
             .ok_or_else(|| DaemonError::Unexpected {
@@ -425,7 +470,7 @@ impl Daemons {
                 problem: format!("exited with {status}; its last report: {last}"),
             });
         }
-        if event_of(&last) != Some("paired") {
+        if paired_of(&last).is_none() {
             return Err(DaemonError::Unexpected {
                 command: generating_command(initiator),
                 problem: format!("its last report is not the pairing: {last}"),
@@ -666,24 +711,66 @@ impl Site {
 
 // The shape of the CLI's `--json` output: everything that knows it is below.
 
-/// One line (or the whole output) of a `--json` command, as the value callers index.
+// Every line is an envelope naming the schema: a streamed event
+// `{"schema", "event": …, …}`, or the one line that ends a command, its result
+// `{"schema", "ok": true, "result": …}` or its error
+// `{"schema", "ok": false, "error": {"kind", "message", "exit"}}`. The accessors below
+// answer `None` for a line that is not the envelope they read.
+
+/// One line (or the whole output) of a `--json` command: the envelope, which the
+/// accessors below read.
 pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str(text)
 }
 
-/// The `"event"` a report line names, if any.
-pub fn event_of(line: &Value) -> Option<&str> {
-    line["event"].as_str()
+/// The line names this harness's schema.
+fn in_schema(line: &Value) -> bool {
+    line["schema"] == SCHEMA
 }
 
-/// The code words `pair generate` printed first.
+/// The `result` of a successful command's final envelope.
+pub fn result_of(line: &Value) -> Option<&Value> {
+    (in_schema(line) && line["ok"] == true)
+        .then(|| line.get("result"))
+        .flatten()
+}
+
+/// The `error` of a failed command's final envelope, if it has a kind, a message and an
+/// exit code.
+pub fn error_of(line: &Value) -> Option<&Value> {
+    let error = (in_schema(line) && line["ok"] == false)
+        .then(|| line.get("error"))
+        .flatten()?;
+    let complete =
+        error["kind"].is_string() && error["message"].is_string() && error["exit"].is_i64();
+    complete.then_some(error)
+}
+
+/// The exit code an error envelope's `error` names.
+pub fn exit_of(error: &Value) -> Option<i32> {
+    error["exit"].as_i64().and_then(|c| i32::try_from(c).ok())
+}
+
+/// The `"event"` a streamed report names, if it is one.
+pub fn event_of(line: &Value) -> Option<&str> {
+    in_schema(line).then(|| line["event"].as_str()).flatten()
+}
+
+/// The code words of the `code` event `pair generate` prints first.
 pub fn words_of(line: &Value) -> Option<&str> {
-    line["words"].as_str()
+    (event_of(line) == Some("code"))
+        .then(|| line["words"].as_str())
+        .flatten()
+}
+
+/// The device a pairing command's successful result says it paired with.
+pub fn paired_of(line: &Value) -> Option<&Value> {
+    result_of(line)?.get("paired").filter(|p| p.is_object())
 }
 
 /// The error a finished command reported in its JSON lines.
 pub fn error_in(lines: &[Value]) -> Option<&Value> {
-    lines.iter().find_map(|v| v.get("error"))
+    lines.iter().find_map(error_of)
 }
 
 /// `value[key][index]` as a string.

@@ -10,9 +10,12 @@
 //! [`daemon`] drives real `paircode` daemons through the CLI, on loopback or on lab hosts.
 
 pub mod daemon;
+mod error;
 pub mod hammer;
 pub mod lab;
 pub mod wire;
+
+pub use error::{Error, NodeArgsError};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -21,7 +24,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use paircode_core::PairedDevice;
-use paircode_net::{Error, Node, NodeConfig};
+use paircode_net::{Node, NodeConfig};
 use serde_json::{json, Value};
 
 /// Which runtime a node runs on.
@@ -49,7 +52,7 @@ impl Rt {
 
     /// Starts a node. A tokio node needs to be started from within a tokio runtime; an
     /// async-std node runs on async-std's global executor whoever starts it.
-    pub async fn start(self, config: NodeConfig) -> Result<Node, Error> {
+    pub async fn start(self, config: NodeConfig) -> Result<Node, paircode_net::Error> {
         match self {
             Rt::Tokio => paircode_tokio::start(config).await,
             Rt::AsyncStd => paircode_async_std::start(config).await,
@@ -130,11 +133,11 @@ pub struct NetBed {
 }
 
 impl NetBed {
-    pub fn new() -> Result<NetBed, String> {
+    pub fn new() -> Result<NetBed, Error> {
         let mut lab = lab::Lab::new();
-        let lan = lab.lan().map_err(|e| e.to_string())?;
-        let a = lab.host("a", lan, false).map_err(|e| e.to_string())?;
-        let b = lab.host("b", lan, false).map_err(|e| e.to_string())?;
+        let lan = lab.lan()?;
+        let a = lab.host("a", lan, false)?;
+        let b = lab.host("b", lan, false)?;
         Ok(NetBed {
             addr_a: a.addr.to_string(),
             addr_b: b.addr.to_string(),
