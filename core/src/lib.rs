@@ -10,6 +10,7 @@ pub mod code;
 mod config;
 pub mod device;
 mod handshake;
+pub mod host;
 pub mod identity;
 pub mod initiator;
 pub mod joiner;
@@ -24,11 +25,14 @@ mod initiator_tests;
 mod joiner_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use action::{Action, FailReason, Progress};
 pub use code::{Code, CodeError};
 pub use config::Config;
 pub use device::{DeviceInfo, PairedDevice, Role};
+pub use host::{HostError, PairingHost, SessionId, LINGER};
 pub use identity::{DeviceIdentity, PeerId};
 pub use keys::{DiscoveryId, SessionKeys};
 pub use messages::{Message, RejectReason, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
