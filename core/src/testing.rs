@@ -11,9 +11,9 @@ use rand_core::SeedableRng;
 use crate::action::Action;
 use crate::code::Code;
 use crate::config::Config;
-use crate::device::{DeviceInfo, PairedDevice};
+use crate::device::{DeviceInfo, PairedDevice, Role};
 use crate::host::{PairingHost, SessionId};
-use crate::identity::DeviceIdentity;
+use crate::identity::{DeviceIdentity, PeerId};
 use crate::pairing::LocalDevice;
 
 /// A device whose Ed25519 identity follows from `seed`, so its PeerId is the same in every
@@ -79,10 +79,10 @@ impl Pair {
         let mut initiator = PairingHost::new(alice);
         let mut joiner = PairingHost::new(bob);
         let initiator_session = initiator
-            .generate(cfg.clone(), &code, now, &mut rng)
+            .start(Role::Initiator, cfg.clone(), &code, now, &mut rng)
             .expect("a new host is idle");
         let joiner_session = joiner
-            .join(cfg, &code, now, &mut rng)
+            .start(Role::Joiner, cfg, &code, now, &mut rng)
             .expect("a new host is idle");
         Pair {
             now,
@@ -122,24 +122,18 @@ impl Pair {
             self.joiner.handle_message(&alice, &bytes, self.now);
             moved = true;
         }
-        while let Some(action) = self.initiator.poll_action() {
-            if let Action::Send { peer, bytes } = &action {
-                if *peer == bob {
-                    self.to_joiner.push_back(bytes.clone());
-                }
-            }
-            self.initiator_actions.push(action);
-            moved = true;
-        }
-        while let Some(action) = self.joiner.poll_action() {
-            if let Action::Send { peer, bytes } = &action {
-                if *peer == alice {
-                    self.to_initiator.push_back(bytes.clone());
-                }
-            }
-            self.joiner_actions.push(action);
-            moved = true;
-        }
+        moved |= collect(
+            &mut self.initiator,
+            &bob,
+            &mut self.to_joiner,
+            &mut self.initiator_actions,
+        );
+        moved |= collect(
+            &mut self.joiner,
+            &alice,
+            &mut self.to_initiator,
+            &mut self.joiner_actions,
+        );
         if moved {
             return true;
         }
@@ -191,6 +185,26 @@ impl Pair {
     pub fn sent_by_initiator(&self) -> Vec<Vec<u8>> {
         sent(&self.initiator_actions)
     }
+}
+
+/// Logs what `host` asks for and puts what it sends to `peer` in flight; `true` if it
+/// asked for anything.
+fn collect(
+    host: &mut PairingHost,
+    peer: &PeerId,
+    in_flight: &mut VecDeque<Vec<u8>>,
+    log: &mut Vec<Action>,
+) -> bool {
+    let before = log.len();
+    while let Some(action) = host.poll_action() {
+        if let Action::Send { peer: to, bytes } = &action {
+            if to == peer {
+                in_flight.push_back(bytes.clone());
+            }
+        }
+        log.push(action);
+    }
+    log.len() > before
 }
 
 fn completed(actions: &[Action]) -> Option<&PairedDevice> {

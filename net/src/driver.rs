@@ -23,7 +23,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, FromSwarm, NetworkBehaviour, NewListenAddr, SwarmEvent};
 use libp2p::{identify, mdns, Multiaddr, PeerId as Libp2pPeerId, Swarm};
 use paircode_core::{
-    Action, Code, Config, HostError, LocalDevice, PairingHost, PeerId, Progress, SessionId,
+    Action, Code, Config, HostError, LocalDevice, PairingHost, PeerId, Progress, Role, SessionId,
 };
 
 mod presence;
@@ -314,7 +314,9 @@ where
             cfg.code_ttl = ttl;
         }
         let now = Instant::now();
-        let started = self.host.generate(cfg, code, now, &mut rand_core::OsRng);
+        let started = self
+            .host
+            .start(Role::Initiator, cfg, code, now, &mut rand_core::OsRng);
         let start = self.new_session(started)?;
         self.drain();
         Ok(start)
@@ -323,7 +325,9 @@ where
     fn join(&mut self, code: &Code) -> Result<SessionStart, Error> {
         let now = Instant::now();
         let cfg = self.pairing_config.clone();
-        let started = self.host.join(cfg, code, now, &mut rand_core::OsRng);
+        let started = self
+            .host
+            .start(Role::Joiner, cfg, code, now, &mut rand_core::OsRng);
         let start = self.new_session(started)?;
         // Peers already known (found by mDNS, or connected: bootstrap nodes, paired
         // devices) are asked at once, not only those discovered from now on.

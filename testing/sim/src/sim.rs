@@ -373,10 +373,7 @@ impl Simulator {
                 let spec = &s.spec;
                 let mut rng = ChaCha20Rng::from_seed(spec.seed);
                 let (cfg, code) = (spec.cfg.clone(), &spec.code);
-                let started = match spec.role {
-                    Role::Initiator => host.generate(cfg, code, now, &mut rng),
-                    Role::Joiner => host.join(cfg, code, now, &mut rng),
-                };
+                let started = host.start(spec.role, cfg, code, now, &mut rng);
                 let joiner = spec.role == Role::Joiner;
                 s.session = Some(started.expect("a simulated device runs one session"));
                 s.started_at = Some(now);

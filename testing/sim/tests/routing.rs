@@ -102,7 +102,7 @@ fn a_prove_for_the_lingering_initiator_is_answered_alike_by_simulator_and_driver
         match input {
             Input::Start(at) => {
                 let mut rng = ChaCha20Rng::from_seed(spec.seed);
-                host.generate(spec.cfg.clone(), &spec.code, *at, &mut rng)
+                host.start(spec.role, spec.cfg.clone(), &spec.code, *at, &mut rng)
                     .expect("the host is idle");
             }
             Input::Message(at, from, bytes) => host.handle_message(from, bytes, *at),
