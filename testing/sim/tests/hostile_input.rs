@@ -12,7 +12,7 @@ use paircode_core::{
     Progress,
 };
 use paircode_sim::garbage::{self, Garbage};
-use paircode_sim::ids::{device, synthetic_peer_id};
+use paircode_sim::ids::{synthetic_device, synthetic_peer_id};
 use paircode_sim::node::SessionState;
 use paircode_sim::random::{bytes32, index, stream_rng, Stream};
 use paircode_sim::schedule::proptest_config;
@@ -49,7 +49,10 @@ impl Duo {
     fn new(seed: u64, accept: bool) -> Self {
         let mut rng = stream_rng(seed, Stream::Setup);
         let code = Code::generate(&mut rng);
-        let (a, b) = (device(&mut rng, "alice"), device(&mut rng, "bob"));
+        let (a, b) = (
+            synthetic_device(&mut rng, "alice"),
+            synthetic_device(&mut rng, "bob"),
+        );
         let now = Instant::now();
         let cfg = Config::default();
         let mut alice_rng = ChaCha20Rng::from_seed(bytes32(&mut rng));
