@@ -21,6 +21,7 @@ use crate::device::Role;
 use crate::identity::PeerId;
 use crate::messages::reply_without_session;
 use crate::pairing::{LocalDevice, Pairing};
+use crate::timer::Timer;
 
 /// How long a finished initiator keeps answering a repeated `Prove` after its session
 /// ended: long enough for a joiner that lost the verdict to resend its proof a few times.
@@ -220,9 +221,15 @@ impl PairingHost {
     /// running session's timers and the end of the lingering. `None` while idle. Every
     /// `handle_*` and start may change it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let session = self.current.as_ref().and_then(|c| c.pairing.poll_timeout());
-        let linger = self.lingering.as_ref().map(|l| l.until);
-        session.into_iter().chain(linger).min()
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    /// [`poll_timeout`](Self::poll_timeout) with the name of the timer it waits for, so
+    /// that a timer that keeps firing can say which one it is.
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
+        let session = self.current.as_ref().and_then(|c| c.pairing.next_timer());
+        let linger = self.lingering.as_ref().map(|l| (l.until, Timer::Linger));
+        session.into_iter().chain(linger).min_by_key(|(at, _)| *at)
     }
 
     /// Moves the running session's actions to the host's queue, and retires the session

@@ -4,10 +4,13 @@
 //! the protocol version so a future schedule cannot collide with this one.
 
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, Mac as _};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::messages::Mac;
 
 pub const KEY_LEN: usize = 32;
 const CODE_SALT: &[u8] = b"paircode v1";
@@ -21,8 +24,9 @@ const MAC_LABEL_JOINER: &[u8] = b"joiner";
 
 /// Public name of a pairing session: published in the DHT and sent in the clear.
 /// It is an HKDF output, so it reveals nothing usable about the code.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DiscoveryId(pub [u8; KEY_LEN]);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DiscoveryId(#[serde(with = "serde_bytes")] pub [u8; KEY_LEN]);
 
 impl std::fmt::Debug for DiscoveryId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,21 +66,21 @@ impl CodeKeys {
     }
 
     /// `mac_i`: the initiator's proof that it knows the code, bound to the transcript.
-    pub fn initiator_mac(&self, transcript: &Transcript) -> [u8; KEY_LEN] {
+    pub fn initiator_mac(&self, transcript: &Transcript) -> Mac {
         self.mac(MAC_LABEL_INITIATOR, transcript)
     }
 
     /// `mac_j`: the joiner's proof.
-    pub fn joiner_mac(&self, transcript: &Transcript) -> [u8; KEY_LEN] {
+    pub fn joiner_mac(&self, transcript: &Transcript) -> Mac {
         self.mac(MAC_LABEL_JOINER, transcript)
     }
 
-    fn mac(&self, label: &[u8], transcript: &Transcript) -> [u8; KEY_LEN] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.auth_key)
+    fn mac(&self, label: &[u8], transcript: &Transcript) -> Mac {
+        let mut mac = <Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.auth_key)
             .expect("HMAC accepts any key length");
         mac.update(label);
         mac.update(&transcript.0);
-        mac.finalize().into_bytes().into()
+        Mac(mac.finalize().into_bytes().into())
     }
 
     /// Derives the long-term pairing secret and the two directional session keys.

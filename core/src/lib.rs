@@ -18,6 +18,7 @@ pub mod keys;
 pub mod messages;
 mod pairing;
 mod rate_limit;
+mod timer;
 
 #[cfg(test)]
 mod initiator_tests;
@@ -37,3 +38,4 @@ pub use identity::{DeviceIdentity, PeerId};
 pub use keys::{DiscoveryId, SessionKeys};
 pub use messages::{Message, RejectReason, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use pairing::{LocalDevice, Pairing};
+pub use timer::Timer;

@@ -14,6 +14,7 @@ use crate::identity::PeerId;
 use crate::initiator::Initiator;
 use crate::joiner::Joiner;
 use crate::keys::DiscoveryId;
+use crate::timer::Timer;
 
 /// Who we are in a pairing: the PeerId the transport authenticates, and what we show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,9 +114,13 @@ impl Pairing {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
         match self {
-            Pairing::Initiator(i) => i.poll_timeout(),
-            Pairing::Joiner(j) => j.poll_timeout(),
+            Pairing::Initiator(i) => i.next_timer(),
+            Pairing::Joiner(j) => j.next_timer(),
         }
     }
 
