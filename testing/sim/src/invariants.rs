@@ -108,11 +108,11 @@ impl Invariants {
             node,
             detail,
         };
-        if step.stuck_timer {
+        if let Some(timer) = step.stuck_timer {
             return Err(fail(
                 0,
                 step.node,
-                "poll_timeout() is still due right after handle_timeout(now)".into(),
+                format!("poll_timeout() ({timer:?}) is still due right after handle_timeout(now)"),
             ));
         }
         self.learn_code_secrets(nodes);

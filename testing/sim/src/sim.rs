@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use paircode_core::joiner::JoinerState;
 use paircode_core::messages::Message;
-use paircode_core::{Action, DiscoveryId, LocalDevice, PairingHost, PeerId, Role};
+use paircode_core::{Action, DiscoveryId, LocalDevice, PairingHost, PeerId, Role, Timer};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -60,9 +60,9 @@ pub struct StepReport {
     /// Index of the first message this step put on the wire.
     pub tap_mark: usize,
     pub delivery: Option<Delivery>,
-    /// After `handle_timeout(now)` the session still wanted a timeout at or before `now`:
+    /// After `handle_timeout(now)` the session still wanted this timer at or before `now`:
     /// a driver following `poll_timeout` would spin.
-    pub stuck_timer: bool,
+    pub stuck_timer: Option<Timer>,
 }
 
 enum Event {
@@ -307,14 +307,17 @@ impl Simulator {
         self.marks.clear();
         let tap_mark = self.tap.len();
         let mut delivery = None;
-        let mut stuck_timer = false;
+        let mut stuck_timer = None;
         let (kind, node) = match event {
             Event::Timer { node, .. } => {
                 self.nodes[node].timer = None;
                 let now = self.now();
                 let host = &mut self.nodes[node].host;
                 host.handle_timeout(now);
-                stuck_timer = host.poll_timeout().is_some_and(|t| t <= now);
+                stuck_timer = host
+                    .next_timer()
+                    .filter(|(at, _)| *at <= now)
+                    .map(|(_, timer)| timer);
                 self.settle(node);
                 (StepKind::Timer, node)
             }
