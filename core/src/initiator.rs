@@ -25,6 +25,7 @@ use crate::pairing::LocalDevice;
 use crate::rate_limit::RateLimiter;
 use crate::timer::Timer;
 
+/// The initiating side of one pairing session; drive it through [`Pairing`](crate::Pairing).
 pub struct Initiator {
     cfg: Config,
     local: LocalDevice,
@@ -76,9 +77,13 @@ enum State {
 /// Where the initiator is, for status displays and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitiatorState {
+    /// Waiting for joiners; answering their `Join`s.
     Open,
+    /// A joiner proved the code; waiting for the local user's answer.
     Confirming,
+    /// Paired; still answers a repeated proof from the paired joiner.
     Completed,
+    /// Ended without pairing.
     Failed,
 }
 
@@ -111,6 +116,7 @@ impl Initiator {
         }
     }
 
+    /// Where the initiator is.
     pub fn state(&self) -> InitiatorState {
         match self.state {
             State::Open => InitiatorState::Open,
@@ -120,10 +126,12 @@ impl Initiator {
         }
     }
 
+    /// When the code expires.
     pub fn expires_at(&self) -> Instant {
         self.expires_at
     }
 
+    /// How many joiners are half-way through the handshake.
     pub fn pending_attempts(&self) -> usize {
         self.attempts.len()
     }

@@ -1,4 +1,4 @@
-//! The key schedule (DESIGN §2, §3): everything derived from the code and the handshake.
+//! The key schedule (`docs/PROTOCOL.md`): everything derived from the code and the handshake.
 //!
 //! Labels are distinct per output so that no two keys can ever coincide, and the salt names
 //! the protocol version so a future schedule cannot collide with this one.
@@ -12,6 +12,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::messages::Mac;
 
+/// Length of every key, MAC, nonce and hash in the protocol, in bytes.
 pub const KEY_LEN: usize = 32;
 const CODE_SALT: &[u8] = b"paircode v1";
 const LABEL_DISCOVERY: &[u8] = b"discovery";
@@ -41,12 +42,14 @@ impl std::fmt::Debug for DiscoveryId {
 /// Keys that follow from the code alone.
 #[derive(Clone, ZeroizeOnDrop)]
 pub struct CodeKeys {
+    /// The session's public name.
     #[zeroize(skip)]
     pub discovery_id: DiscoveryId,
     auth_key: [u8; KEY_LEN],
 }
 
 impl CodeKeys {
+    /// The keys of the code with this entropy.
     pub fn derive(entropy: &[u8]) -> Self {
         let hk = Hkdf::<Sha256>::new(Some(CODE_SALT), entropy);
         let mut discovery = [0u8; KEY_LEN];
@@ -61,6 +64,7 @@ impl CodeKeys {
         }
     }
 
+    /// The key both proofs are MACs under.
     pub fn auth_key(&self) -> &[u8; KEY_LEN] {
         &self.auth_key
     }
@@ -118,7 +122,7 @@ impl std::fmt::Debug for CodeKeys {
 }
 
 /// Constant-time comparison of two MACs.
-pub fn macs_equal(a: &[u8; KEY_LEN], b: &[u8]) -> bool {
+pub(crate) fn macs_equal(a: &[u8; KEY_LEN], b: &[u8]) -> bool {
     b.len() == KEY_LEN && bool::from(a.ct_eq(b))
 }
 
@@ -137,10 +141,12 @@ impl std::fmt::Debug for Transcript {
     }
 }
 
+/// Hashes the transcript's fields in order, each prefixed with its length.
 #[derive(Default)]
 pub struct TranscriptBuilder(Sha256);
 
 impl TranscriptBuilder {
+    /// Appends one field: its length as a big-endian `u32`, then its bytes.
     pub fn field(mut self, bytes: &[u8]) -> Self {
         let len =
             u32::try_from(bytes.len()).expect("transcript fields are capped by the message size");
@@ -149,6 +155,7 @@ impl TranscriptBuilder {
         self
     }
 
+    /// The hash of the fields appended.
     pub fn finish(self) -> Transcript {
         Transcript(self.0.finalize().into())
     }
@@ -157,9 +164,13 @@ impl TranscriptBuilder {
 /// What a completed pairing yields. Wiped on drop; `Debug` shows only the transcript.
 #[derive(Clone, ZeroizeOnDrop)]
 pub struct SessionKeys {
+    /// The long-term secret the two devices share from now on.
     pub pairing_secret: [u8; KEY_LEN],
+    /// Key for traffic from the initiator to the joiner.
     pub initiator_to_joiner: [u8; KEY_LEN],
+    /// Key for traffic from the joiner to the initiator.
     pub joiner_to_initiator: [u8; KEY_LEN],
+    /// The handshake these keys were derived from.
     #[zeroize(skip)]
     pub transcript: Transcript,
 }

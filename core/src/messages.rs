@@ -1,4 +1,4 @@
-//! Wire messages of `/paircode/pair/1` (DESIGN §3): versioned CBOR with a hard size cap.
+//! Wire messages of `/paircode/pair/1` (`docs/PROTOCOL.md`): versioned CBOR with a hard size cap.
 //!
 //! Decoding happens in two steps, envelope first, so that a peer speaking a newer version
 //! gets a clear `unsupported version` answer instead of a generic parse error.
@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceInfo;
 use crate::keys::{DiscoveryId, KEY_LEN};
 
+/// The version every message's envelope carries (`v`).
 pub const PROTOCOL_VERSION: u8 = 1;
 /// No message is decoded above this size; honest messages are a few hundred bytes.
 pub const MAX_MESSAGE_LEN: usize = 4096;
@@ -40,14 +41,21 @@ macro_rules! bytes_newtype {
 }
 bytes_newtype!(Nonce, Mac, EphemeralKey);
 
+/// One message of the handshake: joiner → `Join`, initiator → `Challenge`,
+/// joiner → `Prove`, initiator → `Done`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A joiner asks for the session.
     Join(Join),
+    /// The initiator proves it knows the code.
     Challenge(Challenge),
+    /// The joiner proves it knows the code.
     Prove(Prove),
+    /// The initiator's verdict.
     Done(Done),
 }
 
+/// The joiner's opening message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Join {
     /// The session asked for.
@@ -60,6 +68,7 @@ pub struct Join {
     pub info: DeviceInfo,
 }
 
+/// The initiator's answer to a `Join`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
     /// The initiator's contribution to the transcript.
@@ -93,9 +102,12 @@ pub struct Done {
     pub outcome: Outcome,
 }
 
+/// What a verdict says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
+    /// Paired.
     Accepted,
+    /// Not paired, for this reason.
     Rejected(RejectReason),
 }
 
@@ -124,34 +136,53 @@ impl Done {
 /// Why an initiator turned an attempt down. Sent to the joiner, so it can tell its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RejectReason {
+    /// No session for this code (or the attempt is unknown): try again later.
     #[error("this device has no pairing session for that code")]
     NoSession,
+    /// Another joiner holds the session.
     #[error("the device is busy with another joiner")]
     Busy,
+    /// The initiator's user said no.
     #[error("the other user declined the pairing")]
     UserRejected,
+    /// The joiner's MAC was wrong.
     #[error("the proof of the code did not verify")]
     BadProof,
+    /// The code's lifetime is over.
     #[error("the code has expired")]
     Expired,
+    /// This peer failed too often and is blocked for a while.
     #[error("too many failed attempts from this device; try again later")]
     RateLimited,
+    /// The message's envelope names another protocol version.
     #[error("unsupported protocol version")]
     UnsupportedVersion,
+    /// The message could not be read.
     #[error("malformed message")]
     Malformed,
+    /// The initiator's user cancelled.
     #[error("the other side cancelled the pairing")]
     Cancelled,
+    /// The initiator's user did not answer in time.
     #[error("the other user did not answer in time")]
     Timeout,
 }
 
+/// Why bytes are not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Longer than [`MAX_MESSAGE_LEN`]; not even looked at.
     #[error("message of {len} bytes exceeds the {max}-byte limit")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The length received.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A well-formed envelope of another protocol version (this one).
     #[error("unsupported protocol version {0} (this build speaks {PROTOCOL_VERSION})")]
     UnsupportedVersion(u64),
+    /// Not a valid message of this version; says what is wrong.
     #[error("malformed message: {0}")]
     Malformed(String),
 }
@@ -185,6 +216,7 @@ enum OwnedBody {
 }
 
 impl Message {
+    /// The message in its envelope, as CBOR.
     pub fn encode(&self) -> Vec<u8> {
         let m = match self {
             Message::Join(x) => Body::Join(x),
@@ -204,6 +236,7 @@ impl Message {
         out
     }
 
+    /// Reads one message: size first, then the envelope's version, then the body.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(DecodeError::TooLarge {
@@ -248,6 +281,7 @@ impl Message {
             .map_err(|e| DecodeError::Malformed(e.to_string()))
     }
 
+    /// The message's name, for logs and reports.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Join(_) => "Join",
