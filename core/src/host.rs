@@ -399,4 +399,29 @@ mod tests {
             .unwrap();
         assert!(pair.initiator.lingering().is_none());
     }
+
+    #[test]
+    fn timers_name_themselves() {
+        let cfg = Config {
+            auto_accept: true,
+            ..Config::default()
+        };
+        let mut pair = Pair::new(cfg.clone());
+        let start = pair.now;
+        assert_eq!(
+            pair.initiator.next_timer(),
+            Some((start + cfg.code_ttl, Timer::CodeExpiry))
+        );
+        assert_eq!(
+            pair.joiner.next_timer(),
+            Some((start + cfg.lookup_interval, Timer::Lookup))
+        );
+        pair.joiner_discovers_initiator();
+        pair.drive_until(|p| p.initiator_completed().is_some());
+        assert_eq!(
+            pair.initiator.next_timer(),
+            Some((pair.now + LINGER, Timer::Linger))
+        );
+        assert_eq!(pair.initiator.poll_timeout(), Some(pair.now + LINGER));
+    }
 }
