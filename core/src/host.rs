@@ -288,6 +288,18 @@ mod tests {
             .collect()
     }
 
+    /// Alice (auto-accepting) has just completed; her verdict has not reached Bob yet, so
+    /// his proof is the last message that crossed.
+    fn alice_just_completed() -> Pair {
+        let mut pair = Pair::new(Config {
+            auto_accept: true,
+            ..Config::default()
+        });
+        pair.joiner_discovers_initiator();
+        pair.drive_until(|p| p.initiator_completed().is_some());
+        pair
+    }
+
     #[test]
     fn a_second_session_is_busy_until_the_first_ends() {
         let mut f = Fixture::new();
@@ -343,13 +355,7 @@ mod tests {
 
     #[test]
     fn a_finished_initiator_answers_a_repeated_prove_while_it_lingers() {
-        let mut pair = Pair::new(Config {
-            auto_accept: true,
-            ..Config::default()
-        });
-        // Hold back Alice's verdict: Bob's proof is the last message to cross.
-        pair.joiner_discovers_initiator();
-        pair.drive_until(|p| p.initiator_completed().is_some());
+        let mut pair = alice_just_completed();
         let prove = pair
             .sent_by_joiner()
             .into_iter()
@@ -379,12 +385,7 @@ mod tests {
 
     #[test]
     fn a_new_session_ends_the_lingering() {
-        let mut pair = Pair::new(Config {
-            auto_accept: true,
-            ..Config::default()
-        });
-        pair.joiner_discovers_initiator();
-        pair.drive_until(|p| p.initiator_completed().is_some());
+        let mut pair = alice_just_completed();
         assert!(pair.initiator.lingering().is_some());
         let code = pair.code.clone();
         let now = pair.now;
