@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use paircode_core::initiator::InitiatorState;
-use paircode_core::joiner::JoinerState;
+use paircode_core::InitiatorState;
+use paircode_core::JoinerState;
 use paircode_core::{Code, Config, LocalDevice, Pairing, PairingHost, Role, SessionId};
 
 use crate::attacker::Attacker;

@@ -6,8 +6,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 
-use paircode_core::joiner::JoinerState;
 use paircode_core::messages::Message;
+use paircode_core::JoinerState;
 use paircode_core::{Action, DiscoveryId, LocalDevice, PairingHost, PeerId, Role, Timer};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

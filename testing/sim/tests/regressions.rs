@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use paircode_core::joiner::JoinerState;
 use paircode_core::messages::reply_without_session;
+use paircode_core::JoinerState;
 use paircode_core::{Action, Code, Config, LocalDevice, PairedDevice, Pairing};
 use paircode_sim::ids::synthetic_device;
 use paircode_sim::net::NetConfig;
@@ -215,7 +215,7 @@ fn a_lost_prove_is_recovered_by_its_retransmission() {
     alice.handle_message(&b, &again[0], resend);
     drain(&mut alice);
     let confirming = matches!(&alice, Pairing::Initiator(i)
-        if i.state() == paircode_core::initiator::InitiatorState::Confirming);
+        if i.state() == paircode_core::InitiatorState::Confirming);
     assert!(confirming, "the retransmitted proof found no attempt");
 }
 
