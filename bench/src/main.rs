@@ -151,7 +151,9 @@ impl Daemons {
 
     fn status(&self, host: &Host) -> Result<Value, BenchError> {
         let text = self.ok(None, &host.name, &["--json", "status"])?;
-        serde_json::from_str(text.trim()).map_err(|e| BenchError::Setup(e.to_string()))
+        let envelope: Value =
+            serde_json::from_str(text.trim()).map_err(|e| BenchError::Setup(e.to_string()))?;
+        Ok(envelope["result"].clone())
     }
 
     /// Starts `generate --auto-accept` on `initiator`: the code, and a channel that
@@ -177,11 +179,12 @@ impl Daemons {
         std::thread::spawn(move || {
             for line in lines.lines().map_while(Result::ok) {
                 let v: Value = serde_json::from_str(&line).unwrap_or_default();
-                if v["event"] == "paired" {
+                // The envelope that ends the command: paired, or the error.
+                if v["ok"] == true {
                     let _ = tx.send(Ok(Instant::now()));
                     return;
                 }
-                if v.get("error").is_some() {
+                if v["ok"] == false {
                     let _ = tx.send(Err(line));
                     return;
                 }

@@ -2,33 +2,12 @@
 
 use tokio::net::UnixStream;
 
-use crate::exit::{CliError, Exit};
+use crate::error::CliError;
 use crate::instance::Instance;
-use crate::ipc::{read_frame, write_frame, FrameError, Request, Response};
+use crate::ipc::{read_frame, write_frame, Request, Response};
 
 pub struct Client {
     pub stream: UnixStream,
-}
-
-pub fn not_running(instance: &Instance) -> CliError {
-    let flag = match instance.name.as_str() {
-        "default" => String::new(),
-        name => format!(" --instance {name}"),
-    };
-    CliError::new(
-        Exit::NotRunning,
-        format!(
-            "the paircode daemon for instance '{}' is not running; start it with `paircode{flag} start`",
-            instance.name
-        ),
-    )
-}
-
-fn frame_error(e: FrameError) -> CliError {
-    match e {
-        FrameError::Closed => CliError::new(Exit::Failure, "the daemon closed the connection"),
-        other => CliError::new(Exit::Failure, other.to_string()),
-    }
 }
 
 impl Client {
@@ -41,23 +20,23 @@ impl Client {
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                Err(not_running(instance))
+                Err(CliError::NotRunning {
+                    instance: instance.name.clone(),
+                })
             }
-            Err(e) => Err(CliError::new(
-                Exit::Failure,
-                format!("connecting to {}: {e}", instance.socket().display()),
-            )),
+            Err(source) => Err(CliError::Connect {
+                path: instance.socket(),
+                source,
+            }),
         }
     }
 
     pub async fn send(&mut self, request: &Request) -> Result<(), CliError> {
-        write_frame(&mut self.stream, request)
-            .await
-            .map_err(frame_error)
+        Ok(write_frame(&mut self.stream, request).await?)
     }
 
     pub async fn receive(&mut self) -> Result<Response, CliError> {
-        match read_frame(&mut self.stream).await.map_err(frame_error)? {
+        match read_frame(&mut self.stream).await? {
             Response::Error(e) => Err(e.into()),
             other => Ok(other),
         }

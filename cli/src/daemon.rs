@@ -7,19 +7,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use paircode_core::{Code, PairedDevice, PeerId};
-use paircode_net::{
-    Error as NetError, GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle,
-};
+use paircode_net::{GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
 
 use crate::devices::{DeviceList, DeviceRecord};
-use crate::instance::Instance;
+use crate::instance::{Instance, DEVICES_FILE};
 use crate::ipc::{
-    read_frame, write_frame, DeviceView, ErrorKind, Event, FrameError, IpcError, Request, Response,
-    SessionView, StatusInfo,
+    read_frame, write_frame, DaemonError, DeviceView, Event, FrameError, Request, Response,
+    SaveContext, SessionView, StatusInfo,
 };
-use crate::store::Vault;
+use crate::store::{StoreError, Vault};
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -109,7 +107,9 @@ impl Daemon {
                 NodeEvent::PairedOnline(peer) => self.presence(peer, true),
                 NodeEvent::PairedOffline(peer) => self.presence(peer, false),
                 NodeEvent::UnpairedByPeer(peer) => {
-                    self.forget(&peer, false);
+                    if let Err(e) = self.forget(&peer, false) {
+                        tracing::error!("the other device unpaired us: {e}");
+                    }
                 }
                 NodeEvent::UnpairDelivered(peer) => {
                     let mut devices = self.devices.lock().expect("devices lock");
@@ -140,20 +140,20 @@ impl Daemon {
         }
     }
 
-    /// Removes a device from the list; `tell` queues a notice for it.
-    fn forget(&self, peer: &PeerId, tell: bool) -> Option<DeviceRecord> {
+    /// Removes a device from the list; `tell` queues a notice for it. Nothing changes,
+    /// in memory or on disk, unless the new list was saved.
+    fn forget(&self, peer: &PeerId, tell: bool) -> Result<Option<DeviceRecord>, StoreError> {
         let mut devices = self.devices.lock().expect("devices lock");
         let mut updated = devices.clone();
-        let record = updated.remove(peer.as_bytes())?;
+        let Some(record) = updated.remove(peer.as_bytes()) else {
+            return Ok(None);
+        };
         if tell {
             updated
                 .unpair_pending
                 .push(serde_bytes::ByteBuf::from(peer.as_bytes().to_vec()));
         }
-        if let Err(e) = updated.save(&self.vault) {
-            tracing::error!("saving the device list: {e}");
-            return None;
-        }
+        updated.save(&self.vault)?;
         *devices = updated;
         drop(devices);
         self.online.lock().expect("online lock").remove(peer);
@@ -166,7 +166,25 @@ impl Daemon {
                 tracing::info!(peer = %peer, "the other device unpaired us");
             }
         }
-        Some(record)
+        Ok(Some(record))
+    }
+
+    /// Why the device list could not be saved, for the CLI: the file and the OS's reason.
+    fn save_failed(&self, what: SaveContext, e: StoreError) -> DaemonError {
+        tracing::error!("{what}: {e}");
+        let cause = match e {
+            StoreError::Save { source, .. } | StoreError::Io { source, .. } => source.to_string(),
+            StoreError::Corrupt { why, .. } => why,
+            e @ (StoreError::WrongPassword { .. }
+            | StoreError::Missing { .. }
+            | StoreError::EmptyPassword
+            | StoreError::Kdf(_)) => e.to_string(),
+        };
+        DaemonError::Save {
+            what,
+            path: self.vault.dir().join(DEVICES_FILE),
+            cause,
+        }
     }
 
     fn save(&self, devices: &DeviceList, what: &str) {
@@ -181,7 +199,7 @@ impl Daemon {
             Ok(r) => r,
             Err(FrameError::Closed) => return,
             Err(e) => {
-                let error = IpcError::new(ErrorKind::BadRequest, e.to_string());
+                let error = DaemonError::BadRequest(e.to_string());
                 let _ = write_frame(&mut writer, &Response::Error(error)).await;
                 return;
             }
@@ -235,11 +253,11 @@ impl Daemon {
                             .await;
                         return;
                     }
-                    Err(e) => Response::Error(net_error(&e)),
+                    Err(e) => Response::Error(e.into()),
                 }
             }
             Request::Join { words } => match Code::parse(&words) {
-                Err(e) => Response::Error(IpcError::new(ErrorKind::BadRequest, e.to_string())),
+                Err(e) => Response::Error(DaemonError::BadCode(e.to_string())),
                 Ok(code) => match self.node.start_join(&code).await {
                     Ok(handle) => {
                         if write_frame(&mut writer, &Response::Event(Event::Searching))
@@ -252,13 +270,10 @@ impl Daemon {
                         self.run_session("joiner", None, handle, writer, rx).await;
                         return;
                     }
-                    Err(e) => Response::Error(net_error(&e)),
+                    Err(e) => Response::Error(e.into()),
                 },
             },
-            Request::Confirm { .. } => Response::Error(IpcError::new(
-                ErrorKind::BadRequest,
-                "a confirmation belongs to the connection that generated the code",
-            )),
+            Request::Confirm { .. } => Response::Error(DaemonError::ConfirmWithoutSession),
         };
         let _ = write_frame(&mut writer, &reply).await;
     }
@@ -285,7 +300,7 @@ impl Daemon {
             tokio::select! {
                 event = handle.next_event() => {
                     let Some(event) = event else {
-                        let error = IpcError::new(ErrorKind::Internal, "the node stopped");
+                        let error = DaemonError::NodeStopped;
                         let _ = write_frame(&mut writer, &Response::Event(Event::Failed(error))).await;
                         break;
                     };
@@ -304,7 +319,7 @@ impl Daemon {
                             Ok(view) => (Event::Paired(view), true),
                             Err(error) => (Event::Failed(error), true),
                         },
-                        PairingEvent::Failed(e) => (Event::Failed(net_error(&e)), true),
+                        PairingEvent::Failed(e) => (Event::Failed(e.into()), true),
                     };
                     if !cli_gone && write_frame(&mut writer, &Response::Event(out)).await.is_err() {
                         cli_gone = true;
@@ -340,18 +355,15 @@ impl Daemon {
     }
 
     /// Persists a new pairing before anyone is told it succeeded.
-    fn remember(&self, device: &PairedDevice) -> Result<DeviceView, IpcError> {
+    fn remember(&self, device: &PairedDevice) -> Result<DeviceView, DaemonError> {
         let record = DeviceRecord::from_pairing(device, unix_now());
         let view = record.view(true);
         let mut devices = self.devices.lock().expect("devices lock");
         let mut updated = devices.clone();
         updated.upsert(record);
-        updated.save(&self.vault).map_err(|e| {
-            IpcError::new(
-                ErrorKind::Internal,
-                format!("paired, but saving failed: {e}"),
-            )
-        })?;
+        updated
+            .save(&self.vault)
+            .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
         *devices = updated;
         self.online
             .lock()
@@ -368,28 +380,20 @@ impl Daemon {
             .lock()
             .expect("devices lock")
             .find(who)
-            .map(|record| record.peer());
+            .map(|record| (record.peer(), record.name.clone()));
         let peer = match found {
-            Ok(Some(peer)) => peer,
-            Ok(None) => {
-                return Response::Error(IpcError::new(
-                    ErrorKind::Internal,
-                    "stored peer id is invalid",
-                ))
-            }
-            Err(e) => {
-                return Response::Error(IpcError::new(ErrorKind::UnknownDevice, e.to_string()))
-            }
+            Ok((Some(peer), _)) => peer,
+            Ok((None, name)) => return Response::Error(DaemonError::InvalidStoredPeer { name }),
+            Err(e) => return Response::Error(e.into()),
         };
         match self.forget(&peer, true) {
-            Some(record) => {
+            Ok(Some(record)) => {
                 tracing::info!(peer = %peer, "unpaired");
                 Response::Unpaired(record.view(false))
             }
-            None => Response::Error(IpcError::new(
-                ErrorKind::Internal,
-                "could not save the device list",
-            )),
+            // Gone between the lookup and now: the other device unpaired us meanwhile.
+            Ok(None) => Response::Error(crate::devices::FindError::Unknown(who.to_string()).into()),
+            Err(e) => Response::Error(self.save_failed(SaveContext::Unpaired, e)),
         }
     }
 
@@ -399,10 +403,7 @@ impl Daemon {
                 let _ = session.cancel.send(());
                 Response::Done
             }
-            None => Response::Error(IpcError::new(
-                ErrorKind::NoSession,
-                "no pairing session is running",
-            )),
+            None => Response::Error(DaemonError::NoSession),
         }
     }
 
@@ -448,17 +449,4 @@ impl Daemon {
             pid: std::process::id(),
         }
     }
-}
-
-fn net_error(e: &NetError) -> IpcError {
-    let kind = match e {
-        NetError::NoDeviceAnswered => ErrorKind::NoDeviceAnswered,
-        NetError::CodeExpired => ErrorKind::CodeExpired,
-        NetError::Rejected { .. } | NetError::Declined { .. } => ErrorKind::Rejected,
-        NetError::Cancelled | NetError::ConfirmTimeout { .. } => ErrorKind::Cancelled,
-        NetError::Busy => ErrorKind::Busy,
-        NetError::Transport(_) => ErrorKind::Transport,
-        _ => ErrorKind::Internal,
-    };
-    IpcError::new(kind, e.to_string())
 }

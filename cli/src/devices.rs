@@ -89,8 +89,14 @@ pub struct DeviceList {
 }
 
 impl DeviceList {
+    /// The list is written before the identity at `init`, so once the identity exists a
+    /// missing list is a lost file, never an empty one.
     pub fn load(vault: &Vault) -> Result<Self, StoreError> {
-        Ok(vault.read(DEVICES_FILE)?.unwrap_or_default())
+        vault
+            .read(DEVICES_FILE)?
+            .ok_or_else(|| StoreError::Missing {
+                path: vault.dir().join(DEVICES_FILE),
+            })
     }
 
     pub fn save(&self, vault: &Vault) -> Result<(), StoreError> {
@@ -139,7 +145,8 @@ impl DeviceList {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FindError {
     #[error("no paired device is called or has the peer id {0:?}; `paircode network devices` lists them")]
     Unknown(String),

@@ -2,11 +2,19 @@
 //! each carrying the protocol version so a CLI and a daemon from different builds fail with
 //! a clear message instead of misreading each other.
 
+use std::path::PathBuf;
+
+use paircode_core::device::DeviceInfoError;
+use paircode_core::{FailReason, PeerId, RejectReason};
+use paircode_net::Error as NetError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub const IPC_VERSION: u32 = 1;
+use crate::devices::FindError;
+
+/// 2: errors are the typed `DaemonError`.
+pub const IPC_VERSION: u32 = 2;
 /// Replies carry at most a device list; anything near this size is not ours.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 
@@ -45,7 +53,7 @@ pub enum Response {
     Devices(Vec<DeviceView>),
     PairStatus(Option<SessionView>),
     Unpaired(DeviceView),
-    Error(IpcError),
+    Error(DaemonError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +62,7 @@ pub enum Event {
     Found { name: String, peer: String },
     ConfirmRequested { name: String, peer: String },
     Paired(DeviceView),
-    Failed(IpcError),
+    Failed(DaemonError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,34 +96,133 @@ pub struct DeviceView {
     pub last_seen: Option<u64>,
 }
 
-/// An error the daemon reports, with a stable kind the CLI maps to an exit code.
+/// An error the daemon reports. Typed end to end: the CLI derives its message, its `kind`
+/// and its exit code from the variant (see `CliError::exit_code`), never from text.
+///
+/// Adjacently tagged, so every error travels as `{kind, detail}` with a stable snake_case
+/// `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct IpcError {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ErrorKind {
-    NoDeviceAnswered,
-    CodeExpired,
-    Rejected,
-    Cancelled,
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum DaemonError {
+    /// The pairing ended without a paired device; the wording is the core's.
+    #[error(transparent)]
+    Pairing {
+        #[serde(with = "FailReasonDef")]
+        reason: FailReason,
+    },
+    #[error("{}", NetError::Busy)]
     Busy,
+    #[error("{}", NetError::NodeStopped)]
+    NodeStopped,
+    /// The node's transport failed; its own description, as the node gave it.
+    #[error("transport: {0}")]
+    Transport(String),
+    #[error("{}", NetError::InvalidName(.name.clone()))]
+    InvalidName {
+        #[serde(with = "DeviceInfoErrorDef")]
+        name: DeviceInfoError,
+    },
+    #[error("no pairing session is running")]
     NoSession,
-    UnknownDevice,
-    BadRequest,
-    Transport,
-    Internal,
+    #[error(transparent)]
+    UnknownDevice(#[from] FindError),
+    /// A device record in the list holds no valid peer id.
+    #[error("the stored record of {name:?} has an invalid peer id")]
+    InvalidStoredPeer { name: String },
+    /// The device list could not be saved: nothing changed on disk, and in memory neither.
+    #[error("{what}, but {} could not be saved: {cause}; nothing was changed. Free some space or fix the file's permissions, then try again", .path.display())]
+    Save {
+        what: SaveContext,
+        path: PathBuf,
+        /// The operating system's reason.
+        cause: String,
+    },
+    /// The CLI sent a frame the daemon could not read (another build, or not paircode).
+    #[error("the daemon could not read the request: {0}")]
+    BadRequest(String),
+    #[error("the code sent to the daemon is not valid: {0}")]
+    BadCode(String),
+    #[error("a confirmation belongs to the connection that generated the code")]
+    ConfirmWithoutSession,
 }
 
-impl IpcError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        IpcError {
-            kind,
-            message: message.into(),
+/// What the daemon was doing when saving failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaveContext {
+    /// A pairing completed on the wire; the other device may have stored it.
+    Paired,
+    Unpaired,
+}
+
+impl std::fmt::Display for SaveContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SaveContext::Paired => "the pairing completed",
+            SaveContext::Unpaired => "the device was to be unpaired",
+        })
+    }
+}
+
+/// Every node error has its daemon error; no catch-all, so a new one must be placed here.
+impl From<NetError> for DaemonError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Pairing(reason) => DaemonError::Pairing { reason },
+            NetError::Busy => DaemonError::Busy,
+            NetError::NodeStopped => DaemonError::NodeStopped,
+            NetError::Transport(e) => DaemonError::Transport(e.to_string()),
+            NetError::InvalidName(name) => DaemonError::InvalidName { name },
         }
+    }
+}
+
+/// The core's `FailReason` on the socket, field for field (serde's remote derive matches
+/// every variant, so a new reason fails to compile until it is carried here).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "FailReason", rename_all = "snake_case")]
+enum FailReasonDef {
+    CodeExpired,
+    NoDeviceAnswered,
+    Rejected {
+        #[serde(with = "peer_bytes")]
+        peer: PeerId,
+        reason: RejectReason,
+    },
+    Declined {
+        #[serde(with = "peer_bytes")]
+        peer: PeerId,
+    },
+    NoAnswer {
+        #[serde(with = "peer_bytes")]
+        peer: PeerId,
+    },
+    Cancelled,
+    ConfirmTimeout {
+        #[serde(with = "peer_bytes")]
+        peer: PeerId,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "DeviceInfoError", rename_all = "snake_case")]
+enum DeviceInfoErrorDef {
+    EmptyName,
+    NameTooLong(usize),
+    ControlCharacters,
+}
+
+mod peer_bytes {
+    use paircode_core::PeerId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(peer: &PeerId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(peer.as_bytes())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PeerId, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        PeerId::from_bytes(&bytes).map_err(serde::de::Error::custom)
     }
 }
 
@@ -211,6 +318,46 @@ mod tests {
             read_frame::<_, Request>(&mut b).await,
             Err(FrameError::Closed)
         ));
+    }
+
+    #[tokio::test]
+    async fn typed_errors_cross_the_socket_intact() {
+        let peer = PeerId::from_bytes(&[0, 36, 8, 1, 18, 32, 7, 7, 7]).unwrap();
+        let errors = [
+            DaemonError::Pairing {
+                reason: FailReason::Rejected {
+                    peer: peer.clone(),
+                    reason: RejectReason::UserRejected,
+                },
+            },
+            DaemonError::Pairing {
+                reason: FailReason::ConfirmTimeout { peer },
+            },
+            DaemonError::InvalidName {
+                name: DeviceInfoError::NameTooLong(300),
+            },
+            DaemonError::UnknownDevice(FindError::Ambiguous("tv".into(), 2)),
+            DaemonError::Save {
+                what: SaveContext::Unpaired,
+                path: "/x/devices".into(),
+                cause: "No space left on device (os error 28)".into(),
+            },
+        ];
+        for error in errors {
+            let (mut a, mut b) = tokio::io::duplex(4096);
+            let response = Response::Event(Event::Failed(error.clone()));
+            write_frame(&mut a, &response).await.unwrap();
+            assert_eq!(read_frame::<_, Response>(&mut b).await.unwrap(), response);
+        }
+        // The core's words, not a copy of them.
+        let reason = FailReason::CodeExpired;
+        assert_eq!(
+            DaemonError::Pairing {
+                reason: reason.clone()
+            }
+            .to_string(),
+            reason.to_string()
+        );
     }
 
     #[tokio::test]

@@ -1,14 +1,16 @@
-//! The paircode command-line tool and daemon. The binary (`main.rs`) is the only place
-//! errors become exit codes and messages; everything here returns typed errors.
+//! The paircode command-line tool and daemon. Everything returns typed errors; the binary
+//! prints them (`output`) and exits with [`error::CliError::exit_code`], the one place an
+//! error becomes an exit code.
 
 pub mod client;
 pub mod daemon;
 pub mod devices;
-pub mod exit;
+pub mod error;
 pub mod instance;
 pub mod ipc;
 pub mod lock;
 mod logging;
+pub mod output;
 pub mod password;
 pub mod progress;
 pub mod start;

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::exit::{CliError, Exit};
+use crate::error::CliError;
 use crate::instance::Instance;
 
 pub fn init(instance: &Instance, verbose: bool, to_stderr: bool) -> Result<(), CliError> {
@@ -17,7 +17,10 @@ pub fn init(instance: &Instance, verbose: bool, to_stderr: bool) -> Result<(), C
         .append(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| CliError::new(Exit::Failure, format!("{}: {e}", path.display())))?;
+        .map_err(|source| CliError::Log {
+            path: path.clone(),
+            source,
+        })?;
     let default = if verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -29,5 +32,5 @@ pub fn init(instance: &Instance, verbose: bool, to_stderr: bool) -> Result<(), C
             .try_init(),
         false => builder.with_writer(std::sync::Mutex::new(file)).try_init(),
     };
-    result.map_err(|e| CliError::new(Exit::Failure, format!("setting up logging: {e}")))
+    result.map_err(|e| CliError::Logging(e.to_string()))
 }

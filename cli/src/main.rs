@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use paircode_cli::client::Client;
 use paircode_cli::devices::{save_identity, DeviceList, IdentityRecord};
-use paircode_cli::exit::{CliError, Exit};
-use paircode_cli::instance::Instance;
+use paircode_cli::error::{CliError, UsageError};
+use paircode_cli::instance::{Instance, DEVICES_FILE, IDENTITY_FILE};
 use paircode_cli::ipc::{DeviceView, Event, Request, Response, StatusInfo};
+use paircode_cli::output;
 use paircode_cli::password::{self, Confirm};
 use paircode_cli::progress::Progress;
 use paircode_cli::start::{self, StartOptions};
@@ -25,7 +26,8 @@ struct Cli {
     /// Where instances keep their files (default: the platform's data directory).
     #[arg(long, global = true, env = "PAIRCODE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Machine-readable output (one JSON value per line).
+    /// Machine-readable output: one JSON envelope per line (`{"schema":"paircode/1",…}`),
+    /// errors included.
     #[arg(long, global = true)]
     json: bool,
     /// More detail in the daemon's log (RUST_LOG overrides).
@@ -88,6 +90,10 @@ struct StartArgs {
 enum NetworkCommand {
     /// Create this instance's device identity, encrypted with a password.
     Init {
+        /// Start over even though the instance has a store: a new identity and no paired
+        /// devices. A copy of each existing file is kept next to it.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         password: PasswordArgs,
     },
@@ -127,41 +133,47 @@ enum PairCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(e),
+    };
     let json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            return report(
-                json,
-                &CliError::new(Exit::Failure, format!("starting the runtime: {e}")),
-            )
-        }
-    };
-    match runtime.block_on(run(cli)) {
+        .map_err(CliError::Runtime)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => report(json, &e),
+        Err(e) => {
+            output::error(json, &e);
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 
-fn report(json: bool, error: &CliError) -> ExitCode {
-    if json {
-        let value =
-            serde_json::json!({ "error": { "code": error.exit as u8, "message": error.message } });
-        println!("{value}");
-    } else {
-        eprintln!("error: {}", error.message);
+/// clap's verdict on the arguments: help and version as clap prints them, errors as the
+/// JSON envelope when `--json` was given.
+fn usage(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let shown = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if shown || !json {
+        e.exit();
     }
-    ExitCode::from(error.exit as u8)
+    let text = e.render().to_string();
+    let message = text.trim().trim_start_matches("error: ").to_string();
+    let error = CliError::from(UsageError::Arguments(message));
+    output::error(true, &error);
+    ExitCode::from(error.exit_code())
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let instance = Instance::resolve(cli.data_dir.as_deref(), &cli.instance)
-        .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
+    let instance = Instance::resolve(cli.data_dir.as_deref(), &cli.instance)?;
     let json = cli.json;
     match cli.command {
         Command::Start(args) => {
@@ -175,7 +187,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 verbose: cli.verbose,
             };
             if args.foreground {
-                return start::run_foreground(&instance, opts, args.detached).await;
+                return start::run_foreground(&instance, opts, args.detached, json).await;
             }
             let pid = tokio::task::block_in_place(|| start::spawn_background(&instance, opts))?;
             match Client::call(&instance, &Request::Status).await? {
@@ -183,10 +195,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 other => return Err(unexpected(other)),
             }
             if !json {
-                println!(
+                output::line(format_args!(
                     "started (pid {pid}); log: {}",
                     instance.log_file().display()
-                );
+                ));
             }
             Ok(())
         }
@@ -199,10 +211,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
-            print_line(
+            output::result(
                 json,
                 serde_json::json!({ "stopped": instance.name }),
-                &format!("stopped '{}'", instance.name),
+                format_args!("stopped '{}'", instance.name),
             );
             Ok(())
         }
@@ -219,7 +231,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Result<(), CliError> {
     match command {
-        NetworkCommand::Init { password } => init(instance, json, password),
+        NetworkCommand::Init { force, password } => init(instance, json, force, password),
         NetworkCommand::Devices => match Client::call(instance, &Request::Devices).await? {
             Response::Devices(devices) => {
                 print_devices(json, &devices);
@@ -231,7 +243,7 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
             match Client::call(instance, &Request::Unpair { who }).await? {
                 Response::Unpaired(device) => {
                     let text = format!("unpaired {} ({})", device.name, device.peer_id);
-                    print_line(json, serde_json::json!({ "unpaired": device }), &text);
+                    output::result(json, serde_json::json!({ "unpaired": device }), text);
                     Ok(())
                 }
                 other => Err(unexpected(other)),
@@ -249,48 +261,88 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
                         Some(s) => format!("{}: {}", s.role, s.stage),
                         None => "no pairing session".to_string(),
                     };
-                    print_line(json, serde_json::json!({ "session": session }), &text);
+                    output::result(json, serde_json::json!({ "session": session }), text);
                     Ok(())
                 }
                 other => Err(unexpected(other)),
             },
             PairCommand::Cancel => {
                 Client::call(instance, &Request::PairCancel).await?;
-                print_line(json, serde_json::json!({ "cancelled": true }), "cancelled");
+                output::result(json, serde_json::json!({ "cancelled": true }), "cancelled");
                 Ok(())
             }
         },
     }
 }
 
-fn init(instance: &Instance, json: bool, args: PasswordArgs) -> Result<(), CliError> {
-    if instance.is_initialised() {
-        return Err(CliError::new(
-            Exit::Failure,
-            format!(
-                "instance '{}' already has a device identity; nothing was changed",
-                instance.name
-            ),
-        ));
+/// Never overwrites a store silently: with files present it refuses, unless `--force`,
+/// which first keeps a timestamped copy of each.
+fn init(instance: &Instance, json: bool, force: bool, args: PasswordArgs) -> Result<(), CliError> {
+    let existing: Vec<_> = [IDENTITY_FILE, DEVICES_FILE]
+        .iter()
+        .map(|name| instance.dir.join(name))
+        .filter(|path| path.symlink_metadata().is_ok())
+        .collect();
+    if !existing.is_empty() && !force {
+        return Err(CliError::AlreadyInitialised {
+            instance: instance.name.clone(),
+            files: existing,
+        });
     }
-    let password = password::obtain(args.password_stdin, args.password, Confirm::Twice)
-        .map_err(|e| CliError::new(Exit::Usage, e.to_string()))?;
+    if let Some(pid) = paircode_cli::lock::DaemonLock::holder(&instance.lock_file()) {
+        return Err(paircode_cli::lock::LockError::AlreadyRunning {
+            pid: pid.to_string(),
+        }
+        .into());
+    }
+    let password = password::obtain(args.password_stdin, args.password, Confirm::Twice)?;
+    let backups = existing
+        .iter()
+        .map(|path| back_up(path))
+        .collect::<Result<Vec<_>, _>>()?;
     let vault = Vault::create(&instance.dir, password.as_bytes(), KdfParams::default())?;
     drop(password);
     let identity = DeviceIdentity::generate(&mut rand_core::OsRng);
+    // The list first: once the identity exists, a missing list means a lost one.
+    DeviceList::default().save(&vault)?;
     save_identity(
         &vault,
         &IdentityRecord::new(&identity, paircode_cli::daemon::unix_now()),
     )?;
-    DeviceList::default().save(&vault)?;
     let peer = identity.peer_id().to_string();
-    let text = format!("initialised '{}': peer id {peer}", instance.name);
-    print_line(
+    let mut text = String::new();
+    for copy in &backups {
+        text.push_str(&format!(
+            "kept a copy of the old store: {}\n",
+            copy.display()
+        ));
+    }
+    text.push_str(&format!("initialised '{}': peer id {peer}", instance.name));
+    output::result(
         json,
-        serde_json::json!({ "instance": instance.name, "peer_id": peer }),
-        &text,
+        serde_json::json!({ "instance": instance.name, "peer_id": peer, "backups": backups }),
+        text,
     );
     Ok(())
+}
+
+/// Copies `path` to `path.bak-<UTC time>` (never over an earlier copy).
+fn back_up(path: &std::path::Path) -> Result<PathBuf, CliError> {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut copy = path.with_file_name(format!("{name}.bak-{stamp}"));
+    let mut n = 1;
+    while copy.symlink_metadata().is_ok() {
+        n += 1;
+        copy = path.with_file_name(format!("{name}.bak-{stamp}-{n}"));
+    }
+    std::fs::copy(path, &copy).map_err(|source| CliError::Backup {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(copy)
 }
 
 async fn generate(
@@ -314,20 +366,22 @@ async fn generate(
         other => return Err(unexpected(other)),
     };
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "event": "code", "words": words, "expires_secs": expires_secs })
+        output::event(
+            "code",
+            serde_json::json!({ "words": words, "expires_secs": expires_secs }),
         );
     } else {
-        println!(
+        output::line(format_args!(
             "Pairing code (valid for {}:{:02}):\n\n    {words}\n",
             expires_secs / 60,
             expires_secs % 60
-        );
+        ));
         if let Some(qr) = paircode_cli::progress::qr(&words) {
-            println!("{qr}");
+            output::line(qr);
         }
-        println!("On the other device run:  paircode network pair join --code \"<the 12 words>\"");
+        output::line(
+            "On the other device run:  paircode network pair join --code \"<the 12 words>\"",
+        );
     }
     let progress = Progress::new(json, Some("waiting for the other device…"));
     follow(&mut client, json, progress).await
@@ -345,7 +399,7 @@ async fn join(
         (None, true) => read_code_from_stdin()?,
     };
     // Checked here, before anything is sent: a typo is caught while the user still looks.
-    let code = Code::parse(&typed).map_err(|e| CliError::new(Exit::BadCode, e.to_string()))?;
+    let code = Code::parse(&typed)?;
     let mut client = Client::connect(instance).await?;
     client
         .send(&Request::Join {
@@ -364,7 +418,10 @@ fn read_code_from_stdin() -> Result<zeroize::Zeroizing<String>, CliError> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| CliError::new(Exit::Failure, format!("reading the code: {e}")))?;
+        .map_err(|source| CliError::Input {
+            what: "the code",
+            source,
+        })?;
     Ok(line)
 }
 
@@ -376,7 +433,7 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
             r = client.receive() => r?,
             _ = tokio::signal::ctrl_c() => {
                 progress.finish();
-                return Err(CliError::new(Exit::Cancelled, "cancelled"));
+                return Err(CliError::Interrupted);
             }
         };
         let Response::Event(event) = response else {
@@ -384,13 +441,15 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
         };
         match event {
             Event::Searching => progress.stage(
-                serde_json::json!({ "event": "searching" }),
+                "searching",
+                serde_json::json!({}),
                 "searching for the device with this code…",
             ),
             Event::Found { name, peer } => {
                 let text = format!("found {name} ({}), verifying…", short(&peer));
                 progress.stage(
-                    serde_json::json!({ "event": "found", "name": name, "peer_id": peer }),
+                    "found",
+                    serde_json::json!({ "name": name, "peer_id": peer }),
                     &text,
                 );
             }
@@ -403,11 +462,7 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
             Event::Paired(device) => {
                 progress.finish();
                 let text = format!("paired with {} ({})", device.name, device.peer_id);
-                print_line(
-                    json,
-                    serde_json::json!({ "event": "paired", "device": device }),
-                    &text,
-                );
+                output::result(json, serde_json::json!({ "paired": device }), text);
                 return Ok(());
             }
             Event::Failed(error) => {
@@ -420,9 +475,9 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
 
 async fn ask(json: bool, name: &str, peer: &str) -> Result<bool, CliError> {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "event": "confirm", "name": name, "peer_id": peer })
+        output::event(
+            "confirm",
+            serde_json::json!({ "name": name, "peer_id": peer }),
         );
     } else {
         eprint!("Pair with {name} ({})? [y/N] ", short(peer));
@@ -432,8 +487,14 @@ async fn ask(json: bool, name: &str, peer: &str) -> Result<bool, CliError> {
         std::io::stdin().lock().read_line(&mut line).map(|_| line)
     })
     .await
-    .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?
-    .map_err(|e| CliError::new(Exit::Failure, format!("reading the answer: {e}")))?;
+    .map_err(|e| CliError::Input {
+        what: "the answer",
+        source: std::io::Error::other(e),
+    })?
+    .map_err(|source| CliError::Input {
+        what: "the answer",
+        source,
+    })?;
     Ok(matches!(line.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
@@ -443,63 +504,61 @@ fn short(peer: &str) -> String {
 }
 
 fn unexpected(response: Response) -> CliError {
-    CliError::new(
-        Exit::Failure,
-        format!("unexpected answer from the daemon: {response:?}"),
-    )
-}
-
-fn print_line(json: bool, value: serde_json::Value, text: &str) {
-    if json {
-        println!("{value}");
-    } else {
-        println!("{text}");
-    }
+    CliError::Unexpected(Box::new(response))
 }
 
 fn print_status(json: bool, status: &StatusInfo) {
     if json {
-        println!("{}", serde_json::to_string(status).expect("serialisable"));
+        output::result(json, serde_json::json!(status), "");
         return;
     }
-    println!("instance:  {} (pid {})", status.instance, status.pid);
-    println!("device:    {}", status.name);
-    println!("peer id:   {}", status.peer_id);
+    output::line(format_args!(
+        "instance:  {} (pid {})",
+        status.instance, status.pid
+    ));
+    output::line(format_args!("device:    {}", status.name));
+    output::line(format_args!("peer id:   {}", status.peer_id));
     for addr in &status.listen {
-        println!("listening: {addr}");
+        output::line(format_args!("listening: {addr}"));
     }
-    println!("mDNS:      {}", if status.mdns { "on" } else { "off" });
-    println!("paired:    {} device(s)", status.paired_devices);
+    output::line(format_args!(
+        "mDNS:      {}",
+        if status.mdns { "on" } else { "off" }
+    ));
+    output::line(format_args!(
+        "paired:    {} device(s)",
+        status.paired_devices
+    ));
     match &status.session {
-        Some(s) => println!("session:   {} — {}", s.role, s.stage),
-        None => println!("session:   none"),
+        Some(s) => output::line(format_args!("session:   {} — {}", s.role, s.stage)),
+        None => output::line("session:   none"),
     }
 }
 
 fn print_devices(json: bool, devices: &[DeviceView]) {
     if json {
-        println!("{}", serde_json::to_string(devices).expect("serialisable"));
+        output::result(json, serde_json::json!(devices), "");
         return;
     }
     if devices.is_empty() {
-        println!("no paired devices");
+        output::line("no paired devices");
         return;
     }
-    println!(
+    output::line(format_args!(
         "{:<20} {:<54} {:<22} STATUS",
         "NAME", "PEER ID", "PAIRED AT"
-    );
+    ));
     for d in devices {
         let status = match (d.online, d.last_seen) {
             (true, _) => "online".to_string(),
             (false, Some(seen)) => format!("last seen {}", paircode_cli::progress::time(seen)),
             (false, None) => "never seen".to_string(),
         };
-        println!(
+        output::line(format_args!(
             "{:<20} {:<54} {:<22} {status}",
             d.name,
             d.peer_id,
             paircode_cli::progress::time(d.paired_at)
-        );
+        ));
     }
 }

@@ -1,5 +1,5 @@
 //! What the user sees while waiting: a spinner on a terminal, plain lines elsewhere, JSON
-//! lines with `--json`.
+//! lines with `--json` (see `output`).
 
 use std::io::IsTerminal;
 use std::time::{Duration, UNIX_EPOCH};
@@ -24,9 +24,10 @@ impl Progress {
         progress
     }
 
-    pub fn stage(&mut self, value: serde_json::Value, text: &str) {
+    /// A new stage: the `event` line with `--json`, `text` otherwise.
+    pub fn stage(&mut self, event: &str, fields: serde_json::Value, text: &str) {
         if self.json {
-            println!("{value}");
+            crate::output::event(event, fields);
         } else if let Some(spinner) = &self.spinner {
             spinner.set_message(text.to_string());
         } else {

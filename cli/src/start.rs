@@ -12,9 +12,10 @@ use tokio::net::UnixListener;
 
 use crate::daemon::Daemon;
 use crate::devices::{load_identity, DeviceList};
-use crate::exit::{CliError, Exit};
+use crate::error::{CliError, UsageError};
 use crate::instance::{Instance, IDENTITY_FILE};
-use crate::lock::DaemonLock;
+use crate::lock::{DaemonLock, LockError};
+use crate::output;
 use crate::password::{self, Confirm};
 use crate::store::Vault;
 
@@ -33,24 +34,21 @@ pub struct StartOptions {
 const READY: &str = "ready";
 
 pub fn not_initialised(instance: &Instance) -> CliError {
-    CliError::new(
-        Exit::NotInitialised,
-        format!(
-            "instance '{}' has no device identity yet: run `paircode --instance {} network init`",
-            instance.name, instance.name
-        ),
-    )
+    CliError::NotInitialised {
+        instance: instance.name.clone(),
+    }
 }
 
-fn parse_addrs(values: &[String], what: &str) -> Result<Vec<Multiaddr>, CliError> {
+fn parse_addrs(values: &[String], what: &'static str) -> Result<Vec<Multiaddr>, CliError> {
     values
         .iter()
         .map(|v| {
-            v.parse().map_err(|e| {
-                CliError::new(
-                    Exit::Usage,
-                    format!("{what} address {v:?} is not a multiaddr: {e}"),
-                )
+            v.parse::<Multiaddr>().map_err(|e| {
+                CliError::from(UsageError::Multiaddr {
+                    what,
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })
             })
         })
         .collect()
@@ -65,11 +63,14 @@ fn host_name() -> String {
 }
 
 /// Runs the daemon in this process until it is stopped. With `detached`, readiness is
-/// reported on stdout for the parent, and the standard streams are then let go.
+/// reported on stdout for the parent, and the standard streams are then let go; otherwise
+/// the daemon says where it listens (with `json`, as a `started` event, and a final
+/// envelope once it has stopped).
 pub async fn run_foreground(
     instance: &Instance,
     opts: StartOptions,
     detached: bool,
+    json: bool,
 ) -> Result<(), CliError> {
     if !instance.is_initialised() {
         return Err(not_initialised(instance));
@@ -96,37 +97,58 @@ pub async fn run_foreground(
     let code_ttl = config.pairing.code_ttl;
     let node = paircode_tokio::start(config)
         .await
-        .map_err(|e| CliError::new(Exit::Failure, format!("starting the network node: {e}")))?;
+        .map_err(CliError::Node)?;
 
     // We hold the lock, so a socket file left here belongs to a daemon that died.
     let socket = instance.socket();
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket)
-        .map_err(|e| CliError::new(Exit::Failure, format!("binding {}: {e}", socket.display())))?;
+    let socket_error = |source| CliError::Socket {
+        path: socket.clone(),
+        source,
+    };
+    let listener = UnixListener::bind(&socket).map_err(socket_error)?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| CliError::new(Exit::Failure, format!("{}: {e}", socket.display())))?;
+        .map_err(socket_error)?;
 
     tracing::info!(peer = %node.peer_id(), mdns, "daemon started");
+    // A daemon keeps running whoever stops reading its stdout: write errors are ignored.
+    let mut out = std::io::stdout();
     if detached {
-        println!("{READY}");
-        let _ = std::io::stdout().flush();
+        let _ = writeln!(out, "{READY}").and_then(|()| out.flush());
         release_standard_streams();
+    } else if json {
+        let addrs = node.listen_addrs().await.unwrap_or_default();
+        let event = output::event_json(
+            "started",
+            serde_json::json!({
+                "instance": instance.name,
+                "name": name,
+                "peer_id": node.peer_id().to_string(),
+                "listen": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        );
+        let _ = writeln!(out, "{event}").and_then(|()| out.flush());
     } else {
         let addrs = node.listen_addrs().await.unwrap_or_default();
-        println!(
+        let _ = writeln!(
+            out,
             "paircode daemon for '{}' running as {} ({})",
             instance.name,
             name,
             node.peer_id()
         );
         for addr in addrs {
-            println!("  listening on {addr}");
+            let _ = writeln!(out, "  listening on {addr}");
         }
     }
     Daemon::new(instance.clone(), node, vault, name, mdns, code_ttl, devices)
         .serve(listener)
         .await;
     drop(lock);
+    if json && !detached {
+        let stopped = output::result_json(serde_json::json!({ "stopped": instance.name }));
+        let _ = writeln!(out, "{stopped}");
+    }
     Ok(())
 }
 
@@ -154,14 +176,16 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
         return Err(not_initialised(instance));
     }
     if let Some(pid) = DaemonLock::holder(&instance.lock_file()) {
-        return Err(CliError::new(
-            Exit::AlreadyRunning,
-            format!("a daemon is already running for this instance (pid {pid}); stop it with `paircode stop`"),
-        ));
+        return Err(LockError::AlreadyRunning {
+            pid: pid.to_string(),
+        }
+        .into());
     }
     let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::new(Exit::Failure, format!("locating paircode: {e}")))?;
+    let exe = std::env::current_exe().map_err(|source| CliError::Spawn {
+        what: "locating paircode",
+        source,
+    })?;
     let data_dir = instance.dir.parent().unwrap_or(Path::new("."));
     let mut command = Command::new(exe);
     command
@@ -169,6 +193,8 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
         .arg(&instance.name)
         .arg("--data-dir")
         .arg(data_dir)
+        // A failure to start comes back as the JSON envelope, kind and exit code included.
+        .arg("--json")
         .args(["start", "--foreground", "--detached", "--password-stdin"]);
     for addr in &opts.listen {
         command.arg("--listen").arg(addr);
@@ -198,59 +224,40 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
             Ok(())
         });
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| CliError::new(Exit::Failure, format!("starting the daemon: {e}")))?;
+    let mut child = command.spawn().map_err(|source| CliError::Spawn {
+        what: "starting the daemon",
+        source,
+    })?;
     {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let mut line = zeroize::Zeroizing::new(password.to_string());
         line.push('\n');
-        stdin.write_all(line.as_bytes()).map_err(|e| {
-            CliError::new(
-                Exit::Failure,
-                format!("handing the password to the daemon: {e}"),
-            )
-        })?;
+        stdin
+            .write_all(line.as_bytes())
+            .map_err(|source| CliError::Spawn {
+                what: "handing the password to the daemon",
+                source,
+            })?;
     }
     let mut ready = String::new();
     let _ = BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut ready);
     if ready.trim() == READY {
         return Ok(child.id());
     }
-    let mut stderr = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
+    let status = child.wait().map_err(|source| CliError::Spawn {
+        what: "waiting for the daemon",
+        source,
+    })?;
+    if let Some(reported) = crate::output::parse_error(&ready) {
+        return Err(CliError::Reported(reported));
     }
-    let status = child
-        .wait()
-        .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
-    let exit = exit_from_code(status.code());
-    let message = stderr
-        .lines()
-        .map(|l| l.trim_start_matches("error: "))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Err(CliError::new(
-        exit,
-        if message.is_empty() {
-            format!("the daemon exited ({status})")
-        } else {
-            message
-        },
-    ))
-}
-
-fn exit_from_code(code: Option<i32>) -> Exit {
-    use Exit::*;
-    [
-        Usage,
-        NotRunning,
-        WrongPassword,
-        CorruptStore,
-        AlreadyRunning,
-        NotInitialised,
-    ]
-    .into_iter()
-    .find(|e| Some(*e as i32) == code)
-    .unwrap_or(Failure)
+    // Not even an envelope (a crash): whatever it said is all there is.
+    let mut said = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut said);
+    }
+    Err(CliError::DaemonExited {
+        status,
+        said: said.trim().to_string(),
+    })
 }

@@ -6,7 +6,7 @@
 //! Files are created 0600 in a 0700 directory; nothing is ever silently replaced.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -17,16 +17,23 @@ use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 8] = b"PAIRCODE";
-const FORMAT: u8 = 1;
+/// Format 2 seals the header: a digest over it tells a damaged header ("corrupt") from a
+/// wrong password, and the key check covers the KDF parameters and salt. Format 1 files
+/// (no digest, key check over a fixed label) are still read.
+const FORMAT: u8 = 2;
+const FORMAT_1: u8 = 1;
 const SALT_LEN: usize = 16;
 const CHECK_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
-const HEADER_LEN: usize = 8 + 1 + 4 * 3 + SALT_LEN + CHECK_LEN + NONCE_LEN;
+const DIGEST_LEN: usize = 16;
+/// magic, format, three KDF parameters, salt, key check, nonce.
+const HEADER_1_LEN: usize = 8 + 1 + 4 * 3 + SALT_LEN + CHECK_LEN + NONCE_LEN;
+const HEADER_LEN: usize = HEADER_1_LEN + DIGEST_LEN;
 /// Store files are small; anything bigger is not ours.
 const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 
@@ -49,14 +56,44 @@ impl Default for KdfParams {
     }
 }
 
+impl KdfParams {
+    /// Only what paircode writes: one lane, at most the default cost (tests use less).
+    /// Anything else in a header is damage, and must not make us allocate gigabytes.
+    fn is_ours(&self) -> bool {
+        let most = KdfParams::default();
+        self.lanes == 1
+            && (1..=most.passes).contains(&self.passes)
+            && (8..=most.memory_kib).contains(&self.memory_kib)
+    }
+
+    fn to_bytes(self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        for (chunk, v) in out
+            .chunks_mut(4)
+            .zip([self.memory_kib, self.passes, self.lanes])
+        {
+            chunk.copy_from_slice(&v.to_be_bytes());
+        }
+        out
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("wrong password for {}", .path.display())]
+    #[error("wrong password for {}; nothing was changed: try again", .path.display())]
     WrongPassword { path: PathBuf },
-    #[error("{} is corrupt ({why}); it was left untouched", .path.display())]
+    #[error("{} is corrupt ({why}); it was left untouched: restore it from a backup, or start over with `paircode network init --force`, which keeps a copy", .path.display())]
     Corrupt { path: PathBuf, why: String },
-    #[error("{}: {source}", .path.display())]
+    #[error("{} is missing, but this instance's identity exists: starting without it would forget every paired device. Nothing was changed: restore it from a backup, or start over with `paircode network init --force`, which keeps a copy of the identity", .path.display())]
+    Missing { path: PathBuf },
+    #[error("reading {}: {source}", .path.display())]
     Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not save {}: {source}; the previous version was kept. Free some space or fix the directory's permissions, then try again", .path.display())]
+    Save {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -72,6 +109,22 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+fn save_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Save {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn header_digest(header: &[u8]) -> [u8; DIGEST_LEN] {
+    let mut hash = Sha256::new();
+    hash.update(b"paircode store header");
+    hash.update(header);
+    hash.finalize()[..DIGEST_LEN]
+        .try_into()
+        .expect("digest length")
 }
 
 /// A key derived from the password, with the salt and cost it was derived with.
@@ -97,6 +150,11 @@ impl StoreKey {
         if password.is_empty() {
             return Err(StoreError::EmptyPassword);
         }
+        if !params.is_ours() {
+            return Err(StoreError::Kdf(format!(
+                "{params:?} is outside what paircode writes"
+            )));
+        }
         let argon_params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
             .map_err(|e| StoreError::Kdf(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
@@ -107,10 +165,18 @@ impl StoreKey {
         Ok(StoreKey { key, salt, params })
     }
 
-    fn check_value(&self) -> [u8; CHECK_LEN] {
+    /// Tells a right password from a wrong one. From format 2 on it also covers the
+    /// parameters and salt the key was derived with.
+    fn check_value(&self, format: u8) -> [u8; CHECK_LEN] {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref()).expect("any key length");
-        mac.update(b"paircode store key check");
+        if format == FORMAT_1 {
+            mac.update(b"paircode store key check");
+        } else {
+            mac.update(b"paircode store key check 2");
+            mac.update(&self.params.to_bytes());
+            mac.update(&self.salt);
+        }
         mac.finalize().into_bytes().into()
     }
 
@@ -120,25 +186,39 @@ impl StoreKey {
 }
 
 struct Header {
+    format: u8,
+    /// Bytes before the ciphertext (authenticated as its associated data).
+    len: usize,
     params: KdfParams,
     salt: [u8; SALT_LEN],
     check: [u8; CHECK_LEN],
     nonce: [u8; NONCE_LEN],
 }
 
+/// Checks everything that can be checked without the password, so that whatever fails
+/// after it is the password's fault.
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
     let corrupt = |why: &str| StoreError::Corrupt {
         path: path.to_path_buf(),
         why: why.to_string(),
     };
-    if bytes.len() < HEADER_LEN + 16 {
+    if bytes.len() < 9 {
         return Err(corrupt("truncated"));
     }
     if &bytes[..8] != MAGIC {
         return Err(corrupt("not a paircode store file"));
     }
-    if bytes[8] != FORMAT {
-        return Err(corrupt(&format!("unknown format version {}", bytes[8])));
+    let format = bytes[8];
+    let len = match format {
+        FORMAT => HEADER_LEN,
+        FORMAT_1 => HEADER_1_LEN,
+        other => return Err(corrupt(&format!("unknown format version {other}"))),
+    };
+    if bytes.len() < len + 16 {
+        return Err(corrupt("truncated"));
+    }
+    if format == FORMAT && header_digest(&bytes[..HEADER_1_LEN]) != bytes[HEADER_1_LEN..len] {
+        return Err(corrupt("its header is damaged (checksum mismatch)"));
     }
     let u32_at = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
     let params = KdfParams {
@@ -146,13 +226,11 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
         passes: u32_at(13),
         lanes: u32_at(17),
     };
-    // Refuse absurd costs: a damaged header must not make us allocate gigabytes.
-    if params.memory_kib > 1024 * 1024
-        || params.passes > 64
-        || params.lanes > 16
-        || params.lanes == 0
-    {
-        return Err(corrupt("implausible key derivation parameters"));
+    if !params.is_ours() {
+        return Err(corrupt(&format!(
+            "key derivation parameters {} KiB × {} passes × {} lanes were never written by paircode",
+            params.memory_kib, params.passes, params.lanes
+        )));
     }
     let mut at = 21;
     let mut take = |n: usize| {
@@ -161,6 +239,8 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
         out
     };
     Ok(Header {
+        format,
+        len,
         params,
         salt: take(SALT_LEN).try_into().expect("salt length"),
         check: take(CHECK_LEN).try_into().expect("check length"),
@@ -191,7 +271,7 @@ impl Vault {
         let bytes = read_limited(&path)?;
         let header = parse_header(&path, &bytes)?;
         let key = StoreKey::derive(password, header.salt, header.params)?;
-        if !bool::from(key.check_value().ct_eq(&header.check)) {
+        if !bool::from(key.check_value(header.format).ct_eq(&header.check)) {
             return Err(StoreError::WrongPassword { path });
         }
         Ok(Vault {
@@ -227,8 +307,9 @@ impl Vault {
                 "it was sealed with a different key than this store's",
             ));
         }
-        if !bool::from(self.key.check_value().ct_eq(&header.check)) {
-            return Err(StoreError::WrongPassword { path });
+        if !bool::from(self.key.check_value(header.format).ct_eq(&header.check)) {
+            // The password already opened this store's anchor file.
+            return Err(corrupt("its key check does not match this store's"));
         }
         let plain = Zeroizing::new(
             self.key
@@ -236,8 +317,8 @@ impl Vault {
                 .decrypt(
                     Nonce::from_slice(&header.nonce),
                     Payload {
-                        msg: &bytes[HEADER_LEN..],
-                        aad: &bytes[..HEADER_LEN],
+                        msg: &bytes[header.len..],
+                        aad: &bytes[..header.len],
                     },
                 )
                 .map_err(|_| {
@@ -263,16 +344,12 @@ impl Vault {
         let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + 16);
         out.extend_from_slice(MAGIC);
         out.push(FORMAT);
-        for v in [
-            self.key.params.memory_kib,
-            self.key.params.passes,
-            self.key.params.lanes,
-        ] {
-            out.extend_from_slice(&v.to_be_bytes());
-        }
+        out.extend_from_slice(&self.key.params.to_bytes());
         out.extend_from_slice(&self.key.salt);
-        out.extend_from_slice(&self.key.check_value());
+        out.extend_from_slice(&self.key.check_value(FORMAT));
         out.extend_from_slice(&nonce);
+        let digest = header_digest(&out);
+        out.extend_from_slice(&digest);
         let sealed = self
             .key
             .cipher()
@@ -289,15 +366,49 @@ impl Vault {
     }
 }
 
+/// Reads a store file without ever blocking: a FIFO or device put in its place is refused
+/// (opened non-blocking, then checked to be a regular file), not waited on.
 fn read_limited(path: &Path) -> Result<Vec<u8>, StoreError> {
-    let len = fs::metadata(path).map_err(io_error(path))?.len();
-    if len > MAX_FILE_LEN {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            why: format!("{len} bytes is far larger than any store file"),
-        });
+    let corrupt = |why: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        why,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_error(path))?;
+    let meta = file.metadata().map_err(io_error(path))?;
+    if !meta.file_type().is_file() {
+        return Err(corrupt(format!(
+            "it is {}, not a regular file",
+            file_type_name(&meta.file_type())
+        )));
     }
-    fs::read(path).map_err(io_error(path))
+    if meta.len() > MAX_FILE_LEN {
+        return Err(corrupt(format!(
+            "{} bytes is far larger than any store file",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(io_error(path))?;
+    Ok(bytes)
+}
+
+fn file_type_name(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
 }
 
 pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
@@ -325,13 +436,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(io_error(&tmp))?;
-        file.write_all(bytes).map_err(io_error(&tmp))?;
-        file.sync_all().map_err(io_error(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_error(path))?;
+            .map_err(save_error(path))?;
+        file.write_all(bytes).map_err(save_error(path))?;
+        file.sync_all().map_err(save_error(path))?;
+        fs::rename(&tmp, path).map_err(save_error(path))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(io_error(dir))
+            .map_err(save_error(path))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -453,6 +564,83 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("devices")]);
         assert_eq!(vault.read::<Vec<u8>>("devices").unwrap(), Some(vec![2; 10]));
+    }
+
+    /// Rewrites the header digest after a deliberate change, as a forger (not a bit flip)
+    /// would.
+    fn reseal_header(bytes: &mut [u8]) {
+        let digest = header_digest(&bytes[..HEADER_1_LEN]);
+        bytes[HEADER_1_LEN..HEADER_LEN].copy_from_slice(&digest);
+    }
+
+    #[test]
+    fn header_damage_is_corruption_and_costs_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        vault.write("identity", &thing()).unwrap();
+        let path = dir.path().join("identity");
+        let original = fs::read(&path).unwrap();
+        for at in [9, 13, 17, 21, 40, 70] {
+            let mut damaged = original.clone();
+            damaged[at] ^= 0x10;
+            fs::write(&path, &damaged).unwrap();
+            let err = Vault::open(dir.path(), "identity", b"pw").err().unwrap();
+            assert!(
+                matches!(err, StoreError::Corrupt { .. }),
+                "byte {at}: {err}"
+            );
+        }
+        // A well-formed header asking for 1 GiB or 64 passes is refused before Argon2 runs.
+        for (offset, value) in [(9, 1024 * 1024u32), (13, 64), (17, 4)] {
+            let mut forged = original.clone();
+            forged[offset..offset + 4].copy_from_slice(&value.to_be_bytes());
+            reseal_header(&mut forged);
+            fs::write(&path, &forged).unwrap();
+            let err = Vault::open(dir.path(), "identity", b"pw").err().unwrap();
+            assert!(
+                matches!(&err, StoreError::Corrupt { why, .. } if why.contains("never written")),
+                "{err}"
+            );
+        }
+        fs::write(&path, &original).unwrap();
+        assert!(Vault::open(dir.path(), "identity", b"pw").is_ok());
+        assert!(matches!(
+            Vault::open(dir.path(), "identity", b"other"),
+            Err(StoreError::WrongPassword { .. })
+        ));
+    }
+
+    #[test]
+    fn format_1_files_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StoreKey::create(b"pw", FAST).unwrap();
+        let mut file = Vec::new();
+        file.extend_from_slice(MAGIC);
+        file.push(FORMAT_1);
+        file.extend_from_slice(&FAST.to_bytes());
+        file.extend_from_slice(&key.salt);
+        file.extend_from_slice(&key.check_value(FORMAT_1));
+        file.extend_from_slice(&[3; NONCE_LEN]);
+        let mut plain = Vec::new();
+        ciborium::into_writer(&thing(), &mut plain).unwrap();
+        let sealed = key
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&[3; NONCE_LEN]),
+                Payload {
+                    msg: &plain,
+                    aad: &file,
+                },
+            )
+            .unwrap();
+        file.extend_from_slice(&sealed);
+        fs::write(dir.path().join("identity"), &file).unwrap();
+        let vault = Vault::open(dir.path(), "identity", b"pw").unwrap();
+        assert_eq!(vault.read::<Thing>("identity").unwrap(), Some(thing()));
+        assert!(matches!(
+            Vault::open(dir.path(), "identity", b"other"),
+            Err(StoreError::WrongPassword { .. })
+        ));
     }
 
     #[test]

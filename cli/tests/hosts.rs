@@ -249,7 +249,7 @@ fn s4_cable_pulled_mid_handshake_leaves_nothing_half_stored() {
         code.is_some_and(|c| c != 0),
         "bob's join exits with an error: {code:?}"
     );
-    assert_eq!(error["code"].as_i64().map(|c| c as i32), code, "{error}");
+    assert_eq!(error["exit"].as_i64().map(|c| c as i32), code, "{error}");
     assert!(
         !error["message"].as_str().unwrap_or("").is_empty(),
         "{error}"
@@ -257,7 +257,7 @@ fn s4_cable_pulled_mid_handshake_leaves_nothing_half_stored() {
     let (status, events) = generating.finish();
     assert_eq!(status.code(), Some(8), "alice's code expires: {events:?}");
     assert!(
-        error_in(&events).is_some_and(|e| e["code"] == 8),
+        error_in(&events).is_some_and(|e| e["exit"] == 8 && e["kind"] == "code_expired"),
         "{events:?}"
     );
 

@@ -20,7 +20,9 @@ fn generate_with_auto_accept_and_join() {
 
     let (status, events) = generating.finish();
     assert!(status.success());
-    assert_eq!(events.last().unwrap()["event"], "paired");
+    let outcome = events.last().unwrap();
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    assert_eq!(outcome["result"]["paired"]["name"], "bob", "{outcome}");
 
     let (alice_id, bob_id) = (bed.peer_id("alice"), bed.peer_id("bob"));
     let on_alice = bed.devices("alice");
@@ -54,7 +56,9 @@ fn confirm_yes_pairs() {
     generating.answer("y");
     let (status, events) = generating.finish();
     assert!(status.success());
-    assert_eq!(events.last().unwrap()["event"], "paired");
+    let outcome = events.last().unwrap();
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    assert_eq!(outcome["result"]["paired"]["name"], "bob", "{outcome}");
     assert!(bob.wait_with_output().unwrap().status.success());
     assert_eq!(bed.devices("alice").len(), 1);
     assert_eq!(bed.devices("bob").len(), 1);

@@ -23,7 +23,8 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, FromSwarm, NetworkBehaviour, NewListenAddr, SwarmEvent};
 use libp2p::{identify, mdns, Multiaddr, PeerId as Libp2pPeerId, Swarm};
 use paircode_core::{
-    Action, Code, Config, HostError, LocalDevice, PairingHost, PeerId, Progress, Role, SessionId,
+    Action, Code, Config, DeviceMessage, HostError, LocalDevice, PairingHost, PeerId, Presence,
+    Progress, Role, SessionId,
 };
 
 mod presence;
@@ -43,11 +44,11 @@ pub(crate) struct Driver<M>
 where
     M: NetworkBehaviour<ToSwarm = mdns::Event>,
 {
-    pub(crate) swarm: Swarm<Behaviour<M>>,
-    pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) new_mdns: Option<MdnsFactory<M>>,
-    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
-    pub(crate) pairing_config: Config,
+    swarm: Swarm<Behaviour<M>>,
+    runtime: Arc<dyn Runtime>,
+    new_mdns: Option<MdnsFactory<M>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    pairing_config: Config,
     /// Routes every pairing input to the running session, a lingering initiator, or the
     /// answer a device without a session gives.
     host: PairingHost,
@@ -65,13 +66,11 @@ where
     responses_in_flight: HashSet<InboundRequestId>,
     requests_in_flight: HashSet<OutboundRequestId>,
     lookups: HashSet<kad::QueryId>,
-    paired: HashSet<Libp2pPeerId>,
-    online: HashSet<Libp2pPeerId>,
-    /// Peers we unpaired that still have to be told.
-    unpair_pending: HashSet<Libp2pPeerId>,
-    unpair_requests: HashMap<OutboundRequestId, Libp2pPeerId>,
-    /// When to greet connected paired peers and look for the others next.
-    next_presence: Option<Instant>,
+    /// Paired devices' presence and unpair notices: every decision is the core's.
+    presence: Presence,
+    /// Our `/paircode/device/1` requests, so that an answer can be reported to `presence`.
+    device_requests: HashMap<OutboundRequestId, (Libp2pPeerId, DeviceMessage)>,
+    /// DHT searches `presence` asked for.
     presence_lookups: HashSet<kad::QueryId>,
     subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
@@ -94,6 +93,7 @@ where
         local: LocalDevice,
         pairing_config: Config,
     ) -> Self {
+        let presence = presence::initial_presence(&swarm);
         Driver {
             swarm,
             runtime,
@@ -110,11 +110,8 @@ where
             responses_in_flight: HashSet::new(),
             requests_in_flight: HashSet::new(),
             lookups: HashSet::new(),
-            paired: HashSet::new(),
-            online: HashSet::new(),
-            unpair_pending: HashSet::new(),
-            unpair_requests: HashMap::new(),
-            next_presence: None,
+            presence,
+            device_requests: HashMap::new(),
             presence_lookups: HashSet::new(),
             subscribers: Vec::new(),
             timer: None,
@@ -122,7 +119,23 @@ where
         }
     }
 
-    pub(crate) fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
+    /// Registers DHT entry points and joins the DHT now rather than at the first lookup,
+    /// so that records are reachable early.
+    pub(crate) fn bootstrap(&mut self, peers: Vec<(Libp2pPeerId, Multiaddr)>) {
+        if peers.is_empty() {
+            return;
+        }
+        for (peer, addr) in peers {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
+            self.learn_address(peer, addr);
+        }
+        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+    }
+
+    fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
         let known = self.addresses.entry(peer).or_default();
         if !known.contains(&addr) {
             known.push(addr);
@@ -178,7 +191,7 @@ where
     fn next_deadline(&self) -> Option<Instant> {
         let session = self.host.poll_timeout();
         let shutdown = self.shutdown.as_ref().map(|(at, _)| *at);
-        [session, shutdown, self.next_presence]
+        [session, shutdown, self.presence.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -196,9 +209,8 @@ where
         let now = Instant::now();
         self.host.handle_timeout(now);
         self.drain();
-        if self.next_presence.is_some_and(|at| at <= now) {
-            self.presence_tick(now);
-        }
+        self.presence.handle_timeout(now);
+        self.drain_presence();
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -242,34 +254,7 @@ where
                 self.drain();
             }
             Command::Subscribe(tx) => self.subscribers.push(tx),
-            Command::SetPaired(peers) => {
-                let peers: HashSet<_> = peers.iter().filter_map(|p| p.to_libp2p().ok()).collect();
-                self.online.retain(|p| peers.contains(p));
-                self.paired = peers;
-                for peer in self.paired.clone() {
-                    self.mark_online_if_connected(peer);
-                }
-                self.presence_tick(Instant::now());
-            }
-            Command::AddPaired(peer) => {
-                if let Ok(peer) = peer.to_libp2p() {
-                    self.paired.insert(peer);
-                    self.unpair_pending.remove(&peer);
-                    self.mark_online_if_connected(peer);
-                    self.presence_tick(Instant::now());
-                }
-            }
-            Command::NotifyUnpaired(peer) => {
-                if let Ok(peer) = peer.to_libp2p() {
-                    self.notify_unpaired(peer);
-                }
-            }
-            Command::RemovePaired(peer) => {
-                if let Ok(peer) = peer.to_libp2p() {
-                    self.paired.remove(&peer);
-                    self.online.remove(&peer);
-                }
-            }
+            Command::Presence(command) => self.on_presence_command(command),
             Command::ListenAddrs(reply) => {
                 let me = *self.swarm.local_peer_id();
                 let addrs = self
@@ -500,13 +485,6 @@ where
         self.drain();
     }
 
-    fn mark_online_if_connected(&mut self, peer: Libp2pPeerId) {
-        if self.paired.contains(&peer) && self.swarm.is_connected(&peer) && self.online.insert(peer)
-        {
-            self.emit(NodeEvent::PairedOnline(to_core(&peer)));
-        }
-    }
-
     /// A candidate for the joiner: report it and hand it to the core.
     fn discovered(&mut self, peer: Libp2pPeerId, via: Discovery) {
         if peer == *self.swarm.local_peer_id() {
@@ -529,17 +507,14 @@ where
                 for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
                     self.request(peer_id, bytes);
                 }
-                self.mark_online_if_connected(peer_id);
-                self.on_connected(peer_id);
+                self.presence_connected(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
                 ..
             } => {
-                if self.online.remove(&peer_id) {
-                    self.emit(NodeEvent::PairedOffline(to_core(&peer_id)));
-                }
+                self.presence_disconnected(peer_id);
                 self.unreachable(peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
@@ -579,7 +554,6 @@ where
                     }
                     self.learn_address(peer_id, addr);
                 }
-                self.mark_online_if_connected(peer_id);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 let mut peers = Vec::new();
@@ -594,7 +568,7 @@ where
                         peers.push(peer);
                     }
                 }
-                self.reach_known_devices(&peers);
+                self.presence_found(&peers);
                 for peer in peers {
                     // A known peer seen again after a refresh may hold a session by now
                     // even if it said "no session" before: the joiner asks again.
@@ -694,11 +668,12 @@ where
                 step,
                 ..
             } if self.presence_lookups.contains(&id) => {
-                if step.last {
-                    self.presence_lookups.remove(&id);
-                }
                 if let Ok(found) = result {
                     self.on_closest_peers(found.peers);
+                }
+                if step.last {
+                    self.presence_lookups.remove(&id);
+                    self.presence_lookup_done();
                 }
             }
             kad::Event::RoutingUpdated {

@@ -2,17 +2,29 @@
 //!
 //! A node is a libp2p swarm (TCP + Noise + Yamux; mDNS, Kademlia, identify, ping and the
 //! pairing protocol `/paircode/pair/1`) driven by one task that feeds the sans-IO
-//! `paircode_core::Pairing` and carries out its actions. The runtime crates
+//! `paircode_core::Pairing` and carries out its actions. Paired devices then reach each
+//! other over application streams ([`Node::connect`], [`Node::accept`], on libp2p-stream)
+//! and derive application keys ([`Node::export_key`]). The runtime crates
 //! (`paircode-tokio`, `paircode-async-std`) only supply the TCP and mDNS providers, a
 //! spawner and a timer, and call [`start_node`].
+//!
+//! The driver does I/O only: which session a message belongs to, and every presence
+//! decision about paired devices (`paircode_core::Presence`: who is online, who is owed
+//! an unpair notice, when to greet and whom to look for) are the core's, so the simulator
+//! tests what ships.
+//!
+//! An embedder uses [`Node`] (from a runtime crate's `start`), its [`NodeEvent`] stream
+//! and the [`PairingHandle`] of each session; see [`Node`] for an example.
+
+#![warn(missing_docs)]
 
 mod behaviour;
-mod device;
 mod driver;
 mod error;
 mod node;
 pub mod protocol;
-pub mod transport;
+mod streams;
+mod transport;
 
 use std::io;
 use std::sync::Arc;
@@ -25,16 +37,19 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{mdns, Swarm};
 use paircode_core::{DeviceInfo, LocalDevice, PeerId};
 
-pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
-pub use error::{Error, TransportError};
+use behaviour::Behaviour;
+
+pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
 pub use node::{
     Discovery, EventStream, GenerateOptions, Node, NodeConfig, NodeEvent, PairingEvent,
     PairingHandle, Runtime,
 };
 pub use paircode_core;
+pub use streams::{DeviceStream, Incoming, StreamError, CONNECT_TIMEOUT};
 
 use driver::Driver;
+use streams::Streams;
 
 /// TCP settings both runtimes use. Nagle off: handshake messages are tiny and latency
 /// is what the user waits for.
@@ -78,6 +93,14 @@ where
     F: Fn(libp2p::PeerId) -> io::Result<M> + Send + 'static,
 {
     let info = DeviceInfo::new(config.device_name.clone())?;
+    let bootstrap = config
+        .bootstrap
+        .iter()
+        .map(|addr| match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => Ok((peer, addr.clone())),
+            _ => Err(TransportError::BootstrapWithoutPeerId(addr.clone())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let keypair = config.identity.libp2p_keypair();
     let me = keypair.public().to_peer_id();
     let runtime: Arc<dyn Runtime> = Arc::new(runtime);
@@ -91,6 +114,7 @@ where
     let swarm_config = libp2p::swarm::Config::with_executor(Executor(runtime.clone()))
         .with_idle_connection_timeout(config.idle_timeout);
     let mut swarm = Swarm::new(transport, behaviour, me, swarm_config);
+    let streams = Streams::new(swarm.behaviour().streams.new_control(), runtime.clone());
 
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -113,28 +137,15 @@ where
         .mdns
         .then(|| Box::new(new_mdns) as driver::MdnsFactory<M>);
     let mut driver = Driver::new(swarm, runtime.clone(), factory, rx, local, config.pairing);
-    let mut have_bootstrap = false;
-    for addr in &config.bootstrap {
-        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-            return Err(TransportError::BootstrapWithoutPeerId(addr.clone()).into());
-        };
-        driver
-            .swarm
-            .behaviour_mut()
-            .kad
-            .add_address(&peer, addr.clone());
-        driver.learn_address(peer, addr.clone());
-        have_bootstrap = true;
-    }
-    if have_bootstrap {
-        // Joins the DHT now rather than at the first lookup, so records are reachable early.
-        let _ = driver.swarm.behaviour_mut().kad.bootstrap();
-    }
+    driver.bootstrap(bootstrap);
     runtime.spawn(driver.run().boxed());
-    Ok(Node {
+    let node = Node {
         commands: tx,
         peer_id: PeerId::from(me),
-    })
+        streams,
+    };
+    runtime.spawn(node.streams.clone().follow(node.events()).boxed());
+    Ok(node)
 }
 
 /// Drives the swarm until each listener has reported an address (or failed).

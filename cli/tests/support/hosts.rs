@@ -107,7 +107,9 @@ impl Site {
             "generate on {} failed: {events:?}",
             initiator.name
         );
-        assert_eq!(events.last().expect("events")["event"], "paired");
+        let outcome = events.last().expect("events");
+        assert_eq!(outcome["ok"], true, "{outcome}");
+        assert!(outcome["result"]["paired"].is_object(), "{outcome}");
         elapsed
     }
 

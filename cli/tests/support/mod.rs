@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery";
+pub const SCHEMA: &str = "paircode/1";
 const BIN: &str = env!("CARGO_BIN_EXE_paircode");
 
 pub struct Bed {
@@ -107,10 +108,39 @@ impl Bed {
         String::from_utf8(out.stdout).expect("utf-8")
     }
 
+    /// The `result` of a successful `--json` command, checked to be a proper envelope.
     pub fn json(&self, instance: &str, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
-        serde_json::from_str(self.ok(instance, &all).trim()).expect("one JSON value")
+        let envelope: Value =
+            serde_json::from_str(self.ok(instance, &all).trim()).expect("one JSON value");
+        assert_eq!(envelope["schema"], SCHEMA, "{envelope}");
+        assert_eq!(envelope["ok"], true, "{envelope}");
+        envelope["result"].clone()
+    }
+
+    /// The `error` of a failed `--json` command with its exit code, checked to be a proper
+    /// envelope whose `exit` is the process's.
+    pub fn json_error(&self, instance: &str, args: &[&str]) -> (Value, Option<i32>) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(instance, &all);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let envelope: Value = serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("not one JSON value ({e}): {text:?} {}", stderr(&out)));
+        assert_eq!(envelope["schema"], SCHEMA, "{envelope}");
+        assert_eq!(envelope["ok"], false, "{envelope}");
+        let error = envelope["error"].clone();
+        assert_eq!(
+            error["exit"].as_i64().map(|c| c as i32),
+            out.status.code(),
+            "{envelope}"
+        );
+        assert!(
+            error["kind"].is_string() && error["message"].is_string(),
+            "{envelope}"
+        );
+        (error, out.status.code())
     }
 
     pub fn init(&self, instance: &str) {
@@ -176,6 +206,8 @@ impl Bed {
         let mut child = cmd.spawn().expect("generate runs");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
         let first = read_json(&mut lines);
+        assert_eq!(first["schema"], SCHEMA, "{first}");
+        assert_eq!(first["event"], "code", "{first}");
         let words = first["words"]
             .as_str()
             .unwrap_or_else(|| panic!("no code in {first}"))

@@ -21,8 +21,16 @@ use paircode_net::protocol::{PairCodec, PAIR_PROTOCOL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HammerError {
-    #[error("building the hammer's swarm: {0}")]
-    Setup(String),
+    #[error("building the hammer's transport: {0}")]
+    Transport(#[from] libp2p::noise::Error),
+    #[error("entering network namespace {ns}: {source}")]
+    Netns {
+        ns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the hammer's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("dialing {addr}: {reason}")]
     Dial { addr: Multiaddr, reason: String },
     #[error("the initiator accepted a made-up proof")]
@@ -66,8 +74,7 @@ pub async fn hammer(
             tcp::Config::default(),
             noise::Config::new,
             yamux::Config::default,
-        )
-        .map_err(|e| HammerError::Setup(e.to_string()))?
+        )?
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
                 PairCodec,
@@ -75,7 +82,7 @@ pub async fn hammer(
                 request_response::Config::default(),
             )
         })
-        .map_err(|e| HammerError::Setup(e.to_string()))?
+        .unwrap_or_else(|never| match never {})
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     // A Join and its nonce, which her Prove must repeat.
@@ -210,12 +217,14 @@ pub fn hammer_from(
 ) -> std::thread::JoinHandle<Result<HammerReport, HammerError>> {
     let ns = ns.to_owned();
     std::thread::spawn(move || {
-        crate::wire::enter_netns(&ns)
-            .map_err(|e| HammerError::Setup(format!("entering {ns}: {e}")))?;
+        crate::wire::enter_netns(&ns).map_err(|source| HammerError::Netns {
+            ns: ns.clone(),
+            source,
+        })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| HammerError::Setup(e.to_string()))?;
+            .map_err(HammerError::Runtime)?;
         runtime.block_on(hammer(target, discovery_id, joins, in_flight, patience))
     })
 }

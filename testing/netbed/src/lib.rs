@@ -8,9 +8,12 @@
 //! [`NetBed`] is the fixed two-host bridge; [`lab::Lab`] builds larger networks (several
 //! LANs, routers, link faults) and [`hammer`] is a wrong-code attacker for them.
 
+mod error;
 pub mod hammer;
 pub mod lab;
 pub mod wire;
+
+pub use error::{Error, NodeArgsError};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -19,7 +22,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use paircode_core::PairedDevice;
-use paircode_net::{Error, Node, NodeConfig};
+use paircode_net::{Node, NodeConfig};
 use serde_json::{json, Value};
 
 /// Which runtime a node runs on.
@@ -47,7 +50,7 @@ impl Rt {
 
     /// Starts a node. A tokio node needs to be started from within a tokio runtime; an
     /// async-std node runs on async-std's global executor whoever starts it.
-    pub async fn start(self, config: NodeConfig) -> Result<Node, Error> {
+    pub async fn start(self, config: NodeConfig) -> Result<Node, paircode_net::Error> {
         match self {
             Rt::Tokio => paircode_tokio::start(config).await,
             Rt::AsyncStd => paircode_async_std::start(config).await,
@@ -128,11 +131,11 @@ pub struct NetBed {
 }
 
 impl NetBed {
-    pub fn new() -> Result<NetBed, String> {
+    pub fn new() -> Result<NetBed, Error> {
         let mut lab = lab::Lab::new();
-        let lan = lab.lan().map_err(|e| e.to_string())?;
-        let a = lab.host("a", lan, false).map_err(|e| e.to_string())?;
-        let b = lab.host("b", lan, false).map_err(|e| e.to_string())?;
+        let lan = lab.lan()?;
+        let a = lab.host("a", lan, false)?;
+        let b = lab.host("b", lan, false)?;
         Ok(NetBed {
             addr_a: a.addr.to_string(),
             addr_b: b.addr.to_string(),

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use paircode_core::{Code, PairedDevice, RejectReason};
+use paircode_core::{Code, FailReason, PairedDevice, RejectReason};
 use paircode_net::{Discovery, Error, GenerateOptions, Multiaddr, Node, NodeEvent, PairingEvent};
 use paircode_netbed::{loopback_config, Rt};
 
@@ -102,7 +102,10 @@ async fn wrong_code_fails_with_no_device_answered() {
     let started = Instant::now();
     let wrong = Code::generate(&mut rand_core::OsRng);
     let result = within("wrong join", bob.join(&wrong)).await;
-    assert!(matches!(result, Err(Error::NoDeviceAnswered)), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Pairing(FailReason::NoDeviceAnswered))),
+        "{result:?}"
+    );
     assert!(started.elapsed() < join_timeout + Duration::from_secs(1));
     let untouched = tokio::time::timeout(Duration::from_millis(10), handle.next_event()).await;
     assert!(
@@ -162,10 +165,16 @@ async fn one_session_at_a_time_and_cancel() {
     let other = Code::generate(&mut rand_core::OsRng);
     assert!(matches!(alice.start_join(&other).await, Err(Error::Busy)));
     handle.cancel();
-    assert!(matches!(handle.result().await, Err(Error::Cancelled)));
+    assert!(matches!(
+        handle.result().await,
+        Err(Error::Pairing(FailReason::Cancelled))
+    ));
     let (_code, handle) = alice.generate(AUTO).await.expect("free again");
     alice.shutdown().await;
-    assert!(matches!(handle.result().await, Err(Error::Cancelled)));
+    assert!(matches!(
+        handle.result().await,
+        Err(Error::Pairing(FailReason::Cancelled))
+    ));
     assert!(matches!(
         alice.generate(AUTO).await,
         Err(Error::NodeStopped)
@@ -200,16 +209,16 @@ async fn confirm_prompt_decline_then_accept() {
             assert_pair(&on_alice.unwrap(), &on_bob.unwrap(), &alice, &bob);
         } else {
             assert!(
-                matches!(on_alice, Err(Error::Declined { .. })),
+                matches!(on_alice, Err(Error::Pairing(FailReason::Declined { .. }))),
                 "{on_alice:?}"
             );
             assert!(
                 matches!(
                     on_bob,
-                    Err(Error::Rejected {
+                    Err(Error::Pairing(FailReason::Rejected {
                         reason: RejectReason::UserRejected,
                         ..
-                    })
+                    }))
                 ),
                 "{on_bob:?}"
             );

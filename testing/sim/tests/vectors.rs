@@ -2,13 +2,15 @@
 //!
 //! With fixed inputs (code entropy, identities, device names, RNG seeds) the handshake is
 //! run through paircode-core, and every derived value is also recomputed straight from
-//! DESIGN §2–§3 with the primitives (HKDF-SHA256, HMAC-SHA256, SHA-256, X25519). Both must
-//! equal the committed hex, so a change to the key schedule, the transcript or the wire
-//! encoding cannot go unnoticed, and another implementation can check itself against the
-//! file.
+//! the specification, `docs/PROTOCOL.md` §2–§3 (§7 describes the file and the RNG chain),
+//! with the primitives (HKDF-SHA256, HMAC-SHA256, SHA-256, X25519). Both must equal the
+//! committed hex, so a change to the key schedule, the transcript or the wire encoding
+//! cannot go unnoticed. Another implementation can check itself against the file:
+//! `docs/check_vectors.py` does, written from the specification alone.
 //!
 //! The file was written from this implementation once; to rewrite it after a deliberate
-//! protocol change, run with `PAIRCODE_WRITE_VECTORS=1`.
+//! protocol change, run with `PAIRCODE_WRITE_VECTORS=1` (then update `docs/PROTOCOL.md`
+//! and rerun `python3 docs/check_vectors.py`).
 
 use std::time::{Duration, Instant};
 
@@ -201,7 +203,7 @@ fn compute() -> Vec<(&'static str, String)> {
     assert_eq!(prove.mac, keys.joiner_mac(&t));
     assert_eq!(join.discovery_id, keys.discovery_id);
 
-    // From the primitives, as DESIGN §2–§3 describe it.
+    // From the primitives, as docs/PROTOCOL.md §2–§3 describe it.
     let discovery = hkdf32(b"paircode v1", &ENTROPY, "discovery");
     let auth = hkdf32(b"paircode v1", &ENTROPY, "auth");
     assert_eq!(discovery, keys.discovery_id.0);

@@ -22,9 +22,10 @@ use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use paircode_core::{Code, DeviceIdentity};
 use paircode_net::{
-    Error, EventStream, GenerateOptions, NodeConfig, NodeEvent, PairingEvent, PairingHandle,
+    Error, EventStream, FailReason, GenerateOptions, NodeConfig, NodeEvent, PairingEvent,
+    PairingHandle,
 };
-use paircode_netbed::{device_json, Rt};
+use paircode_netbed::{device_json, NodeArgsError, Rt};
 use serde_json::json;
 
 struct Args {
@@ -33,43 +34,55 @@ struct Args {
     config: NodeConfig,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args() -> Result<Args, NodeArgsError> {
     let mut args = std::env::args().skip(1);
     let mut runtime = None;
     let mut role = None;
     let mut config = NodeConfig::new(DeviceIdentity::generate(&mut rand_core::OsRng), "node");
     config.listen.clear();
     while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .ok_or_else(|| NodeArgsError::MissingValue(flag.clone()))?;
+        let bad = |reason: String| NodeArgsError::BadValue {
+            flag: flag.clone(),
+            value: value.clone(),
+            reason,
+        };
         match flag.as_str() {
-            "--runtime" => runtime = Some(Rt::parse(&value).ok_or("unknown runtime")?),
+            "--runtime" => {
+                runtime = Some(
+                    Rt::parse(&value)
+                        .ok_or_else(|| NodeArgsError::UnknownRuntime(value.clone()))?,
+                )
+            }
             "--role" => role = Some(value),
             "--name" => config.device_name = value,
             "--listen" => config
                 .listen
-                .push(value.parse().map_err(|e| format!("{e}"))?),
+                .push(value.parse().map_err(|e| bad(format!("{e}")))?),
             "--bootstrap" => config
                 .bootstrap
-                .push(value.parse().map_err(|e| format!("{e}"))?),
+                .push(value.parse().map_err(|e| bad(format!("{e}")))?),
             "--mdns" => config.mdns = value == "on",
             "--join-timeout-ms" => {
-                let ms = value.parse().map_err(|e| format!("{e}"))?;
+                let ms = value.parse().map_err(|e| bad(format!("{e}")))?;
                 config.pairing.join_timeout = std::time::Duration::from_millis(ms);
             }
-            _ => return Err(format!("unknown flag {flag}")),
+            _ => return Err(NodeArgsError::UnknownFlag(flag)),
         }
     }
     if config.listen.is_empty() {
-        return Err("--listen is required".into());
+        return Err(NodeArgsError::Required("--listen"));
     }
     config.pairing.auto_accept = true;
     let initiator = match role.as_deref() {
         Some("initiator") => true,
         Some("joiner") => false,
-        _ => return Err("--role initiator|joiner is required".into()),
+        _ => return Err(NodeArgsError::Required("--role initiator|joiner")),
     };
     Ok(Args {
-        runtime: runtime.ok_or("--runtime is required")?,
+        runtime: runtime.ok_or(NodeArgsError::Required("--runtime"))?,
         initiator,
         config,
     })
@@ -117,13 +130,15 @@ async fn report(handle: PairingHandle, events: &mut EventStream, started: Instan
 
 fn error_kind(e: &Error) -> &'static str {
     match e {
-        Error::NoDeviceAnswered => "NoDeviceAnswered",
-        Error::CodeExpired => "CodeExpired",
-        Error::Rejected { .. } => "Rejected",
-        Error::Declined { .. } => "Declined",
-        Error::NoAnswer { .. } => "NoAnswer",
-        Error::ConfirmTimeout { .. } => "ConfirmTimeout",
-        Error::Cancelled => "Cancelled",
+        Error::Pairing(reason) => match reason {
+            FailReason::NoDeviceAnswered => "NoDeviceAnswered",
+            FailReason::CodeExpired => "CodeExpired",
+            FailReason::Rejected { .. } => "Rejected",
+            FailReason::Declined { .. } => "Declined",
+            FailReason::NoAnswer { .. } => "NoAnswer",
+            FailReason::ConfirmTimeout { .. } => "ConfirmTimeout",
+            FailReason::Cancelled => "Cancelled",
+        },
         Error::Busy => "Busy",
         Error::InvalidName(_) => "InvalidName",
         Error::Transport(_) => "Transport",
