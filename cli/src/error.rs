@@ -87,6 +87,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The meeting point (`paircode relay`) could not run.
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
     /// A detached daemon that failed to start, as it reported itself.
     #[error("{}", .0.message)]
     Reported(ErrorBody),
@@ -225,6 +228,7 @@ impl CliError {
             | E::Spawn { .. }
             | E::DaemonExited { .. }
             | E::Input { .. }
+            | E::Relay(_)
             | E::Runtime(_) => 1,
             // Derived by this same function in the process that reported it.
             E::Reported(body) => body.exit,
@@ -286,6 +290,7 @@ impl CliError {
             E::Interrupted => "cancelled",
             E::Input { .. } => "input",
             E::Runtime(_) => "runtime",
+            E::Relay(_) => "relay",
         }
     }
 

@@ -13,5 +13,6 @@ mod logging;
 pub mod output;
 pub mod password;
 pub mod progress;
+pub mod relay;
 pub mod start;
 pub mod store;

@@ -13,6 +13,7 @@ use paircode_cli::ipc::{DeviceView, Event, Request, Response, StatusInfo};
 use paircode_cli::output;
 use paircode_cli::password::{self, Confirm};
 use paircode_cli::progress::Progress;
+use paircode_cli::relay;
 use paircode_cli::start::{self, StartOptions};
 use paircode_cli::store::{KdfParams, Vault};
 use paircode_core::{Code, DeviceIdentity};
@@ -50,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Run a meeting point (DHT, relay, AutoNAT) for devices on other networks.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Args)]
@@ -226,6 +229,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             other => Err(unexpected(other)),
         },
         Command::Network { command } => network(&instance, json, command).await,
+        Command::Relay(args) => Ok(relay::run(&instance.dir, args, cli.verbose).await?),
     }
 }
 

@@ -9,13 +9,10 @@ use libp2p::kad::store::MemoryStore;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, kad, mdns, ping, StreamProtocol};
+use libp2p::{identify, kad, mdns, ping};
 
 use crate::protocol::{PairCodec, DEVICE_PROTOCOL, PAIR_PROTOCOL};
-
-/// Our own Kademlia protocol name keeps paircode's DHT apart from IPFS's.
-pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/kad/1.0.0");
-pub(crate) const IDENTIFY_PROTOCOL: &str = "/paircode/id/1.0.0";
+pub(crate) use crate::protocol::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 
 /// `M` is the runtime's mDNS behaviour: `libp2p::mdns::Provider` cannot be named outside
 /// libp2p, so the shared code cannot spell `mdns::Behaviour<P>` and takes any behaviour

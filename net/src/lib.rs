@@ -21,6 +21,7 @@
 mod behaviour;
 mod driver;
 mod error;
+pub mod meeting_point;
 mod node;
 pub mod protocol;
 mod streams;

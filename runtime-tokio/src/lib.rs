@@ -80,3 +80,11 @@ pub async fn start(config: NodeConfig) -> Result<Node, Error> {
     let new_mdns = |peer| mdns::tokio::Behaviour::new(mdns_config(), peer);
     start_node(Tokio(Handle::current()), config, tcp, new_mdns).await
 }
+
+/// Starts a meeting point (`paircode relay`) on the current tokio runtime.
+pub async fn start_meeting_point(
+    config: meeting_point::MeetingPointConfig,
+) -> Result<meeting_point::MeetingPoint, meeting_point::MeetingPointError> {
+    let tcp = tcp::tokio::Transport::new(tcp_config());
+    meeting_point::start_meeting_point(Tokio(Handle::current()), config, tcp).await
+}
