@@ -7,59 +7,30 @@
 //! expansion) with nothing around them, so the ratio shows what the state machines,
 //! CBOR and bookkeeping cost on top.
 
-use std::time::Instant;
-
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use paircode_core::{Action, Code, Config, DeviceIdentity, DeviceInfo, LocalDevice, Pairing};
+use paircode_core::testing::Pair;
+use paircode_core::{Code, Config, LocalDevice};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// A device with a deterministic identity.
-pub fn device(seed: u64, name: &str) -> LocalDevice {
-    LocalDevice {
-        peer: DeviceIdentity::generate(&mut ChaCha20Rng::seed_from_u64(seed)).peer_id(),
-        info: DeviceInfo::new(name).unwrap(),
-    }
-}
+pub use paircode_core::testing::device;
 
-/// One complete pairing of two fresh state machines on one instant, auto-accept; whether
-/// both completed.
+/// One complete pairing between two hosts on a perfect in-memory network, auto-accept;
+/// whether both completed.
 pub fn pair(code: &Code, alice: &LocalDevice, bob: &LocalDevice, rng: &mut ChaCha20Rng) -> bool {
-    let now = Instant::now();
     let cfg = Config {
         auto_accept: true,
         ..Config::default()
     };
-    let mut a = Pairing::initiator(cfg.clone(), alice.clone(), code, now, rng);
-    let mut b = Pairing::joiner(cfg, bob.clone(), code, now, rng);
-    b.handle_peer(&alice.peer, now);
-    let mut completed = 0;
-    while completed < 2 {
-        let mut moved = false;
-        while let Some(action) = b.poll_action() {
-            moved = true;
-            match action {
-                Action::Send { bytes, .. } => a.handle_message(&bob.peer, &bytes, now),
-                Action::Completed(_) => completed += 1,
-                _ => {}
-            }
-        }
-        while let Some(action) = a.poll_action() {
-            moved = true;
-            match action {
-                Action::Send { bytes, .. } => b.handle_message(&alice.peer, &bytes, now),
-                Action::Completed(_) => completed += 1,
-                _ => {}
-            }
-        }
-        if !moved {
-            return false;
-        }
-    }
-    true
+    let session_rng = ChaCha20Rng::seed_from_u64(rng.next_u64());
+    let mut pair = Pair::with(cfg, alice.clone(), bob.clone(), code.clone(), session_rng);
+    pair.joiner_discovers_initiator();
+    pair.drive_until(|p| p.initiator_completed().is_some() && p.joiner_completed().is_some());
+    pair.initiator_completed().is_some() && pair.joiner_completed().is_some()
 }
 
 fn hkdf_code(entropy: &[u8]) -> ([u8; 32], [u8; 32]) {

@@ -23,15 +23,25 @@ pub struct Code {
 /// Why a typed code was refused. Each case has its own variant so a UI can react to it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
+    /// Too few or too many words.
     #[error("a pairing code has {expected} words, this one has {found}")]
-    WrongWordCount { found: usize, expected: usize },
+    WrongWordCount {
+        /// How many words were typed.
+        found: usize,
+        /// How many a code has.
+        expected: usize,
+    },
+    /// A word that is not in the BIP-39 English list.
     #[error("word {position} ({word:?}) is not in the word list{}", suggestion_text(.suggestion))]
     UnknownWord {
         /// 1-based position of the word in the code.
         position: usize,
+        /// The word as typed.
         word: String,
+        /// The closest word of the list, if one is close enough to be a typo.
         suggestion: Option<&'static str>,
     },
+    /// Every word is valid but the checksum is not: a word is wrong or out of place.
     #[error(
         "the words do not form a valid code (checksum mismatch): check their order and spelling"
     )]
@@ -53,6 +63,7 @@ impl Code {
         Code { entropy }
     }
 
+    /// The code with these 128 bits, as in a test vector.
     pub fn from_entropy(entropy: [u8; ENTROPY_LEN]) -> Self {
         Code {
             entropy: Zeroizing::new(entropy),
@@ -106,6 +117,7 @@ impl Code {
         out
     }
 
+    /// The code's 128 bits: the secret every key of the session derives from.
     pub fn entropy(&self) -> &[u8; ENTROPY_LEN] {
         &self.entropy
     }
