@@ -7,7 +7,7 @@ use paircode_core::{CodeError, FailReason};
 use paircode_net::Error as NetError;
 use serde::{Deserialize, Serialize};
 
-use crate::instance::InstanceError;
+use crate::instance::{command_line, InstanceError};
 use crate::ipc::{DaemonError, FrameError, Response};
 use crate::lock::LockError;
 use crate::password::PasswordError;
@@ -27,10 +27,13 @@ pub enum CliError {
     Lock(#[from] LockError),
     #[error(
         "the paircode daemon for instance '{instance}' is not running; start it with `{}`",
-        start_command(.instance)
+        command_line(.instance, "start")
     )]
     NotRunning { instance: String },
-    #[error("instance '{instance}' has no device identity yet: run `paircode --instance {instance} network init`")]
+    #[error(
+        "instance '{instance}' has no device identity yet: run `{}` first",
+        command_line(.instance, "network init")
+    )]
     NotInitialised { instance: String },
     #[error(
         "instance '{instance}' already has a store ({}); nothing was changed. \
@@ -115,11 +118,14 @@ pub enum UsageError {
     /// clap's own message, for `--json` output.
     #[error("{0}")]
     Arguments(String),
-    #[error("{what} address {value:?} is not a multiaddr: {reason}")]
+    #[error(
+        "{what} address {value:?} is not usable ({reason}); the right form looks like {example}"
+    )]
     Multiaddr {
         what: &'static str,
         value: String,
         reason: String,
+        example: &'static str,
     },
 }
 
@@ -129,13 +135,6 @@ pub struct ErrorBody {
     pub kind: String,
     pub message: String,
     pub exit: u8,
-}
-
-fn start_command(instance: &str) -> String {
-    match instance {
-        "default" => "paircode start".to_string(),
-        name => format!("paircode --instance {name} start"),
-    }
 }
 
 fn list_files(files: &[PathBuf]) -> String {

@@ -2,6 +2,7 @@
 //! prints them (`output`) and exits with [`error::CliError::exit_code`], the one place an
 //! error becomes an exit code.
 
+pub mod addr;
 pub mod client;
 pub mod daemon;
 pub mod devices;
