@@ -98,7 +98,10 @@ impl Term {
                     panic!("{text:?} did not appear; the screen:\n{}", self.screen)
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the program ended without {text:?}; the screen:\n{}", self.screen)
+                    panic!(
+                        "the program ended without {text:?}; the screen:\n{}",
+                        self.screen
+                    )
                 }
             }
         }
