@@ -367,3 +367,38 @@ fn json_envelopes_of_the_new_commands() {
     assert_eq!(envelope["schema"], SCHEMA);
     assert_eq!(envelope["ok"], true);
 }
+
+#[test]
+fn join_reports_every_mistyped_word_with_its_suggestion() {
+    let bed = Bed::new();
+    let code = some_code();
+    let mut words: Vec<String> = code.split(' ').map(str::to_string).collect();
+    let swapped = |w: &str| {
+        let mut letters: Vec<char> = w.chars().collect();
+        letters.swap(1, 2);
+        letters.into_iter().collect::<String>()
+    };
+    let (second, ninth) = (words[1].clone(), words[8].clone());
+    words[1] = swapped(&second);
+    words[8] = swapped(&ninth);
+    words[4] = "qqqqqq".into();
+    let out = bed.run(
+        "bob",
+        &["network", "pair", "join", "--code", &words.join(" ")],
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("3 words are not in the word list"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "word 2 ({:?}); did you mean {second:?}?",
+            words[1]
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("word 9 ({:?}); did you mean {ninth:?}?", words[8])),
+        "{said}"
+    );
+    assert!(said.contains("word 5 (\"qqqqqq\")"), "{said}");
+}
