@@ -722,8 +722,16 @@ fn print_status(json: bool, status: &StatusInfo) {
     ));
     output::line(format_args!("device:    {}", status.name));
     output::line(format_args!("peer id:   {}", status.peer_id));
-    for addr in &status.listen {
+    // Addresses another machine can reach first; loopback only helps this one.
+    let loopback = |addr: &&String| addr.starts_with("/ip4/127.") || addr.starts_with("/ip6/::1/");
+    let (local, reachable): (Vec<&String>, Vec<&String>) = status.listen.iter().partition(loopback);
+    for addr in reachable.iter().chain(&local) {
         output::line(format_args!("listening: {addr}"));
+    }
+    if let Some(addr) = reachable.first().or(local.first()) {
+        output::line(format_args!(
+            "reach it:  paircode start --bootstrap {addr}   (on a device mDNS does not reach)"
+        ));
     }
     output::line(format_args!(
         "mDNS:      {}",

@@ -402,3 +402,67 @@ fn join_reports_every_mistyped_word_with_its_suggestion() {
     );
     assert!(said.contains("word 5 (\"qqqqqq\")"), "{said}");
 }
+
+#[test]
+fn status_prints_a_bootstrap_line_to_paste() {
+    let bed = Bed::new();
+    bed.init("alice");
+    bed.start("alice", None);
+    let addr = bed.addr("alice");
+    let text = bed.ok("alice", &["status"]);
+    let line = format!("paircode start --bootstrap {addr}");
+    assert!(text.contains(&line), "{text}");
+    // Pasted, it works.
+    bed.init("bob");
+    let mut args = vec!["start", "--name", "bob"];
+    args.extend_from_slice(&LOOPBACK);
+    args.extend(["--bootstrap", &addr]);
+    bed.ok("bob", &args);
+    let _stop = support::StopOnDrop(&bed, "bob");
+}
+
+/// docs/systemd/paircode.service as systemd would run it: its command line, the password
+/// file on standard input, SIGTERM to stop.
+#[test]
+fn the_systemd_unit_runs_the_daemon_with_the_password_from_a_file() {
+    let unit = include_str!("../../docs/systemd/paircode.service");
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the unit has no {key}"))
+    };
+    let bed = Bed::new();
+    bed.init("default");
+    let home = bed.data_dir().join("home");
+    let exec: Vec<&str> = setting("ExecStart=").split_whitespace().collect();
+    assert_eq!(
+        exec[0], "%h/.cargo/bin/paircode",
+        "where `cargo install` puts it"
+    );
+    assert!(!exec
+        .iter()
+        .any(|a| a.starts_with("--password=") || *a == "--password"));
+    let input = setting("StandardInput=file:").replace("%h", home.to_str().unwrap());
+    std::fs::create_dir_all(std::path::Path::new(&input).parent().unwrap()).unwrap();
+    std::fs::write(&input, format!("{PASSWORD}\n")).unwrap();
+
+    let mut daemon = bed
+        .cmd("default")
+        .env_remove("PAIRCODE_PASSWORD")
+        .args(&exec[1..])
+        // Not part of the unit: this test stays on loopback.
+        .args(LOOPBACK)
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stop = support::StopOnDrop(&bed, "default");
+    bed.eventually("the daemon answers", || {
+        bed.run("default", &["status"]).status.success()
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
