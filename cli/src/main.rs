@@ -730,7 +730,7 @@ fn print_status(json: bool, status: &StatusInfo) {
     }
     if let Some(addr) = reachable.first().or(local.first()) {
         output::line(format_args!(
-            "reach it:  paircode start --bootstrap {addr}   (on a device mDNS does not reach)"
+            "reach it:  paircode start --bootstrap {addr}"
         ));
     }
     output::line(format_args!(
