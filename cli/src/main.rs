@@ -556,7 +556,7 @@ async fn generate(
     }
     let deadline = asked + std::time::Duration::from_secs(expires_secs);
     let progress = Progress::until(json, "waiting for the other device…", deadline);
-    follow(&mut client, json, progress).await
+    follow(&mut client, json, Side::Generating, progress).await
 }
 
 /// Fits an 80×24 terminal: the words in two rows to read out, the command to copy, and a
@@ -599,7 +599,7 @@ async fn join(
         })
         .await?;
     let progress = Progress::new(json, None);
-    follow(&mut client, json, progress).await
+    follow(&mut client, json, Side::Joining, progress).await
 }
 
 /// The code from standard input. At a terminal a mistyped code is asked for again, with
@@ -629,17 +629,47 @@ fn read_code() -> Result<Code, CliError> {
     }
 }
 
-/// Shows a session's progress until its outcome; Ctrl+C drops the connection, which
-/// cancels the session in the daemon.
-async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Result<(), CliError> {
+/// Which end of the pairing this command is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Generating,
+    Joining,
+}
+
+/// Shows a session's progress until its outcome. Ctrl+C, at any point including the y/N
+/// question, drops the connection, which cancels the session in the daemon; an outcome
+/// that arrives while the question is open (the confirmation window closed, the other
+/// device gave up) closes the question.
+async fn follow(
+    client: &mut Client,
+    json: bool,
+    side: Side,
+    mut progress: Progress,
+) -> Result<(), CliError> {
+    // Answers are read on a thread of their own: a read cannot be cancelled, and this one
+    // must not keep the process alive once the session is over.
+    let (answer_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut asking = false;
     loop {
         let response = tokio::select! {
             r = client.receive() => r?,
+            line = answers.recv(), if asking => {
+                asking = false;
+                let line = line
+                    .unwrap_or_else(|| Ok(String::new()))
+                    .map_err(|source| CliError::Input { what: "the answer", source })?;
+                let accept = matches!(line.trim().to_lowercase().as_str(), "y" | "yes");
+                client.send(&Request::Confirm { accept }).await?;
+                progress.resume("finishing…");
+                continue;
+            }
             _ = tokio::signal::ctrl_c() => {
+                end_question(json, asking);
                 progress.finish();
                 return Err(CliError::Interrupted);
             }
         };
+        end_question(json, std::mem::take(&mut asking));
         let Response::Event(event) = response else {
             return Err(unexpected(response));
         };
@@ -650,7 +680,16 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
                 "searching for the device with this code…",
             ),
             Event::Found { name, peer } => {
-                let text = format!("found {name} ({}), verifying…", short(&peer));
+                // The joiner's user has nothing to do: the question is on the other screen.
+                let text = match side {
+                    Side::Generating => format!("found {name} ({}), verifying…", short(&peer)),
+                    Side::Joining => {
+                        format!(
+                            "found {name} ({}); waiting for {name} to accept…",
+                            short(&peer)
+                        )
+                    }
+                };
                 progress.stage(
                     "found",
                     serde_json::json!({ "name": name, "peer_id": peer }),
@@ -659,9 +698,14 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
             }
             Event::ConfirmRequested { name, peer } => {
                 progress.pause();
-                let accept = ask(json, &name, &peer).await?;
-                client.send(&Request::Confirm { accept }).await?;
-                progress.resume("finishing…");
+                ask(json, &name, &peer);
+                let answer_tx = answer_tx.clone();
+                std::thread::spawn(move || {
+                    let mut line = String::new();
+                    let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+                    let _ = answer_tx.send(read);
+                });
+                asking = true;
             }
             Event::Paired(device) => {
                 progress.finish();
@@ -677,7 +721,7 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
     }
 }
 
-async fn ask(json: bool, name: &str, peer: &str) -> Result<bool, CliError> {
+fn ask(json: bool, name: &str, peer: &str) {
     if json {
         output::event(
             "confirm",
@@ -686,20 +730,13 @@ async fn ask(json: bool, name: &str, peer: &str) -> Result<bool, CliError> {
     } else {
         eprint!("Pair with {name} ({})? [y/N] ", short(peer));
     }
-    let line = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map(|_| line)
-    })
-    .await
-    .map_err(|e| CliError::Input {
-        what: "the answer",
-        source: std::io::Error::other(e),
-    })?
-    .map_err(|source| CliError::Input {
-        what: "the answer",
-        source,
-    })?;
-    Ok(matches!(line.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Ends the line of a question left unanswered, so what follows starts on its own.
+fn end_question(json: bool, asking: bool) {
+    if asking && !json {
+        eprintln!();
+    }
 }
 
 fn short(peer: &str) -> String {
@@ -729,9 +766,7 @@ fn print_status(json: bool, status: &StatusInfo) {
         output::line(format_args!("listening: {addr}"));
     }
     if let Some(addr) = reachable.first().or(local.first()) {
-        output::line(format_args!(
-            "reach it:  paircode start --bootstrap {addr}"
-        ));
+        output::line(format_args!("reach it:  paircode start --bootstrap {addr}"));
     }
     output::line(format_args!(
         "mDNS:      {}",

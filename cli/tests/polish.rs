@@ -84,12 +84,8 @@ fn generate_shows_the_real_code_and_the_time_left_and_a_qr_code_only_when_asked(
     let hint = term.expect("left)");
     let (status, screen) = term.wait();
     assert_eq!(status.code(), Some(8), "{screen}");
-    let words = screen
-        .split("paircode network pair join --code \"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no join command with the code:\n{screen}"));
-    Code::parse(words).unwrap_or_else(|e| panic!("{e}: {words:?}\n{screen}"));
+    let words = code_on(&screen);
+    Code::parse(&words).unwrap_or_else(|e| panic!("{e}: {words:?}\n{screen}"));
     assert!(!hint.contains("<the 12 words>"), "{screen}");
     assert!(!has_qr(&screen), "a QR code nobody asked for:\n{screen}");
     let code_screen = screen.split("waiting for").next().unwrap();
@@ -465,4 +461,65 @@ fn the_systemd_unit_runs_the_daemon_with_the_password_from_a_file() {
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let status = daemon.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// The words from a `generate` screen's join command.
+fn code_on(screen: &str) -> String {
+    screen
+        .split("paircode network pair join --code \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no join command with the code:\n{screen}"))
+        .to_string()
+}
+
+#[test]
+fn ctrl_c_at_the_question_cancels() {
+    let bed = Bed::alice_and_bob();
+    let mut cmd = bed.cmd("alice");
+    cmd.args(["network", "pair", "generate"]);
+    let mut alice = Term::spawn(cmd);
+    alice.expect("left)");
+    let words = code_on(&alice.screen);
+    let bob = bed
+        .cmd("bob")
+        .args(["--json", "network", "pair", "join", "--code", &words])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    alice.expect("Pair with bob (");
+    alice.expect("[y/N] ");
+    alice.send("\x03");
+    let (status, screen) = alice.wait();
+    assert_eq!(status.code(), Some(11), "{screen}");
+    assert!(screen.contains("cancelled"), "{screen}");
+    let bob = bob.wait_with_output().unwrap();
+    assert!(
+        !bob.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bob.stdout)
+    );
+    assert!(bed.devices("alice").is_empty() && bed.devices("bob").is_empty());
+}
+
+#[test]
+fn the_joiner_sees_who_it_waits_for() {
+    let bed = Bed::alice_and_bob();
+    let (mut generating, words) = bed.generate("alice", &[]);
+    let mut cmd = bed.cmd("bob");
+    cmd.args(["network", "pair", "join", "--code", &words]);
+    let mut bob = Term::spawn(cmd);
+    bob.expect("waiting for alice to accept");
+    loop {
+        let event = generating.next();
+        if event["event"] == "confirm" {
+            break;
+        }
+    }
+    generating.answer("y");
+    bob.expect("paired with alice");
+    let (status, screen) = bob.wait();
+    assert!(status.success(), "{screen}");
+    let (status, _) = generating.finish();
+    assert!(status.success());
 }
