@@ -10,7 +10,7 @@ pub const ENV_VAR: &str = "PAIRCODE_PASSWORD";
 /// store made before the rule still opens.
 pub const MIN_LENGTH: usize = 8;
 /// Prompts before giving up, as `passwd` does.
-const TRIES: usize = 3;
+pub const TRIES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirm {
@@ -61,6 +61,14 @@ pub fn obtain(
     };
     acceptable(&password, confirm)?;
     Ok(password)
+}
+
+/// Whether [`obtain`] will ask at the terminal: no other source was given.
+pub fn prompts(from_stdin: bool, argv_value: Option<&str>) -> bool {
+    !from_stdin
+        && std::env::var_os(ENV_VAR).is_none()
+        && argv_value.is_none()
+        && std::io::stdin().is_terminal()
 }
 
 fn prompt(confirm: Confirm) -> Result<Zeroizing<String>, PasswordError> {

@@ -17,7 +17,7 @@ use crate::instance::{Instance, IDENTITY_FILE};
 use crate::lock::{DaemonLock, LockError};
 use crate::output;
 use crate::password::{self, Confirm};
-use crate::store::Vault;
+use crate::store::{StoreError, Vault};
 
 /// What `paircode start` was given, forwarded verbatim to a detached daemon.
 #[derive(Debug, Clone, Default)]
@@ -60,9 +60,18 @@ pub async fn run_foreground(
         false => opts.listen.clone(),
     };
     let lock = DaemonLock::acquire(&instance.lock_file())?;
-    let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
-    let vault = Vault::open(&instance.dir, IDENTITY_FILE, password.as_bytes())?;
-    drop(password);
+    let prompted = password::prompts(opts.password_stdin, opts.password.as_deref());
+    let mut tries = 1;
+    let vault = loop {
+        let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+        match Vault::open(&instance.dir, IDENTITY_FILE, password.as_bytes()) {
+            Err(e @ StoreError::WrongPassword { .. }) if prompted && tries < password::TRIES => {
+                eprintln!("{e}");
+                tries += 1;
+            }
+            outcome => break outcome?,
+        }
+    };
     let mut identity = load_identity(&vault)?.ok_or_else(|| not_initialised(instance))?;
     // `--name` is remembered, so a later start without it keeps the name.
     let name = match &opts.name {
@@ -169,7 +178,26 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
         }
         .into());
     }
-    let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+    // A password typed at the prompt can be typed again; one from a file or the
+    // environment would only fail the same way.
+    let prompted = password::prompts(opts.password_stdin, opts.password.as_deref());
+    let mut tries = 1;
+    loop {
+        let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+        match spawn_once(instance, &opts, &password) {
+            Err(CliError::Reported(body))
+                if prompted && body.kind == "wrong_password" && tries < password::TRIES =>
+            {
+                eprintln!("{}", body.message);
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One attempt at a detached daemon with this password.
+fn spawn_once(instance: &Instance, opts: &StartOptions, password: &str) -> Result<u32, CliError> {
     let exe = std::env::current_exe().map_err(|source| CliError::Spawn {
         what: "locating paircode",
         source,

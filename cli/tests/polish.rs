@@ -523,3 +523,31 @@ fn the_joiner_sees_who_it_waits_for() {
     let (status, _) = generating.finish();
     assert!(status.success());
 }
+
+#[test]
+fn a_wrong_password_can_be_typed_again() {
+    let bed = Bed::new();
+    bed.init("alice");
+    for foreground in [false, true] {
+        let mut cmd = bed.cmd("alice");
+        cmd.env_remove("PAIRCODE_PASSWORD")
+            .arg("start")
+            .args(LOOPBACK);
+        if foreground {
+            cmd.arg("--foreground");
+        }
+        let mut term = Term::spawn(cmd);
+        let _stop = support::StopOnDrop(&bed, "alice");
+        term.expect("Password: ");
+        term.send("not the password\r");
+        term.expect("wrong password");
+        term.expect("Password: ");
+        term.send(&format!("{PASSWORD}\r"));
+        bed.eventually("the daemon answers", || {
+            bed.run("alice", &["status"]).status.success()
+        });
+        bed.ok("alice", &["stop"]);
+        let (status, screen) = term.wait();
+        assert!(status.success(), "foreground {foreground}: {screen}");
+    }
+}
