@@ -84,7 +84,12 @@ pub async fn run_foreground(
         None => identity.name.clone().unwrap_or_else(host_name),
     };
     let devices = DeviceList::load(&vault)?;
-    crate::logging::init(instance, opts.verbose, !detached)?;
+    crate::logging::init(
+        instance,
+        opts.verbose,
+        !opts.bootstrap.is_empty(),
+        !detached,
+    )?;
 
     let mdns = !opts.no_mdns;
     let mut config = NodeConfig::new(identity.identity(), name.clone());

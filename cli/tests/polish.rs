@@ -551,3 +551,17 @@ fn a_wrong_password_can_be_typed_again() {
         assert!(status.success(), "foreground {foreground}: {screen}");
     }
 }
+
+#[test]
+fn an_mdns_only_daemon_logs_no_dht_warning() {
+    let bed = Bed::new();
+    bed.init("alice");
+    bed.start("alice", None);
+    // A code published to a DHT without peers: Kademlia's bootstrap warns at this point.
+    let out = bed.run("alice", &["network", "pair", "generate", "--expires", "2"]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    bed.stop("alice");
+    let log = std::fs::read_to_string(bed.instance_dir("alice").join("daemon.log")).unwrap();
+    assert!(log.contains("daemon started"), "{log}");
+    assert!(!log.contains("No known peers"), "{log}");
+}
