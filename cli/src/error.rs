@@ -288,6 +288,23 @@ impl CliError {
         }
     }
 
+    /// What to check next, for a person (not in the JSON envelope: scripts go by `kind`).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Daemon(DaemonError::Pairing {
+                reason: FailReason::NoDeviceAnswered,
+            }) => Some(
+                "Likely causes:\n  \
+                 - `paircode network pair generate` is no longer running on the other device \
+                 (or showed another code): generate a new code there and join again;\n  \
+                 - the devices are on different networks: start this daemon with the \
+                 `--bootstrap` line the other device's `paircode status` prints;\n  \
+                 - a firewall drops mDNS (UDP 5353) or the daemon's TCP port (see the README).",
+            ),
+            _ => None,
+        }
+    }
+
     /// The `error` member of the JSON envelope.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {

@@ -674,11 +674,16 @@ async fn follow(
             return Err(unexpected(response));
         };
         match event {
-            Event::Searching => progress.stage(
-                "searching",
-                serde_json::json!({}),
-                "searching for the device with this code…",
-            ),
+            Event::Searching => {
+                // The daemon runs the core's default session settings.
+                let patience = paircode_core::Config::default().join_timeout;
+                progress.stage_until(
+                    "searching",
+                    serde_json::json!({}),
+                    "searching for the device with this code…",
+                    std::time::Instant::now() + patience,
+                )
+            }
             Event::Found { name, peer } => {
                 // The joiner's user has nothing to do: the question is on the other screen.
                 let text = match side {

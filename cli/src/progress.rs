@@ -52,6 +52,21 @@ impl Progress {
         }
     }
 
+    /// A new stage with the time left until `deadline`, until the next stage.
+    pub fn stage_until(
+        &mut self,
+        event: &str,
+        fields: serde_json::Value,
+        text: &str,
+        deadline: Instant,
+    ) {
+        self.stage(event, fields, text);
+        self.deadline = Some(deadline);
+        if let Some(spinner) = &self.spinner {
+            spinner.set_style(self.style());
+        }
+    }
+
     pub fn pause(&mut self) {
         if let Some(spinner) = self.spinner.take() {
             spinner.finish_and_clear();

@@ -565,3 +565,20 @@ fn an_mdns_only_daemon_logs_no_dht_warning() {
     assert!(log.contains("daemon started"), "{log}");
     assert!(!log.contains("No known peers"), "{log}");
 }
+
+#[test]
+fn a_join_nobody_answers_counts_down_and_says_what_to_check() {
+    let bed = Bed::new();
+    bed.init("bob");
+    bed.start("bob", None);
+    let mut cmd = bed.cmd("bob");
+    cmd.args(["network", "pair", "join", "--code", &some_code()]);
+    let mut term = Term::spawn(cmd);
+    term.expect("searching for the device with this code… (0:");
+    term.expect(" left)");
+    let (status, screen) = term.wait();
+    assert_eq!(status.code(), Some(9), "{screen}");
+    for hint in ["generate", "--bootstrap", "UDP 5353"] {
+        assert!(screen.contains(hint), "no {hint:?} in the hint:\n{screen}");
+    }
+}
