@@ -582,3 +582,28 @@ fn a_join_nobody_answers_counts_down_and_says_what_to_check() {
         assert!(screen.contains(hint), "no {hint:?} in the hint:\n{screen}");
     }
 }
+
+#[test]
+fn the_question_closes_when_the_session_ends_under_it() {
+    let bed = Bed::alice_and_bob();
+    let mut cmd = bed.cmd("alice");
+    cmd.args(["network", "pair", "generate"]);
+    let mut alice = Term::spawn(cmd);
+    alice.expect("left)");
+    let words = code_on(&alice.screen);
+    let bob = bed
+        .cmd("bob")
+        .args(["--json", "network", "pair", "join", "--code", &words])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    alice.expect("[y/N] ");
+    // The session ends without an answer (here `pair cancel`; the confirmation window
+    // closing ends it the same way).
+    bed.ok("alice", &["network", "pair", "cancel"]);
+    alice.expect("\r\nerror: the pairing was cancelled");
+    let (status, screen) = alice.wait();
+    assert_eq!(status.code(), Some(11), "{screen}");
+    let _ = bob.wait_with_output();
+    assert!(bed.devices("alice").is_empty());
+}
