@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod client;
+pub mod code_prompt;
 pub mod daemon;
 pub mod devices;
 pub mod error;

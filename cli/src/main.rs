@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use paircode_cli::addr;
 use paircode_cli::client::Client;
+use paircode_cli::code_prompt;
 use paircode_cli::devices::{
     device_name, host_name, load_identity, save_identity, DeviceList, IdentityRecord,
 };
@@ -602,27 +603,32 @@ async fn join(
     follow(&mut client, json, Side::Joining, progress).await
 }
 
-/// The code from standard input. At a terminal a mistyped code is asked for again, with
-/// what was wrong; elsewhere the first line is the code.
+/// The code from standard input. At a terminal the code is typed at a prompt with Tab
+/// completion, and asked for again after a mistake; elsewhere the first line is the code.
 fn read_code() -> Result<Code, CliError> {
-    let terminal = std::io::stdin().is_terminal();
-    loop {
-        if terminal {
-            eprint!("Code: ");
-        }
+    let input_error = |source| CliError::Input {
+        what: "the code",
+        source,
+    };
+    if !std::io::stdin().is_terminal() {
         let mut line = zeroize::Zeroizing::new(String::new());
-        let read = std::io::stdin()
+        std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|source| CliError::Input {
-                what: "the code",
-                source,
-            })?;
+            .map_err(input_error)?;
+        return Ok(Code::parse(&line)?);
+    }
+    loop {
+        let line = match code_prompt::read("Code: ").map_err(input_error)? {
+            code_prompt::Typed::Line(line) => line,
+            code_prompt::Typed::Interrupted => return Err(CliError::Interrupted),
+            // Ctrl+D gives up: an empty code is the error to report.
+            code_prompt::Typed::End => zeroize::Zeroizing::new(String::new()),
+        };
         match Code::parse(&line) {
             Ok(code) => return Ok(code),
-            // Ctrl+D (nothing read) gives up.
-            Err(e) if terminal && read > 0 => {
-                eprintln!("{e}\ntype the code again, or Ctrl+D to give up")
+            Err(e) if !line.trim().is_empty() => {
+                eprintln!("{e}\ntype the code again (Tab completes a word), or Ctrl+D to give up")
             }
             Err(e) => return Err(e.into()),
         }

@@ -607,3 +607,34 @@ fn the_question_closes_when_the_session_ends_under_it() {
     let _ = bob.wait_with_output();
     assert!(bed.devices("alice").is_empty());
 }
+
+#[test]
+fn tab_completes_words_at_the_code_prompt_and_ctrl_c_cancels_it() {
+    let bed = Bed::new();
+    bed.init("bob");
+    let mut cmd = bed.cmd("bob");
+    cmd.args(["network", "pair", "join"]);
+    let mut term = Term::spawn(cmd);
+    term.expect("Code: ");
+    let code = some_code();
+    for word in code.split(' ') {
+        match word.len() > 4 {
+            true => term.send(&format!("{}\t", &word[..4])),
+            false => term.send(&format!("{word} ")),
+        }
+    }
+    // What the screen shows is the whole code, completed.
+    term.expect(&code);
+    term.send("\r");
+    // Taken: what stops it is the daemon that is not running.
+    let (status, screen) = term.wait();
+    assert_eq!(status.code(), Some(3), "{screen}");
+
+    let mut cmd = bed.cmd("bob");
+    cmd.args(["network", "pair", "join"]);
+    let mut term = Term::spawn(cmd);
+    term.expect("Code: ");
+    term.send("aban\x03");
+    let (status, screen) = term.wait();
+    assert_eq!(status.code(), Some(11), "{screen}");
+}

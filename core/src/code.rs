@@ -151,6 +151,11 @@ impl std::fmt::Debug for Code {
     }
 }
 
+/// The list words starting with `prefix`, for completing a word as it is typed.
+pub fn words_starting_with(prefix: &str) -> Vec<&'static str> {
+    Language::English.words_by_prefix(prefix).to_vec()
+}
+
 /// The closest word of the list, if it is close enough to be a plausible typo, in this
 /// order:
 ///
