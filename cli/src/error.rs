@@ -7,7 +7,7 @@ use paircode_core::{CodeError, FailReason};
 use paircode_net::Error as NetError;
 use serde::{Deserialize, Serialize};
 
-use crate::instance::InstanceError;
+use crate::instance::{command_line, InstanceError};
 use crate::ipc::{DaemonError, FrameError, Response};
 use crate::lock::LockError;
 use crate::password::PasswordError;
@@ -27,10 +27,13 @@ pub enum CliError {
     Lock(#[from] LockError),
     #[error(
         "the paircode daemon for instance '{instance}' is not running; start it with `{}`",
-        start_command(.instance)
+        command_line(.instance, "start")
     )]
     NotRunning { instance: String },
-    #[error("instance '{instance}' has no device identity yet: run `paircode --instance {instance} network init`")]
+    #[error(
+        "instance '{instance}' has no device identity yet: run `{}` first",
+        command_line(.instance, "network init")
+    )]
     NotInitialised { instance: String },
     #[error(
         "instance '{instance}' already has a store ({}); nothing was changed. \
@@ -118,11 +121,14 @@ pub enum UsageError {
     /// clap's own message, for `--json` output.
     #[error("{0}")]
     Arguments(String),
-    #[error("{what} address {value:?} is not a multiaddr: {reason}")]
+    #[error(
+        "{what} address {value:?} is not usable ({reason}); the right form looks like {example}"
+    )]
     Multiaddr {
         what: &'static str,
         value: String,
         reason: String,
+        example: &'static str,
     },
 }
 
@@ -132,13 +138,6 @@ pub struct ErrorBody {
     pub kind: String,
     pub message: String,
     pub exit: u8,
-}
-
-fn start_command(instance: &str) -> String {
-    match instance {
-        "default" => "paircode start".to_string(),
-        name => format!("paircode --instance {name} start"),
-    }
 }
 
 fn list_files(files: &[PathBuf]) -> String {
@@ -291,6 +290,23 @@ impl CliError {
             E::Input { .. } => "input",
             E::Runtime(_) => "runtime",
             E::Relay(_) => "relay",
+        }
+    }
+
+    /// What to check next, for a person (not in the JSON envelope: scripts go by `kind`).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Daemon(DaemonError::Pairing {
+                reason: FailReason::NoDeviceAnswered,
+            }) => Some(
+                "Likely causes:\n  \
+                 - `paircode network pair generate` is no longer running on the other device \
+                 (or showed another code): generate a new code there and join again;\n  \
+                 - the devices are on different networks: start this daemon with the \
+                 `--bootstrap` line the other device's `paircode status` prints;\n  \
+                 - a firewall drops mDNS (UDP 5353) or the daemon's TCP port (see the README).",
+            ),
+            _ => None,
         }
     }
 

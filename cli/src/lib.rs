@@ -2,7 +2,9 @@
 //! prints them (`output`) and exits with [`error::CliError::exit_code`], the one place an
 //! error becomes an exit code.
 
+pub mod addr;
 pub mod client;
+pub mod code_prompt;
 pub mod daemon;
 pub mod devices;
 pub mod error;

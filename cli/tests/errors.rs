@@ -138,7 +138,6 @@ fn commands_without_a_daemon_say_how_to_start_it() -> TestResult {
         &["status"][..],
         &["network", "devices"],
         &["network", "pair", "generate"],
-        &["stop"],
     ] {
         let out = bed.run("alice", args)?;
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
