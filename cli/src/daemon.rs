@@ -36,6 +36,9 @@ struct Session {
     cancel: mpsc::UnboundedSender<()>,
 }
 
+/// How long shutdown waits for the node-event watcher to write its last save.
+const WATCHER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Daemon {
     instance: Instance,
     node: Node,
@@ -85,7 +88,7 @@ impl Daemon {
 
     /// Serves the socket until `stop` is requested or a termination signal arrives.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
-        tokio::spawn(self.clone().watch_node());
+        let watcher = tokio::spawn(self.clone().watch_node());
         tokio::spawn(self.clone().accept_transfers());
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -105,6 +108,17 @@ impl Daemon {
         }
         tracing::info!("stopping");
         self.node.shutdown().await;
+        // The watcher saves the device list (last-seen times of devices that just went
+        // offline). It must be done before the caller releases the instance lock: a save
+        // after that could overwrite a store the user or a new daemon now owns. The node's
+        // event stream ends with the node; the bound only guards against a stuck save.
+        let mut watcher = watcher;
+        if tokio::time::timeout(WATCHER_DRAIN, &mut watcher)
+            .await
+            .is_err()
+        {
+            watcher.abort();
+        }
         let _ = std::fs::remove_file(self.instance.socket());
     }
 

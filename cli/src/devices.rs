@@ -15,13 +15,19 @@ pub struct IdentityRecord {
     secret: [u8; 32],
     #[zeroize(skip)]
     pub created_at: u64,
+    /// The name other devices see, chosen at `init` or by `rename`. Stores made before
+    /// names were kept have none: the daemon then uses the host name.
+    #[zeroize(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 impl IdentityRecord {
-    pub fn new(identity: &DeviceIdentity, created_at: u64) -> Self {
+    pub fn new(identity: &DeviceIdentity, created_at: u64, name: String) -> Self {
         IdentityRecord {
             secret: *identity.secret_bytes(),
             created_at,
+            name: Some(name),
         }
     }
 
@@ -163,6 +169,20 @@ pub enum FindError {
     Unknown(String),
     #[error("{1} paired devices are called {0:?}: name one by its peer id")]
     Ambiguous(String, usize),
+}
+
+/// The name a device gets when none was chosen: the host's.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "paircode device".to_string())
+}
+
+/// A name other devices can be shown, checked as the core checks it.
+pub fn device_name(value: &str) -> Result<String, paircode_core::device::DeviceInfoError> {
+    paircode_core::DeviceInfo::new(value).map(|info| info.name)
 }
 
 pub fn load_identity(vault: &Vault) -> Result<Option<IdentityRecord>, StoreError> {

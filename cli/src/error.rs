@@ -7,7 +7,7 @@ use paircode_core::{CodeError, FailReason};
 use paircode_net::Error as NetError;
 use serde::{Deserialize, Serialize};
 
-use crate::instance::InstanceError;
+use crate::instance::{command_line, InstanceError};
 use crate::ipc::{DaemonError, FrameError, Response};
 use crate::lock::LockError;
 use crate::password::PasswordError;
@@ -27,10 +27,13 @@ pub enum CliError {
     Lock(#[from] LockError),
     #[error(
         "the paircode daemon for instance '{instance}' is not running; start it with `{}`",
-        start_command(.instance)
+        command_line(.instance, "start")
     )]
     NotRunning { instance: String },
-    #[error("instance '{instance}' has no device identity yet: run `paircode --instance {instance} network init`")]
+    #[error(
+        "instance '{instance}' has no device identity yet: run `{}` first",
+        command_line(.instance, "network init")
+    )]
     NotInitialised { instance: String },
     #[error(
         "instance '{instance}' already has a store ({}); nothing was changed. \
@@ -87,6 +90,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The meeting point (`paircode relay`) could not run.
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
     /// A detached daemon that failed to start, as it reported itself.
     #[error("{}", .0.message)]
     Reported(ErrorBody),
@@ -121,11 +127,14 @@ pub enum UsageError {
     /// clap's own message, for `--json` output.
     #[error("{0}")]
     Arguments(String),
-    #[error("{what} address {value:?} is not a multiaddr: {reason}")]
+    #[error(
+        "{what} address {value:?} is not usable ({reason}); the right form looks like {example}"
+    )]
     Multiaddr {
         what: &'static str,
         value: String,
         reason: String,
+        example: &'static str,
     },
 }
 
@@ -135,13 +144,6 @@ pub struct ErrorBody {
     pub kind: String,
     pub message: String,
     pub exit: u8,
-}
-
-fn start_command(instance: &str) -> String {
-    match instance {
-        "default" => "paircode start".to_string(),
-        name => format!("paircode --instance {name} start"),
-    }
 }
 
 fn list_files(files: &[PathBuf]) -> String {
@@ -236,6 +238,7 @@ impl CliError {
             | E::Spawn { .. }
             | E::DaemonExited { .. }
             | E::Input { .. }
+            | E::Relay(_)
             | E::Runtime(_)
             | E::Downloads { .. } => 1,
             // Derived by this same function in the process that reported it.
@@ -300,6 +303,24 @@ impl CliError {
             E::Input { .. } => "input",
             E::Runtime(_) => "runtime",
             E::Downloads { .. } => "downloads",
+            E::Relay(_) => "relay",
+        }
+    }
+
+    /// What to check next, for a person (not in the JSON envelope: scripts go by `kind`).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Daemon(DaemonError::Pairing {
+                reason: FailReason::NoDeviceAnswered,
+            }) => Some(
+                "Likely causes:\n  \
+                 - `paircode network pair generate` is no longer running on the other device \
+                 (or showed another code): generate a new code there and join again;\n  \
+                 - the devices are on different networks: start this daemon with the \
+                 `--bootstrap` line the other device's `paircode status` prints;\n  \
+                 - a firewall drops mDNS (UDP 5353) or the daemon's TCP port (see the README).",
+            ),
+            _ => None,
         }
     }
 

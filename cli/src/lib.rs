@@ -2,7 +2,9 @@
 //! prints them (`output`) and exits with [`error::CliError::exit_code`], the one place an
 //! error becomes an exit code.
 
+pub mod addr;
 pub mod client;
+pub mod code_prompt;
 pub mod daemon;
 pub mod devices;
 pub mod error;
@@ -13,6 +15,7 @@ mod logging;
 pub mod output;
 pub mod password;
 pub mod progress;
+pub mod relay;
 pub mod start;
 pub mod store;
 pub mod transfer;

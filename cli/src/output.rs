@@ -102,6 +102,9 @@ pub fn error(json: bool, error: &CliError) {
         });
     } else {
         eprintln!("error: {error}");
+        if let Some(hint) = error.hint() {
+            eprintln!("{hint}");
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -13,18 +12,19 @@ use paircode_cli::transfer::wire::{self, Header, Item, ReceiverFrame, SenderFram
 use paircode_cli::transfer::{Refusal, PROTOCOL};
 use paircode_core::{Code, PeerId};
 use paircode_net::Node;
+use paircode_netbed::daemon::{event_of, result_of, DaemonError, PASSWORD};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{stderr, Bed, StopOnDrop};
+use support::{daemons, stderr, Daemons, StopOnDrop, TestResult};
 
 const BIN: &str = env!("CARGO_BIN_EXE_paircode");
 
-fn downloads(bed: &Bed, instance: &str) -> PathBuf {
+fn downloads(bed: &Daemons, instance: &str) -> PathBuf {
     bed.data_dir().join(format!("{instance}-downloads"))
 }
 
 /// Starts `instance` on loopback with its own downloads directory.
-fn start(bed: &Bed, instance: &str, bootstrap_from: Option<&str>) {
+fn start(bed: &Daemons, instance: &str, bootstrap_from: Option<&str>) -> TestResult {
     let dir = downloads(bed, instance);
     let mut args = vec![
         "--listen",
@@ -37,33 +37,29 @@ fn start(bed: &Bed, instance: &str, bootstrap_from: Option<&str>) {
     ];
     let addr;
     if let Some(other) = bootstrap_from {
-        addr = bed.addr(other);
+        addr = bed.addr(other)?;
         args.extend(["--bootstrap", &addr]);
     }
-    bed.start_in(None, instance, &args);
-}
-
-fn pair(bed: &Bed, generator: &str, joiner: &str) {
-    let (generating, words) = bed.generate(generator, &["--auto-accept"]);
-    bed.ok(joiner, &["network", "pair", "join", "--code", &words]);
-    assert!(generating.finish().0.success());
+    bed.start_with(None, instance, &args)
 }
 
 /// Alice and Bob, each with a downloads directory, paired.
-fn paired() -> Bed {
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.init("bob");
-    start(&bed, "alice", None);
-    start(&bed, "bob", Some("alice"));
-    pair(&bed, "alice", "bob");
-    bed
+fn paired() -> Result<Daemons, DaemonError> {
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.init("bob")?;
+    start(&bed, "alice", None)?;
+    start(&bed, "bob", Some("alice"))?;
+    bed.pair("alice", "bob")?;
+    Ok(bed)
 }
 
-fn online(bed: &Bed, instance: &str, other: &str) -> bool {
-    bed.devices(instance)
+/// `instance`'s list shows the device named `other` online.
+fn online(bed: &Daemons, instance: &str, other: &str) -> Result<bool, DaemonError> {
+    Ok(bed
+        .devices(instance)?
         .iter()
-        .any(|d| d["name"] == other && d["online"] == true)
+        .any(|d| d["name"] == other && d["online"] == true))
 }
 
 /// Everything under `dir` (relative names), the partial files' directory aside.
@@ -103,47 +99,44 @@ fn write(path: &Path, content: &[u8]) {
     std::fs::write(path, content).unwrap();
 }
 
-/// `send ARGS --json`: the result envelope (the last line, after the events).
-fn sent(bed: &Bed, from: &str, args: &[&str]) -> Value {
-    let mut all = vec!["--json", "send"];
+/// `send ARGS --json`: the result (of the last line, after the events).
+fn sent(bed: &Daemons, from: &str, args: &[&str]) -> Result<Value, DaemonError> {
+    let mut all = vec!["send"];
     all.extend_from_slice(args);
-    let out = bed.ok(from, &all);
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
-        .collect();
-    let (envelope, events) = lines.split_last().expect("an envelope");
-    assert_eq!(envelope["ok"], true, "{envelope}");
-    assert_eq!(events[0]["event"], "sending", "{out}");
-    let stored = events.iter().filter(|e| e["event"] == "stored").count();
+    let (events, result) = bed.json_stream(from, &all)?;
+    assert_eq!(
+        events.first().and_then(event_of),
+        Some("sending"),
+        "{events:?}"
+    );
+    let stored = events
+        .iter()
+        .filter(|e| event_of(e) == Some("stored"))
+        .count();
     assert_eq!(
         stored,
-        envelope["result"]["sent"].as_array().unwrap().len(),
-        "{out}"
+        result["sent"].as_array().unwrap().len(),
+        "{events:?} {result}"
     );
-    envelope["result"].clone()
+    Ok(result)
 }
 
-/// `send ARGS --json` failing: the error envelope (the last line) and the exit code.
-fn send_error(bed: &Bed, from: &str, args: &[&str]) -> (Value, Option<i32>) {
-    let mut all = vec!["--json", "send"];
+/// `send ARGS --json` failing: the error (of the last line) and the exit code, which the
+/// harness checked are the same.
+fn send_error(
+    bed: &Daemons,
+    from: &str,
+    args: &[&str],
+) -> Result<(Value, Option<i32>), DaemonError> {
+    let mut all = vec!["send"];
     all.extend_from_slice(args);
-    let out = bed.run(from, &all);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no output: {}", stderr(&out)));
-    let envelope: Value = serde_json::from_str(last).unwrap();
-    assert_eq!(envelope["ok"], false, "{envelope}");
-    let error = envelope["error"].clone();
-    assert_eq!(error["exit"].as_i64().map(|c| c as i32), out.status.code());
-    (error, out.status.code())
+    let (_, error, code) = bed.json_stream_error(from, &all)?;
+    Ok((error, code))
 }
 
 #[test]
-fn pair_once_send_files_directories_and_texts_across_restarts() {
-    let bed = paired();
+fn pair_once_send_files_directories_and_texts_across_restarts() -> TestResult {
+    let bed = paired()?;
     let src = bed.data_dir().join("src");
     let bob_dl = downloads(&bed, "bob");
     write(&src.join("a.txt"), b"hello bob");
@@ -151,37 +144,29 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     write(&src.join("photos/y.jpg"), b"");
 
     // Bob follows what arrives.
-    let mut follower = bed
-        .cmd("bob")
-        .args(["--json", "received", "--follow"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
-    let mut next = move || -> Value {
-        serde_json::from_str(&lines.next().expect("a line").expect("read")).unwrap()
-    };
-    assert_eq!(next()["event"], "following");
+    let mut follower = bed.spawn("bob", &["received", "--follow"])?;
+    assert_eq!(event_of(&follower.next_line()?), Some("following"));
 
     let file = src.join("a.txt");
-    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()])?;
     assert_eq!(result["sent"][0]["stored_as"], "a.txt", "{result}");
 
-    let arriving = next();
-    assert_eq!(arriving["event"], "arriving", "{arriving}");
+    let arriving = follower.next_line()?;
+    assert_eq!(event_of(&arriving), Some("arriving"), "{arriving}");
     assert_eq!(arriving["from"], "alice", "{arriving}");
     assert_eq!(arriving["name"], "a.txt", "{arriving}");
     assert_eq!(arriving["size"], 9, "{arriving}");
-    let mut event = next();
-    while event["event"] == "bytes" {
-        event = next();
+    let mut event = follower.next_line()?;
+    while event_of(&event) == Some("bytes") {
+        event = follower.next_line()?;
     }
-    assert_eq!(event["event"], "received", "{event}");
+    assert_eq!(event_of(&event), Some("received"), "{event}");
     assert_eq!(event["name"], "a.txt", "{event}");
     assert_eq!(event["path"], bob_dl.join("a.txt").to_str().unwrap());
-    signal(&follower, "-INT");
-    assert_eq!(next()["ok"], true);
-    assert!(follower.wait().unwrap().success());
+    signal(&follower.child, "-INT");
+    let last = follower.next_line()?;
+    assert!(result_of(&last).is_some(), "{last}");
+    assert!(follower.finish()?.0.success());
     assert_eq!(
         result["sent"][0]["sha256"],
         hex::encode(Sha256::digest(b"hello bob")).as_str()
@@ -189,11 +174,11 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     assert_eq!(std::fs::read(bob_dl.join("a.txt")).unwrap(), b"hello bob");
 
     // The same name again is numbered, never written over.
-    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()])?;
     assert_eq!(result["sent"][0]["stored_as"], "a (1).txt", "{result}");
 
     let dir = src.join("photos");
-    let result = sent(&bed, "alice", &["bob", dir.to_str().unwrap()]);
+    let result = sent(&bed, "alice", &["bob", dir.to_str().unwrap()])?;
     assert_eq!(result["sent"].as_array().unwrap().len(), 2, "{result}");
     assert_eq!(
         std::fs::read(bob_dl.join("photos/2024/x.jpg")).unwrap(),
@@ -201,10 +186,10 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     );
     assert_eq!(std::fs::read(bob_dl.join("photos/y.jpg")).unwrap(), b"");
 
-    let result = sent(&bed, "alice", &["bob", "--text", "the wifi password is 42"]);
+    let result = sent(&bed, "alice", &["bob", "--text", "the wifi password is 42"])?;
     assert_eq!(result["sent"][0]["name"], "text", "{result}");
 
-    let listed = bed.ok("bob", &["received"]);
+    let listed = bed.ok("bob", &["received"])?;
     assert!(listed.contains("from alice"), "{listed}");
     assert!(
         listed.contains("text: \"the wifi password is 42\""),
@@ -214,7 +199,7 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
         listed.contains(&format!("a.txt → {}", bob_dl.join("a.txt").display())),
         "{listed}"
     );
-    let received = bed.json("bob", &["received"]);
+    let received = bed.json("bob", &["received"])?;
     let entries = received.as_array().unwrap();
     assert_eq!(entries.len(), 5, "{received}");
     assert!(entries.iter().all(|e| e["from"] == "alice"), "{received}");
@@ -229,62 +214,63 @@ fn pair_once_send_files_directories_and_texts_across_restarts() {
     assert!(first["time"].as_u64().unwrap() > 0);
 
     // Without --json: one line for people.
-    let said = bed.ok("alice", &["send", "bob", file.to_str().unwrap()]);
+    let said = bed.ok("alice", &["send", "bob", file.to_str().unwrap()])?;
     assert!(
         said.contains("delivered a.txt (9 B), SHA-256 verified"),
         "{said}"
     );
 
     // Bob turns receiving from Alice off; it stays off across restarts.
-    bed.ok("bob", &["network", "receive", "alice", "off"]);
-    let devices = bed.ok("bob", &["network", "devices"]);
+    bed.ok("bob", &["network", "receive", "alice", "off"])?;
+    let devices = bed.ok("bob", &["network", "devices"])?;
     assert!(devices.contains("receiving off"), "{devices}");
-    bed.stop("alice");
-    bed.stop("bob");
-    start(&bed, "alice", None);
-    start(&bed, "bob", Some("alice"));
-    assert_eq!(bed.devices("bob")[0]["receive"], false);
-    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"));
+    bed.stop("alice")?;
+    bed.stop("bob")?;
+    start(&bed, "alice", None)?;
+    start(&bed, "bob", Some("alice"))?;
+    assert_eq!(bed.devices("bob")?[0]["receive"], false);
+    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"))?;
     let before = landed(&bob_dl);
-    let (error, code) = send_error(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    let (error, code) = send_error(&bed, "alice", &["bob", file.to_str().unwrap()])?;
     assert_eq!(error["kind"], "receiving_off", "{error}");
     assert_eq!(code, Some(16));
     assert_eq!(landed(&bob_dl), before);
 
     // On again: no code needed, in either direction.
-    bed.ok("bob", &["network", "receive", "alice", "on"]);
-    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    bed.ok("bob", &["network", "receive", "alice", "on"])?;
+    let result = sent(&bed, "alice", &["bob", file.to_str().unwrap()])?;
     assert_eq!(result["sent"][0]["stored_as"], "a (3).txt", "{result}");
     write(&src.join("back.txt"), b"hi alice");
     let back = src.join("back.txt");
-    let result = sent(&bed, "bob", &["alice", back.to_str().unwrap()]);
+    let result = sent(&bed, "bob", &["alice", back.to_str().unwrap()])?;
     assert_eq!(result["sent"][0]["stored_as"], "back.txt", "{result}");
     assert_eq!(
         std::fs::read(downloads(&bed, "alice").join("back.txt")).unwrap(),
         b"hi alice"
     );
+    Ok(())
 }
 
 #[test]
-fn unknown_unpaired_and_offline_devices_are_each_named() {
-    let bed = paired();
-    bed.init("carol");
-    start(&bed, "carol", Some("alice"));
+fn unknown_unpaired_and_offline_devices_are_each_named() -> TestResult {
+    let bed = paired()?;
+    bed.init("carol")?;
+    start(&bed, "carol", Some("alice"))?;
     let file = bed.data_dir().join("f.txt");
     write(&file, b"data");
     let bob_dl = downloads(&bed, "bob");
 
     // Carol never paired with Bob: by name or by peer id, nothing is sent.
-    let bob_id = bed.peer_id("bob");
+    let bob_id = bed.peer_id("bob")?;
     for who in ["bob", bob_id.as_str()] {
-        let (error, code) = send_error(&bed, "carol", &[who, file.to_str().unwrap()]);
+        let (error, code) = send_error(&bed, "carol", &[who, file.to_str().unwrap()])?;
         assert_eq!(error["kind"], "unknown_device", "{error}");
         assert_eq!(code, Some(13));
     }
     assert!(landed(&bob_dl).is_empty());
 
     // A downloads "directory" that is a file stops the daemon from starting, named.
-    bed.init("dave");
+    bed.init("dave")?;
     let (error, code) = bed.json_error(
         "dave",
         &[
@@ -295,7 +281,7 @@ fn unknown_unpaired_and_offline_devices_are_each_named() {
             "--downloads",
             file.to_str().unwrap(),
         ],
-    );
+    )?;
     assert_eq!(error["kind"], "downloads", "{error}");
     assert_eq!(code, Some(1));
     assert!(
@@ -307,40 +293,41 @@ fn unknown_unpaired_and_offline_devices_are_each_named() {
     );
 
     // A path that does not exist, and a device file, are refused before anything is sent.
-    let (error, code) = send_error(&bed, "alice", &["bob", "/no/such/file"]);
+    let (error, code) = send_error(&bed, "alice", &["bob", "/no/such/file"])?;
     assert_eq!(error["kind"], "not_sendable", "{error}");
     assert_eq!(code, Some(2));
-    let (error, _) = send_error(&bed, "alice", &["bob", "/dev/null"]);
+    let (error, _) = send_error(&bed, "alice", &["bob", "/dev/null"])?;
     assert_eq!(error["kind"], "not_sendable", "{error}");
     let long = "x".repeat(70_000);
-    let (error, code) = send_error(&bed, "alice", &["bob", "--text", &long]);
+    let (error, code) = send_error(&bed, "alice", &["bob", "--text", &long])?;
     assert_eq!(error["kind"], "text_too_large", "{error}");
     assert_eq!(code, Some(2));
 
     // Offline: said so, with when it was last seen.
-    bed.stop("bob");
-    let out = bed.run("alice", &["send", "bob", file.to_str().unwrap()]);
+    bed.stop("bob")?;
+    let out = bed.run("alice", &["send", "bob", file.to_str().unwrap()])?;
     assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
     let said = stderr(&out);
     assert!(
         said.contains("bob is offline") && said.contains("last seen"),
         "{said}"
     );
-    start(&bed, "bob", Some("alice"));
-    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"));
+    start(&bed, "bob", Some("alice"))?;
+    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"))?;
 
     // After unpairing, neither side can send to the other.
-    bed.ok("alice", &["network", "unpair", "bob"]);
-    let (error, code) = send_error(&bed, "alice", &["bob", file.to_str().unwrap()]);
+    bed.ok("alice", &["network", "unpair", "bob"])?;
+    let (error, code) = send_error(&bed, "alice", &["bob", file.to_str().unwrap()])?;
     assert_eq!(error["kind"], "unknown_device", "{error}");
     assert_eq!(code, Some(13));
-    let (error, _) = send_error(&bed, "bob", &["alice", file.to_str().unwrap()]);
+    let (error, _) = send_error(&bed, "bob", &["alice", file.to_str().unwrap()])?;
     assert!(
         ["unknown_device", "not_paired_there"].contains(&error["kind"].as_str().unwrap()),
         "{error}"
     );
     assert!(landed(&bob_dl).is_empty());
     assert!(landed(&downloads(&bed, "alice")).is_empty());
+    Ok(())
 }
 
 /// A test-only sender: a library node paired with Bob's daemon, speaking the transfer
@@ -352,25 +339,25 @@ struct Raw {
 }
 
 impl Raw {
-    fn paired_with(bed: &Bed, instance: &str) -> Raw {
+    fn paired_with(bed: &Daemons, instance: &str) -> Result<Raw, DaemonError> {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let addr = bed.addr(instance).parse().unwrap();
+        let addr = bed.addr(instance)?.parse().unwrap();
         let node = rt.block_on(async {
             let mut config = paircode_netbed::loopback_config("mallory");
             config.bootstrap = vec![addr];
             paircode_tokio::start(config).await.unwrap()
         });
-        let (generating, words) = bed.generate(instance, &["--auto-accept"]);
+        let (generating, words) = bed.generate(instance, &["--auto-accept"])?;
         let device = rt
             .block_on(node.join(&Code::parse(&words).unwrap()))
             .expect("joins");
-        assert!(generating.finish().0.success());
+        assert!(generating.finish()?.0.success());
         node.add_paired(device.peer.clone()).unwrap();
-        Raw {
+        Ok(Raw {
             rt,
             node,
             bob: device.peer,
-        }
+        })
     }
 
     /// Offers `item` with `size` and the hash of `claimed`, sends `data` (then, with
@@ -446,11 +433,11 @@ fn refusal(answers: &[ReceiverFrame]) -> Option<&Refusal> {
 }
 
 #[test]
-fn traversal_lies_and_resume_from_a_raw_sender() {
-    let bed = Bed::new();
-    bed.init("bob");
-    start(&bed, "bob", None);
-    let raw = Raw::paired_with(&bed, "bob");
+fn traversal_lies_and_resume_from_a_raw_sender() -> TestResult {
+    let bed = daemons()?;
+    bed.init("bob")?;
+    start(&bed, "bob", None)?;
+    let raw = Raw::paired_with(&bed, "bob")?;
     let dl = downloads(&bed, "bob");
 
     // Names that would leave the downloads directory, or reach a device.
@@ -505,7 +492,7 @@ fn traversal_lies_and_resume_from_a_raw_sender() {
         false,
     );
     assert_eq!(answers, [ReceiverFrame::Ready { offset: 0 }]);
-    bed.eventually("the partial file is kept", || partials(&dl) == 1);
+    bed.eventually("the partial file is kept", || Ok(partials(&dl) == 1))?;
     assert!(landed(&dl).is_empty());
 
     // Sent again, it resumes where it stopped; the hash covers the whole file.
@@ -531,50 +518,51 @@ fn traversal_lies_and_resume_from_a_raw_sender() {
     );
     assert_eq!(std::fs::read(dl.join("big.bin")).unwrap(), content);
     assert_eq!(partials(&dl), 0);
-    let received = bed.json("bob", &["received"]);
+    let received = bed.json("bob", &["received"])?;
     assert_eq!(received[0]["from"], "mallory", "{received}");
     assert_eq!(received[0]["resumed_from"], half, "{received}");
+    Ok(())
 }
 
 /// Bob's downloads directory on a 1 MiB tmpfs, mounted in a mount namespace of its own.
 #[test]
-fn disk_full_on_the_receiver() {
+fn disk_full_on_the_receiver() -> TestResult {
     let probe = Command::new("unshare").args(["--mount", "true"]).status();
     if !probe.is_ok_and(|s| s.success()) {
         eprintln!("skipped: cannot create a mount namespace here (not root?)");
-        return;
+        return Ok(());
     }
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.init("bob");
-    start(&bed, "alice", None);
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.init("bob")?;
+    start(&bed, "alice", None)?;
     let dl = downloads(&bed, "bob");
     std::fs::create_dir_all(&dl).unwrap();
     let script = format!(
         "mount -t tmpfs -o size=1m tmpfs '{dl}' && exec '{BIN}' --instance bob start \
          --listen /ip4/127.0.0.1/tcp/0 --no-mdns --name bob --downloads '{dl}' --bootstrap '{addr}'",
         dl = dl.display(),
-        addr = bed.addr("alice"),
+        addr = bed.addr("alice")?,
     );
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .env("PAIRCODE_DATA_DIR", bed.data_dir())
-        .env("PAIRCODE_PASSWORD", support::PASSWORD)
+        .env("PAIRCODE_PASSWORD", PASSWORD)
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let _stop = StopOnDrop(&bed, "bob");
-    pair(&bed, "alice", "bob");
+    bed.pair("alice", "bob")?;
     // What Bob's daemon sees of its downloads directory.
-    let seen =
-        PathBuf::from(format!("/proc/{}/root", bed.pid("bob"))).join(dl.strip_prefix("/").unwrap());
+    let seen = PathBuf::from(format!("/proc/{}/root", bed.pid("bob")?))
+        .join(dl.strip_prefix("/").unwrap());
 
     let small = bed.data_dir().join("small.bin");
     write(&small, &vec![1u8; 600_000]);
-    sent(&bed, "alice", &["bob", small.to_str().unwrap()]);
-    let (error, code) = send_error(&bed, "alice", &["bob", small.to_str().unwrap()]);
+    sent(&bed, "alice", &["bob", small.to_str().unwrap()])?;
+    let (error, code) = send_error(&bed, "alice", &["bob", small.to_str().unwrap()])?;
     assert_eq!(error["kind"], "disk_full", "{error}");
     assert_eq!(code, Some(17));
     assert!(
@@ -585,6 +573,7 @@ fn disk_full_on_the_receiver() {
     assert_eq!(partials(&seen), 0);
     // Nothing reached the host's directory under the mount.
     assert!(landed(&dl).is_empty());
+    Ok(())
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
@@ -607,8 +596,8 @@ fn partial_bytes(dir: &Path) -> u64 {
 }
 
 #[test]
-fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() {
-    let bed = paired();
+fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() -> TestResult {
+    let bed = paired()?;
     let bob_dl = downloads(&bed, "bob");
     let big = bed.data_dir().join("big.bin");
     let content: Vec<u8> = (0..64u32 << 20).map(|i| (i % 253) as u8).collect();
@@ -622,26 +611,31 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() {
             .unwrap()
     };
 
+    // While a send runs, a harness error panics rather than returning: an early return
+    // would leave the send unwaited.
+
     // Ctrl+C mid-file: the command says cancelled, Bob drops what arrived.
     let child = spawn();
-    bed.eventually("bytes arrive", || partial_bytes(&bob_dl) > 0);
+    bed.eventually("bytes arrive", || Ok(partial_bytes(&bob_dl) > 0))
+        .expect("bytes arrive");
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
-    bed.eventually("the partial file is dropped", || partials(&bob_dl) == 0);
+    bed.eventually("the partial file is dropped", || Ok(partials(&bob_dl) == 0))?;
     assert!(landed(&bob_dl).is_empty());
 
     // Killed mid-file: Bob keeps what arrived, and sending again continues from there.
     let mut child = spawn();
-    bed.eventually("bytes arrive", || partial_bytes(&bob_dl) > 0);
+    bed.eventually("bytes arrive", || Ok(partial_bytes(&bob_dl) > 0))
+        .expect("bytes arrive");
     child.kill().unwrap();
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let kept = partial_bytes(&bob_dl);
     assert!(kept > 0 && kept < content.len() as u64, "{kept}");
     assert!(landed(&bob_dl).is_empty());
-    let result = sent(&bed, "alice", &["bob", big.to_str().unwrap()]);
+    let result = sent(&bed, "alice", &["bob", big.to_str().unwrap()])?;
     let resumed = result["sent"][0]["resumed_from"].as_u64().unwrap();
     assert!(resumed >= kept, "{result}");
     assert_eq!(std::fs::read(bob_dl.join("big.bin")).unwrap(), content);
@@ -650,8 +644,9 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() {
     // The receiver stops mid-file: the sender says the connection was lost, and once Bob
     // is back, sending again resumes.
     let child = spawn();
-    bed.eventually("bytes arrive", || partial_bytes(&bob_dl) > 0);
-    bed.stop("bob");
+    bed.eventually("bytes arrive", || Ok(partial_bytes(&bob_dl) > 0))
+        .expect("bytes arrive");
+    bed.stop("bob").expect("bob stops");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(18), "{}", stderr(&out));
     assert!(
@@ -660,13 +655,14 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() {
         stderr(&out)
     );
     assert_eq!(landed(&bob_dl), ["big.bin"]);
-    start(&bed, "bob", Some("alice"));
-    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"));
-    let result = sent(&bed, "alice", &["bob", big.to_str().unwrap()]);
+    start(&bed, "bob", Some("alice"))?;
+    bed.eventually("alice sees bob online", || online(&bed, "alice", "bob"))?;
+    let result = sent(&bed, "alice", &["bob", big.to_str().unwrap()])?;
     assert!(
         result["sent"][0]["resumed_from"].as_u64().unwrap() > 0,
         "{result}"
     );
     assert_eq!(result["sent"][0]["stored_as"], "big (1).bin", "{result}");
     assert_eq!(std::fs::read(bob_dl.join("big (1).bin")).unwrap(), content);
+    Ok(())
 }

@@ -7,48 +7,102 @@ use crate::identity::PeerId;
 use crate::keys::DiscoveryId;
 use crate::messages::RejectReason;
 
+/// One thing for the driver to do, returned by `poll_action`. Carry each out in order
+/// before feeding the next input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Deliver these bytes to the peer over `/paircode/pair/1`, connecting first if needed.
-    Send { peer: PeerId, bytes: Vec<u8> },
+    Send {
+        /// The recipient.
+        peer: PeerId,
+        /// One encoded message.
+        bytes: Vec<u8>,
+    },
     /// Announce the session in the DHT under `key` until `until`.
-    Publish { key: DiscoveryId, until: Instant },
+    Publish {
+        /// The session's public name.
+        key: DiscoveryId,
+        /// When the code expires; the announcement is worthless after it.
+        until: Instant,
+    },
     /// The session is over: withdraw the announcement.
-    Unpublish { key: DiscoveryId },
+    Unpublish {
+        /// What was published.
+        key: DiscoveryId,
+    },
     /// Look `key` up in the DHT and report the providers through `handle_peer`.
-    Lookup { key: DiscoveryId },
+    Lookup {
+        /// The session looked for.
+        key: DiscoveryId,
+    },
     /// Something happened worth showing the user.
     Progress(Progress),
     /// Ask the user whether to pair with this device; answer with `handle_confirm`.
-    Confirm { peer: PeerId, info: DeviceInfo },
+    Confirm {
+        /// The device that proved the code.
+        peer: PeerId,
+        /// What it says of itself.
+        info: DeviceInfo,
+    },
     /// Paired. Terminal.
     Completed(Box<PairedDevice>),
     /// Not paired. Terminal.
     Failed(FailReason),
 }
 
+/// A step of the handshake worth showing the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// A joiner sent `Join` to this peer.
-    Contacting { peer: PeerId },
+    Contacting {
+        /// The peer asked.
+        peer: PeerId,
+    },
     /// The peer proved it knows the code; the handshake is finishing.
-    Verified { peer: PeerId, info: DeviceInfo },
+    Verified {
+        /// The peer that proved the code.
+        peer: PeerId,
+        /// What it says of itself.
+        info: DeviceInfo,
+    },
 }
 
+/// Why a session ended without pairing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FailReason {
+    /// The code's lifetime ran out (initiator), or the initiator said it had (joiner).
     #[error("the code has expired")]
     CodeExpired,
+    /// The joiner searched for its whole `join_timeout` without finding the initiator.
     #[error("no device answered with this code")]
     NoDeviceAnswered,
+    /// The initiator turned the joiner's proven attempt down.
     #[error("{peer} rejected the pairing: {reason}")]
-    Rejected { peer: PeerId, reason: RejectReason },
+    Rejected {
+        /// The initiator.
+        peer: PeerId,
+        /// What it said.
+        reason: RejectReason,
+    },
+    /// The local user answered no to `Action::Confirm`.
     #[error("the pairing with {peer} was declined here")]
-    Declined { peer: PeerId },
+    Declined {
+        /// The joiner that was declined.
+        peer: PeerId,
+    },
+    /// The joiner proved the code but the initiator's verdict never came.
     #[error("{peer} proved the code but never gave its answer")]
-    NoAnswer { peer: PeerId },
+    NoAnswer {
+        /// The initiator that went silent.
+        peer: PeerId,
+    },
+    /// The local user cancelled the session.
     #[error("the pairing was cancelled")]
     Cancelled,
+    /// The local user did not answer `Action::Confirm` within `confirm_timeout`.
     #[error("{peer} proved the code, but nobody answered whether to pair with it in time")]
-    ConfirmTimeout { peer: PeerId },
+    ConfirmTimeout {
+        /// The joiner waiting for the answer.
+        peer: PeerId,
+    },
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+/// Timeouts and limits of one pairing session; see [`Config::default`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// How long a generated code stays valid (initiator).

@@ -16,17 +16,23 @@ pub const MAX_PEER_ID_LEN: usize = 64;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(Vec<u8>);
 
+/// Why bytes are not a peer id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerIdError {
+    /// Longer than [`MAX_PEER_ID_LEN`] bytes (this long).
     #[error("peer id is {0} bytes long, at most {MAX_PEER_ID_LEN} are allowed")]
     TooLong(usize),
+    /// No bytes at all.
     #[error("peer id is empty")]
     Empty,
+    /// Not the encoding of a libp2p PeerId.
     #[error("not a valid libp2p peer id")]
     NotLibp2p,
 }
 
 impl PeerId {
+    /// The peer with these bytes; only the length is checked, so that synthetic ids work in
+    /// simulations.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PeerIdError> {
         match bytes.len() {
             0 => Err(PeerIdError::Empty),
@@ -35,10 +41,12 @@ impl PeerId {
         }
     }
 
+    /// The bytes of the libp2p PeerId (a multihash): what the transcript binds.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
+    /// The libp2p PeerId these bytes encode.
     pub fn to_libp2p(&self) -> Result<libp2p_identity::PeerId, PeerIdError> {
         libp2p_identity::PeerId::from_bytes(&self.0).map_err(|_| PeerIdError::NotLibp2p)
     }
@@ -85,6 +93,7 @@ pub struct DeviceIdentity {
 }
 
 impl DeviceIdentity {
+    /// A new identity from the caller's RNG.
     pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
         let mut secret = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(secret.as_mut());
@@ -101,12 +110,14 @@ impl DeviceIdentity {
         }
     }
 
+    /// The 32-byte Ed25519 secret, to store at rest.
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(self.keypair.secret().as_ref());
         out
     }
 
+    /// The PeerId this identity authenticates as.
     pub fn peer_id(&self) -> PeerId {
         PeerId::from(self.libp2p_keypair().public().to_peer_id())
     }

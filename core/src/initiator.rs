@@ -3,8 +3,8 @@
 //! Many joiners may knock at once (honest ones on a busy LAN, attackers who saw the public
 //! discovery id); each gets its own attempt, and only a valid proof moves the session on.
 //! A wrong proof ends that attempt alone, so nobody without the code can cancel the session.
-//! Every verdict names the attempt it concerns (`Done.re`), and repeated messages get the
-//! answer they got the first time, so loss and duplication on the way cannot split the
+//! Every verdict names the attempt it concerns (`Done.attempt_nonce`), and repeated messages
+//! get the answer they got the first time, so loss and duplication on the way cannot split the
 //! outcome between the two sides.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -19,11 +19,13 @@ use crate::handshake::{random32, transcript, ChallengeFields, Ephemeral};
 use crate::identity::PeerId;
 use crate::keys::{macs_equal, CodeKeys, Transcript};
 use crate::messages::{
-    Bytes32, Challenge, DecodeError, Done, Join, Message, Prove, RejectReason, UNATTRIBUTED,
+    Challenge, DecodeError, Done, Join, Mac, Message, Nonce, Prove, RejectReason, UNATTRIBUTED,
 };
 use crate::pairing::LocalDevice;
 use crate::rate_limit::RateLimiter;
+use crate::timer::Timer;
 
+/// The initiating side of one pairing session; drive it through [`Pairing`](crate::Pairing).
 pub struct Initiator {
     cfg: Config,
     local: LocalDevice,
@@ -51,8 +53,8 @@ struct Attempt {
 /// What identifies the verified attempt once the attempt table is gone.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Proven {
-    nonce: Bytes32,
-    mac: Bytes32,
+    nonce: Nonce,
+    mac: Mac,
 }
 
 enum State {
@@ -68,17 +70,20 @@ enum State {
         peer: PeerId,
         proven: Proven,
     },
-    Failed {
-        expired: bool,
-    },
+    /// Ended without pairing; what it answers from now on depends on why.
+    Failed(FailReason),
 }
 
 /// Where the initiator is, for status displays and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitiatorState {
+    /// Waiting for joiners; answering their `Join`s.
     Open,
+    /// A joiner proved the code; waiting for the local user's answer.
     Confirming,
+    /// Paired; still answers a repeated proof from the paired joiner.
     Completed,
+    /// Ended without pairing.
     Failed,
 }
 
@@ -111,19 +116,22 @@ impl Initiator {
         }
     }
 
+    /// Where the initiator is.
     pub fn state(&self) -> InitiatorState {
         match self.state {
             State::Open => InitiatorState::Open,
             State::Confirming { .. } => InitiatorState::Confirming,
             State::Completed { .. } => InitiatorState::Completed,
-            State::Failed { .. } => InitiatorState::Failed,
+            State::Failed(_) => InitiatorState::Failed,
         }
     }
 
+    /// When the code expires.
     pub fn expires_at(&self) -> Instant {
         self.expires_at
     }
 
+    /// How many joiners are half-way through the handshake.
     pub fn pending_attempts(&self) -> usize {
         self.attempts.len()
     }
@@ -132,7 +140,7 @@ impl Initiator {
         &self.keys
     }
 
-    pub fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
+    pub(crate) fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
         self.check_deadlines(now);
         match Message::decode(bytes) {
             Ok(Message::Join(join)) => self.on_join(peer, join, now),
@@ -152,7 +160,7 @@ impl Initiator {
         }
     }
 
-    pub fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
+    pub(crate) fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
         self.check_deadlines(now);
         let proven = match &self.state {
             State::Confirming { device, proven, .. } if &device.peer == peer => *proven,
@@ -165,19 +173,19 @@ impl Initiator {
                 peer,
                 Done::rejected(proven.nonce, RejectReason::UserRejected),
             );
-            self.fail(FailReason::Declined { peer: peer.clone() }, false);
+            self.fail(FailReason::Declined { peer: peer.clone() });
         }
     }
 
-    pub fn handle_cancel(&mut self, now: Instant) {
+    pub(crate) fn handle_cancel(&mut self, now: Instant) {
         self.check_deadlines(now);
         self.tell_confirming(RejectReason::Cancelled);
         if self.is_live() {
-            self.fail(FailReason::Cancelled, false);
+            self.fail(FailReason::Cancelled);
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.check_deadlines(now);
         self.attempts.retain(|_, a| a.deadline > now);
     }
@@ -187,7 +195,7 @@ impl Initiator {
     fn check_deadlines(&mut self, now: Instant) {
         if self.is_live() && now >= self.expires_at {
             self.tell_confirming(RejectReason::Expired);
-            self.fail(FailReason::CodeExpired, true);
+            self.fail(FailReason::CodeExpired);
         }
         if let State::Confirming {
             deadline, device, ..
@@ -196,23 +204,29 @@ impl Initiator {
             if now >= *deadline {
                 let peer = device.peer.clone();
                 self.tell_confirming(RejectReason::Timeout);
-                self.fail(FailReason::ConfirmTimeout { peer }, false);
+                self.fail(FailReason::ConfirmTimeout { peer });
             }
         }
     }
 
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// The earliest timer and its instant; `None` once the session is over.
+    pub(crate) fn next_timer(&self) -> Option<(Instant, Timer)> {
+        let expiry = (self.expires_at, Timer::CodeExpiry);
         match &self.state {
-            State::Open => {
-                let attempts = self.attempts.values().map(|a| a.deadline).min();
-                Some(attempts.map_or(self.expires_at, |a| a.min(self.expires_at)))
-            }
-            State::Confirming { deadline, .. } => Some((*deadline).min(self.expires_at)),
-            State::Completed { .. } | State::Failed { .. } => None,
+            State::Open => self
+                .attempts
+                .values()
+                .map(|a| (a.deadline, Timer::Attempt))
+                .chain([expiry])
+                .min_by_key(|(at, _)| *at),
+            State::Confirming { deadline, .. } => [(*deadline, Timer::Confirmation), expiry]
+                .into_iter()
+                .min_by_key(|(at, _)| *at),
+            State::Completed { .. } | State::Failed(_) => None,
         }
     }
 
@@ -228,18 +242,19 @@ impl Initiator {
     }
 
     fn on_join(&mut self, peer: &PeerId, join: Join, now: Instant) {
-        let re = join.nonce;
+        let attempt_nonce = join.nonce;
         let answer = match &self.state {
-            _ if join.discovery_id() != self.keys.discovery_id => Some(RejectReason::NoSession),
-            State::Failed { expired: true } => Some(RejectReason::Expired),
-            State::Failed { expired: false } => Some(RejectReason::NoSession),
+            _ if join.discovery_id != self.keys.discovery_id => Some(RejectReason::NoSession),
+            State::Failed(reason) => Some(answer_after(reason)),
             // A copy of the Join that led here: its attempt is past this point already.
             State::Confirming { device, proven, .. }
-                if &device.peer == peer && proven.nonce == re =>
+                if &device.peer == peer && proven.nonce == attempt_nonce =>
             {
                 None
             }
-            State::Completed { peer: p, proven } if p == peer && proven.nonce == re => None,
+            State::Completed { peer: p, proven } if p == peer && proven.nonce == attempt_nonce => {
+                None
+            }
             State::Confirming { .. } => Some(RejectReason::Busy),
             State::Completed { .. } => Some(RejectReason::NoSession),
             State::Open if self.limiter.is_blocked(peer, now) => Some(RejectReason::RateLimited),
@@ -249,7 +264,7 @@ impl Initiator {
             }
         };
         if let Some(reason) = answer {
-            self.reply(peer, Done::rejected(re, reason));
+            self.reply(peer, Done::rejected(attempt_nonce, reason));
         }
     }
 
@@ -270,7 +285,7 @@ impl Initiator {
             self.evict_oldest();
         }
         let eph = Ephemeral::new(&mut self.rng);
-        let nonce = random32(&mut self.rng);
+        let nonce = Nonce(random32(&mut self.rng));
         let transcript = transcript(
             &join,
             peer,
@@ -324,53 +339,54 @@ impl Initiator {
     }
 
     fn on_prove(&mut self, peer: &PeerId, prove: Prove, now: Instant) {
-        let re = prove.nonce;
+        let attempt_nonce = prove.nonce;
         match &self.state {
             State::Open => {}
-            State::Completed { peer: p, proven } if p == peer && proven.nonce == re => {
+            State::Completed { peer: p, proven } if p == peer && proven.nonce == attempt_nonce => {
                 if proven.mac == prove.mac {
                     // The joiner did not get our Done: say it again.
-                    self.reply(peer, Done::accepted(re));
+                    self.reply(peer, Done::accepted(attempt_nonce));
                 }
                 return;
             }
             State::Confirming { device, proven, .. }
-                if &device.peer == peer && proven.nonce == re =>
+                if &device.peer == peer && proven.nonce == attempt_nonce =>
             {
                 return; // a copy of the proof the user is deciding about
             }
             State::Confirming { .. } => {
-                self.reply(peer, Done::rejected(re, RejectReason::Busy));
+                self.reply(peer, Done::rejected(attempt_nonce, RejectReason::Busy));
                 return;
             }
-            State::Failed { expired: true } => {
-                self.reply(peer, Done::rejected(re, RejectReason::Expired));
+            State::Failed(reason) => {
+                let answer = answer_after(reason);
+                self.reply(peer, Done::rejected(attempt_nonce, answer));
                 return;
             }
-            State::Completed { .. } | State::Failed { .. } => {
-                self.reply(peer, Done::rejected(re, RejectReason::NoSession));
+            State::Completed { .. } => {
+                self.reply(peer, Done::rejected(attempt_nonce, RejectReason::NoSession));
                 return;
             }
         }
         let attempt = match self.attempts.remove(peer) {
-            Some(attempt) if attempt.join.nonce == re => attempt,
+            Some(attempt) if attempt.join.nonce == attempt_nonce => attempt,
             other => {
                 // Its attempt timed out, was evicted, or is an older one: start over.
                 if let Some(current) = other {
                     self.attempts.insert(peer.clone(), current);
                 }
-                self.reply(peer, Done::rejected(re, RejectReason::NoSession));
+                self.reply(peer, Done::rejected(attempt_nonce, RejectReason::NoSession));
                 return;
             }
         };
         let expected = self.keys.joiner_mac(&attempt.transcript);
-        let shared = match macs_equal(&expected, &prove.mac) {
+        let shared = match macs_equal(&expected.0, &prove.mac.0) {
             true => attempt.eph.agree(&attempt.join.eph),
             false => None,
         };
         let Some(shared) = shared else {
             self.limiter.record_failure(peer, now);
-            self.reply(peer, Done::rejected(re, RejectReason::BadProof));
+            self.reply(peer, Done::rejected(attempt_nonce, RejectReason::BadProof));
             return;
         };
         let device = Box::new(PairedDevice {
@@ -399,7 +415,7 @@ impl Initiator {
         self.state = State::Confirming {
             device,
             proven: Proven {
-                nonce: re,
+                nonce: attempt_nonce,
                 mac: prove.mac,
             },
             // The joiner waits `confirm_timeout` for the verdict: answering later than that
@@ -413,31 +429,35 @@ impl Initiator {
 
     /// Finishes a session that is confirming; does nothing in any other state.
     fn complete(&mut self) {
-        let state = std::mem::replace(&mut self.state, State::Failed { expired: false });
-        let State::Confirming { device, proven, .. } = state else {
-            self.state = state;
+        let State::Confirming { device, proven, .. } = &self.state else {
             return;
         };
-        let peer = device.peer.clone();
+        let (peer, proven) = (device.peer.clone(), *proven);
+        let completed = State::Completed {
+            peer: peer.clone(),
+            proven,
+        };
+        let State::Confirming { device, .. } = std::mem::replace(&mut self.state, completed) else {
+            unreachable!("the state was Confirming a moment ago");
+        };
         self.reply(&peer, Done::accepted(proven.nonce));
         self.actions.push_back(Action::Unpublish {
             key: self.keys.discovery_id,
         });
         self.actions.push_back(Action::Completed(device));
-        self.state = State::Completed { peer, proven };
     }
 
     /// Tells the joiner whose proof awaits the user's answer that it will not come.
     fn tell_confirming(&mut self, reason: RejectReason) {
         if let State::Confirming { device, proven, .. } = &self.state {
-            let (peer, re) = (device.peer.clone(), proven.nonce);
-            self.reply(&peer, Done::rejected(re, reason));
+            let (peer, attempt_nonce) = (device.peer.clone(), proven.nonce);
+            self.reply(&peer, Done::rejected(attempt_nonce, reason));
         }
     }
 
-    fn fail(&mut self, reason: FailReason, expired: bool) {
+    fn fail(&mut self, reason: FailReason) {
         self.attempts.clear();
-        self.state = State::Failed { expired };
+        self.state = State::Failed(reason.clone());
         self.actions.push_back(Action::Unpublish {
             key: self.keys.discovery_id,
         });
@@ -449,5 +469,19 @@ impl Initiator {
             peer: peer.clone(),
             bytes: Message::Done(done).encode(),
         });
+    }
+}
+
+/// What a session that failed for `reason` tells a joiner that comes later: an expired code
+/// says so, so the joiner's user hears "expired" rather than "nobody answered".
+fn answer_after(reason: &FailReason) -> RejectReason {
+    match reason {
+        FailReason::CodeExpired => RejectReason::Expired,
+        FailReason::Declined { .. }
+        | FailReason::Cancelled
+        | FailReason::ConfirmTimeout { .. }
+        | FailReason::NoDeviceAnswered
+        | FailReason::Rejected { .. }
+        | FailReason::NoAnswer { .. } => RejectReason::NoSession,
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::action::{Action, FailReason, Progress};
 use crate::initiator::InitiatorState;
-use crate::messages::{Done, Message, Outcome, Prove, RejectReason};
+use crate::messages::{Done, Mac, Message, Nonce, Outcome, Prove, RejectReason};
 use crate::test_support::{
     device, drain, join_bytes, only_bytes_to, peer, sent_to, verdicts, Fixture,
 };
@@ -177,7 +177,7 @@ fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
         };
         let bad_prove = Message::Prove(Prove {
             nonce: j.nonce,
-            mac: [0; 32],
+            mac: Mac([0; 32]),
         })
         .encode();
         assert!(matches!(
@@ -211,8 +211,8 @@ fn prove_without_attempt_is_told_no_session() {
     a.handle_message(
         &f.bob.peer,
         &Message::Prove(Prove {
-            nonce: [1; 32],
-            mac: [1; 32],
+            nonce: Nonce([1; 32]),
+            mac: Mac([1; 32]),
         })
         .encode(),
         f.at(1),

@@ -3,7 +3,8 @@
 //! Bob cannot tell which discovered device is Alice, so he asks them (a few at a time) and
 //! keeps asking those that answered "no session" — Alice may start after Bob's daemon
 //! found her. Only a peer whose Challenge carries a valid MAC is believed, and only a
-//! verdict naming the current attempt (`Done.re`) is acted upon.
+//! verdict naming the current attempt (`Done.attempt_nonce`) is acted upon (see
+//! `docs/PROTOCOL.md`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -17,24 +18,56 @@ use crate::handshake::{random32, transcript, ChallengeFields, Ephemeral};
 use crate::identity::PeerId;
 use crate::keys::{macs_equal, CodeKeys};
 use crate::messages::{
-    Bytes32, Challenge, Done, Join, Message, Outcome, Prove, RejectReason, UNATTRIBUTED,
+    Challenge, Done, Join, Message, Nonce, Outcome, Prove, RejectReason, UNATTRIBUTED,
 };
 use crate::pairing::LocalDevice;
+use crate::timer::Timer;
 
+/// The joining side of one pairing session; drive it through [`Pairing`](crate::Pairing).
 pub struct Joiner {
+    ctx: Context,
+    state: State,
+}
+
+/// What every state uses: who we are, the code's keys, randomness and the action queue.
+struct Context {
     cfg: Config,
     local: LocalDevice,
     keys: CodeKeys,
     rng: ChaCha20Rng,
-    /// End of the search (while searching) or of the wait for the verdict (while proving).
+    actions: VecDeque<Action>,
+}
+
+enum State {
+    Searching(Search),
+    /// A peer proved it holds the code; we proved it back and wait for its verdict.
+    Proving(Proving),
+    Finished,
+}
+
+/// Looking for the initiator among the peers discovery reports.
+struct Search {
+    /// When the search gives up.
     deadline: Instant,
     next_lookup: Instant,
-    state: State,
     candidates: BTreeMap<PeerId, Candidate>,
+    /// Candidates waiting for a free slot, the next first.
     queue: VecDeque<PeerId>,
     /// Some peer said the code expired: the search failing is then reported as that.
     saw_expired: bool,
-    actions: VecDeque<Action>,
+}
+
+struct Proving {
+    device: Box<PairedDevice>,
+    /// The attempt the verdict must name.
+    nonce: Nonce,
+    /// Our `Prove`, sent again until the verdict comes.
+    prove: Vec<u8>,
+    resend_at: Instant,
+    /// When we stop waiting for the verdict.
+    deadline: Instant,
+    /// The search, on hold: it resumes if the initiator lost our attempt.
+    search: Search,
 }
 
 /// One peer we ask. Its attempt (nonce, ephemeral key, Join bytes) is kept across resends,
@@ -61,22 +94,14 @@ struct Attempt {
     eph: Ephemeral,
 }
 
-enum State {
-    Searching,
-    Proving {
-        device: Box<PairedDevice>,
-        nonce: Bytes32,
-        prove: Vec<u8>,
-        resend_at: Instant,
-    },
-    Finished,
-}
-
 /// Where the joiner is, for status displays and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinerState {
+    /// Looking for the initiator.
     Searching,
+    /// Proved the code to a peer; waiting for its verdict.
     Proving,
+    /// Completed or failed; nothing more will happen.
     Finished,
 }
 
@@ -92,73 +117,83 @@ impl Joiner {
         actions.push_back(Action::Lookup {
             key: keys.discovery_id,
         });
-        Joiner {
+        let search = Search {
             deadline: now + cfg.join_timeout,
             next_lookup: now + cfg.lookup_interval,
-            cfg,
-            local,
-            keys,
-            rng,
-            state: State::Searching,
             candidates: BTreeMap::new(),
             queue: VecDeque::new(),
             saw_expired: false,
-            actions,
+        };
+        Joiner {
+            ctx: Context {
+                cfg,
+                local,
+                keys,
+                rng,
+                actions,
+            },
+            state: State::Searching(search),
         }
     }
 
+    /// Where the joiner is.
     pub fn state(&self) -> JoinerState {
         match self.state {
-            State::Searching => JoinerState::Searching,
-            State::Proving { .. } => JoinerState::Proving,
+            State::Searching(_) => JoinerState::Searching,
+            State::Proving(_) => JoinerState::Proving,
             State::Finished => JoinerState::Finished,
         }
     }
 
     pub(crate) fn keys(&self) -> &CodeKeys {
-        &self.keys
+        &self.ctx.keys
     }
 
     /// A peer was discovered, or discovered again: a rediscovered peer moves to the front,
     /// since a fresh DHT or mDNS report is the best hint of who holds the session now.
-    pub fn handle_peer(&mut self, peer: &PeerId, now: Instant) {
-        if !matches!(self.state, State::Searching) || *peer == self.local.peer {
+    pub(crate) fn handle_peer(&mut self, peer: &PeerId, now: Instant) {
+        let State::Searching(search) = &mut self.state else {
+            return;
+        };
+        if *peer == self.ctx.local.peer {
             return;
         }
-        match self.candidates.get(peer).map(|c| c.status) {
+        match search.candidates.get(peer).map(|c| c.status) {
             None | Some(Status::Queued) | Some(Status::RetryAt(_)) => {
-                self.enqueue_front(peer.clone())
+                search.enqueue_front(peer.clone())
             }
             Some(Status::InFlight { .. } | Status::Dead) => {}
         }
-        self.pump(now);
+        search.pump(&mut self.ctx, now);
     }
 
-    pub fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
+    pub(crate) fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
         // A message arriving after the deadline must not complete anything; other timers
         // wait for `handle_timeout`, so an input's effects are its own.
-        if now >= self.deadline {
+        if self.deadline().is_some_and(|deadline| now >= deadline) {
             self.handle_timeout(now);
         }
         let message = Message::decode(bytes);
         if let Ok(Message::Join(join)) = &message {
             // We hold no session to join: say so at once, so that joiner moves on.
             let done = Done::rejected(join.nonce, RejectReason::NoSession);
-            self.send(peer, Message::Done(done).encode());
+            self.ctx.send(peer, Message::Done(done).encode());
             return;
         }
-        match (&self.state, message) {
-            (State::Searching, Ok(Message::Challenge(challenge))) => {
+        match (&mut self.state, message) {
+            (State::Searching(_), Ok(Message::Challenge(challenge))) => {
                 self.on_challenge(peer, challenge, now)
             }
-            (State::Searching, Ok(Message::Done(done))) => self.on_rejected(peer, done, now),
-            // Garbage instead of an answer: this peer is no initiator of ours.
-            (State::Searching, Err(_)) if self.in_flight(peer) => {
-                self.set_status(peer, Status::Dead);
-                self.pump(now);
+            (State::Searching(search), Ok(Message::Done(done))) => {
+                search.on_rejected(&mut self.ctx, peer, done, now)
             }
-            (State::Proving { device, nonce, .. }, Ok(Message::Done(done)))
-                if &device.peer == peer && done.re == *nonce =>
+            // Garbage instead of an answer: this peer is no initiator of ours.
+            (State::Searching(search), Err(_)) if search.in_flight(peer) => {
+                search.set_status(peer, Status::Dead);
+                search.pump(&mut self.ctx, now);
+            }
+            (State::Proving(proving), Ok(Message::Done(done)))
+                if proving.device.peer == *peer && done.attempt_nonce == proving.nonce =>
             {
                 self.on_verdict(done, now);
             }
@@ -169,108 +204,303 @@ impl Joiner {
     /// The driver lost its connection to `peer`, or could not deliver to it. A candidate
     /// is asked again later; a peer we proved the code to gets one more attempt's time to
     /// come back (the resent proof redials) instead of the whole confirmation timeout.
-    pub fn handle_unreachable(&mut self, peer: &PeerId, now: Instant) {
-        match &self.state {
-            State::Proving { device, .. } if &device.peer == peer => {
-                self.deadline = self.deadline.min(now + self.cfg.attempt_timeout);
+    pub(crate) fn handle_unreachable(&mut self, peer: &PeerId, now: Instant) {
+        match &mut self.state {
+            State::Proving(proving) if proving.device.peer == *peer => {
+                proving.deadline = proving.deadline.min(now + self.ctx.cfg.attempt_timeout);
             }
-            State::Searching if self.in_flight(peer) => {
-                self.set_status(peer, Status::RetryAt(now + self.cfg.retry_interval));
-                self.pump(now);
+            State::Searching(search) if search.in_flight(peer) => {
+                let retry = now + self.ctx.cfg.retry_interval;
+                search.set_status(peer, Status::RetryAt(retry));
+                search.pump(&mut self.ctx, now);
             }
             _ => {}
         }
     }
 
-    pub fn handle_cancel(&mut self, _now: Instant) {
+    pub(crate) fn handle_cancel(&mut self, _now: Instant) {
         if !matches!(self.state, State::Finished) {
             self.finish(Action::Failed(FailReason::Cancelled));
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
             State::Finished => {}
-            State::Proving {
-                device,
-                prove,
-                resend_at,
-                ..
-            } => {
-                if now >= self.deadline {
-                    let peer = device.peer.clone();
+            State::Proving(proving) => {
+                if now >= proving.deadline {
+                    let peer = proving.device.peer.clone();
                     self.finish(Action::Failed(FailReason::NoAnswer { peer }));
-                } else if now >= *resend_at {
+                } else if now >= proving.resend_at {
                     // The verdict may have been lost; the initiator answers a repeated proof.
-                    *resend_at = now + self.cfg.attempt_timeout;
-                    let (peer, bytes) = (device.peer.clone(), prove.clone());
-                    self.send(&peer, bytes);
+                    proving.resend_at = now + self.ctx.cfg.attempt_timeout;
+                    let (peer, bytes) = (proving.device.peer.clone(), proving.prove.clone());
+                    self.ctx.send(&peer, bytes);
                 }
             }
-            State::Searching => {
-                if now >= self.deadline {
-                    let reason = match self.saw_expired {
+            State::Searching(search) => {
+                if now >= search.deadline {
+                    let reason = match search.saw_expired {
                         true => FailReason::CodeExpired,
                         false => FailReason::NoDeviceAnswered,
                     };
                     self.finish(Action::Failed(reason));
                     return;
                 }
-                if now >= self.next_lookup {
-                    self.next_lookup = now + self.cfg.lookup_interval;
-                    self.actions.push_back(Action::Lookup {
-                        key: self.keys.discovery_id,
-                    });
-                }
-                let due: Vec<PeerId> = self
-                    .candidates
-                    .iter()
-                    .filter(|(_, c)| match c.status {
-                        Status::InFlight { deadline } => deadline <= now,
-                        Status::RetryAt(at) => at <= now,
-                        Status::Queued | Status::Dead => false,
-                    })
-                    .map(|(p, _)| p.clone())
-                    .collect();
-                for peer in due {
-                    self.enqueue_back(peer);
-                }
-                self.pump(now);
+                search.on_timeout(&mut self.ctx, now);
             }
         }
     }
 
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.ctx.actions.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// The earliest timer and its instant; `None` once finished.
+    pub(crate) fn next_timer(&self) -> Option<(Instant, Timer)> {
         match &self.state {
             State::Finished => None,
-            State::Proving { resend_at, .. } => Some((*resend_at).min(self.deadline)),
-            State::Searching => {
-                let candidates = self.candidates.values().filter_map(|c| match c.status {
-                    Status::InFlight { deadline } => Some(deadline),
-                    Status::RetryAt(at) => Some(at),
-                    Status::Queued | Status::Dead => None,
-                });
-                candidates.chain([self.deadline, self.next_lookup]).min()
-            }
+            State::Proving(p) => [
+                (p.resend_at, Timer::ResendProof),
+                (p.deadline, Timer::VerdictDue),
+            ]
+            .into_iter()
+            .min_by_key(|(at, _)| *at),
+            State::Searching(search) => search.next_timer(),
+        }
+    }
+
+    /// The end of the current wait: the search's, or that for the verdict.
+    fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Searching(search) => Some(search.deadline),
+            State::Proving(proving) => Some(proving.deadline),
+            State::Finished => None,
         }
     }
 
     /// The nonce a verdict from `peer` must carry to count.
     #[cfg(test)]
-    pub(crate) fn expected_re(&self, peer: &PeerId) -> Option<Bytes32> {
-        match &self.state {
-            State::Proving { device, nonce, .. } if &device.peer == peer => Some(*nonce),
-            _ => self
-                .candidates
-                .get(peer)?
-                .attempt
-                .as_ref()
-                .map(|a| a.join.nonce),
+    pub(crate) fn expected_nonce(&self, peer: &PeerId) -> Option<Nonce> {
+        let search = match &self.state {
+            State::Proving(p) if p.device.peer == *peer => return Some(p.nonce),
+            State::Proving(p) => &p.search,
+            State::Searching(search) => search,
+            State::Finished => return None,
+        };
+        let attempt = search.candidates.get(peer)?.attempt.as_ref()?;
+        Some(attempt.join.nonce)
+    }
+
+    fn on_challenge(&mut self, peer: &PeerId, challenge: Challenge, now: Instant) {
+        let State::Searching(search) = &mut self.state else {
+            return;
+        };
+        let attempt = match search.candidates.get(peer) {
+            Some(Candidate {
+                attempt: Some(attempt),
+                status,
+            }) if *status != Status::Dead => attempt,
+            _ => return, // unsolicited
+        };
+        let ctx = &mut self.ctx;
+        let transcript = transcript(
+            &attempt.join,
+            &ctx.local.peer,
+            ChallengeFields {
+                nonce: &challenge.nonce,
+                eph: &challenge.eph,
+                info: &challenge.info,
+                peer,
+            },
+        );
+        let shared = match macs_equal(&ctx.keys.initiator_mac(&transcript).0, &challenge.mac.0) {
+            true => attempt.eph.agree(&challenge.eph),
+            false => None,
+        };
+        let Some(shared) = shared else {
+            // Does not know the code, or relays someone who does under another identity.
+            search.set_status(peer, Status::Dead);
+            search.pump(ctx, now);
+            return;
+        };
+        let nonce = attempt.join.nonce;
+        let device = Box::new(PairedDevice {
+            peer: peer.clone(),
+            info: challenge.info.clone(),
+            role: Role::Joiner,
+            keys: ctx.keys.session_keys(&transcript, &shared),
+        });
+        let prove = Message::Prove(Prove {
+            nonce,
+            mac: ctx.keys.joiner_mac(&transcript),
+        })
+        .encode();
+        ctx.send(peer, prove.clone());
+        ctx.actions.push_back(Action::Progress(Progress::Verified {
+            peer: peer.clone(),
+            info: challenge.info,
+        }));
+        let cfg = &ctx.cfg;
+        let (resend_at, deadline) = (
+            now + cfg.attempt_timeout,
+            // As long as the initiator's user may take, plus one attempt for the verdict
+            // to travel.
+            now + cfg.confirm_timeout + cfg.attempt_timeout,
+        );
+        self.transition(|state| match state {
+            // The search pauses as it is: `on_verdict` may resume it.
+            State::Searching(search) => State::Proving(Proving {
+                device,
+                nonce,
+                prove,
+                resend_at,
+                deadline,
+                search,
+            }),
+            other => other,
+        });
+    }
+
+    fn on_verdict(&mut self, done: Done, now: Instant) {
+        let cfg = &self.ctx.cfg;
+        let (join_timeout, retry_interval) = (cfg.join_timeout, cfg.retry_interval);
+        let mut ended = None;
+        self.transition(|state| {
+            let State::Proving(proving) = state else {
+                return state;
+            };
+            let peer = proving.device.peer.clone();
+            let reason = match done.outcome {
+                Outcome::Accepted => {
+                    ended = Some(Action::Completed(proving.device));
+                    return State::Finished;
+                }
+                // Our attempt is gone on the other side (evicted or timed out): a fresh one.
+                Outcome::Rejected(RejectReason::NoSession | RejectReason::Busy) => {
+                    let mut search = proving.search;
+                    search.deadline = now + join_timeout;
+                    search.candidates.insert(
+                        peer,
+                        Candidate {
+                            attempt: None,
+                            status: Status::RetryAt(now + retry_interval),
+                        },
+                    );
+                    return State::Searching(search);
+                }
+                Outcome::Rejected(RejectReason::Expired) => FailReason::CodeExpired,
+                Outcome::Rejected(reason) => FailReason::Rejected { peer, reason },
+            };
+            ended = Some(Action::Failed(reason));
+            State::Finished
+        });
+        self.ctx.actions.extend(ended);
+    }
+
+    /// Moves to the state `next` makes of the current one, which it takes by value so that
+    /// the search can move into `Proving` and back. `Finished` stands in only while `next`
+    /// runs, and `next` cannot fail.
+    fn transition(&mut self, next: impl FnOnce(State) -> State) {
+        let old = std::mem::replace(&mut self.state, State::Finished);
+        self.state = next(old);
+    }
+
+    fn finish(&mut self, action: Action) {
+        self.state = State::Finished;
+        self.ctx.actions.push_back(action);
+    }
+}
+
+impl Context {
+    fn send(&mut self, peer: &PeerId, bytes: Vec<u8>) {
+        self.actions.push_back(Action::Send {
+            peer: peer.clone(),
+            bytes,
+        });
+    }
+}
+
+impl Search {
+    fn next_timer(&self) -> Option<(Instant, Timer)> {
+        let candidates = self.candidates.values().filter_map(|c| match c.status {
+            Status::InFlight { deadline } => Some((deadline, Timer::Attempt)),
+            Status::RetryAt(at) => Some((at, Timer::Retry)),
+            Status::Queued | Status::Dead => None,
+        });
+        [
+            (self.deadline, Timer::SearchEnd),
+            (self.next_lookup, Timer::Lookup),
+        ]
+        .into_iter()
+        .chain(candidates)
+        .min_by_key(|(at, _)| *at)
+    }
+
+    /// The search is not over yet: repeat the lookup and ask again the peers that are due.
+    fn on_timeout(&mut self, ctx: &mut Context, now: Instant) {
+        if now >= self.next_lookup {
+            self.next_lookup = now + ctx.cfg.lookup_interval;
+            ctx.actions.push_back(Action::Lookup {
+                key: ctx.keys.discovery_id,
+            });
         }
+        let due: Vec<PeerId> = self
+            .candidates
+            .iter()
+            .filter(|(_, c)| match c.status {
+                Status::InFlight { deadline } => deadline <= now,
+                Status::RetryAt(at) => at <= now,
+                Status::Queued | Status::Dead => false,
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in due {
+            self.enqueue_back(peer);
+        }
+        self.pump(ctx, now);
+    }
+
+    fn on_rejected(&mut self, ctx: &mut Context, peer: &PeerId, done: Done, now: Instant) {
+        let Outcome::Rejected(reason) = done.outcome else {
+            return; // an acceptance we never asked for
+        };
+        let Some(candidate) = self.candidates.get(peer) else {
+            return;
+        };
+        let ours = candidate
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.join.nonce == done.attempt_nonce);
+        let unreadable = done.attempt_nonce == UNATTRIBUTED
+            && matches!(
+                reason,
+                RejectReason::UnsupportedVersion | RejectReason::Malformed
+            );
+        if candidate.status == Status::Dead || !(ours || unreadable) {
+            return; // about another (older) attempt
+        }
+        let next = match reason {
+            RejectReason::NoSession | RejectReason::Busy | RejectReason::RateLimited => {
+                // That attempt is over on the other side: the next one gets a fresh nonce,
+                // so a late copy of this answer cannot be mistaken for one about it.
+                if let Some(candidate) = self.candidates.get_mut(peer) {
+                    candidate.attempt = None;
+                }
+                Status::RetryAt(now + ctx.cfg.retry_interval)
+            }
+            RejectReason::Expired => {
+                // Someone held this code and let it expire. Only a short grace remains for
+                // another device to answer (the claim is unauthenticated, so it must not end
+                // the search on its own), then the user hears "expired", not "nobody".
+                self.saw_expired = true;
+                self.deadline = self.deadline.min(now + ctx.cfg.attempt_timeout);
+                Status::Dead
+            }
+            _ => Status::Dead,
+        };
+        self.set_status(peer, next);
+        self.pump(ctx, now);
     }
 
     fn in_flight(&self, peer: &PeerId) -> bool {
@@ -301,28 +531,28 @@ impl Joiner {
     }
 
     /// Sends Joins to queued peers while there is room.
-    fn pump(&mut self, now: Instant) {
+    fn pump(&mut self, ctx: &mut Context, now: Instant) {
         let mut in_flight = self
             .candidates
             .values()
             .filter(|c| matches!(c.status, Status::InFlight { .. }))
             .count();
-        while in_flight < self.cfg.parallel_attempts {
+        while in_flight < ctx.cfg.parallel_attempts {
             let Some(peer) = self.queue.pop_front() else {
                 break;
             };
             if self.candidates.get(&peer).map(|c| c.status) != Some(Status::Queued) {
                 continue;
             }
-            self.contact(peer, now);
+            self.contact(ctx, peer, now);
             in_flight += 1;
         }
     }
 
     /// Sends the peer's Join: the one it was sent before, if any, so that a Challenge
     /// still on its way stays valid.
-    fn contact(&mut self, peer: PeerId, now: Instant) {
-        let deadline = now + self.cfg.attempt_timeout;
+    fn contact(&mut self, ctx: &mut Context, peer: PeerId, now: Instant) {
+        let deadline = now + ctx.cfg.attempt_timeout;
         let candidate = self
             .candidates
             .get_mut(&peer)
@@ -331,12 +561,12 @@ impl Joiner {
         let bytes = match &candidate.attempt {
             Some(attempt) => attempt.bytes.clone(),
             None => {
-                let eph = Ephemeral::new(&mut self.rng);
+                let eph = Ephemeral::new(&mut ctx.rng);
                 let join = Join {
-                    discovery_id: self.keys.discovery_id.0,
-                    nonce: random32(&mut self.rng),
+                    discovery_id: ctx.keys.discovery_id,
+                    nonce: Nonce(random32(&mut ctx.rng)),
                     eph: eph.public,
-                    info: self.local.info.clone(),
+                    info: ctx.local.info.clone(),
                 };
                 let bytes = Message::Join(join.clone()).encode();
                 candidate.attempt = Some(Box::new(Attempt {
@@ -347,157 +577,8 @@ impl Joiner {
                 bytes
             }
         };
-        self.send(&peer, bytes);
-        self.actions
+        ctx.send(&peer, bytes);
+        ctx.actions
             .push_back(Action::Progress(Progress::Contacting { peer }));
-    }
-
-    fn on_challenge(&mut self, peer: &PeerId, challenge: Challenge, now: Instant) {
-        let attempt = match self.candidates.get(peer) {
-            Some(Candidate {
-                attempt: Some(attempt),
-                status,
-            }) if *status != Status::Dead => attempt,
-            _ => return, // unsolicited
-        };
-        let transcript = transcript(
-            &attempt.join,
-            &self.local.peer,
-            ChallengeFields {
-                nonce: &challenge.nonce,
-                eph: &challenge.eph,
-                info: &challenge.info,
-                peer,
-            },
-        );
-        let shared = match macs_equal(&self.keys.initiator_mac(&transcript), &challenge.mac) {
-            true => attempt.eph.agree(&challenge.eph),
-            false => None,
-        };
-        let Some(shared) = shared else {
-            // Does not know the code, or relays someone who does under another identity.
-            self.set_status(peer, Status::Dead);
-            self.pump(now);
-            return;
-        };
-        let nonce = attempt.join.nonce;
-        let device = Box::new(PairedDevice {
-            peer: peer.clone(),
-            info: challenge.info.clone(),
-            role: Role::Joiner,
-            keys: self.keys.session_keys(&transcript, &shared),
-        });
-        let prove = Message::Prove(Prove {
-            nonce,
-            mac: self.keys.joiner_mac(&transcript),
-        })
-        .encode();
-        self.send(peer, prove.clone());
-        self.actions.push_back(Action::Progress(Progress::Verified {
-            peer: peer.clone(),
-            info: challenge.info,
-        }));
-        // Waits as long as the initiator's user may take, plus one attempt for the verdict
-        // to travel.
-        self.deadline = now + self.cfg.confirm_timeout + self.cfg.attempt_timeout;
-        self.state = State::Proving {
-            device,
-            nonce,
-            prove,
-            resend_at: now + self.cfg.attempt_timeout,
-        };
-    }
-
-    fn on_rejected(&mut self, peer: &PeerId, done: Done, now: Instant) {
-        let Outcome::Rejected(reason) = done.outcome else {
-            return; // an acceptance we never asked for
-        };
-        let Some(candidate) = self.candidates.get(peer) else {
-            return;
-        };
-        let ours = candidate
-            .attempt
-            .as_ref()
-            .is_some_and(|a| a.join.nonce == done.re);
-        let unreadable = done.re == UNATTRIBUTED
-            && matches!(
-                reason,
-                RejectReason::UnsupportedVersion | RejectReason::Malformed
-            );
-        if candidate.status == Status::Dead || !(ours || unreadable) {
-            return; // about another (older) attempt
-        }
-        let next = match reason {
-            RejectReason::NoSession | RejectReason::Busy | RejectReason::RateLimited => {
-                // That attempt is over on the other side: the next one gets a fresh nonce,
-                // so a late copy of this answer cannot be mistaken for one about it.
-                if let Some(candidate) = self.candidates.get_mut(peer) {
-                    candidate.attempt = None;
-                }
-                Status::RetryAt(now + self.cfg.retry_interval)
-            }
-            RejectReason::Expired => {
-                // Someone held this code and let it expire. Only a short grace remains for
-                // another device to answer (the claim is unauthenticated, so it must not end
-                // the search on its own), then the user hears "expired", not "nobody".
-                self.saw_expired = true;
-                self.deadline = self.deadline.min(now + self.cfg.attempt_timeout);
-                Status::Dead
-            }
-            _ => Status::Dead,
-        };
-        self.set_status(peer, next);
-        self.pump(now);
-    }
-
-    fn on_verdict(&mut self, done: Done, now: Instant) {
-        let State::Proving { device, .. } = &self.state else {
-            return;
-        };
-        let peer = device.peer.clone();
-        match done.outcome {
-            Outcome::Accepted => {
-                let State::Proving { device, .. } =
-                    std::mem::replace(&mut self.state, State::Finished)
-                else {
-                    return;
-                };
-                self.candidates.clear();
-                self.queue.clear();
-                self.actions.push_back(Action::Completed(device));
-            }
-            // Our attempt is gone on the other side (evicted or timed out): a fresh one.
-            Outcome::Rejected(RejectReason::NoSession | RejectReason::Busy) => {
-                self.state = State::Searching;
-                self.deadline = now + self.cfg.join_timeout;
-                self.candidates.insert(
-                    peer,
-                    Candidate {
-                        attempt: None,
-                        status: Status::RetryAt(now + self.cfg.retry_interval),
-                    },
-                );
-            }
-            Outcome::Rejected(RejectReason::Expired) => {
-                self.finish(Action::Failed(FailReason::CodeExpired))
-            }
-            Outcome::Rejected(reason) => {
-                self.finish(Action::Failed(FailReason::Rejected { peer, reason }))
-            }
-        }
-    }
-
-    fn send(&mut self, peer: &PeerId, bytes: Vec<u8>) {
-        self.actions.push_back(Action::Send {
-            peer: peer.clone(),
-            bytes,
-        });
-    }
-
-    fn finish(&mut self, action: Action) {
-        self.state = State::Finished;
-        self.candidates.clear();
-        self.queue.clear();
-        self.actions.push_back(action);
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::action::{Action, FailReason, Progress};
 use crate::joiner::JoinerState;
-use crate::messages::{Challenge, Done, Message, Outcome, RejectReason};
+use crate::messages::{Challenge, Done, EphemeralKey, Mac, Message, Nonce, Outcome, RejectReason};
 use crate::test_support::{device, drain, join_bytes, only_bytes_to, peer, sent_to, Fixture};
 use crate::Pairing;
 use crate::PeerId;
@@ -28,8 +28,12 @@ fn verdict(b: &Pairing, from: &PeerId, outcome: Outcome) -> Vec<u8> {
     let Pairing::Joiner(j) = b else {
         panic!("not a joiner")
     };
-    let re = j.expected_re(from).expect("an attempt with that peer");
-    Message::Done(Done { re, outcome }).encode()
+    let attempt_nonce = j.expected_nonce(from).expect("an attempt with that peer");
+    Message::Done(Done {
+        attempt_nonce,
+        outcome,
+    })
+    .encode()
 }
 
 fn reject(b: &Pairing, from: &PeerId, reason: RejectReason) -> Vec<u8> {
@@ -72,7 +76,7 @@ fn discovered_peer_gets_a_join_but_self_does_not() {
     b.handle_peer(&f.alice.peer, f.now);
     let out = drain(&mut b);
     assert!(
-        matches!(sent_to(&out, &f.alice.peer).as_slice(), [Message::Join(j)] if j.discovery_id == f.code.keys().discovery_id.0)
+        matches!(sent_to(&out, &f.alice.peer).as_slice(), [Message::Join(j)] if j.discovery_id == f.code.keys().discovery_id)
     );
     assert!(out.contains(&Action::Progress(Progress::Contacting {
         peer: f.alice.peer.clone()
@@ -161,10 +165,10 @@ fn bad_mac_kills_the_candidate_for_good() {
     b.handle_peer(&eve.peer, f.now);
     drain(&mut b);
     let forged = Message::Challenge(Challenge {
-        nonce: [1; 32],
-        eph: [9; 32],
+        nonce: Nonce([1; 32]),
+        eph: EphemeralKey([9; 32]),
         info: eve.info.clone(),
-        mac: [0; 32],
+        mac: Mac([0; 32]),
     });
     b.handle_message(&eve.peer, &forged.encode(), f.at(1));
     assert!(drain(&mut b).is_empty());
@@ -209,7 +213,7 @@ fn accepted_completes() {
     // A verdict from anyone else is ignored.
     b.handle_message(
         &peer(4),
-        &Message::Done(Done::accepted([0; 32])).encode(),
+        &Message::Done(Done::accepted(Nonce([0; 32]))).encode(),
         f.at(3),
     );
     assert!(drain(&mut b).is_empty());
@@ -368,7 +372,7 @@ fn a_verdict_about_another_attempt_is_ignored() {
     drain(&mut b);
     // A late "no session" from before (or about someone else's nonce) must not undo the
     // attempt that is about to be accepted.
-    let stale = Message::Done(Done::rejected([9; 32], RejectReason::NoSession)).encode();
+    let stale = Message::Done(Done::rejected(Nonce([9; 32]), RejectReason::NoSession)).encode();
     b.handle_message(&f.alice.peer, &stale, f.at(3));
     assert_eq!(state(&b), JoinerState::Proving);
     b.handle_message(

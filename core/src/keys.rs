@@ -1,14 +1,18 @@
-//! The key schedule (DESIGN §2, §3): everything derived from the code and the handshake.
+//! The key schedule (`docs/PROTOCOL.md`): everything derived from the code and the handshake.
 //!
 //! Labels are distinct per output so that no two keys can ever coincide, and the salt names
 //! the protocol version so a future schedule cannot collide with this one.
 
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, Mac as _};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::messages::Mac;
+
+/// Length of every key, MAC, nonce and hash in the protocol, in bytes.
 pub const KEY_LEN: usize = 32;
 const CODE_SALT: &[u8] = b"paircode v1";
 const LABEL_DISCOVERY: &[u8] = b"discovery";
@@ -21,8 +25,9 @@ const MAC_LABEL_JOINER: &[u8] = b"joiner";
 
 /// Public name of a pairing session: published in the DHT and sent in the clear.
 /// It is an HKDF output, so it reveals nothing usable about the code.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DiscoveryId(pub [u8; KEY_LEN]);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DiscoveryId(#[serde(with = "serde_bytes")] pub [u8; KEY_LEN]);
 
 impl std::fmt::Debug for DiscoveryId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,12 +42,14 @@ impl std::fmt::Debug for DiscoveryId {
 /// Keys that follow from the code alone.
 #[derive(Clone, ZeroizeOnDrop)]
 pub struct CodeKeys {
+    /// The session's public name.
     #[zeroize(skip)]
     pub discovery_id: DiscoveryId,
     auth_key: [u8; KEY_LEN],
 }
 
 impl CodeKeys {
+    /// The keys of the code with this entropy.
     pub fn derive(entropy: &[u8]) -> Self {
         let hk = Hkdf::<Sha256>::new(Some(CODE_SALT), entropy);
         let mut discovery = [0u8; KEY_LEN];
@@ -57,26 +64,27 @@ impl CodeKeys {
         }
     }
 
+    /// The key both proofs are MACs under.
     pub fn auth_key(&self) -> &[u8; KEY_LEN] {
         &self.auth_key
     }
 
     /// `mac_i`: the initiator's proof that it knows the code, bound to the transcript.
-    pub fn initiator_mac(&self, transcript: &Transcript) -> [u8; KEY_LEN] {
+    pub fn initiator_mac(&self, transcript: &Transcript) -> Mac {
         self.mac(MAC_LABEL_INITIATOR, transcript)
     }
 
     /// `mac_j`: the joiner's proof.
-    pub fn joiner_mac(&self, transcript: &Transcript) -> [u8; KEY_LEN] {
+    pub fn joiner_mac(&self, transcript: &Transcript) -> Mac {
         self.mac(MAC_LABEL_JOINER, transcript)
     }
 
-    fn mac(&self, label: &[u8], transcript: &Transcript) -> [u8; KEY_LEN] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.auth_key)
+    fn mac(&self, label: &[u8], transcript: &Transcript) -> Mac {
+        let mut mac = <Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.auth_key)
             .expect("HMAC accepts any key length");
         mac.update(label);
         mac.update(&transcript.0);
-        mac.finalize().into_bytes().into()
+        Mac(mac.finalize().into_bytes().into())
     }
 
     /// Derives the long-term pairing secret and the two directional session keys.
@@ -114,7 +122,7 @@ impl std::fmt::Debug for CodeKeys {
 }
 
 /// Constant-time comparison of two MACs.
-pub fn macs_equal(a: &[u8; KEY_LEN], b: &[u8]) -> bool {
+pub(crate) fn macs_equal(a: &[u8; KEY_LEN], b: &[u8]) -> bool {
     b.len() == KEY_LEN && bool::from(a.ct_eq(b))
 }
 
@@ -133,10 +141,12 @@ impl std::fmt::Debug for Transcript {
     }
 }
 
+/// Hashes the transcript's fields in order, each prefixed with its length.
 #[derive(Default)]
 pub struct TranscriptBuilder(Sha256);
 
 impl TranscriptBuilder {
+    /// Appends one field: its length as a big-endian `u32`, then its bytes.
     pub fn field(mut self, bytes: &[u8]) -> Self {
         let len =
             u32::try_from(bytes.len()).expect("transcript fields are capped by the message size");
@@ -145,6 +155,7 @@ impl TranscriptBuilder {
         self
     }
 
+    /// The hash of the fields appended.
     pub fn finish(self) -> Transcript {
         Transcript(self.0.finalize().into())
     }
@@ -153,9 +164,13 @@ impl TranscriptBuilder {
 /// What a completed pairing yields. Wiped on drop; `Debug` shows only the transcript.
 #[derive(Clone, ZeroizeOnDrop)]
 pub struct SessionKeys {
+    /// The long-term secret the two devices share from now on.
     pub pairing_secret: [u8; KEY_LEN],
+    /// Key for traffic from the initiator to the joiner.
     pub initiator_to_joiner: [u8; KEY_LEN],
+    /// Key for traffic from the joiner to the initiator.
     pub joiner_to_initiator: [u8; KEY_LEN],
+    /// The handshake these keys were derived from.
     #[zeroize(skip)]
     pub transcript: Transcript,
 }

@@ -1,4 +1,4 @@
-//! Wire messages of `/paircode/pair/1` (DESIGN §3): versioned CBOR with a hard size cap.
+//! Wire messages of `/paircode/pair/1` (`docs/PROTOCOL.md`): versioned CBOR with a hard size cap.
 //!
 //! Decoding happens in two steps, envelope first, so that a peer speaking a newer version
 //! gets a clear `unsupported version` answer instead of a generic parse error.
@@ -8,81 +8,126 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceInfo;
 use crate::keys::{DiscoveryId, KEY_LEN};
 
+/// The version every message's envelope carries (`v`).
 pub const PROTOCOL_VERSION: u8 = 1;
 /// No message is decoded above this size; honest messages are a few hundred bytes.
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
-pub type Bytes32 = [u8; KEY_LEN];
+/// A fresh random value. The joiner's names its attempt: the initiator's verdict repeats
+/// it, so a verdict can never be taken for the answer to another attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Nonce(#[serde(with = "serde_bytes")] pub [u8; KEY_LEN]);
 
+/// An HMAC-SHA256 over the transcript, keyed with the code: a proof that its sender knows
+/// the code (see `docs/PROTOCOL.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Mac(#[serde(with = "serde_bytes")] pub [u8; KEY_LEN]);
+
+/// An X25519 public key, fresh for each attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EphemeralKey(#[serde(with = "serde_bytes")] pub [u8; KEY_LEN]);
+
+macro_rules! bytes_newtype {
+    ($($name:ident),*) => {$(
+        impl AsRef<[u8]> for $name {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+    )*};
+}
+bytes_newtype!(Nonce, Mac, EphemeralKey);
+
+/// One message of the handshake: joiner → `Join`, initiator → `Challenge`,
+/// joiner → `Prove`, initiator → `Done`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A joiner asks for the session.
     Join(Join),
+    /// The initiator proves it knows the code.
     Challenge(Challenge),
+    /// The joiner proves it knows the code.
     Prove(Prove),
+    /// The initiator's verdict.
     Done(Done),
 }
 
+/// The joiner's opening message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Join {
-    #[serde(with = "serde_bytes")]
-    pub discovery_id: Bytes32,
-    #[serde(with = "serde_bytes")]
-    pub nonce: Bytes32,
-    #[serde(with = "serde_bytes")]
-    pub eph: Bytes32,
+    /// The session asked for.
+    pub discovery_id: DiscoveryId,
+    /// Names this attempt.
+    pub nonce: Nonce,
+    /// The joiner's ephemeral key for this attempt.
+    pub eph: EphemeralKey,
+    /// What the joiner shows of itself.
     pub info: DeviceInfo,
 }
 
+/// The initiator's answer to a `Join`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
-    #[serde(with = "serde_bytes")]
-    pub nonce: Bytes32,
-    #[serde(with = "serde_bytes")]
-    pub eph: Bytes32,
+    /// The initiator's contribution to the transcript.
+    pub nonce: Nonce,
+    /// The initiator's ephemeral key for this attempt.
+    pub eph: EphemeralKey,
+    /// What the initiator shows of itself.
     pub info: DeviceInfo,
-    #[serde(with = "serde_bytes")]
-    pub mac: Bytes32,
+    /// `mac_i`: the initiator's proof of the code.
+    pub mac: Mac,
 }
 
 /// `nonce` repeats the joiner's `Join.nonce`, so that the verdict can name the attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prove {
-    #[serde(with = "serde_bytes")]
-    pub nonce: Bytes32,
-    #[serde(with = "serde_bytes")]
-    pub mac: Bytes32,
+    /// The attempt's nonce, from `Join`.
+    pub nonce: Nonce,
+    /// `mac_j`: the joiner's proof of the code.
+    pub mac: Mac,
 }
 
-/// The initiator's verdict on one attempt. `re` is the joiner nonce of the attempt it
-/// concerns (all zeros when the message it answers could not be read), so a delayed or
-/// duplicated verdict can never be taken for the answer to a later attempt.
+/// The initiator's verdict on one attempt. `attempt_nonce` is the joiner nonce of the
+/// attempt it concerns ([`UNATTRIBUTED`] when the message it answers could not be read),
+/// so a delayed or duplicated verdict can never be taken for the answer to a later attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
-    #[serde(with = "serde_bytes")]
-    pub re: Bytes32,
+    /// The attempt this verdict is about; named `re` on the wire.
+    #[serde(rename = "re")]
+    pub attempt_nonce: Nonce,
+    /// Paired, or why not.
     pub outcome: Outcome,
 }
 
+/// What a verdict says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
+    /// Paired.
     Accepted,
+    /// Not paired, for this reason.
     Rejected(RejectReason),
 }
 
-/// `re` of a verdict on a message that could not be attributed to any attempt.
-pub const UNATTRIBUTED: Bytes32 = [0; 32];
+/// The `attempt_nonce` of a verdict on a message that could not be attributed to any
+/// attempt.
+pub const UNATTRIBUTED: Nonce = Nonce([0; KEY_LEN]);
 
 impl Done {
-    pub fn accepted(re: Bytes32) -> Self {
+    /// Attempt `attempt_nonce` succeeded: the two devices are paired.
+    pub fn accepted(attempt_nonce: Nonce) -> Self {
         Done {
-            re,
+            attempt_nonce,
             outcome: Outcome::Accepted,
         }
     }
 
-    pub fn rejected(re: Bytes32, reason: RejectReason) -> Self {
+    /// Attempt `attempt_nonce` failed, for `reason`.
+    pub fn rejected(attempt_nonce: Nonce, reason: RejectReason) -> Self {
         Done {
-            re,
+            attempt_nonce,
             outcome: Outcome::Rejected(reason),
         }
     }
@@ -91,40 +136,53 @@ impl Done {
 /// Why an initiator turned an attempt down. Sent to the joiner, so it can tell its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RejectReason {
+    /// No session for this code (or the attempt is unknown): try again later.
     #[error("this device has no pairing session for that code")]
     NoSession,
+    /// Another joiner holds the session.
     #[error("the device is busy with another joiner")]
     Busy,
+    /// The initiator's user said no.
     #[error("the other user declined the pairing")]
     UserRejected,
+    /// The joiner's MAC was wrong.
     #[error("the proof of the code did not verify")]
     BadProof,
+    /// The code's lifetime is over.
     #[error("the code has expired")]
     Expired,
+    /// This peer failed too often and is blocked for a while.
     #[error("too many failed attempts from this device; try again later")]
     RateLimited,
+    /// The message's envelope names another protocol version.
     #[error("unsupported protocol version")]
     UnsupportedVersion,
+    /// The message could not be read.
     #[error("malformed message")]
     Malformed,
+    /// The initiator's user cancelled.
     #[error("the other side cancelled the pairing")]
     Cancelled,
+    /// The initiator's user did not answer in time.
     #[error("the other user did not answer in time")]
     Timeout,
 }
 
-impl Join {
-    pub fn discovery_id(&self) -> DiscoveryId {
-        DiscoveryId(self.discovery_id)
-    }
-}
-
+/// Why bytes are not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Longer than [`MAX_MESSAGE_LEN`]; not even looked at.
     #[error("message of {len} bytes exceeds the {max}-byte limit")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// The length received.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A well-formed envelope of another protocol version (this one).
     #[error("unsupported protocol version {0} (this build speaks {PROTOCOL_VERSION})")]
     UnsupportedVersion(u64),
+    /// Not a valid message of this version; says what is wrong.
     #[error("malformed message: {0}")]
     Malformed(String),
 }
@@ -158,6 +216,7 @@ enum OwnedBody {
 }
 
 impl Message {
+    /// The message in its envelope, as CBOR.
     pub fn encode(&self) -> Vec<u8> {
         let m = match self {
             Message::Join(x) => Body::Join(x),
@@ -177,6 +236,7 @@ impl Message {
         out
     }
 
+    /// Reads one message: size first, then the envelope's version, then the body.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(DecodeError::TooLarge {
@@ -221,6 +281,7 @@ impl Message {
             .map_err(|e| DecodeError::Malformed(e.to_string()))
     }
 
+    /// The message's name, for logs and reports.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Join(_) => "Join",
@@ -251,9 +312,9 @@ mod tests {
 
     fn join() -> Join {
         Join {
-            discovery_id: [1; 32],
-            nonce: [2; 32],
-            eph: [3; 32],
+            discovery_id: DiscoveryId([1; 32]),
+            nonce: Nonce([2; 32]),
+            eph: EphemeralKey([3; 32]),
             info: DeviceInfo::new("bob's phone").unwrap(),
         }
     }
@@ -263,17 +324,17 @@ mod tests {
         let messages = [
             Message::Join(join()),
             Message::Challenge(Challenge {
-                nonce: [4; 32],
-                eph: [5; 32],
+                nonce: Nonce([4; 32]),
+                eph: EphemeralKey([5; 32]),
                 info: DeviceInfo::new("alice").unwrap(),
-                mac: [6; 32],
+                mac: Mac([6; 32]),
             }),
             Message::Prove(Prove {
-                nonce: [2; 32],
-                mac: [7; 32],
+                nonce: Nonce([2; 32]),
+                mac: Mac([7; 32]),
             }),
-            Message::Done(Done::accepted([2; 32])),
-            Message::Done(Done::rejected([2; 32], RejectReason::UserRejected)),
+            Message::Done(Done::accepted(Nonce([2; 32]))),
+            Message::Done(Done::rejected(Nonce([2; 32]), RejectReason::UserRejected)),
         ];
         for m in messages {
             let bytes = m.encode();
@@ -336,8 +397,8 @@ mod tests {
         ));
         // A valid envelope around a body with a short key.
         let mut bad = Message::Prove(Prove {
-            nonce: [2; 32],
-            mac: [7; 32],
+            nonce: Nonce([2; 32]),
+            mac: Mac([7; 32]),
         })
         .encode();
         let len = bad.len();
@@ -358,8 +419,8 @@ mod tests {
     #[test]
     fn trailing_bytes_are_refused() {
         let mut bytes = Message::Prove(Prove {
-            nonce: [1; 32],
-            mac: [2; 32],
+            nonce: Nonce([1; 32]),
+            mac: Mac([2; 32]),
         })
         .encode();
         bytes.push(0);
@@ -374,7 +435,7 @@ mod tests {
         let reply = reply_without_session(&Message::Join(join()).encode()).unwrap();
         assert_eq!(
             Message::decode(&reply).unwrap(),
-            Message::Done(Done::rejected([2; 32], RejectReason::NoSession))
+            Message::Done(Done::rejected(Nonce([2; 32]), RejectReason::NoSession))
         );
         assert_eq!(reply_without_session(&reply), None);
         assert_eq!(reply_without_session(b"junk"), None);

@@ -1,4 +1,4 @@
-//! The one type a driver holds: either side of the handshake behind the DESIGN §5 API.
+//! One pairing session: either side of the handshake behind one sans-IO API.
 
 use std::time::Instant;
 
@@ -14,18 +14,29 @@ use crate::identity::PeerId;
 use crate::initiator::Initiator;
 use crate::joiner::Joiner;
 use crate::keys::DiscoveryId;
+use crate::timer::Timer;
 
 /// Who we are in a pairing: the PeerId the transport authenticates, and what we show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalDevice {
+    /// This device's PeerId.
     pub peer: PeerId,
+    /// What this device shows the other.
     pub info: DeviceInfo,
 }
 
 /// A pairing session, deterministic in its inputs: the same calls with the same `now`s and
 /// the same RNG output yield the same actions, bit for bit.
+///
+/// A driver usually holds a [`PairingHost`](crate::PairingHost), which owns the session
+/// and routes messages to it; `Pairing` is the session alone, for tests and tools. After
+/// every `handle_*`, drain [`poll_action`](Self::poll_action); call
+/// [`handle_timeout`](Self::handle_timeout) once [`poll_timeout`](Self::poll_timeout) is
+/// due.
 pub enum Pairing {
+    /// Holds the code and waits to be found.
     Initiator(Initiator),
+    /// Was told the code and searches for the initiator.
     Joiner(Joiner),
 }
 
@@ -36,6 +47,8 @@ fn session_rng(rng: &mut impl CryptoRngCore) -> ChaCha20Rng {
 }
 
 impl Pairing {
+    /// Starts the initiator of `code` at `now`: it publishes the session (the first
+    /// action) and answers joiners until the code expires after `cfg.code_ttl`.
     pub fn initiator(
         cfg: Config,
         local: LocalDevice,
@@ -52,6 +65,8 @@ impl Pairing {
         ))
     }
 
+    /// Starts a joiner of `code` at `now`: it looks the session up (the first action) and
+    /// asks every peer reported through `handle_peer`, for up to `cfg.join_timeout`.
     pub fn joiner(
         cfg: Config,
         local: LocalDevice,
@@ -62,7 +77,8 @@ impl Pairing {
         Pairing::Joiner(Joiner::new(cfg, local, code.keys(), now, session_rng(rng)))
     }
 
-    /// A peer was discovered or connected. Only a joiner acts on it.
+    /// A peer was discovered (mDNS, DHT) or connected. Only a joiner acts on it: it sends
+    /// the peer a `Join`, which arms that attempt's timer.
     pub fn handle_peer(&mut self, peer: &PeerId, now: Instant) {
         if let Pairing::Joiner(j) = self {
             j.handle_peer(peer, now);
@@ -70,13 +86,16 @@ impl Pairing {
     }
 
     /// The connection to `peer` is gone or a message could not be delivered. Only a
-    /// joiner acts on it: an initiator's attempts run out by themselves.
+    /// joiner acts on it (an initiator's attempts run out by themselves): it retries the
+    /// peer later, or shortens its wait for that peer's verdict; both move its timers.
     pub fn handle_unreachable(&mut self, peer: &PeerId, now: Instant) {
         if let Pairing::Joiner(j) = self {
             j.handle_unreachable(peer, now);
         }
     }
 
+    /// Bytes from `peer` on `/paircode/pair/1`, as the transport authenticated it. May
+    /// answer, advance or end the session, and so change `poll_timeout`.
     pub fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {
         match self {
             Pairing::Initiator(i) => i.handle_message(peer, bytes, now),
@@ -84,13 +103,16 @@ impl Pairing {
         }
     }
 
-    /// The local user's answer to an `Action::Confirm`. Only an initiator asks.
+    /// The local user's answer to an `Action::Confirm`. Only an initiator asks. Ends the
+    /// session either way, so `poll_timeout` becomes `None`.
     pub fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
         if let Pairing::Initiator(i) = self {
             i.handle_confirm(peer, accept, now);
         }
     }
 
+    /// The local user cancels. Ends the session (`poll_timeout` becomes `None`) and tells
+    /// a joiner waiting for our verdict.
     pub fn handle_cancel(&mut self, now: Instant) {
         match self {
             Pairing::Initiator(i) => i.handle_cancel(now),
@@ -98,6 +120,8 @@ impl Pairing {
         }
     }
 
+    /// Call once `poll_timeout` is due; calling it early is harmless. Acts on every timer
+    /// due by `now` and re-arms the rest.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self {
             Pairing::Initiator(i) => i.handle_timeout(now),
@@ -105,6 +129,7 @@ impl Pairing {
         }
     }
 
+    /// The next thing to do; call after every `handle_*` until it returns `None`.
     pub fn poll_action(&mut self) -> Option<Action> {
         match self {
             Pairing::Initiator(i) => i.poll_action(),
@@ -112,13 +137,21 @@ impl Pairing {
         }
     }
 
+    /// When to call `handle_timeout` next; `None` once the session is over. Every
+    /// `handle_*` may change it.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    /// [`poll_timeout`](Self::poll_timeout) with the name of the timer it waits for.
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
         match self {
-            Pairing::Initiator(i) => i.poll_timeout(),
-            Pairing::Joiner(j) => j.poll_timeout(),
+            Pairing::Initiator(i) => i.next_timer(),
+            Pairing::Joiner(j) => j.next_timer(),
         }
     }
 
+    /// The session's public name.
     pub fn discovery_id(&self) -> DiscoveryId {
         match self {
             Pairing::Initiator(i) => i.keys().discovery_id,
@@ -126,6 +159,7 @@ impl Pairing {
         }
     }
 
+    /// Whether this is the initiator's side.
     pub fn is_initiator(&self) -> bool {
         matches!(self, Pairing::Initiator(_))
     }

@@ -1,6 +1,6 @@
 //! Per-peer accounting of failed attempts on the initiator.
 //!
-//! A wrong proof fails only its own attempt (DESIGN §2), so without this a peer could
+//! A wrong proof fails only its own attempt (`docs/PROTOCOL.md`), so without this a peer could
 //! retry forever; with it, a peer that keeps failing is shut out for a while. The table is
 //! bounded so that a flood of fresh peer ids cannot grow it without limit.
 

@@ -5,9 +5,8 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use crate::{
-    Action, Code, Config, DeviceIdentity, DeviceInfo, LocalDevice, Message, Pairing, PeerId,
-};
+pub use crate::testing::device;
+use crate::{Action, Code, Config, LocalDevice, Message, Pairing, PeerId};
 
 pub struct Fixture {
     pub now: Instant,
@@ -16,13 +15,6 @@ pub struct Fixture {
     pub alice: LocalDevice,
     pub bob: LocalDevice,
     pub rng: ChaCha20Rng,
-}
-
-pub fn device(seed: u64, name: &str) -> LocalDevice {
-    LocalDevice {
-        peer: DeviceIdentity::generate(&mut ChaCha20Rng::seed_from_u64(seed)).peer_id(),
-        info: DeviceInfo::new(name).unwrap(),
-    }
 }
 
 pub fn peer(n: u32) -> PeerId {

@@ -6,9 +6,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use paircode_core::{
-    Action, Code, Config, DeviceIdentity, DeviceInfo, LocalDevice, Pairing, PeerId,
-};
+use paircode_core::testing::device;
+use paircode_core::{Action, Code, Config, Pairing, PeerId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -50,13 +49,6 @@ pub enum Op {
     Advance {
         millis: u32,
     },
-}
-
-fn device(seed: u64, name: &str) -> LocalDevice {
-    LocalDevice {
-        peer: DeviceIdentity::generate(&mut ChaCha20Rng::seed_from_u64(seed)).peer_id(),
-        info: DeviceInfo::new(name).expect("valid name"),
-    }
 }
 
 fn stranger(n: u8) -> PeerId {

@@ -9,41 +9,37 @@ use libp2p::kad::store::MemoryStore;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, kad, mdns, ping, StreamProtocol};
+use libp2p::{identify, kad, mdns, ping};
 
-use crate::device::DEVICE_PROTOCOL;
-use crate::protocol::{PairCodec, PAIR_PROTOCOL};
-
-/// Our own Kademlia protocol name keeps paircode's DHT apart from IPFS's.
-pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/kad/1.0.0");
-pub const IDENTIFY_PROTOCOL: &str = "/paircode/id/1.0.0";
+use crate::protocol::{PairCodec, DEVICE_PROTOCOL, PAIR_PROTOCOL};
+pub(crate) use crate::protocol::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 
 /// `M` is the runtime's mDNS behaviour: `libp2p::mdns::Provider` cannot be named outside
 /// libp2p, so the shared code cannot spell `mdns::Behaviour<P>` and takes any behaviour
 /// that emits mDNS events instead.
 #[derive(NetworkBehaviour)]
-pub struct Behaviour<M>
+pub(crate) struct Behaviour<M>
 where
     M: NetworkBehaviour<ToSwarm = mdns::Event>,
 {
-    pub pair: request_response::Behaviour<PairCodec>,
-    /// Paired devices' presence and unpair notices (see `device`).
-    pub device: request_response::Behaviour<PairCodec>,
-    pub kad: kad::Behaviour<MemoryStore>,
-    pub identify: identify::Behaviour,
-    pub ping: ping::Behaviour,
+    pub(crate) pair: request_response::Behaviour<PairCodec>,
+    /// Paired devices' presence and unpair notices (`paircode_core::presence`).
+    pub(crate) device: request_response::Behaviour<PairCodec>,
+    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
     /// Behind a toggle so it can be off, and replaced by a fresh instance when a join
     /// starts: libp2p-mdns re-queries only every 5 minutes once anything answered.
-    pub mdns: Toggle<M>,
+    pub(crate) mdns: Toggle<M>,
     /// Application streams to paired devices (see `streams`).
-    pub streams: libp2p_stream::Behaviour,
+    pub(crate) streams: libp2p_stream::Behaviour,
 }
 
 impl<M> Behaviour<M>
 where
     M: NetworkBehaviour<ToSwarm = mdns::Event>,
 {
-    pub fn new(keypair: &Keypair, mdns: Option<M>, record_ttl: Duration) -> Self {
+    pub(crate) fn new(keypair: &Keypair, mdns: Option<M>, record_ttl: Duration) -> Self {
         let peer = keypair.public().to_peer_id();
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         // A provider record announces one pairing session: it must not outlive the code.

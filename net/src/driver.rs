@@ -22,8 +22,10 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, FromSwarm, NetworkBehaviour, NewListenAddr, SwarmEvent};
 use libp2p::{identify, mdns, Multiaddr, PeerId as Libp2pPeerId, Swarm};
-use paircode_core::messages::reply_without_session;
-use paircode_core::{Action, Code, Config, LocalDevice, Pairing, PeerId, Progress};
+use paircode_core::{
+    Action, Code, Config, DeviceMessage, HostError, LocalDevice, PairingHost, PeerId, Presence,
+    Progress, Role, SessionId,
+};
 
 mod presence;
 
@@ -33,34 +35,25 @@ use crate::node::{
     Command, Discovery, GenerateOptions, NodeEvent, PairingEvent, Runtime, SessionStart,
 };
 
-/// How long a completed initiator keeps answering a repeated `Prove` (its `Done` may have
-/// been lost) after its session ended.
-const LINGER: Duration = Duration::from_secs(30);
 /// How long shutdown waits for replies already queued to reach their peers.
 const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(1);
 
 pub(crate) type MdnsFactory<M> = Box<dyn Fn(Libp2pPeerId) -> io::Result<M> + Send>;
 
-struct Session {
-    id: u64,
-    pairing: Pairing,
-    events: mpsc::UnboundedSender<PairingEvent>,
-}
-
 pub(crate) struct Driver<M>
 where
     M: NetworkBehaviour<ToSwarm = mdns::Event>,
 {
-    pub(crate) swarm: Swarm<Behaviour<M>>,
-    pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) new_mdns: Option<MdnsFactory<M>>,
-    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
-    pub(crate) local: LocalDevice,
-    pub(crate) pairing_config: Config,
-    session: Option<Session>,
-    /// A finished initiator, kept to answer retransmissions; never blocks a new session.
-    lingering: Option<(Pairing, Instant)>,
-    next_session: u64,
+    swarm: Swarm<Behaviour<M>>,
+    runtime: Arc<dyn Runtime>,
+    new_mdns: Option<MdnsFactory<M>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    pairing_config: Config,
+    /// Routes every pairing input to the running session, a lingering initiator, or the
+    /// answer a device without a session gives.
+    host: PairingHost,
+    /// Where the running session's events go.
+    session: Option<mpsc::UnboundedSender<PairingEvent>>,
     /// Addresses learnt from mDNS, identify, Kademlia and the bootstrap list.
     addresses: HashMap<Libp2pPeerId, Vec<Multiaddr>>,
     mdns_peers: HashSet<Libp2pPeerId>,
@@ -73,13 +66,11 @@ where
     responses_in_flight: HashSet<InboundRequestId>,
     requests_in_flight: HashSet<OutboundRequestId>,
     lookups: HashSet<kad::QueryId>,
-    paired: HashSet<Libp2pPeerId>,
-    online: HashSet<Libp2pPeerId>,
-    /// Peers we unpaired that still have to be told.
-    unpair_pending: HashSet<Libp2pPeerId>,
-    unpair_requests: HashMap<OutboundRequestId, Libp2pPeerId>,
-    /// When to greet connected paired peers and look for the others next.
-    next_presence: Option<Instant>,
+    /// Paired devices' presence and unpair notices: every decision is the core's.
+    presence: Presence,
+    /// Our `/paircode/device/1` requests, so that an answer can be reported to `presence`.
+    device_requests: HashMap<OutboundRequestId, (Libp2pPeerId, DeviceMessage)>,
+    /// DHT searches `presence` asked for.
     presence_lookups: HashSet<kad::QueryId>,
     subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
@@ -102,16 +93,15 @@ where
         local: LocalDevice,
         pairing_config: Config,
     ) -> Self {
+        let presence = presence::initial_presence(&swarm);
         Driver {
             swarm,
             runtime,
             new_mdns,
             commands,
-            local,
             pairing_config,
+            host: PairingHost::new(local),
             session: None,
-            lingering: None,
-            next_session: 1,
             addresses: HashMap::new(),
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
@@ -120,11 +110,8 @@ where
             responses_in_flight: HashSet::new(),
             requests_in_flight: HashSet::new(),
             lookups: HashSet::new(),
-            paired: HashSet::new(),
-            online: HashSet::new(),
-            unpair_pending: HashSet::new(),
-            unpair_requests: HashMap::new(),
-            next_presence: None,
+            presence,
+            device_requests: HashMap::new(),
             presence_lookups: HashSet::new(),
             subscribers: Vec::new(),
             timer: None,
@@ -132,7 +119,23 @@ where
         }
     }
 
-    pub(crate) fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
+    /// Registers DHT entry points and joins the DHT now rather than at the first lookup,
+    /// so that records are reachable early.
+    pub(crate) fn bootstrap(&mut self, peers: Vec<(Libp2pPeerId, Multiaddr)>) {
+        if peers.is_empty() {
+            return;
+        }
+        for (peer, addr) in peers {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
+            self.learn_address(peer, addr);
+        }
+        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+    }
+
+    fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
         let known = self.addresses.entry(peer).or_default();
         if !known.contains(&addr) {
             known.push(addr);
@@ -186,10 +189,9 @@ where
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let session = self.session.as_ref().and_then(|s| s.pairing.poll_timeout());
-        let linger = self.lingering.as_ref().map(|(_, until)| *until);
+        let session = self.host.poll_timeout();
         let shutdown = self.shutdown.as_ref().map(|(at, _)| *at);
-        [session, linger, shutdown, self.next_presence]
+        [session, shutdown, self.presence.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -205,20 +207,10 @@ where
 
     fn on_timeout(&mut self) {
         let now = Instant::now();
-        if self
-            .lingering
-            .as_ref()
-            .is_some_and(|(_, until)| *until <= now)
-        {
-            self.lingering = None;
-        }
-        if let Some(session) = &mut self.session {
-            session.pairing.handle_timeout(now);
-            self.drain();
-        }
-        if self.next_presence.is_some_and(|at| at <= now) {
-            self.presence_tick(now);
-        }
+        self.host.handle_timeout(now);
+        self.drain();
+        self.presence.handle_timeout(now);
+        self.drain_presence();
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -228,7 +220,7 @@ where
 
     fn session_event(&mut self, event: PairingEvent) {
         if let Some(session) = &self.session {
-            let _ = session.events.unbounded_send(event.clone());
+            let _ = session.unbounded_send(event.clone());
         }
         self.emit(NodeEvent::Pairing(event));
     }
@@ -252,46 +244,17 @@ where
                 peer,
                 accept,
             } => {
-                if let Some(s) = self.session.as_mut().filter(|s| s.id == session) {
-                    s.pairing.handle_confirm(&peer, accept, Instant::now());
-                    self.drain();
-                }
+                let session = SessionId(session);
+                self.host
+                    .handle_confirm(session, &peer, accept, Instant::now());
+                self.drain();
             }
             Command::Cancel { session } => {
-                if let Some(s) = self.session.as_mut().filter(|s| s.id == session) {
-                    s.pairing.handle_cancel(Instant::now());
-                    self.drain();
-                }
+                self.host.handle_cancel(SessionId(session), Instant::now());
+                self.drain();
             }
             Command::Subscribe(tx) => self.subscribers.push(tx),
-            Command::SetPaired(peers) => {
-                let peers: HashSet<_> = peers.iter().filter_map(|p| p.to_libp2p().ok()).collect();
-                self.online.retain(|p| peers.contains(p));
-                self.paired = peers;
-                for peer in self.paired.clone() {
-                    self.mark_online_if_connected(peer);
-                }
-                self.presence_tick(Instant::now());
-            }
-            Command::AddPaired(peer) => {
-                if let Ok(peer) = peer.to_libp2p() {
-                    self.paired.insert(peer);
-                    self.unpair_pending.remove(&peer);
-                    self.mark_online_if_connected(peer);
-                    self.presence_tick(Instant::now());
-                }
-            }
-            Command::NotifyUnpaired(peer) => {
-                if let Ok(peer) = peer.to_libp2p() {
-                    self.notify_unpaired(peer);
-                }
-            }
-            Command::RemovePaired(peer) => {
-                if let Ok(peer) = peer.to_libp2p() {
-                    self.paired.remove(&peer);
-                    self.online.remove(&peer);
-                }
-            }
+            Command::Presence(command) => self.on_presence_command(command),
             Command::ListenAddrs(reply) => {
                 let me = *self.swarm.local_peer_id();
                 let addrs = self
@@ -306,8 +269,8 @@ where
     }
 
     fn begin_shutdown(&mut self, reply: Option<futures::channel::oneshot::Sender<()>>) {
-        if let Some(s) = self.session.as_mut() {
-            s.pairing.handle_cancel(Instant::now());
+        if let Some(session) = self.host.session() {
+            self.host.handle_cancel(session, Instant::now());
             self.drain();
         }
         let deadline = Instant::now() + FLUSH_ON_SHUTDOWN;
@@ -315,44 +278,42 @@ where
         replies.extend(reply);
     }
 
-    fn new_session(&mut self, pairing: Pairing) -> SessionStart {
+    /// Gives the session just started its event channel.
+    fn new_session(
+        &mut self,
+        started: Result<SessionId, HostError>,
+    ) -> Result<SessionStart, Error> {
+        let id = match started {
+            Ok(id) => id,
+            Err(HostError::Busy) => return Err(Error::Busy),
+        };
         let (tx, rx) = mpsc::unbounded();
-        let id = self.next_session;
-        self.next_session += 1;
-        // A new session answers for this node from now on.
-        self.lingering = None;
-        self.session = Some(Session {
-            id,
-            pairing,
-            events: tx,
-        });
-        (id, rx)
+        self.session = Some(tx);
+        Ok((id.0, rx))
     }
 
     fn generate(&mut self, code: &Code, options: GenerateOptions) -> Result<SessionStart, Error> {
-        if self.session.is_some() {
-            return Err(Error::Busy);
-        }
         let mut cfg = self.pairing_config.clone();
         cfg.auto_accept = options.auto_accept;
         if let Some(ttl) = options.ttl {
             cfg.code_ttl = ttl;
         }
         let now = Instant::now();
-        let pairing = Pairing::initiator(cfg, self.local.clone(), code, now, &mut rand_core::OsRng);
-        let start = self.new_session(pairing);
+        let started = self
+            .host
+            .start(Role::Initiator, cfg, code, now, &mut rand_core::OsRng);
+        let start = self.new_session(started)?;
         self.drain();
         Ok(start)
     }
 
     fn join(&mut self, code: &Code) -> Result<SessionStart, Error> {
-        if self.session.is_some() {
-            return Err(Error::Busy);
-        }
         let now = Instant::now();
         let cfg = self.pairing_config.clone();
-        let mut pairing =
-            Pairing::joiner(cfg, self.local.clone(), code, now, &mut rand_core::OsRng);
+        let started = self
+            .host
+            .start(Role::Joiner, cfg, code, now, &mut rand_core::OsRng);
+        let start = self.new_session(started)?;
         // Peers already known (found by mDNS, or connected: bootstrap nodes, paired
         // devices) are asked at once, not only those discovered from now on.
         let known: HashSet<Libp2pPeerId> = self
@@ -362,9 +323,8 @@ where
             .copied()
             .collect();
         for peer in &known {
-            pairing.handle_peer(&to_core(peer), now);
+            self.host.handle_peer(&to_core(peer), now);
         }
-        let start = self.new_session(pairing);
         self.refresh_mdns();
         self.drain();
         Ok(start)
@@ -396,20 +356,10 @@ where
 
     // ---- core actions ----
 
-    /// Carries out everything the session (or the lingering initiator) asks for.
+    /// Carries out everything the host asks for.
     fn drain(&mut self) {
-        loop {
-            let action = match &mut self.session {
-                Some(s) => s.pairing.poll_action(),
-                None => None,
-            };
-            let Some(action) = action else { break };
+        while let Some(action) = self.host.poll_action() {
             self.carry_out(action);
-        }
-        while let Some(action) = self.lingering.as_mut().and_then(|(p, _)| p.poll_action()) {
-            if let Action::Send { peer, bytes } = action {
-                self.send(&peer, bytes);
-            }
         }
     }
 
@@ -451,20 +401,11 @@ where
         }
     }
 
+    /// The session's last event: its channel closes, its lookups are forgotten.
     fn finish(&mut self, event: PairingEvent) {
         self.session_event(event);
-        let Some(mut session) = self.session.take() else {
-            return;
-        };
-        self.lookups.clear();
-        // Actions queued after the terminal one (none today) must still go out.
-        while let Some(action) = session.pairing.poll_action() {
-            if let Action::Send { peer, bytes } = action {
-                self.send(&peer, bytes);
-            }
-        }
-        if session.pairing.is_initiator() {
-            self.lingering = Some((session.pairing, Instant::now() + LINGER));
+        if self.session.take().is_some() {
+            self.lookups.clear();
         }
     }
 
@@ -532,33 +473,16 @@ where
     /// Bytes from a peer, as a request or inside a response.
     fn on_message(&mut self, peer: Libp2pPeerId, bytes: &[u8]) {
         let now = Instant::now();
-        let from = to_core(&peer);
-        if let Some(session) = &mut self.session {
-            session.pairing.handle_message(&from, bytes, now);
-        } else if let Some((pairing, _)) = &mut self.lingering {
-            pairing.handle_message(&from, bytes, now);
-        } else if let Some(reply) = reply_without_session(bytes) {
-            self.send(&from, reply);
-        }
+        self.host.handle_message(&to_core(&peer), bytes, now);
         self.drain();
     }
 
     /// Tells the session a peer cannot be reached, so it does not wait for an answer that
     /// cannot come (a pulled cable, a killed daemon).
     fn unreachable(&mut self, peer: Libp2pPeerId) {
-        if let Some(session) = &mut self.session {
-            session
-                .pairing
-                .handle_unreachable(&to_core(&peer), Instant::now());
-            self.drain();
-        }
-    }
-
-    fn mark_online_if_connected(&mut self, peer: Libp2pPeerId) {
-        if self.paired.contains(&peer) && self.swarm.is_connected(&peer) && self.online.insert(peer)
-        {
-            self.emit(NodeEvent::PairedOnline(to_core(&peer)));
-        }
+        self.host
+            .handle_unreachable(&to_core(&peer), Instant::now());
+        self.drain();
     }
 
     /// A candidate for the joiner: report it and hand it to the core.
@@ -570,10 +494,8 @@ where
             peer: to_core(&peer),
             via,
         });
-        if let Some(session) = &mut self.session {
-            session.pairing.handle_peer(&to_core(&peer), Instant::now());
-            self.drain();
-        }
+        self.host.handle_peer(&to_core(&peer), Instant::now());
+        self.drain();
     }
 
     // ---- swarm events ----
@@ -585,17 +507,14 @@ where
                 for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
                     self.request(peer_id, bytes);
                 }
-                self.mark_online_if_connected(peer_id);
-                self.on_connected(peer_id);
+                self.presence_connected(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
                 ..
             } => {
-                if self.online.remove(&peer_id) {
-                    self.emit(NodeEvent::PairedOffline(to_core(&peer_id)));
-                }
+                self.presence_disconnected(peer_id);
                 self.unreachable(peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
@@ -635,7 +554,6 @@ where
                     }
                     self.learn_address(peer_id, addr);
                 }
-                self.mark_online_if_connected(peer_id);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 let mut peers = Vec::new();
@@ -650,11 +568,11 @@ where
                         peers.push(peer);
                     }
                 }
-                self.reach_known_devices(&peers);
+                self.presence_found(&peers);
                 for peer in peers {
                     // A known peer seen again after a refresh may hold a session by now
                     // even if it said "no session" before: the joiner asks again.
-                    if self.mdns_peers.insert(peer) || self.session.is_some() {
+                    if self.mdns_peers.insert(peer) || self.host.session().is_some() {
                         self.discovered(peer, Discovery::Mdns);
                     }
                 }
@@ -750,11 +668,12 @@ where
                 step,
                 ..
             } if self.presence_lookups.contains(&id) => {
-                if step.last {
-                    self.presence_lookups.remove(&id);
-                }
                 if let Ok(found) = result {
                     self.on_closest_peers(found.peers);
+                }
+                if step.last {
+                    self.presence_lookups.remove(&id);
+                    self.presence_lookup_done();
                 }
             }
             kad::Event::RoutingUpdated {

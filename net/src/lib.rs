@@ -7,15 +7,25 @@
 //! and derive application keys ([`Node::export_key`]). The runtime crates
 //! (`paircode-tokio`, `paircode-async-std`) only supply the TCP and mDNS providers, a
 //! spawner and a timer, and call [`start_node`].
+//!
+//! The driver does I/O only: which session a message belongs to, and every presence
+//! decision about paired devices (`paircode_core::Presence`: who is online, who is owed
+//! an unpair notice, when to greet and whom to look for) are the core's, so the simulator
+//! tests what ships.
+//!
+//! An embedder uses [`Node`] (from a runtime crate's `start`), its [`NodeEvent`] stream
+//! and the [`PairingHandle`] of each session; see [`Node`] for an example.
+
+#![warn(missing_docs)]
 
 mod behaviour;
-mod device;
 mod driver;
 mod error;
+pub mod meeting_point;
 mod node;
 pub mod protocol;
 mod streams;
-pub mod transport;
+mod transport;
 
 use std::io;
 use std::sync::Arc;
@@ -28,7 +38,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{mdns, Swarm};
 use paircode_core::{DeviceInfo, LocalDevice, PeerId};
 
-pub use behaviour::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, KAD_PROTOCOL};
+use behaviour::Behaviour;
+
 pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
 pub use node::{
@@ -83,6 +94,14 @@ where
     F: Fn(libp2p::PeerId) -> io::Result<M> + Send + 'static,
 {
     let info = DeviceInfo::new(config.device_name.clone())?;
+    let bootstrap = config
+        .bootstrap
+        .iter()
+        .map(|addr| match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => Ok((peer, addr.clone())),
+            _ => Err(TransportError::BootstrapWithoutPeerId(addr.clone())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let keypair = config.identity.libp2p_keypair();
     let me = keypair.public().to_peer_id();
     let runtime: Arc<dyn Runtime> = Arc::new(runtime);
@@ -119,23 +138,7 @@ where
         .mdns
         .then(|| Box::new(new_mdns) as driver::MdnsFactory<M>);
     let mut driver = Driver::new(swarm, runtime.clone(), factory, rx, local, config.pairing);
-    let mut have_bootstrap = false;
-    for addr in &config.bootstrap {
-        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-            return Err(TransportError::BootstrapWithoutPeerId(addr.clone()).into());
-        };
-        driver
-            .swarm
-            .behaviour_mut()
-            .kad
-            .add_address(&peer, addr.clone());
-        driver.learn_address(peer, addr.clone());
-        have_bootstrap = true;
-    }
-    if have_bootstrap {
-        // Joins the DHT now rather than at the first lookup, so records are reachable early.
-        let _ = driver.swarm.behaviour_mut().kad.bootstrap();
-    }
+    driver.bootstrap(bootstrap);
     runtime.spawn(driver.run().boxed());
     let node = Node {
         commands: tx,

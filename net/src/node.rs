@@ -1,4 +1,7 @@
 //! The embedder's view: a running node, its pairing sessions and its events.
+//!
+//! Examples here only compile (this crate has no runtime); `paircode-tokio`'s crate docs
+//! run two nodes that pair.
 
 use std::time::{Duration, Instant};
 
@@ -12,8 +15,12 @@ use crate::error::Error;
 use crate::streams::Streams;
 
 /// What differs between async runtimes, apart from the TCP and mDNS providers.
+/// Implemented by the runtime crates; an embedder never calls it.
 pub trait Runtime: Send + Sync + 'static {
+    /// Runs `task` to completion in the background (the node's event loop and libp2p's
+    /// connection tasks).
     fn spawn(&self, task: BoxFuture<'static, ()>);
+    /// A future that completes at `deadline` (at once if it has passed).
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()>;
 }
 
@@ -38,6 +45,19 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// Listens on every IPv4 interface on a free port, with mDNS on, no bootstrap peers,
+    /// the default pairing settings and a 60 s idle timeout.
+    ///
+    /// ```
+    /// use paircode_net::paircode_core::DeviceIdentity;
+    /// use paircode_net::NodeConfig;
+    ///
+    /// let mut config = NodeConfig::new(DeviceIdentity::generate(&mut rand_core::OsRng), "laptop");
+    /// // Loopback only: mDNS must never be switched on for tests on a real interface.
+    /// config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    /// config.mdns = false;
+    /// assert!(config.bootstrap.is_empty());
+    /// ```
     pub fn new(identity: DeviceIdentity, device_name: impl Into<String>) -> Self {
         NodeConfig {
             identity,
@@ -63,7 +83,9 @@ pub struct GenerateOptions {
 /// How a peer was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Discovery {
+    /// Multicast DNS on the local network.
     Mdns,
+    /// A provider record in the Kademlia DHT.
     Dht,
 }
 
@@ -72,28 +94,40 @@ pub enum Discovery {
 pub enum PairingEvent {
     /// A joiner sent `Join` to this peer.
     Contacting {
+        /// The peer asked.
         peer: PeerId,
     },
     /// The peer proved it knows the code.
     Verified {
+        /// The peer that proved it.
         peer: PeerId,
+        /// What it calls itself.
         info: DeviceInfo,
     },
     /// The initiator's user must accept or decline: [`PairingHandle::confirm`].
     ConfirmRequested {
+        /// The joiner waiting for the answer.
         peer: PeerId,
+        /// What it calls itself, to show the user.
         info: DeviceInfo,
     },
+    /// Paired: the device to store (the embedder persists it).
     Completed(Box<PairedDevice>),
+    /// The session ended without a pairing.
     Failed(Error),
 }
 
+/// Everything a node reports, to every [`Node::events`] stream.
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
+    /// A possible pairing partner turned up.
     PeerDiscovered {
+        /// The peer found.
         peer: PeerId,
+        /// How.
         via: Discovery,
     },
+    /// A copy of the running session's event (also on its [`PairingHandle`]).
     Pairing(PairingEvent),
     /// A peer registered with [`Node::set_paired`] / [`Node::add_paired`] connected.
     PairedOnline(PeerId),
@@ -105,6 +139,7 @@ pub enum NodeEvent {
     UnpairDelivered(PeerId),
 }
 
+/// The stream [`Node::events`] returns; it ends when the node stops.
 pub type EventStream = mpsc::UnboundedReceiver<NodeEvent>;
 
 pub(crate) type SessionStart = (u64, mpsc::UnboundedReceiver<PairingEvent>);
@@ -128,16 +163,55 @@ pub(crate) enum Command {
         session: u64,
     },
     Subscribe(mpsc::UnboundedSender<NodeEvent>),
-    SetPaired(Vec<PeerId>),
-    AddPaired(PeerId),
-    RemovePaired(PeerId),
-    NotifyUnpaired(PeerId),
+    Presence(PresenceCommand),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Shutdown(oneshot::Sender<()>),
 }
 
+/// What the embedder tells the node about paired devices.
+pub(crate) enum PresenceCommand {
+    SetPaired(Vec<PeerId>),
+    Add(PeerId),
+    Remove(PeerId),
+    NotifyUnpaired(PeerId),
+}
+
 /// A running node. Cheap to clone; the node stops on [`Node::shutdown`] or when every
 /// clone and every [`PairingHandle`] is dropped.
+///
+/// A node comes from a runtime crate (`paircode_tokio::start`, `paircode_async_std::start`)
+/// or [`crate::start_node`]. Pairing two devices, one on each:
+///
+/// ```no_run
+/// use paircode_net::{Error, GenerateOptions, Node, PairingEvent};
+/// use paircode_net::paircode_core::Code;
+///
+/// /// On the first device: make a code, show it, accept whoever proves it.
+/// async fn offer(node: &Node) -> Result<(), Error> {
+///     let (code, mut session) = node.generate(GenerateOptions::default()).await?;
+///     println!("on the other device, enter: {}", code.words().as_str());
+///     while let Some(event) = session.next_event().await {
+///         match event {
+///             PairingEvent::ConfirmRequested { peer, info } => {
+///                 println!("pair with {} ({})?", info.name, peer.short());
+///                 session.confirm(&peer, true);
+///             }
+///             PairingEvent::Completed(device) => println!("paired with {}", device.info.name),
+///             PairingEvent::Failed(error) => return Err(error),
+///             _ => {}
+///         }
+///     }
+///     Ok(())
+/// }
+///
+/// /// On the second device: enter the code.
+/// async fn accept(node: &Node, words: &str) -> Result<(), Box<dyn std::error::Error>> {
+///     let code = Code::parse(words)?;
+///     let device = node.join(&code).await?;
+///     println!("paired with {}", device.info.name);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Node {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
@@ -155,6 +229,7 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
+    /// This node's identity, as the transport authenticates it to peers.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id.clone()
     }
@@ -215,6 +290,22 @@ impl Node {
     }
 
     /// Every event from now on. Each call gives an independent stream.
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// use paircode_net::{Node, NodeEvent};
+    ///
+    /// async fn watch(node: &Node) {
+    ///     let mut events = node.events();
+    ///     while let Some(event) = events.next().await {
+    ///         match event {
+    ///             NodeEvent::PairedOnline(peer) => println!("{} is here", peer.short()),
+    ///             NodeEvent::PairedOffline(peer) => println!("{} left", peer.short()),
+    ///             _ => {}
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn events(&self) -> EventStream {
         let (tx, rx) = mpsc::unbounded();
         // A stopped node yields an empty stream, which is what a subscriber should see.
@@ -223,22 +314,29 @@ impl Node {
     }
 
     /// Replaces the set of paired peers: those whose presence is reported as online/offline
-    /// events and that may open and accept streams. Open streams of peers left out are reset.
+    /// events and that may open and accept streams. Connected ones are reported online at
+    /// once, and the node keeps in touch with each (a greeting every few seconds keeps
+    /// connections alive, absent ones are looked for). Peers dropped from the set are
+    /// forgotten without an offline event, and their open streams are reset.
     pub fn set_paired(&self, peers: impl IntoIterator<Item = PeerId>) -> Result<(), Error> {
         let peers: Vec<PeerId> = peers.into_iter().collect();
         self.streams.set_paired(&peers);
-        self.send(Command::SetPaired(peers))
+        self.send(Command::Presence(PresenceCommand::SetPaired(peers)))
     }
 
+    /// Adds one peer to the set of [`Node::set_paired`], e.g. right after pairing; an
+    /// undelivered [`Node::notify_unpaired`] notice for it is dropped.
     pub fn add_paired(&self, peer: PeerId) -> Result<(), Error> {
         self.streams.add_paired(&peer);
-        self.send(Command::AddPaired(peer))
+        self.send(Command::Presence(PresenceCommand::Add(peer)))
     }
 
-    /// Resets the peer's open streams too.
+    /// Removes one peer from the set of [`Node::set_paired`], silently: for a peer that
+    /// unpaired us ([`NodeEvent::UnpairedByPeer`]), or one we will not tell. Resets the
+    /// peer's open streams too.
     pub fn remove_paired(&self, peer: PeerId) -> Result<(), Error> {
         self.streams.remove_paired(&peer);
-        self.send(Command::RemovePaired(peer))
+        self.send(Command::Presence(PresenceCommand::Remove(peer)))
     }
 
     /// Stops treating `peer` as paired and tells it so as soon as it is reachable (now, or
@@ -247,7 +345,7 @@ impl Node {
     /// Resets the peer's open streams at once.
     pub fn notify_unpaired(&self, peer: PeerId) -> Result<(), Error> {
         self.streams.remove_paired(&peer);
-        self.send(Command::NotifyUnpaired(peer))
+        self.send(Command::Presence(PresenceCommand::NotifyUnpaired(peer)))
     }
 
     /// Cancels any session, lets replies already queued reach their peers (briefly), closes

@@ -1,4 +1,5 @@
-//! `/paircode/pair/1`: how the core's messages travel between two connected peers.
+//! `/paircode/pair/1` (and `/paircode/device/1`): how the core's messages travel between
+//! two connected peers.
 //!
 //! Request-response with a length-capped codec rather than a hand-rolled stream protocol:
 //! libp2p then owns stream lifetimes, timeouts and back-pressure, and each core message is
@@ -19,7 +20,19 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use paircode_core::MAX_MESSAGE_LEN;
 
+/// The pairing protocol: requests and responses are `paircode_core` messages.
 pub const PAIR_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/pair/1");
+
+/// Kademlia under paircode's own protocol name, so paircode's DHT stays separate from
+/// IPFS's; provider keys are discovery ids. A meeting point must serve it.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/kad/1.0.0");
+
+/// The protocol-version string paircode nodes send in identify (`/ipfs/id/1.0.0`).
+pub const IDENTIFY_PROTOCOL: &str = "/paircode/id/1.0.0";
+
+/// What paired devices say to each other once paired (`paircode_core::DeviceMessage`),
+/// with the same framing; the response is always empty.
+pub const DEVICE_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/device/1");
 
 /// Codec of `/paircode/pair/1`. Requests and responses are raw core messages; an empty
 /// response means "no reply".

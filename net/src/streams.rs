@@ -35,22 +35,47 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// hole punching). An application reaching them could talk to the pairing machinery raw.
 const RESERVED_PREFIXES: [&str; 3] = ["/paircode/", "/ipfs/", "/libp2p/"];
 
+/// Why an application stream could not be opened or accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
+    /// The protocol name does not start with `/`.
     #[error("{0:?} is not a protocol name: it must start with '/'")]
     InvalidProtocol(String),
+    /// The protocol name is in a namespace the node speaks itself (`/paircode/`, `/ipfs/`,
+    /// `/libp2p/`).
     #[error("{0} is reserved for paircode and libp2p's own protocols")]
     ReservedProtocol(String),
+    /// The peer is not in the node's paired set.
     #[error("{0} is not a paired device")]
     NotPaired(PeerId),
+    /// [`crate::Node::accept`] was already called for this protocol.
     #[error("this node already accepts {0}")]
     AlreadyAccepting(String),
+    /// The device is reachable but does not accept this protocol.
     #[error("{peer} does not accept {protocol}")]
-    Unsupported { peer: PeerId, protocol: String },
+    Unsupported {
+        /// The device asked.
+        peer: PeerId,
+        /// The protocol it refused.
+        protocol: String,
+    },
+    /// No connection to the device could be made within [`CONNECT_TIMEOUT`].
     #[error("cannot reach {peer}: {reason}")]
-    Unreachable { peer: PeerId, reason: String },
+    Unreachable {
+        /// The device asked.
+        peer: PeerId,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The stream could not be opened on an existing connection.
     #[error("opening a stream to {peer} failed: {source}")]
-    Io { peer: PeerId, source: io::Error },
+    Io {
+        /// The device asked.
+        peer: PeerId,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The node has shut down.
     #[error("the node has stopped")]
     NodeStopped,
 }
@@ -275,6 +300,7 @@ impl DeviceStream {
         PeerId::from(self.remote)
     }
 
+    /// The application protocol this stream speaks, as passed to connect/accept.
     pub fn protocol(&self) -> &str {
         self.protocol.as_ref()
     }

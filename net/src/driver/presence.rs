@@ -1,104 +1,82 @@
-//! Paired devices after pairing: keep in touch with the connected ones (so their
-//! connections never go idle and "online" means reachable), look for the absent ones
-//! through mDNS and the DHT, and deliver unpair notices.
+//! Presence I/O: translates the embedder's commands and what the swarm reports into
+//! inputs of the core's [`Presence`], and its actions into swarm calls and node events.
+//! Which devices to greet, seek, dial or report is decided there, not here.
+
+use paircode_core::PresenceAction;
 
 use super::*;
-use crate::device::DeviceMessage;
+use crate::node::PresenceCommand;
 
-/// Well inside the idle-connection timeout, and cheap: one tiny request per device.
-const PRESENCE_INTERVAL: Duration = Duration::from_secs(10);
-/// DHT searches for absent devices running at once.
-const MAX_PRESENCE_LOOKUPS: usize = 8;
+/// The presence machine of a swarm that may already have connections (a peer can dial in
+/// while the node is still waiting for its listeners).
+pub(super) fn initial_presence<B: NetworkBehaviour>(swarm: &Swarm<B>) -> Presence {
+    let mut presence = Presence::new();
+    let now = Instant::now();
+    for peer in swarm.connected_peers() {
+        presence.handle_connected(&to_core(peer), now);
+    }
+    presence
+}
 
 impl<M> Driver<M>
 where
     M: NetworkBehaviour<ToSwarm = mdns::Event> + Send + 'static,
 {
-    fn wants(&self, peer: &Libp2pPeerId) -> bool {
-        self.paired.contains(peer) || self.unpair_pending.contains(peer)
-    }
-
-    pub(super) fn presence_tick(&mut self, now: Instant) {
-        let targets: Vec<Libp2pPeerId> = self
-            .paired
-            .iter()
-            .chain(self.unpair_pending.iter())
-            .copied()
-            .collect();
-        self.next_presence = (!targets.is_empty()).then(|| now + PRESENCE_INTERVAL);
-        for peer in targets {
-            if self.swarm.is_connected(&peer) {
-                self.greet(peer);
-            } else {
-                self.reach(peer);
+    pub(super) fn on_presence_command(&mut self, command: PresenceCommand) {
+        let now = Instant::now();
+        // Only peers the swarm can address.
+        let valid = |peer: &PeerId| peer.to_libp2p().is_ok();
+        match command {
+            PresenceCommand::SetPaired(peers) => {
+                self.presence
+                    .set_paired(peers.into_iter().filter(valid), now);
             }
-        }
-    }
-
-    fn greet(&mut self, peer: Libp2pPeerId) {
-        let message = match self.unpair_pending.contains(&peer) {
-            true => DeviceMessage::Unpaired,
-            false => DeviceMessage::Hello,
-        };
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .device
-            .send_request(&peer, message.encode());
-        if message == DeviceMessage::Unpaired {
-            self.unpair_requests.insert(id, peer);
-        }
-    }
-
-    /// Dials an absent device at the addresses we know and asks the DHT where it is.
-    fn reach(&mut self, peer: Libp2pPeerId) {
-        if !self.our_dials.values().any(|p| *p == peer) {
-            self.dial(peer);
-        }
-        if self.presence_lookups.len() < MAX_PRESENCE_LOOKUPS {
-            let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-            self.presence_lookups.insert(query);
-        }
-    }
-
-    /// mDNS found these peers: dial those that are paired devices.
-    pub(super) fn reach_known_devices(&mut self, found: &[Libp2pPeerId]) {
-        for peer in found {
-            if self.wants(peer) && !self.swarm.is_connected(peer) {
-                self.dial(*peer);
+            PresenceCommand::Add(peer) if valid(&peer) => self.presence.add_paired(peer, now),
+            PresenceCommand::Remove(peer) => self.presence.remove_paired(&peer),
+            PresenceCommand::NotifyUnpaired(peer) if valid(&peer) => {
+                self.presence.unpair(peer, now)
             }
+            PresenceCommand::Add(_) | PresenceCommand::NotifyUnpaired(_) => {}
         }
+        self.drain_presence();
     }
 
+    pub(super) fn presence_connected(&mut self, peer: Libp2pPeerId) {
+        self.presence
+            .handle_connected(&to_core(&peer), Instant::now());
+        self.drain_presence();
+    }
+
+    pub(super) fn presence_disconnected(&mut self, peer: Libp2pPeerId) {
+        self.presence
+            .handle_disconnected(&to_core(&peer), Instant::now());
+        self.drain_presence();
+    }
+
+    /// mDNS found these peers (their addresses are learnt already).
+    pub(super) fn presence_found(&mut self, peers: &[Libp2pPeerId]) {
+        let now = Instant::now();
+        for peer in peers {
+            self.presence.handle_found(&to_core(peer), now);
+        }
+        self.drain_presence();
+    }
+
+    /// A DHT search for an absent device returned these peers.
     pub(super) fn on_closest_peers(&mut self, peers: Vec<kad::PeerInfo>) {
+        let now = Instant::now();
         for info in peers {
-            if !self.wants(&info.peer_id) || self.swarm.is_connected(&info.peer_id) {
-                continue;
-            }
             for addr in info.addrs {
                 self.learn_address(info.peer_id, addr);
             }
-            self.dial(info.peer_id);
+            self.presence.handle_found(&to_core(&info.peer_id), now);
         }
+        self.drain_presence();
     }
 
-    pub(super) fn on_connected(&mut self, peer: Libp2pPeerId) {
-        if self.unpair_pending.contains(&peer) {
-            self.greet(peer);
-        }
-    }
-
-    pub(super) fn notify_unpaired(&mut self, peer: Libp2pPeerId) {
-        self.paired.remove(&peer);
-        self.online.remove(&peer);
-        self.unpair_pending.insert(peer);
-        if self.swarm.is_connected(&peer) {
-            self.greet(peer);
-        } else {
-            self.reach(peer);
-        }
-        self.next_presence
-            .get_or_insert_with(|| Instant::now() + PRESENCE_INTERVAL);
+    pub(super) fn presence_lookup_done(&mut self) {
+        self.presence.handle_lookup_done(Instant::now());
+        self.drain_presence();
     }
 
     pub(super) fn on_device_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
@@ -112,32 +90,73 @@ where
                     },
                 ..
             } => {
-                if DeviceMessage::decode(&request) == Some(DeviceMessage::Unpaired)
-                    && self.paired.remove(&peer)
-                {
-                    self.online.remove(&peer);
-                    self.emit(NodeEvent::UnpairedByPeer(to_core(&peer)));
+                let now = Instant::now();
+                if let Err(e) = self.presence.handle_message(&to_core(&peer), &request, now) {
+                    tracing::debug!(%peer, "ignoring a device message: {e}");
                 }
                 let _ = self
                     .swarm
                     .behaviour_mut()
                     .device
                     .send_response(channel, Vec::new());
+                self.drain_presence();
             }
             Event::Message {
                 message: Message::Response { request_id, .. },
                 ..
             } => {
-                if let Some(peer) = self.unpair_requests.remove(&request_id) {
-                    self.unpair_pending.remove(&peer);
-                    self.emit(NodeEvent::UnpairDelivered(to_core(&peer)));
+                if let Some((peer, message)) = self.device_requests.remove(&request_id) {
+                    self.presence
+                        .handle_acknowledged(&to_core(&peer), message, Instant::now());
+                    self.drain_presence();
                 }
             }
             Event::OutboundFailure { request_id, .. } => {
-                // Tried again at the next presence tick.
-                self.unpair_requests.remove(&request_id);
+                // `presence` sends whatever is still owed again at its next tick.
+                self.device_requests.remove(&request_id);
             }
             Event::InboundFailure { .. } | Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Carries out everything `presence` asks for.
+    pub(super) fn drain_presence(&mut self) {
+        while let Some(action) = self.presence.poll_action() {
+            match action {
+                PresenceAction::Send { peer, message } => {
+                    let Ok(peer) = peer.to_libp2p() else { continue };
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .device
+                        .send_request(&peer, message.encode());
+                    self.device_requests.insert(id, (peer, message));
+                }
+                PresenceAction::Seek { peer } => {
+                    let Ok(peer) = peer.to_libp2p() else { continue };
+                    if !self.our_dials.values().any(|p| *p == peer) {
+                        self.dial(peer);
+                    }
+                }
+                PresenceAction::Lookup { peer } => {
+                    let Ok(peer) = peer.to_libp2p() else {
+                        self.presence.handle_lookup_done(Instant::now());
+                        continue;
+                    };
+                    let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.presence_lookups.insert(query);
+                }
+                PresenceAction::Dial { peer } => {
+                    let Ok(peer) = peer.to_libp2p() else { continue };
+                    self.dial(peer);
+                }
+                PresenceAction::Online(peer) => self.emit(NodeEvent::PairedOnline(peer)),
+                PresenceAction::Offline(peer) => self.emit(NodeEvent::PairedOffline(peer)),
+                PresenceAction::UnpairedByPeer(peer) => self.emit(NodeEvent::UnpairedByPeer(peer)),
+                PresenceAction::UnpairDelivered(peer) => {
+                    self.emit(NodeEvent::UnpairDelivered(peer))
+                }
+            }
         }
     }
 }

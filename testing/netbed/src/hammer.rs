@@ -12,8 +12,11 @@ use futures::StreamExt;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
-use paircode_core::messages::{Join, Message, Outcome, Prove};
+use paircode_core::messages::{
+    EphemeralKey, Join, Mac, Message, Nonce, Outcome, Prove, UNATTRIBUTED,
+};
 use paircode_core::DeviceInfo;
+use paircode_core::DiscoveryId;
 use paircode_net::protocol::{PairCodec, PAIR_PROTOCOL};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +87,11 @@ pub async fn hammer(
         .build();
     // A Join and its nonce, which her Prove must repeat.
     let join = || {
-        let nonce = rand32();
+        let nonce = Nonce(rand32());
         let bytes = Message::Join(Join {
-            discovery_id,
+            discovery_id: DiscoveryId(discovery_id),
             nonce,
-            eph: rand32(),
+            eph: EphemeralKey(rand32()),
             info: DeviceInfo::new("mallory").expect("a valid name"),
         })
         .encode();
@@ -103,9 +106,9 @@ pub async fn hammer(
     dial(&mut swarm)?;
     let mut report = HammerReport::default();
     // Requests in flight, with the nonce of the Join whose exchange they belong to.
-    let mut pending: HashMap<OutboundRequestId, [u8; 32]> = HashMap::new();
+    let mut pending: HashMap<OutboundRequestId, Nonce> = HashMap::new();
     let send_join = |swarm: &mut libp2p::Swarm<request_response::Behaviour<PairCodec>>,
-                     pending: &mut HashMap<OutboundRequestId, [u8; 32]>,
+                     pending: &mut HashMap<OutboundRequestId, Nonce>,
                      peer: &libp2p::PeerId| {
         let (nonce, bytes) = join();
         let id = swarm.behaviour_mut().send_request(peer, bytes);
@@ -152,13 +155,13 @@ pub async fn hammer(
                     },
                 ..
             }) => {
-                let nonce = pending.remove(&request_id).unwrap_or_default();
+                let nonce = pending.remove(&request_id).unwrap_or(UNATTRIBUTED);
                 match Message::decode(&response) {
                     Ok(Message::Challenge(_)) => {
                         report.challenges += 1;
                         let prove = Message::Prove(Prove {
                             nonce,
-                            mac: rand32(),
+                            mac: Mac(rand32()),
                         })
                         .encode();
                         let id = swarm.behaviour_mut().send_request(&peer, prove);

@@ -7,6 +7,8 @@
 //! routers forward unicast only (no multicast routing daemon runs, and mDNS is link-local
 //! anyway), so hosts on different LANs can reach each other only by address.
 //!
+//! Homes behind NAT routers and an "internet" segment without routes to them: see `nat`.
+//!
 //! Dropping the lab kills every process still running inside its namespaces, then deletes
 //! them, also when a test panics.
 
@@ -17,6 +19,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::wire::Wire;
+
+mod nat;
+pub use nat::{nat_skip_reason, Home, Nat, INTERNET_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -80,6 +85,13 @@ impl Host {
     pub fn listen_addr(&self) -> String {
         format!("/ip4/{}/tcp/0", self.addr)
     }
+
+    /// `ip netns exec NS program`: a command to run on this host.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.ns]).arg(program);
+        command
+    }
 }
 
 /// The name of the host side of every host's link.
@@ -88,9 +100,18 @@ pub const HOST_IFACE: &str = "eth0";
 #[derive(Debug)]
 struct Lan {
     ns: String,
-    number: u8,
+    /// The first three octets of its /24: 10.77.n for the n-th LAN, or the internet's
+    /// (see `nat`).
+    prefix: [u8; 3],
     hosts: u8,
     gateway: Option<Ipv4Addr>,
+}
+
+impl Lan {
+    fn addr(&self, octet: u8) -> Ipv4Addr {
+        let [a, b, c] = self.prefix;
+        Ipv4Addr::new(a, b, c, octet)
+    }
 }
 
 #[derive(Debug)]
@@ -216,7 +237,7 @@ impl Lab {
         add_bridge(&ns)?;
         self.lans.push(Lan {
             ns,
-            number,
+            prefix: [10, 77, number],
             hosts: 0,
             gateway: None,
         });
@@ -234,10 +255,7 @@ impl Lab {
         self.add_ns(ns)?;
         let index = self.links.len();
         let port = format!("h{index}");
-        let (lan_ns, number) = {
-            let l = &mut self.lans[lan.0];
-            (l.ns.clone(), l.number)
-        };
+        let lan_ns = self.lans[lan.0].ns.clone();
         let octet = {
             let l = &mut self.lans[lan.0];
             l.hosts = l.hosts.checked_add(1).ok_or(LabError::TooBig)?;
@@ -264,7 +282,7 @@ impl Lab {
         ip(&["-n", &lan_ns, "link", "set", &port, "master", "br0"])?;
         ip(&["-n", &lan_ns, "link", "set", &port, "up"])?;
         ip(&["-n", ns, "link", "set", HOST_IFACE, "multicast", "on"])?;
-        let addr = Ipv4Addr::new(10, 77, number, octet);
+        let addr = self.lans[lan.0].addr(octet);
         ip(&[
             "-n",
             ns,
@@ -314,7 +332,7 @@ impl Lab {
             self.links.push(Link::Veth);
             ip(&["-n", &lan_ns, "link", "set", &port, "master", "br0"])?;
             ip(&["-n", &lan_ns, "link", "set", &port, "up"])?;
-            let addr = Ipv4Addr::new(10, 77, self.lans[lan.0].number, 254);
+            let addr = self.lans[lan.0].addr(254);
             ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", &leg])?;
             ip(&["-n", &ns, "link", "set", &leg, "up"])?;
         }
@@ -331,7 +349,7 @@ impl Lab {
             ],
         )?;
         for lan in lans {
-            let gateway = Ipv4Addr::new(10, 77, self.lans[lan.0].number, 254);
+            let gateway = self.lans[lan.0].addr(254);
             self.lans[lan.0].gateway = Some(gateway);
             for host in self.hosts.iter().filter(|h| h.lan == *lan) {
                 default_route(&host.ns, gateway)?;
@@ -396,13 +414,6 @@ impl Lab {
             }
             Link::Veth => Err(LabError::NotImpairable(host.name.clone())),
         }
-    }
-
-    /// `ip netns exec NS program`: a command to run on `host`.
-    pub fn command(&self, host: &Host, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &host.ns, program]);
-        command
     }
 
     /// Kills every process still running in one of the lab's namespaces (daemons that a

@@ -2,7 +2,7 @@
 //! other protocol versions, well-formed envelopes around ill-formed bodies, and CBOR built
 //! to exhaust a careless decoder (deep nesting, absurd declared lengths).
 
-use paircode_core::messages::{Message, Prove};
+use paircode_core::messages::{Mac, Message, Nonce, Prove};
 use paircode_core::MAX_MESSAGE_LEN;
 use rand_core::RngCore;
 
@@ -146,8 +146,8 @@ pub fn make(kind: Garbage, sample: &[u8], rng: &mut impl RngCore) -> Vec<u8> {
 /// A valid message to mutate when the caller has none at hand.
 pub fn default_sample() -> Vec<u8> {
     Message::Prove(Prove {
-        nonce: [6; 32],
-        mac: [7; 32],
+        nonce: Nonce([6; 32]),
+        mac: Mac([7; 32]),
     })
     .encode()
 }

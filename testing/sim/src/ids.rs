@@ -19,7 +19,9 @@ pub fn synthetic_peer_id(rng: &mut impl RngCore) -> PeerId {
     PeerId::from_bytes(&bytes).expect("38 bytes is a valid peer id length")
 }
 
-pub fn device(rng: &mut impl RngCore, name: &str) -> LocalDevice {
+/// A device with a synthetic identity drawn from `rng`: cheap, for simulations of many
+/// peers (`paircode_core::testing::device` makes a real one from a seed).
+pub fn synthetic_device(rng: &mut impl RngCore, name: &str) -> LocalDevice {
     LocalDevice {
         peer: synthetic_peer_id(rng),
         info: DeviceInfo::new(name).expect("simulated device names are valid"),

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use paircode_core::initiator::InitiatorState;
-use paircode_core::joiner::JoinerState;
-use paircode_core::{Code, Config, LocalDevice, Pairing, Role};
+use paircode_core::InitiatorState;
+use paircode_core::JoinerState;
+use paircode_core::{Code, Config, LocalDevice, Pairing, PairingHost, Role, SessionId};
 
 use crate::attacker::Attacker;
 use crate::record::LogEntry;
@@ -53,12 +53,12 @@ pub struct SessionSpec {
 pub struct SessionNode {
     pub spec: SessionSpec,
     /// `None` until the session starts; the device answers like one without a session.
-    pub pairing: Option<Pairing>,
+    pub session: Option<SessionId>,
     pub started_at: Option<Instant>,
 }
 
 pub enum Brain {
-    /// A device with no pairing session: answers with `reply_without_session`.
+    /// A device with no pairing session: its host answers for it.
     Idle,
     Session(Box<SessionNode>),
     Attacker(Box<Attacker>),
@@ -68,6 +68,9 @@ pub struct Node {
     pub local: LocalDevice,
     pub label: Label,
     pub brain: Brain,
+    /// The router the real driver uses too; every input of a session or idle node goes
+    /// through it (an attacker bypasses it).
+    pub host: PairingHost,
     pub log: Vec<LogEntry>,
     /// The timer currently queued for this node, to recognise stale queue entries.
     pub(crate) timer: Option<Instant>,
@@ -117,8 +120,9 @@ impl Node {
         }
     }
 
+    /// The session messages reach: the running one, else a lingering initiator.
     pub fn pairing(&self) -> Option<&Pairing> {
-        self.session().and_then(|s| s.pairing.as_ref())
+        self.host.pairing().or_else(|| self.host.lingering())
     }
 
     pub fn state(&self) -> Option<SessionState> {

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 
 use crate::attacker::{Attacker, Intel, Mitm, MitmMode, Noise, Prober, ProveStrategy, Replayer};
-use crate::ids::device;
+use crate::ids::synthetic_device;
 use crate::invariants::{Invariants, Violation};
 use crate::net::{Captured, NetConfig};
 use crate::node::{Brain, ConfirmPolicy, Label, NodeId, SessionSpec};
@@ -126,8 +126,8 @@ impl Scenario {
         let code = Code::generate(&mut setup);
         let mut alice_cfg = self.cfg.clone();
         alice_cfg.auto_accept = self.confirm == ConfirmPolicy::AutoAccept;
-        let alice_dev = device(&mut setup, "alice");
-        let bob_dev = device(&mut setup, "bob");
+        let alice_dev = synthetic_device(&mut setup, "alice");
+        let bob_dev = synthetic_device(&mut setup, "bob");
         let corpus = match self.earlier_session {
             true => earlier_session(self.seed, base, &alice_dev, &bob_dev, &mut setup),
             false => Vec::new(),
@@ -165,19 +165,19 @@ impl Scenario {
             sim.cut(alice, bob);
         }
         let rival = self.rival.then(|| {
-            let dev = device(&mut setup, "rival");
+            let dev = synthetic_device(&mut setup, "rival");
             let brain = joiner(&code, &mut setup, self.bob_start);
             sim.add_node(dev, Label::Rival, brain)
         });
         for i in 0..self.idle_bystanders {
             sim.add_node(
-                device(&mut setup, &format!("idle-{i}")),
+                synthetic_device(&mut setup, &format!("idle-{i}")),
                 Label::Bystander,
                 Brain::Idle,
             );
         }
         for i in 0..self.busy_bystanders {
-            let dev = device(&mut setup, &format!("busy-{i}"));
+            let dev = synthetic_device(&mut setup, &format!("busy-{i}"));
             let brain = session_brain(SessionSpec {
                 role: Role::Initiator,
                 code: Code::generate(&mut setup),
@@ -242,7 +242,7 @@ impl Scenario {
         let interval = (Duration::from_millis(50), Duration::from_millis(1500));
         let mut add = |sim: &mut Simulator, name: String, attacker: Attacker| {
             sim.add_node(
-                device(setup, &name),
+                synthetic_device(setup, &name),
                 Label::Adversary,
                 Brain::Attacker(Box::new(attacker)),
             )
@@ -296,7 +296,7 @@ impl Scenario {
                         policy: ConfirmPolicy::Never,
                     });
                     sim.add_node(
-                        device(setup, &format!("wrong-{i}-{k}")),
+                        synthetic_device(setup, &format!("wrong-{i}-{k}")),
                         Label::Adversary,
                         brain,
                     );

@@ -6,8 +6,9 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 
-use paircode_core::messages::{reply_without_session, Message};
-use paircode_core::{Action, DiscoveryId, LocalDevice, Pairing, PeerId, Role};
+use paircode_core::messages::Message;
+use paircode_core::JoinerState;
+use paircode_core::{Action, DiscoveryId, LocalDevice, PairingHost, PeerId, Role, Timer};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -59,9 +60,9 @@ pub struct StepReport {
     /// Index of the first message this step put on the wire.
     pub tap_mark: usize,
     pub delivery: Option<Delivery>,
-    /// After `handle_timeout(now)` the session still wanted a timeout at or before `now`:
+    /// After `handle_timeout(now)` the session still wanted this timer at or before `now`:
     /// a driver following `poll_timeout` would spin.
-    pub stuck_timer: bool,
+    pub stuck_timer: Option<Timer>,
 }
 
 enum Event {
@@ -180,6 +181,7 @@ impl Simulator {
             Brain::Idle => None,
         };
         self.nodes.push(Node {
+            host: PairingHost::new(local.clone()),
             local,
             label,
             brain,
@@ -305,15 +307,17 @@ impl Simulator {
         self.marks.clear();
         let tap_mark = self.tap.len();
         let mut delivery = None;
-        let mut stuck_timer = false;
+        let mut stuck_timer = None;
         let (kind, node) = match event {
             Event::Timer { node, .. } => {
                 self.nodes[node].timer = None;
                 let now = self.now();
-                if let Some(p) = self.pairing_mut(node) {
-                    p.handle_timeout(now);
-                    stuck_timer = p.poll_timeout().is_some_and(|t| t <= now);
-                }
+                let host = &mut self.nodes[node].host;
+                host.handle_timeout(now);
+                stuck_timer = host
+                    .next_timer()
+                    .filter(|(at, _)| *at <= now)
+                    .map(|(_, timer)| timer);
                 self.settle(node);
                 (StepKind::Timer, node)
             }
@@ -333,16 +337,17 @@ impl Simulator {
             }
             Event::Discover { node, peer } => {
                 let now = self.now();
-                if let Some(p) = self.pairing_mut(node) {
-                    p.handle_peer(&peer, now);
-                }
+                self.nodes[node].host.handle_peer(&peer, now);
                 self.settle(node);
                 (StepKind::Discover, node)
             }
             Event::Confirm { node, peer, accept } => {
                 let now = self.now();
-                if let Some(p) = self.pairing_mut(node) {
-                    p.handle_confirm(&peer, accept, now);
+                let session = self.nodes[node].session().and_then(|s| s.session);
+                if let Some(session) = session {
+                    self.nodes[node]
+                        .host
+                        .handle_confirm(session, &peer, accept, now);
                 }
                 self.settle(node);
                 (StepKind::Confirm, node)
@@ -365,18 +370,15 @@ impl Simulator {
 
     fn start(&mut self, id: NodeId) {
         let now = self.now();
-        let local = self.nodes[id].local.clone();
-        match &mut self.nodes[id].brain {
+        let Node { brain, host, .. } = &mut self.nodes[id];
+        match brain {
             Brain::Session(s) => {
                 let spec = &s.spec;
                 let mut rng = ChaCha20Rng::from_seed(spec.seed);
                 let (cfg, code) = (spec.cfg.clone(), &spec.code);
-                let pairing = match spec.role {
-                    Role::Initiator => Pairing::initiator(cfg, local, code, now, &mut rng),
-                    Role::Joiner => Pairing::joiner(cfg, local, code, now, &mut rng),
-                };
+                let started = host.start(spec.role, cfg, code, now, &mut rng);
                 let joiner = spec.role == Role::Joiner;
-                s.pairing = Some(pairing);
+                s.session = Some(started.expect("a simulated device runs one session"));
                 s.started_at = Some(now);
                 self.settle(id);
                 if joiner {
@@ -427,44 +429,32 @@ impl Simulator {
             self.with_attacker(to, |a, ctx| a.on_message(ctx, &from_peer, bytes));
             return report;
         }
-        if let Some(p) = self.pairing_mut(to) {
-            report.before = Some(SessionState::of(p));
-            report.timeout_before = p.poll_timeout();
-            p.handle_message(&from_peer, bytes, now);
-            self.settle(to);
-            let p = self.nodes[to]
-                .pairing()
-                .expect("the session is still there");
-            report.after = Some(SessionState::of(p));
-            report.timeout_after = p.poll_timeout();
-        } else if let Some(reply) = reply_without_session(bytes) {
-            self.record(
-                to,
-                Recorded::Send {
-                    to: from_peer.clone(),
-                    bytes: reply.clone(),
-                },
-            );
-            self.transmit(to, &from_peer, reply);
+        report.before = self.nodes[to].state();
+        report.timeout_before = self.nodes[to].host.poll_timeout();
+        self.nodes[to].host.handle_message(&from_peer, bytes, now);
+        self.settle(to);
+        let node = &self.nodes[to];
+        // A joiner's host lets go of it once it finished: that is the state it ended in.
+        let retired = report
+            .before
+            .map(|_| SessionState::Joiner(JoinerState::Finished));
+        report.after = node.state().or(retired);
+        report.timeout_after = node.host.poll_timeout();
+        if report.before.is_none() {
+            report.timeout_before = None;
+            report.timeout_after = None;
         }
         report
     }
 
-    fn pairing_mut(&mut self, id: NodeId) -> Option<&mut Pairing> {
-        match &mut self.nodes[id].brain {
-            Brain::Session(s) => s.pairing.as_mut(),
-            _ => None,
-        }
-    }
-
     /// Carries out every action the session has queued, then re-arms its timer.
     fn settle(&mut self, id: NodeId) {
-        while let Some(action) = self.pairing_mut(id).and_then(Pairing::poll_action) {
+        while let Some(action) = self.nodes[id].host.poll_action() {
             let recorded = Recorded::from_action(&action, &self.clock);
             self.record(id, recorded);
             self.apply(id, action);
         }
-        let Some(next) = self.pairing_mut(id).and_then(|p| p.poll_timeout()) else {
+        let Some(next) = self.nodes[id].host.poll_timeout() else {
             self.nodes[id].timer = None;
             return;
         };
@@ -645,7 +635,7 @@ impl Simulator {
 pub fn session_brain(spec: SessionSpec) -> Brain {
     Brain::Session(Box::new(SessionNode {
         spec,
-        pairing: None,
+        session: None,
         started_at: None,
     }))
 }

@@ -1,4 +1,4 @@
-//! The DESIGN §3 transcript, rebuilt from the messages on the wire.
+//! The docs/PROTOCOL.md §3 transcript, rebuilt from the messages on the wire.
 //!
 //! Core keeps its own helper private; attackers need the real layout to compute MACs that
 //! are right in every respect except the key, and the known-answer test needs it to check
@@ -18,13 +18,13 @@ pub fn transcript(
 ) -> Transcript {
     TranscriptBuilder::default()
         .field(&[PROTOCOL_VERSION])
-        .field(&join.discovery_id)
-        .field(&join.nonce)
-        .field(&join.eph)
+        .field(&join.discovery_id.0)
+        .field(&join.nonce.0)
+        .field(&join.eph.0)
         .field(join.info.name.as_bytes())
         .field(joiner.as_bytes())
-        .field(&challenge.nonce)
-        .field(&challenge.eph)
+        .field(&challenge.nonce.0)
+        .field(&challenge.eph.0)
         .field(challenge.info.name.as_bytes())
         .field(initiator.as_bytes())
         .finish()

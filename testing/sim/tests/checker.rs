@@ -28,7 +28,7 @@ fn an_adversary_holding_the_code_is_flagged() {
             start_at: Duration::from_millis(10),
             policy: ConfirmPolicy::Never,
         };
-        let dev = paircode_sim::ids::device(&mut rng, "leaked");
+        let dev = paircode_sim::ids::synthetic_device(&mut rng, "leaked");
         world.sim.add_node(dev, label, session_brain(spec));
         let result = world.run_checked();
         match (flagged, result) {

@@ -6,13 +6,15 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use paircode_core::messages::{Challenge, Done, Join, Message, Outcome, Prove, RejectReason};
+use paircode_core::messages::{
+    Challenge, Done, EphemeralKey, Join, Mac, Message, Nonce, Outcome, Prove, RejectReason,
+};
 use paircode_core::{
-    Action, Code, Config, DeviceInfo, FailReason, LocalDevice, PairedDevice, Pairing, PeerId,
-    Progress,
+    Action, Code, Config, DeviceInfo, DiscoveryId, FailReason, LocalDevice, PairedDevice, Pairing,
+    PeerId, Progress,
 };
 use paircode_sim::garbage::{self, Garbage};
-use paircode_sim::ids::{device, synthetic_peer_id};
+use paircode_sim::ids::{synthetic_device, synthetic_peer_id};
 use paircode_sim::node::SessionState;
 use paircode_sim::random::{bytes32, index, stream_rng, Stream};
 use paircode_sim::schedule::proptest_config;
@@ -49,7 +51,10 @@ impl Duo {
     fn new(seed: u64, accept: bool) -> Self {
         let mut rng = stream_rng(seed, Stream::Setup);
         let code = Code::generate(&mut rng);
-        let (a, b) = (device(&mut rng, "alice"), device(&mut rng, "bob"));
+        let (a, b) = (
+            synthetic_device(&mut rng, "alice"),
+            synthetic_device(&mut rng, "bob"),
+        );
         let now = Instant::now();
         let cfg = Config::default();
         let mut alice_rng = ChaCha20Rng::from_seed(bytes32(&mut rng));
@@ -181,24 +186,24 @@ fn made_up(kind: u8, rng: &mut ChaCha20Rng) -> Vec<u8> {
     let info = DeviceInfo::new("made up").expect("valid");
     let message = match kind % 4 {
         0 => Message::Join(Join {
-            discovery_id: bytes32(rng),
-            nonce: bytes32(rng),
-            eph: bytes32(rng),
+            discovery_id: DiscoveryId(bytes32(rng)),
+            nonce: Nonce(bytes32(rng)),
+            eph: EphemeralKey(bytes32(rng)),
             info,
         }),
         1 => Message::Challenge(Challenge {
-            nonce: bytes32(rng),
-            eph: bytes32(rng),
+            nonce: Nonce(bytes32(rng)),
+            eph: EphemeralKey(bytes32(rng)),
             info,
-            mac: bytes32(rng),
+            mac: Mac(bytes32(rng)),
         }),
         2 => Message::Prove(Prove {
-            nonce: bytes32(rng),
-            mac: bytes32(rng),
+            nonce: Nonce(bytes32(rng)),
+            mac: Mac(bytes32(rng)),
         }),
         _ => Message::Done(match kind % 8 {
-            3 => Done::accepted(bytes32(rng)),
-            _ => Done::rejected(bytes32(rng), RejectReason::NoSession),
+            3 => Done::accepted(Nonce(bytes32(rng))),
+            _ => Done::rejected(Nonce(bytes32(rng)), RejectReason::NoSession),
         }),
     };
     message.encode()

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use paircode_core::joiner::JoinerState;
 use paircode_core::messages::reply_without_session;
+use paircode_core::JoinerState;
 use paircode_core::{Action, Code, Config, LocalDevice, PairedDevice, Pairing};
-use paircode_sim::ids::device;
+use paircode_sim::ids::synthetic_device;
 use paircode_sim::net::NetConfig;
 use paircode_sim::node::ConfirmPolicy;
 use paircode_sim::random::{stream_rng, Stream};
@@ -27,7 +27,10 @@ impl Pair {
     fn new(cfg: Config) -> Self {
         let mut rng = stream_rng(1, Stream::Setup);
         let code = Code::generate(&mut rng);
-        let (a, b) = (device(&mut rng, "alice"), device(&mut rng, "bob"));
+        let (a, b) = (
+            synthetic_device(&mut rng, "alice"),
+            synthetic_device(&mut rng, "bob"),
+        );
         let now = Instant::now();
         let bob = Pairing::joiner(
             cfg.clone(),
@@ -212,7 +215,7 @@ fn a_lost_prove_is_recovered_by_its_retransmission() {
     alice.handle_message(&b, &again[0], resend);
     drain(&mut alice);
     let confirming = matches!(&alice, Pairing::Initiator(i)
-        if i.state() == paircode_core::initiator::InitiatorState::Confirming);
+        if i.state() == paircode_core::InitiatorState::Confirming);
     assert!(confirming, "the retransmitted proof found no attempt");
 }
 

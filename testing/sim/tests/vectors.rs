@@ -201,7 +201,7 @@ fn compute() -> Vec<(&'static str, String)> {
     assert_eq!(on_alice.keys.transcript, t);
     assert_eq!(challenge.mac, keys.initiator_mac(&t));
     assert_eq!(prove.mac, keys.joiner_mac(&t));
-    assert_eq!(join.discovery_id, keys.discovery_id.0);
+    assert_eq!(join.discovery_id, keys.discovery_id);
 
     // From the primitives, as docs/PROTOCOL.md §2–§3 describe it.
     let discovery = hkdf32(b"paircode v1", &ENTROPY, "discovery");
@@ -211,34 +211,34 @@ fn compute() -> Vec<(&'static str, String)> {
     let (bob_session, bob_eph, bob_nonce) = drawn(BOB_RNG_SEED);
     let (alice_session, alice_eph, alice_nonce) = drawn(ALICE_RNG_SEED);
     let public = |s: [u8; 32]| PublicKey::from(&StaticSecret::from(s)).to_bytes();
-    assert_eq!(join.nonce, bob_nonce);
-    assert_eq!(join.eph, public(bob_eph));
-    assert_eq!(challenge.nonce, alice_nonce);
-    assert_eq!(challenge.eph, public(alice_eph));
+    assert_eq!(join.nonce.0, bob_nonce);
+    assert_eq!(join.eph.0, public(bob_eph));
+    assert_eq!(challenge.nonce.0, alice_nonce);
+    assert_eq!(challenge.eph.0, public(alice_eph));
     let shared = StaticSecret::from(alice_eph)
-        .diffie_hellman(&PublicKey::from(join.eph))
+        .diffie_hellman(&PublicKey::from(join.eph.0))
         .to_bytes();
     assert_eq!(
         shared,
         StaticSecret::from(bob_eph)
-            .diffie_hellman(&PublicKey::from(challenge.eph))
+            .diffie_hellman(&PublicKey::from(challenge.eph.0))
             .to_bytes()
     );
     let transcript = design_transcript(&[
         &[PROTOCOL_VERSION],
         &discovery,
-        &join.nonce,
-        &join.eph,
+        &join.nonce.0,
+        &join.eph.0,
         BOB_NAME.as_bytes(),
         bob.peer.as_bytes(),
-        &challenge.nonce,
-        &challenge.eph,
+        &challenge.nonce.0,
+        &challenge.eph.0,
         ALICE_NAME.as_bytes(),
         alice.peer.as_bytes(),
     ]);
     assert_eq!(transcript, t.0);
-    assert_eq!(hmac(&auth, "initiator", &transcript), challenge.mac);
-    assert_eq!(hmac(&auth, "joiner", &transcript), prove.mac);
+    assert_eq!(hmac(&auth, "initiator", &transcript), challenge.mac.0);
+    assert_eq!(hmac(&auth, "joiner", &transcript), prove.mac.0);
     let ikm = [shared, auth].concat();
     let pairing_secret = hkdf32(&transcript, &ikm, "pairing secret");
     let i2j = hkdf32(&transcript, &ikm, "session initiator to joiner");

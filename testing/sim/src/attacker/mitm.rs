@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use paircode_core::messages::{Challenge, Join, Message, Prove};
+use paircode_core::messages::{Challenge, EphemeralKey, Join, Message, Nonce, Prove};
 use paircode_core::{DeviceInfo, PeerId};
 use rand_chacha::ChaCha20Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -28,11 +28,11 @@ pub enum MitmMode {
 pub struct Mitm {
     intel: Intel,
     mode: MitmMode,
-    eph_public: [u8; 32],
+    eph_public: EphemeralKey,
     /// Relayed messages left; the relay ends so that a run ends.
     budget: u32,
     /// The nonce of the last Join relayed to Alice, for a reflected proof to name.
-    join_nonce: [u8; 32],
+    join_nonce: Nonce,
 }
 
 impl Mitm {
@@ -41,9 +41,9 @@ impl Mitm {
         Mitm {
             intel,
             mode,
-            eph_public: PublicKey::from(&secret).to_bytes(),
+            eph_public: EphemeralKey(PublicKey::from(&secret).to_bytes()),
             budget,
-            join_nonce: [0; 32],
+            join_nonce: Nonce([0; 32]),
         }
     }
 

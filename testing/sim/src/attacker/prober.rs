@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use paircode_core::code::ENTROPY_LEN;
 use paircode_core::keys::CodeKeys;
-use paircode_core::messages::{Done, Join, Message, Outcome, Prove};
+use paircode_core::messages::{Done, EphemeralKey, Join, Mac, Message, Nonce, Outcome, Prove};
 use paircode_core::{DeviceInfo, PeerId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
@@ -85,12 +85,14 @@ impl Prober {
         }
         self.attempts -= 1;
         let eph = match self.strategy {
-            ProveStrategy::LowOrderEphemeral => [0u8; 32],
-            _ => PublicKey::from(&StaticSecret::from(bytes32(&mut self.rng))).to_bytes(),
+            ProveStrategy::LowOrderEphemeral => EphemeralKey([0u8; 32]),
+            _ => EphemeralKey(
+                PublicKey::from(&StaticSecret::from(bytes32(&mut self.rng))).to_bytes(),
+            ),
         };
         let join = Join {
-            discovery_id: self.intel.discovery_id.0,
-            nonce: bytes32(&mut self.rng),
+            discovery_id: self.intel.discovery_id,
+            nonce: Nonce(bytes32(&mut self.rng)),
             eph,
             info: DeviceInfo::new("prober").expect("a valid device name"),
         };
@@ -110,7 +112,7 @@ impl Prober {
                     return;
                 };
                 let mac = match self.strategy {
-                    ProveStrategy::RandomMac => bytes32(&mut self.rng),
+                    ProveStrategy::RandomMac => Mac(bytes32(&mut self.rng)),
                     ProveStrategy::WrongKey | ProveStrategy::LowOrderEphemeral => {
                         let t = transcript(&join, ctx.me, &challenge, from);
                         self.guess.joiner_mac(&t)
@@ -137,10 +139,10 @@ impl Prober {
         }
     }
 
-    fn replayed_mac(&mut self, ctx: &Ctx<'_>) -> [u8; 32] {
+    fn replayed_mac(&mut self, ctx: &Ctx<'_>) -> Mac {
         // Recent traffic only: with a thousand probers, scanning the whole tap each time
         // would dominate the run.
-        let macs: Vec<[u8; 32]> = ctx
+        let macs: Vec<Mac> = ctx
             .tap
             .iter()
             .rev()
@@ -152,7 +154,7 @@ impl Prober {
             })
             .collect();
         match macs.len() {
-            0 => bytes32(&mut self.rng),
+            0 => Mac(bytes32(&mut self.rng)),
             n => macs[index(&mut self.rng, n)],
         }
     }
