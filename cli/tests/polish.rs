@@ -226,17 +226,17 @@ fn init_asks_again_after_a_short_or_mismatched_password_and_says_what_is_next() 
         .args(["network", "init", "--name", "dave"]);
     let mut term = Term::spawn(cmd);
     term.expect("Password: ");
-    term.send("short\r");
+    term.send_secret("short\r");
     term.expect("shorter than 8 characters; try again");
     term.expect("Password: ");
-    term.send("long enough one\r");
+    term.send_secret("long enough one\r");
     term.expect("Repeat password: ");
-    term.send("long enough two\r");
+    term.send_secret("long enough two\r");
     term.expect("the two passwords differ; try again");
     term.expect("Password: ");
-    term.send(&format!("{PASSWORD}\r"));
+    term.send_secret(&format!("{PASSWORD}\r"));
     term.expect("Repeat password: ");
-    term.send(&format!("{PASSWORD}\r"));
+    term.send_secret(&format!("{PASSWORD}\r"));
     term.expect("next: `paircode --instance dave start`");
     let (status, screen) = term.wait();
     assert!(status.success(), "{screen}");
@@ -254,7 +254,7 @@ fn init_asks_again_after_a_short_or_mismatched_password_and_says_what_is_next() 
     let mut term = Term::spawn(cmd);
     for _ in 0..3 {
         term.expect("Password: ");
-        term.send("\r");
+        term.send_secret("\r");
     }
     let (status, screen) = term.wait();
     assert_eq!(status.code(), Some(2), "{screen}");
@@ -545,10 +545,10 @@ fn a_wrong_password_can_be_typed_again() -> TestResult {
         let mut term = Term::spawn(cmd);
         let _stop = StopOnDrop(&bed, "alice");
         term.expect("Password: ");
-        term.send("not the password\r");
+        term.send_secret("not the password\r");
         term.expect("wrong password");
         term.expect("Password: ");
-        term.send(&format!("{PASSWORD}\r"));
+        term.send_secret(&format!("{PASSWORD}\r"));
         bed.eventually("the daemon answers", || {
             Ok(bed.run("alice", &["status"])?.status.success())
         })?;
