@@ -8,7 +8,8 @@ mod term;
 use std::process::Command;
 
 use paircode_core::Code;
-use support::{stderr, Bed, PASSWORD, SCHEMA};
+use paircode_netbed::daemon::{parse_json, PASSWORD, SCHEMA};
+use support::{alice_and_bob, daemons, stderr, DaemonError, Daemons, StopOnDrop, TestResult};
 use term::Term;
 
 const LOOPBACK: [&str; 3] = ["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
@@ -19,9 +20,9 @@ fn some_code() -> String {
 }
 
 #[test]
-fn bad_bounds_are_usage_errors_before_anything_starts() {
+fn bad_bounds_are_usage_errors_before_anything_starts() -> TestResult {
     // An instance without identity: a check that came later would fail with exit 12.
-    let bed = Bed::new();
+    let bed = daemons()?;
     for (args, shown) in [
         (
             &["start", "--listen", "127.0.0.1:4001"][..],
@@ -50,10 +51,10 @@ fn bad_bounds_are_usage_errors_before_anything_starts() {
         (&["network", "init", "--name", ""], "device name is empty"),
         (&["network", "rename", "a\tb"], "control characters"),
     ] {
-        let out = bed.run("carol", args);
+        let out = bed.run("carol", args)?;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(shown), "{args:?}: {}", stderr(&out));
-        let (error, code) = bed.json_error("carol", args);
+        let (error, code) = bed.json_error("carol", args)?;
         assert_eq!(
             (code, error["kind"].as_str()),
             (Some(2), Some("usage")),
@@ -65,13 +66,14 @@ fn bad_bounds_are_usage_errors_before_anything_starts() {
     let out = bed.run(
         "carol",
         &["network", "pair", "generate", "--expires", "3600"],
-    );
+    )?;
     assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    Ok(())
 }
 
 #[test]
-fn generate_shows_the_real_code_and_the_time_left_and_a_qr_code_only_when_asked() {
-    let bed = Bed::alice_and_bob();
+fn generate_shows_the_real_code_and_the_time_left_and_a_qr_code_only_when_asked() -> TestResult {
+    let bed = alice_and_bob()?;
     let generate = |extra: &[&str]| {
         let mut cmd = bed.cmd("alice");
         cmd.args(["network", "pair", "generate", "--expires", "2"])
@@ -118,6 +120,7 @@ fn generate_shows_the_real_code_and_the_time_left_and_a_qr_code_only_when_asked(
         text.contains("paircode network pair join --code \""),
         "{text}"
     );
+    Ok(())
 }
 
 fn has_qr(screen: &str) -> bool {
@@ -125,29 +128,29 @@ fn has_qr(screen: &str) -> bool {
 }
 
 #[test]
-fn completions_and_the_man_page_are_generated() {
-    let bed = Bed::new();
+fn completions_and_the_man_page_are_generated() -> TestResult {
+    let bed = daemons()?;
     for (shell, marker) in [
         ("bash", "complete -F"),
         ("zsh", "#compdef paircode"),
         ("fish", "complete -c paircode"),
         ("powershell", "Register-ArgumentCompleter"),
     ] {
-        let script = bed.ok("x", &["completions", shell]);
+        let script = bed.ok("x", &["completions", shell])?;
         assert!(script.contains(marker), "{shell}: {script}");
         assert!(
             script.contains("generate"),
             "{shell} completes no subcommands"
         );
     }
-    let page = bed.ok("x", &["man"]);
+    let page = bed.ok("x", &["man"])?;
     assert!(page.contains("\n.TH paircode"), "{page}");
     for text in ["PAIRCODE_DATA_DIR", "PAIRCODE_PASSWORD", "Exit codes"] {
         assert!(page.contains(text), "the man page lacks {text}");
     }
     let dir = bed.data_dir().join("man");
     std::fs::create_dir(&dir).unwrap();
-    bed.ok("x", &["man", "--dir", dir.to_str().unwrap()]);
+    bed.ok("x", &["man", "--dir", dir.to_str().unwrap()])?;
     for page in [
         "paircode.1",
         "paircode-start.1",
@@ -155,53 +158,56 @@ fn completions_and_the_man_page_are_generated() {
     ] {
         assert!(dir.join(page).is_file(), "{page} not written");
     }
-    let out = bed.run("x", &["completions", "tcsh"]);
+    let out = bed.run("x", &["completions", "tcsh"])?;
     assert_eq!(out.status.code(), Some(2));
+    Ok(())
 }
 
 #[test]
-fn help_shows_defaults_and_environment_but_never_the_password() {
-    let bed = Bed::new();
-    let top = bed.ok("x", &["--help"]);
+fn help_shows_defaults_and_environment_but_never_the_password() -> TestResult {
+    let bed = daemons()?;
+    let top = bed.ok("x", &["--help"])?;
     assert!(top.contains("[env: PAIRCODE_DATA_DIR="), "{top}");
-    let start = bed.ok("x", &["start", "--help"]);
+    let start = bed.ok("x", &["start", "--help"])?;
     assert!(start.contains("[env: PAIRCODE_PASSWORD]"), "{start}");
     assert!(start.contains("[default: /ip4/0.0.0.0/tcp/0]"), "{start}");
     assert!(!start.contains(PASSWORD), "the password is shown:\n{start}");
-    let generate = bed.ok("x", &["network", "pair", "generate", "--help"]);
+    let generate = bed.ok("x", &["network", "pair", "generate", "--help"])?;
     assert!(
         generate.contains("[default: 300]") && generate.contains("3600"),
         "{generate}"
     );
     assert!(generate.contains("PAIRCODE_QR"), "{generate}");
+    Ok(())
 }
 
 #[test]
-fn stop_without_a_daemon_succeeds() {
-    let bed = Bed::new();
-    bed.init("alice");
+fn stop_without_a_daemon_succeeds() -> TestResult {
+    let bed = daemons()?;
+    bed.init("alice")?;
     for instance in ["alice", "never-initialised"] {
-        let out = bed.run(instance, &["stop"]);
+        let out = bed.run(instance, &["stop"])?;
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("was not running"), "{text}");
-        let result = bed.json(instance, &["stop"]);
+        let result = bed.json(instance, &["stop"])?;
         assert_eq!(result["was_running"], false, "{result}");
     }
-    bed.start("alice", None);
-    let result = bed.json("alice", &["stop"]);
+    bed.start("alice", None)?;
+    let result = bed.json("alice", &["stop"])?;
     assert_eq!(result["was_running"], true, "{result}");
+    Ok(())
 }
 
 #[test]
-fn commands_before_init_point_at_network_init() {
-    let bed = Bed::new();
+fn commands_before_init_point_at_network_init() -> TestResult {
+    let bed = daemons()?;
     for args in [
         &["status"][..],
         &["network", "devices"],
         &["network", "pair", "generate"],
     ] {
-        let out = bed.run("carol", args);
+        let out = bed.run("carol", args)?;
         assert_eq!(out.status.code(), Some(12), "{args:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("`paircode --instance carol network init`"),
@@ -209,27 +215,28 @@ fn commands_before_init_point_at_network_init() {
             stderr(&out)
         );
     }
+    Ok(())
 }
 
 #[test]
-fn init_asks_again_after_a_short_or_mismatched_password_and_says_what_is_next() {
-    let bed = Bed::new();
+fn init_asks_again_after_a_short_or_mismatched_password_and_says_what_is_next() -> TestResult {
+    let bed = daemons()?;
     let mut cmd = bed.cmd("dave");
     cmd.env_remove("PAIRCODE_PASSWORD")
         .args(["network", "init", "--name", "dave"]);
     let mut term = Term::spawn(cmd);
     term.expect("Password: ");
-    term.send("short\r");
+    term.send_secret("short\r");
     term.expect("shorter than 8 characters; try again");
     term.expect("Password: ");
-    term.send("long enough one\r");
+    term.send_secret("long enough one\r");
     term.expect("Repeat password: ");
-    term.send("long enough two\r");
+    term.send_secret("long enough two\r");
     term.expect("the two passwords differ; try again");
     term.expect("Password: ");
-    term.send(&format!("{PASSWORD}\r"));
+    term.send_secret(&format!("{PASSWORD}\r"));
     term.expect("Repeat password: ");
-    term.send(&format!("{PASSWORD}\r"));
+    term.send_secret(&format!("{PASSWORD}\r"));
     term.expect("next: `paircode --instance dave start`");
     let (status, screen) = term.wait();
     assert!(status.success(), "{screen}");
@@ -238,7 +245,7 @@ fn init_asks_again_after_a_short_or_mismatched_password_and_says_what_is_next() 
         "a password was echoed:\n{screen}"
     );
     // The password that was finally accepted is the store's.
-    bed.start("dave", None);
+    bed.start("dave", None)?;
 
     // Three mistakes give up; without a terminal the first one does.
     let mut cmd = bed.cmd("erin");
@@ -247,7 +254,7 @@ fn init_asks_again_after_a_short_or_mismatched_password_and_says_what_is_next() 
     let mut term = Term::spawn(cmd);
     for _ in 0..3 {
         term.expect("Password: ");
-        term.send("\r");
+        term.send_secret("\r");
     }
     let (status, screen) = term.wait();
     assert_eq!(status.code(), Some(2), "{screen}");
@@ -260,67 +267,72 @@ fn init_asks_again_after_a_short_or_mismatched_password_and_says_what_is_next() 
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("shorter than 8"), "{}", stderr(&out));
+    Ok(())
 }
 
 #[test]
-fn messages_name_devices_not_peer_ids() {
-    let bed = Bed::alice_and_bob();
-    let alice = bed.peer_id("alice");
-    let bob = bed.peer_id("bob");
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    let joined = bed.ok("bob", &["network", "pair", "join", "--code", &words]);
-    generating.finish();
+fn messages_name_devices_not_peer_ids() -> TestResult {
+    let bed = alice_and_bob()?;
+    let alice = bed.peer_id("alice")?;
+    let bob = bed.peer_id("bob")?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
+    let joined = bed.ok("bob", &["network", "pair", "join", "--code", &words])?;
+    generating.finish()?;
     assert!(joined.contains("paired with alice"), "{joined}");
     assert!(!joined.contains(&alice), "{joined}");
-    let unpaired = bed.ok("bob", &["network", "unpair", "alice"]);
+    let unpaired = bed.ok("bob", &["network", "unpair", "alice"])?;
     assert!(unpaired.contains("unpaired alice"), "{unpaired}");
     assert!(
         !unpaired.contains(&alice) && !unpaired.contains(&bob),
         "{unpaired}"
     );
+    Ok(())
 }
 
 #[test]
-fn the_device_name_is_chosen_once_and_kept() {
-    let bed = Bed::new();
-    let init = bed.json("alice", &["network", "init", "--name", "Alice's laptop"]);
+fn the_device_name_is_chosen_once_and_kept() -> TestResult {
+    let bed = daemons()?;
+    let init = bed.json("alice", &["network", "init", "--name", "Alice's laptop"])?;
     assert_eq!(init["name"], "Alice's laptop", "{init}");
-    let name = |bed: &Bed| bed.json("alice", &["status"])["name"].clone();
-    let start = |bed: &Bed, extra: &[&str]| {
+    let name = |bed: &Daemons| -> Result<serde_json::Value, DaemonError> {
+        Ok(bed.json("alice", &["status"])?["name"].clone())
+    };
+    let start = |bed: &Daemons, extra: &[&str]| -> Result<(), DaemonError> {
         let mut args = vec!["start"];
         args.extend_from_slice(&LOOPBACK);
         args.extend_from_slice(extra);
-        bed.ok("alice", &args);
+        bed.ok("alice", &args).map(drop)
     };
 
-    start(&bed, &[]);
-    let _stop = support::StopOnDrop(&bed, "alice");
-    assert_eq!(name(&bed), "Alice's laptop");
+    start(&bed, &[])?;
+    let _stop = StopOnDrop(&bed, "alice");
+    assert_eq!(name(&bed)?, "Alice's laptop");
     // Renaming under a running daemon would leave it announcing the old name.
-    let out = bed.run("alice", &["network", "rename", "kitchen"]);
+    let out = bed.run("alice", &["network", "rename", "kitchen"])?;
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    bed.ok("alice", &["stop"]);
+    bed.ok("alice", &["stop"])?;
 
-    let renamed = bed.json("alice", &["network", "rename", "kitchen"]);
+    let renamed = bed.json("alice", &["network", "rename", "kitchen"])?;
     assert_eq!(
         (&renamed["name"], &renamed["was"]),
         (&"kitchen".into(), &"Alice's laptop".into())
     );
-    start(&bed, &[]);
-    assert_eq!(name(&bed), "kitchen");
-    bed.ok("alice", &["stop"]);
+    start(&bed, &[])?;
+    assert_eq!(name(&bed)?, "kitchen");
+    bed.ok("alice", &["stop"])?;
 
     // `start --name` renames too, and a later start without it keeps that name.
-    start(&bed, &["--name", "den"]);
-    bed.ok("alice", &["stop"]);
-    start(&bed, &[]);
-    assert_eq!(name(&bed), "den");
+    start(&bed, &["--name", "den"])?;
+    bed.ok("alice", &["stop"])?;
+    start(&bed, &[])?;
+    assert_eq!(name(&bed)?, "den");
+    Ok(())
 }
 
 #[test]
-fn the_code_prompt_asks_again_after_a_mistake() {
-    let bed = Bed::new();
-    bed.init("bob");
+fn the_code_prompt_asks_again_after_a_mistake() -> TestResult {
+    let bed = daemons()?;
+    bed.init("bob")?;
     let mut cmd = bed.cmd("bob");
     cmd.args(["network", "pair", "join"]);
     let mut term = Term::spawn(cmd);
@@ -349,24 +361,26 @@ fn the_code_prompt_asks_again_after_a_mistake() {
     term.send("\x04");
     let (status, screen) = term.wait();
     assert_eq!(status.code(), Some(7), "{screen}");
+    Ok(())
 }
 
 #[test]
-fn json_envelopes_of_the_new_commands() {
-    let bed = Bed::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_paircode"))
+fn json_envelopes_of_the_new_commands() -> TestResult {
+    let bed = daemons()?;
+    let out = Command::new(bed.bin())
         .args(["--json", "man", "--dir", bed.data_dir().to_str().unwrap()])
         .output()
         .unwrap();
-    let envelope: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("one JSON envelope");
+    let envelope =
+        parse_json(String::from_utf8_lossy(&out.stdout).trim()).expect("one JSON envelope");
     assert_eq!(envelope["schema"], SCHEMA);
     assert_eq!(envelope["ok"], true);
+    Ok(())
 }
 
 #[test]
-fn join_reports_every_mistyped_word_with_its_suggestion() {
-    let bed = Bed::new();
+fn join_reports_every_mistyped_word_with_its_suggestion() -> TestResult {
+    let bed = daemons()?;
     let code = some_code();
     let mut words: Vec<String> = code.split(' ').map(str::to_string).collect();
     let swapped = |w: &str| {
@@ -381,7 +395,7 @@ fn join_reports_every_mistyped_word_with_its_suggestion() {
     let out = bed.run(
         "bob",
         &["network", "pair", "join", "--code", &words.join(" ")],
-    );
+    )?;
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let said = stderr(&out);
     assert!(said.contains("3 words are not in the word list"), "{said}");
@@ -397,38 +411,40 @@ fn join_reports_every_mistyped_word_with_its_suggestion() {
         "{said}"
     );
     assert!(said.contains("word 5 (\"qqqqqq\")"), "{said}");
+    Ok(())
 }
 
 #[test]
-fn status_prints_a_bootstrap_line_to_paste() {
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.start("alice", None);
-    let addr = bed.addr("alice");
-    let text = bed.ok("alice", &["status"]);
+fn status_prints_a_bootstrap_line_to_paste() -> TestResult {
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.start("alice", None)?;
+    let addr = bed.addr("alice")?;
+    let text = bed.ok("alice", &["status"])?;
     let line = format!("paircode start --bootstrap {addr}");
     assert!(text.contains(&line), "{text}");
     // Pasted, it works.
-    bed.init("bob");
+    bed.init("bob")?;
     let mut args = vec!["start", "--name", "bob"];
     args.extend_from_slice(&LOOPBACK);
     args.extend(["--bootstrap", &addr]);
-    bed.ok("bob", &args);
-    let _stop = support::StopOnDrop(&bed, "bob");
+    bed.ok("bob", &args)?;
+    let _stop = StopOnDrop(&bed, "bob");
+    Ok(())
 }
 
 /// docs/systemd/paircode.service as systemd would run it: its command line, the password
 /// file on standard input, SIGTERM to stop.
 #[test]
-fn the_systemd_unit_runs_the_daemon_with_the_password_from_a_file() {
+fn the_systemd_unit_runs_the_daemon_with_the_password_from_a_file() -> TestResult {
     let unit = include_str!("../../docs/systemd/paircode.service");
     let setting = |key: &str| {
         unit.lines()
             .find_map(|l| l.strip_prefix(key))
             .unwrap_or_else(|| panic!("the unit has no {key}"))
     };
-    let bed = Bed::new();
-    bed.init("default");
+    let bed = daemons()?;
+    bed.init("default")?;
     let home = bed.data_dir().join("home");
     let exec: Vec<&str> = setting("ExecStart=").split_whitespace().collect();
     assert_eq!(
@@ -453,14 +469,16 @@ fn the_systemd_unit_runs_the_daemon_with_the_password_from_a_file() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _stop = support::StopOnDrop(&bed, "default");
-    bed.eventually("the daemon answers", || {
-        bed.run("default", &["status"]).status.success()
+    let _stop = StopOnDrop(&bed, "default");
+    let answered = bed.eventually("the daemon answers", || {
+        Ok(bed.run("default", &["status"])?.status.success())
     });
     // SAFETY: signalling our own child.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let status = daemon.wait().unwrap();
+    answered?;
     assert!(status.success(), "{status}");
+    Ok(())
 }
 
 /// The words from a `generate` screen's join command.
@@ -474,60 +492,48 @@ fn code_on(screen: &str) -> String {
 }
 
 #[test]
-fn ctrl_c_at_the_question_cancels() {
-    let bed = Bed::alice_and_bob();
+fn ctrl_c_at_the_question_cancels() -> TestResult {
+    let bed = alice_and_bob()?;
     let mut cmd = bed.cmd("alice");
     cmd.args(["network", "pair", "generate"]);
     let mut alice = Term::spawn(cmd);
     alice.expect("left)");
     let words = code_on(&alice.screen);
-    let bob = bed
-        .cmd("bob")
-        .args(["--json", "network", "pair", "join", "--code", &words])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let bob = bed.spawn_join("bob", &words)?;
     alice.expect("Pair with bob (");
     alice.expect("[y/N] ");
     alice.send("\x03");
     let (status, screen) = alice.wait();
     assert_eq!(status.code(), Some(11), "{screen}");
     assert!(screen.contains("cancelled"), "{screen}");
-    let bob = bob.wait_with_output().unwrap();
-    assert!(
-        !bob.status.success(),
-        "{}",
-        String::from_utf8_lossy(&bob.stdout)
-    );
-    assert!(bed.devices("alice").is_empty() && bed.devices("bob").is_empty());
+    let (bob, said) = bob.finish()?;
+    assert!(!bob.success(), "{said:?}");
+    assert!(bed.devices("alice")?.is_empty() && bed.devices("bob")?.is_empty());
+    Ok(())
 }
 
 #[test]
-fn the_joiner_sees_who_it_waits_for() {
-    let bed = Bed::alice_and_bob();
-    let (mut generating, words) = bed.generate("alice", &[]);
+fn the_joiner_sees_who_it_waits_for() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (mut generating, words) = bed.generate("alice", &[])?;
     let mut cmd = bed.cmd("bob");
     cmd.args(["network", "pair", "join", "--code", &words]);
     let mut bob = Term::spawn(cmd);
     bob.expect("waiting for alice to accept");
-    loop {
-        let event = generating.next();
-        if event["event"] == "confirm" {
-            break;
-        }
-    }
-    generating.answer("y");
+    generating.wait_for("confirm")?;
+    generating.answer("y")?;
     bob.expect("paired with alice");
     let (status, screen) = bob.wait();
     assert!(status.success(), "{screen}");
-    let (status, _) = generating.finish();
+    let (status, _) = generating.finish()?;
     assert!(status.success());
+    Ok(())
 }
 
 #[test]
-fn a_wrong_password_can_be_typed_again() {
-    let bed = Bed::new();
-    bed.init("alice");
+fn a_wrong_password_can_be_typed_again() -> TestResult {
+    let bed = daemons()?;
+    bed.init("alice")?;
     for foreground in [false, true] {
         let mut cmd = bed.cmd("alice");
         cmd.env_remove("PAIRCODE_PASSWORD")
@@ -537,40 +543,42 @@ fn a_wrong_password_can_be_typed_again() {
             cmd.arg("--foreground");
         }
         let mut term = Term::spawn(cmd);
-        let _stop = support::StopOnDrop(&bed, "alice");
+        let _stop = StopOnDrop(&bed, "alice");
         term.expect("Password: ");
-        term.send("not the password\r");
+        term.send_secret("not the password\r");
         term.expect("wrong password");
         term.expect("Password: ");
-        term.send(&format!("{PASSWORD}\r"));
+        term.send_secret(&format!("{PASSWORD}\r"));
         bed.eventually("the daemon answers", || {
-            bed.run("alice", &["status"]).status.success()
-        });
-        bed.ok("alice", &["stop"]);
+            Ok(bed.run("alice", &["status"])?.status.success())
+        })?;
+        bed.ok("alice", &["stop"])?;
         let (status, screen) = term.wait();
         assert!(status.success(), "foreground {foreground}: {screen}");
     }
+    Ok(())
 }
 
 #[test]
-fn an_mdns_only_daemon_logs_no_dht_warning() {
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.start("alice", None);
+fn an_mdns_only_daemon_logs_no_dht_warning() -> TestResult {
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.start("alice", None)?;
     // A code published to a DHT without peers: Kademlia's bootstrap warns at this point.
-    let out = bed.run("alice", &["network", "pair", "generate", "--expires", "2"]);
+    let out = bed.run("alice", &["network", "pair", "generate", "--expires", "2"])?;
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
-    bed.stop("alice");
+    bed.stop("alice")?;
     let log = std::fs::read_to_string(bed.instance_dir("alice").join("daemon.log")).unwrap();
     assert!(log.contains("daemon started"), "{log}");
     assert!(!log.contains("No known peers"), "{log}");
+    Ok(())
 }
 
 #[test]
-fn a_join_nobody_answers_counts_down_and_says_what_to_check() {
-    let bed = Bed::new();
-    bed.init("bob");
-    bed.start("bob", None);
+fn a_join_nobody_answers_counts_down_and_says_what_to_check() -> TestResult {
+    let bed = daemons()?;
+    bed.init("bob")?;
+    bed.start("bob", None)?;
     let mut cmd = bed.cmd("bob");
     cmd.args(["network", "pair", "join", "--code", &some_code()]);
     let mut term = Term::spawn(cmd);
@@ -581,37 +589,34 @@ fn a_join_nobody_answers_counts_down_and_says_what_to_check() {
     for hint in ["generate", "--bootstrap", "UDP 5353"] {
         assert!(screen.contains(hint), "no {hint:?} in the hint:\n{screen}");
     }
+    Ok(())
 }
 
 #[test]
-fn the_question_closes_when_the_session_ends_under_it() {
-    let bed = Bed::alice_and_bob();
+fn the_question_closes_when_the_session_ends_under_it() -> TestResult {
+    let bed = alice_and_bob()?;
     let mut cmd = bed.cmd("alice");
     cmd.args(["network", "pair", "generate"]);
     let mut alice = Term::spawn(cmd);
     alice.expect("left)");
     let words = code_on(&alice.screen);
-    let bob = bed
-        .cmd("bob")
-        .args(["--json", "network", "pair", "join", "--code", &words])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let bob = bed.spawn_join("bob", &words)?;
     alice.expect("[y/N] ");
     // The session ends without an answer (here `pair cancel`; the confirmation window
     // closing ends it the same way).
-    bed.ok("alice", &["network", "pair", "cancel"]);
+    bed.ok("alice", &["network", "pair", "cancel"])?;
     alice.expect("\r\nerror: the pairing was cancelled");
     let (status, screen) = alice.wait();
     assert_eq!(status.code(), Some(11), "{screen}");
-    let _ = bob.wait_with_output();
-    assert!(bed.devices("alice").is_empty());
+    bob.finish()?;
+    assert!(bed.devices("alice")?.is_empty());
+    Ok(())
 }
 
 #[test]
-fn tab_completes_words_at_the_code_prompt_and_ctrl_c_cancels_it() {
-    let bed = Bed::new();
-    bed.init("bob");
+fn tab_completes_words_at_the_code_prompt_and_ctrl_c_cancels_it() -> TestResult {
+    let bed = daemons()?;
+    bed.init("bob")?;
     let mut cmd = bed.cmd("bob");
     cmd.args(["network", "pair", "join"]);
     let mut term = Term::spawn(cmd);
@@ -637,4 +642,5 @@ fn tab_completes_words_at_the_code_prompt_and_ctrl_c_cancels_it() {
     term.send("aban\x03");
     let (status, screen) = term.wait();
     assert_eq!(status.code(), Some(11), "{screen}");
+    Ok(())
 }

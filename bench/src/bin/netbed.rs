@@ -10,8 +10,8 @@
 //!   it completed, including the fresh mDNS query. Only as root, and only if the helper
 //!   binary was built next to this one (`cargo build --release -p paircode-netbed`).
 //!
-//! cargo build --release -p paircode-netbed &&
-//! cargo run --release -p paircode-bench --bin netbed [WARM_RUNS] [COLD_RUNS] [MDNS_RUNS]
+//! `cargo build --release -p paircode-netbed &&`
+//! `cargo run --release -p paircode-bench --bin netbed [WARM_RUNS] [COLD_RUNS] [MDNS_RUNS]`
 //!
 //! Prints the table and the date and load average it was measured under; it never writes
 //! BENCHMARKS.md.

@@ -6,13 +6,15 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-const PATIENCE: Duration = Duration::from_secs(30);
+/// How long `expect` and `wait` wait: longer than the CLI's own 30 s connect timeout, so a
+/// command that gives up after it still ends in time on a loaded machine.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct Term {
     master: File,
@@ -113,6 +115,32 @@ impl Term {
             .write_all(text.as_bytes())
             .and_then(|()| self.master.flush())
             .expect("typing");
+    }
+
+    /// Types a secret at a password prompt once the program has turned echo off: the
+    /// prompt is printed before echo goes off, and text typed in between would be shown
+    /// (a person is never that fast).
+    pub fn send_secret(&mut self, text: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.echoes() {
+            assert!(
+                Instant::now() < deadline,
+                "echo never went off; the screen:\n{}",
+                self.screen
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.send(text);
+    }
+
+    /// The terminal echoes what is typed (the master's termios are the terminal's).
+    fn echoes(&self) -> bool {
+        // SAFETY: termios is plain data, for which all zeros is a valid value.
+        let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: a descriptor this owns and a termios to fill.
+        let got = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut termios) };
+        assert_eq!(got, 0, "tcgetattr: {}", std::io::Error::last_os_error());
+        termios.c_lflag & libc::ECHO != 0
     }
 
     /// Waits for the program to end; returns its status and the whole screen.
