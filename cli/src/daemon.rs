@@ -10,13 +10,16 @@ use paircode_core::{Code, PairedDevice, PeerId};
 use paircode_net::{GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
 
 use crate::devices::{DeviceList, DeviceRecord};
 use crate::instance::{Instance, DEVICES_FILE};
 use crate::ipc::{
-    read_frame, write_frame, DaemonError, DeviceView, Event, FrameError, Request, Response,
-    SaveContext, SessionView, StatusInfo,
+    read_frame_up_to, write_frame, DaemonError, DeviceView, Event, FrameError, Request, Response,
+    SaveContext, SessionView, StatusInfo, MAX_REQUEST_LEN,
 };
+use crate::ipc_server::{Idle, IpcServer, REPLY_TIMEOUT, REQUEST_TIMEOUT};
 use crate::store::{StoreError, Vault};
 
 pub fn unix_now() -> u64 {
@@ -24,6 +27,15 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A task that must not outlive its owner (a connection's reader).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct Session {
@@ -78,17 +90,19 @@ impl Daemon {
     /// Serves the socket until `stop` is requested or a termination signal arrives.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
         tokio::spawn(self.clone().watch_node());
+        let mut server = IpcServer::new(listener);
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .expect("installing a SIGTERM handler");
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        tokio::spawn(self.clone().client(stream));
-                    }
-                    Err(e) => tracing::warn!("accepting a CLI connection: {e}"),
-                },
+                accepted = server.accept() => {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        this.client(accepted.stream, accepted.idle).await;
+                        drop(accepted.slot);
+                    });
+                }
                 _ = self.stop.notified() => break,
                 _ = terminate.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
@@ -193,27 +207,49 @@ impl Daemon {
         }
     }
 
-    async fn client(self: Arc<Self>, stream: UnixStream) {
+    async fn client(self: Arc<Self>, stream: UnixStream, mut idle: Idle) {
         let (mut reader, mut writer) = stream.into_split();
-        let request: Request = match read_frame(&mut reader).await {
-            Ok(r) => r,
-            Err(FrameError::Closed) => return,
-            Err(e) => {
+        let first = timeout(
+            REQUEST_TIMEOUT,
+            read_frame_up_to(&mut reader, MAX_REQUEST_LEN),
+        );
+        let read = tokio::select! {
+            read = first => read,
+            () = idle.evicted() => {
+                tracing::debug!("an idle CLI connection made room for a newer one");
+                return;
+            }
+        };
+        drop(idle);
+        let request: Request = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(FrameError::Closed)) => return,
+            Ok(Err(e)) => {
                 let error = DaemonError::BadRequest(e.to_string());
-                let _ = write_frame(&mut writer, &Response::Error(error)).await;
+                let _ = timeout(
+                    REPLY_TIMEOUT,
+                    write_frame(&mut writer, &Response::Error(error)),
+                )
+                .await;
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("a CLI connection sent no request in {REQUEST_TIMEOUT:?}");
                 return;
             }
         };
         // Later frames on this connection (a confirm answer) arrive through this channel;
-        // its closing means the CLI went away.
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(request) = read_frame::<_, Request>(&mut reader).await {
-                if tx.send(request).is_err() {
+        // its closing means the CLI went away. The reader ends with this connection.
+        let (tx, rx) = mpsc::channel(4);
+        let _reader = AbortOnDrop(tokio::spawn(async move {
+            while let Ok(request) =
+                read_frame_up_to::<_, Request>(&mut reader, MAX_REQUEST_LEN).await
+            {
+                if tx.send(request).await.is_err() {
                     break;
                 }
             }
-        });
+        }));
         let reply = match request {
             Request::Status => Response::Status(self.status().await),
             Request::Stop => {
@@ -275,7 +311,7 @@ impl Daemon {
             },
             Request::Confirm { .. } => Response::Error(DaemonError::ConfirmWithoutSession),
         };
-        let _ = write_frame(&mut writer, &reply).await;
+        let _ = timeout(REPLY_TIMEOUT, write_frame(&mut writer, &reply)).await;
     }
 
     /// Relays a session's events to the CLI that started it, until the outcome.
@@ -285,7 +321,7 @@ impl Daemon {
         expires_at: Option<Instant>,
         mut handle: PairingHandle,
         mut writer: tokio::net::unix::OwnedWriteHalf,
-        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut requests: mpsc::Receiver<Request>,
     ) {
         let (cancel_tx, mut cancel_rx) = mpsc::unbounded_channel();
         *self.session.lock().expect("session lock") = Some(Session {

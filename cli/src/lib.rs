@@ -8,6 +8,7 @@ pub mod devices;
 pub mod error;
 pub mod instance;
 pub mod ipc;
+mod ipc_server;
 pub mod lock;
 mod logging;
 pub mod output;
