@@ -6,6 +6,7 @@ pub mod client;
 pub mod daemon;
 pub mod devices;
 pub mod error;
+mod fd_limit;
 pub mod instance;
 pub mod ipc;
 mod ipc_server;

@@ -5,9 +5,14 @@ mod support;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::Bed;
+use paircode_netbed::flood::{Flood, FloodConfig};
+use support::{stderr, Bed, StopOnDrop};
 
 /// The daemon's resident memory, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -98,4 +103,135 @@ fn ipc_abuse_holds_no_more_than_the_client_cap() {
     assert!(rss_partial < rss_before + 10 * 1024, "{rss_partial} KiB");
     assert!(rss_after < rss_before + 5 * 1024, "{rss_after} KiB");
     assert!(status_took < Duration::from_secs(3), "{status_took:?}");
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Starts a loopback daemon whose descriptor limit (soft and hard) is `fds`, so that a
+/// flood of a bounded size reaches it.
+fn start_with_fd_limit(bed: &Bed, instance: &str, fds: u64) {
+    let mut cmd = bed.cmd(instance);
+    cmd.args(["start", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"])
+        .args(["--name", instance]);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's limit.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: fds,
+                rlim_max: fds,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("paircode runs");
+    assert!(out.status.success(), "start failed: {}", stderr(&out));
+}
+
+/// Samples a process's descriptor count every 50 ms, keeping the largest.
+struct FdSampler {
+    max: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FdSampler {
+    fn start(pid: u32) -> Self {
+        let (max, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (m, s) = (max.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                m.fetch_max(fds(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        FdSampler {
+            max,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+/// Issue 11, item 1: 1,200 fresh identities each trying to hold a connection to a daemon
+/// limited to 256 descriptors. The daemon never runs out of descriptors, `paircode
+/// status` answers and a real pairing completes during the flood.
+#[test]
+fn a_connection_flood_leaves_status_and_pairing_working() {
+    const FD_LIMIT: u64 = 256;
+    raise_fd_limit();
+    let bed = Bed::new();
+    bed.init("alice");
+    bed.init("bob");
+    start_with_fd_limit(&bed, "alice", FD_LIMIT);
+    let _alice = StopOnDrop(&bed, "alice");
+    bed.start("bob", Some("alice"));
+    let pid = bed.pid("alice");
+    let target = bed.addr("alice").parse().expect("a multiaddr");
+    let fds_before = fds(pid);
+    let log = bed.instance_dir("alice").join("daemon.log");
+    let log_before = file_len(&log);
+
+    let sampler = FdSampler::start(pid);
+    let flood = Flood::start(FloodConfig {
+        target,
+        identities: 1_200,
+        addresses_each: 0,
+        ramp: Duration::from_secs(2),
+        redial_after: Duration::from_secs(1),
+    });
+    // Long enough for more identities to get through than the daemon keeps.
+    std::thread::sleep(Duration::from_secs(10));
+    let open_during = flood.open();
+    let status_took = timed_status(&bed, "alice");
+
+    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    let started = Instant::now();
+    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words]);
+    let pairing_took = started.elapsed();
+    assert!(joined.status.success(), "join failed: {}", stderr(&joined));
+    let (status, _) = generating.finish();
+    assert!(status.success());
+    let counters = flood.stop();
+    let fds_max = sampler.stop();
+    let log_growth = file_len(&log).saturating_sub(log_before);
+    let settled = Instant::now() + Duration::from_secs(10);
+    while fds(pid) > fds_before + 4 && Instant::now() < settled {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let fds_after = fds(pid);
+    println!(
+        "connection flood: 1200 identities, {} connections established, {} refused, {} \
+         closed for room, {open_during} open at once on the attacker's side; daemon fds \
+         {fds_before} -> max {fds_max} (limit {FD_LIMIT}) -> {fds_after}; status answered \
+         in {} ms; pairing completed in {} ms; log grew {log_growth} bytes",
+        counters.established.load(Ordering::Relaxed),
+        counters.refused.load(Ordering::Relaxed),
+        counters.closed_by_target.load(Ordering::Relaxed),
+        status_took.as_millis(),
+        pairing_took.as_millis(),
+    );
+    assert!((fds_max as u64) < FD_LIMIT, "{fds_max} fds");
+    assert!(status_took < Duration::from_secs(3), "{status_took:?}");
+    assert!(pairing_took < Duration::from_secs(15), "{pairing_took:?}");
+    assert_eq!(bed.devices("alice").len(), 1);
+    assert!(
+        fds_after <= fds_before + 4,
+        "{fds_after} fds after the flood"
+    );
 }

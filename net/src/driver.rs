@@ -27,7 +27,10 @@ use paircode_core::{
     Action, Code, Config, DeviceMessage, LocalDevice, Pairing, PeerId, Presence, Progress,
 };
 
+mod connections;
 mod presence;
+
+use connections::Connections;
 
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::error::Error;
@@ -69,6 +72,8 @@ where
     /// Messages waiting for a connection to their peer.
     pending: HashMap<Libp2pPeerId, Vec<Vec<u8>>>,
     our_dials: HashMap<ConnectionId, Libp2pPeerId>,
+    /// Established connections, and which one makes room for a newcomer.
+    connections: Connections,
     /// The request being handled: a message the core sends to its author goes back as the
     /// response.
     reply_to: Option<(Libp2pPeerId, ResponseChannel<Vec<u8>>)>,
@@ -117,6 +122,7 @@ where
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
             our_dials: HashMap::new(),
+            connections: Connections::new(usize::MAX),
             reply_to: None,
             responses_in_flight: HashSet::new(),
             requests_in_flight: HashSet::new(),
@@ -136,6 +142,8 @@ where
         if peers.is_empty() {
             return;
         }
+        self.connections
+            .set_bootstrap(peers.iter().map(|(peer, _)| *peer));
         for (peer, addr) in peers {
             self.swarm
                 .behaviour_mut()
@@ -560,7 +568,12 @@ where
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<M>>) {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                self.connection_opened(peer_id, connection_id);
                 for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
                     self.request(peer_id, bytes);
                 }
@@ -568,11 +581,15 @@ where
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                self.presence_disconnected(peer_id);
-                self.unreachable(peer_id);
+                self.connections.closed(connection_id);
+                if num_established == 0 {
+                    self.presence_disconnected(peer_id);
+                    self.unreachable(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -657,6 +674,7 @@ where
                 ..
             } => {
                 self.responses_in_flight.insert(request_id);
+                self.connections.used(&peer, Instant::now());
                 self.reply_to = Some((peer, channel));
                 self.on_message(peer, &request);
                 if let Some((_, channel)) = self.reply_to.take() {
@@ -673,6 +691,7 @@ where
                 ..
             } => {
                 self.requests_in_flight.remove(&request_id);
+                self.connections.used(&peer, Instant::now());
                 if !response.is_empty() {
                     self.on_message(peer, &response);
                 }

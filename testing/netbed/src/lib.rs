@@ -9,6 +9,7 @@
 //! LANs, routers, link faults) and [`hammer`] is a wrong-code attacker for them.
 
 mod error;
+pub mod flood;
 pub mod hammer;
 pub mod lab;
 pub mod wire;
