@@ -11,6 +11,8 @@ pub mod instance;
 pub mod ipc;
 mod ipc_server;
 pub mod lock;
+mod log_file;
+mod log_limit;
 mod logging;
 pub mod output;
 pub mod password;

@@ -194,6 +194,7 @@ fn a_connection_flood_leaves_status_and_pairing_working() {
         addresses_each: 0,
         ramp: Duration::from_secs(2),
         redial_after: Duration::from_secs(1),
+        streams_each: 0,
     });
     // Long enough for more identities to get through than the daemon keeps.
     std::thread::sleep(Duration::from_secs(10));
@@ -234,4 +235,40 @@ fn a_connection_flood_leaves_status_and_pairing_working() {
         fds_after <= fds_before + 4,
         "{fds_after} fds after the flood"
     );
+}
+
+/// Issue 11, item 2: peers that each keep hundreds of silent pairing streams open (each
+/// one beyond the daemon's concurrent-stream limit makes libp2p log a warning). The log
+/// grows by less than 100 KiB a minute.
+#[test]
+fn a_stream_flood_grows_the_log_by_little() {
+    const FLOOD: Duration = Duration::from_secs(20);
+    let bed = Bed::new();
+    bed.init("alice");
+    bed.start("alice", None);
+    let target = bed.addr("alice").parse().expect("a multiaddr");
+    let log = bed.instance_dir("alice").join("daemon.log");
+    let log_before = file_len(&log);
+    let flood = Flood::start(FloodConfig {
+        target,
+        identities: 10,
+        addresses_each: 0,
+        ramp: Duration::from_millis(500),
+        redial_after: Duration::from_secs(1),
+        streams_each: 200,
+    });
+    std::thread::sleep(FLOOD);
+    let counters = flood.stop();
+    let growth = file_len(&log).saturating_sub(log_before);
+    let per_minute = growth * 60 / FLOOD.as_secs();
+    let streams = counters.streams.load(Ordering::Relaxed);
+    println!(
+        "stream flood: 10 identities opened {streams} silent streams in {}s; daemon.log grew \
+         {growth} bytes, i.e. {} KiB/min (goal < 100)",
+        FLOOD.as_secs(),
+        per_minute / 1024
+    );
+    assert!(streams > 2_000, "the flood opened only {streams} streams");
+    assert!(per_minute < 100 * 1024, "{per_minute} bytes/min");
+    timed_status(&bed, "alice");
 }

@@ -13,9 +13,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
-use paircode_net::protocol::IDENTIFY_PROTOCOL;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use paircode_net::protocol::{IDENTIFY_PROTOCOL, PAIR_PROTOCOL};
+
+#[derive(NetworkBehaviour)]
+struct Attacker {
+    identify: identify::Behaviour,
+    streams: libp2p_stream::Behaviour,
+}
 
 /// What to flood, and how.
 #[derive(Debug, Clone)]
@@ -28,6 +34,9 @@ pub struct FloodConfig {
     pub ramp: Duration,
     /// Pause before an identity dials again after a refused or failed dial.
     pub redial_after: Duration,
+    /// Once connected, each identity keeps this many `/paircode/pair/1` streams open
+    /// without sending a byte, opening new ones as the target drops them (0: none).
+    pub streams_each: usize,
 }
 
 /// Counters, readable while the flood runs.
@@ -41,6 +50,8 @@ pub struct FloodCounters {
     pub refused: AtomicU64,
     /// Established connections the target closed.
     pub closed_by_target: AtomicU64,
+    /// Streams opened (see [`FloodConfig::streams_each`]).
+    pub streams: AtomicU64,
 }
 
 pub struct Flood {
@@ -115,7 +126,12 @@ async fn run(config: FloodConfig, counters: Arc<FloodCounters>, stop: Arc<Atomic
 }
 
 /// One identity: dial until connected, hold until closed or stopped.
-async fn identity(i: usize, config: &FloodConfig, counters: &FloodCounters, stop: &AtomicBool) {
+async fn identity(
+    i: usize,
+    config: &FloodConfig,
+    counters: &Arc<FloodCounters>,
+    stop: &AtomicBool,
+) {
     let Ok(builder) = SwarmBuilder::with_new_identity().with_tokio().with_tcp(
         tcp::Config::default(),
         noise::Config::new,
@@ -124,11 +140,12 @@ async fn identity(i: usize, config: &FloodConfig, counters: &FloodCounters, stop
         return;
     };
     let mut swarm = builder
-        .with_behaviour(|key| {
-            identify::Behaviour::new(identify::Config::new(
+        .with_behaviour(|key| Attacker {
+            identify: identify::Behaviour::new(identify::Config::new(
                 IDENTIFY_PROTOCOL.to_string(),
                 key.public(),
-            ))
+            )),
+            streams: libp2p_stream::Behaviour::new(),
         })
         .unwrap_or_else(|never| match never {})
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -159,7 +176,18 @@ async fn identity(i: usize, config: &FloodConfig, counters: &FloodCounters, stop
                 return;
             }
             match next(&mut swarm).await {
-                Ok(SwarmEvent::ConnectionEstablished { .. }) => break 'dial,
+                Ok(SwarmEvent::ConnectionEstablished { peer_id, .. }) => {
+                    if config.streams_each > 0 {
+                        let control = swarm.behaviour().streams.new_control();
+                        tokio::spawn(hold_streams(
+                            control,
+                            peer_id,
+                            config.streams_each,
+                            counters.clone(),
+                        ));
+                    }
+                    break 'dial;
+                }
                 Ok(SwarmEvent::OutgoingConnectionError { .. }) => {
                     counters.refused.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(config.redial_after).await;
@@ -183,9 +211,33 @@ async fn identity(i: usize, config: &FloodConfig, counters: &FloodCounters, stop
     counters.open.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Keeps `count` pairing streams open to `peer`, silent, replacing them every 100 ms: each
+/// one beyond the target's concurrent-stream limit is one it drops (and once logged).
+/// Ends when the connection does (opening fails).
+async fn hold_streams(
+    mut control: libp2p_stream::Control,
+    peer: PeerId,
+    count: usize,
+    counters: Arc<FloodCounters>,
+) {
+    loop {
+        let mut held = Vec::with_capacity(count);
+        for _ in 0..count {
+            match control.open_stream(peer, PAIR_PROTOCOL).await {
+                Ok(stream) => {
+                    counters.streams.fetch_add(1, Ordering::Relaxed);
+                    held.push(stream);
+                }
+                Err(_) => return,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The swarm's next event, or `Err` after 200 ms (so the stop flag is seen).
 async fn next(
-    swarm: &mut Swarm<identify::Behaviour>,
-) -> Result<SwarmEvent<identify::Event>, tokio::time::error::Elapsed> {
+    swarm: &mut Swarm<Attacker>,
+) -> Result<SwarmEvent<AttackerEvent>, tokio::time::error::Elapsed> {
     tokio::time::timeout(Duration::from_millis(200), swarm.select_next_some()).await
 }
