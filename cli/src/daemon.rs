@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use paircode_core::{Code, PairedDevice, PeerId};
-use paircode_net::{GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
+use paircode_net::{EventStream, GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -57,6 +57,9 @@ pub struct Daemon {
     online: Mutex<BTreeSet<PeerId>>,
     session: Mutex<Option<Session>>,
     stop: Notify,
+    /// The node's events from before the paired set was handed over, until `watch_node`
+    /// takes them.
+    events: Mutex<Option<EventStream>>,
 }
 
 impl Daemon {
@@ -69,6 +72,10 @@ impl Daemon {
         code_ttl: Duration,
         devices: DeviceList,
     ) -> Arc<Self> {
+        // Subscribed before the paired set is handed over: the node reports a device that
+        // is already connected as online the moment it learns it is paired, and an event
+        // sent before anyone listens is lost for good.
+        let events = node.events();
         let _ = node.set_paired(devices.peers());
         for peer in devices.pending_unpairs() {
             let _ = node.notify_unpaired(peer);
@@ -84,6 +91,7 @@ impl Daemon {
             online: Mutex::new(BTreeSet::new()),
             session: Mutex::new(None),
             stop: Notify::new(),
+            events: Mutex::new(Some(events)),
         })
     }
 
@@ -115,7 +123,9 @@ impl Daemon {
 
     /// Keeps the online set, last-seen times and unpairings current.
     async fn watch_node(self: Arc<Self>) {
-        let mut events = self.node.events();
+        let Some(mut events) = self.events.lock().expect("events lock").take() else {
+            return;
+        };
         while let Some(event) = events.next().await {
             match event {
                 NodeEvent::PairedOnline(peer) => self.presence(peer, true),

@@ -272,3 +272,87 @@ fn a_stream_flood_grows_the_log_by_little() {
     assert!(per_minute < 100 * 1024, "{per_minute} bytes/min");
     timed_status(&bed, "alice");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Issue 11, item 5: two paired daemons restarted again and again, in both orders; after
+/// each restart both must show the other online. Every cycle that does not is a miss.
+#[test]
+fn restarts_in_either_order_never_leave_a_device_offline() {
+    const CYCLES_PER_ORDER: usize = 20;
+    const PATIENCE: Duration = Duration::from_secs(20);
+    let bed = Bed::alice_and_bob();
+    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words]);
+    assert!(joined.status.success(), "join failed: {}", stderr(&joined));
+    assert!(generating.finish().0.success());
+    let ids = [bed.peer_id("alice"), bed.peer_id("bob")];
+    bed.stop("alice");
+    bed.stop("bob");
+
+    let ports = [free_port(), free_port()];
+    let names = ["alice", "bob"];
+    let start = |i: usize| {
+        let other = 1 - i;
+        let listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i]);
+        let bootstrap = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[other], ids[other]);
+        bed.ok(
+            names[i],
+            &[
+                "start",
+                "--listen",
+                &listen,
+                "--no-mdns",
+                "--name",
+                names[i],
+                "--bootstrap",
+                &bootstrap,
+            ],
+        );
+    };
+    let _guards = [StopOnDrop(&bed, "alice"), StopOnDrop(&bed, "bob")];
+    let online = |i: usize| {
+        bed.devices(names[i])
+            .first()
+            .is_some_and(|d| d["online"] == true)
+    };
+    let mut misses = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for cycle in 0..2 * CYCLES_PER_ORDER {
+        let first = cycle % 2;
+        start(first);
+        start(1 - first);
+        let started = Instant::now();
+        let deadline = started + PATIENCE;
+        let mut both = false;
+        while Instant::now() < deadline {
+            if online(0) && online(1) {
+                both = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match both {
+            true => slowest = slowest.max(started.elapsed()),
+            false => misses.push((cycle, online(0), online(1))),
+        }
+        bed.ok("alice", &["stop"]);
+        bed.ok("bob", &["stop"]);
+    }
+    println!(
+        "restarts: {CYCLES_PER_ORDER} cycles with alice first and {CYCLES_PER_ORDER} with bob \
+         first; {} misses (a side not showing the other online within {}s); slowest {} ms",
+        misses.len(),
+        PATIENCE.as_secs(),
+        slowest.as_millis()
+    );
+    assert!(
+        misses.is_empty(),
+        "misses (cycle, alice sees bob, bob sees alice): {misses:?}"
+    );
+}
