@@ -98,6 +98,7 @@ impl Daemon {
     /// Serves the socket until `stop` is requested or a termination signal arrives.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
         tokio::spawn(self.clone().watch_node());
+        let trim = tokio::spawn(crate::memory::trim_periodically());
         let mut server = IpcServer::new(listener);
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -117,6 +118,7 @@ impl Daemon {
             }
         }
         tracing::info!("stopping");
+        trim.abort();
         self.node.shutdown().await;
         let _ = std::fs::remove_file(self.instance.socket());
     }

@@ -29,7 +29,7 @@ fn raise_fd_limit() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return 1024;
     }
-    let wanted = limit.rlim_max.min(ENOUGH as libc::rlim_t);
+    let wanted = limit.rlim_max.min(ENOUGH);
     if wanted > limit.rlim_cur {
         let raised = libc::rlimit {
             rlim_cur: wanted,
@@ -37,10 +37,10 @@ fn raise_fd_limit() -> u64 {
         };
         // SAFETY: setrlimit reads the struct we own; lowering nothing, raising within max.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return wanted as u64;
+            return wanted;
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 #[cfg(test)]

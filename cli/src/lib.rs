@@ -14,6 +14,7 @@ pub mod lock;
 mod log_file;
 mod log_limit;
 mod logging;
+mod memory;
 pub mod output;
 pub mod password;
 pub mod progress;

@@ -74,10 +74,12 @@ where
                 request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
             ),
             kad,
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.to_owned(),
-                keypair.public(),
-            )),
+            // No cache of peers' addresses: anyone can advertise hundreds, and the driver
+            // keeps a bounded address book of its own.
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
+                    .with_cache_size(0),
+            ),
             ping: ping::Behaviour::new(
                 ping::Config::new()
                     .with_interval(Duration::from_secs(5))

@@ -27,9 +27,11 @@ use paircode_core::{
     Action, Code, Config, DeviceMessage, LocalDevice, Pairing, PeerId, Presence, Progress,
 };
 
+mod address_book;
 mod connections;
 mod presence;
 
+use address_book::AddressBook;
 use connections::Connections;
 
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
@@ -67,7 +69,7 @@ where
     lingering: Option<(Pairing, Instant)>,
     next_session: u64,
     /// Addresses learnt from mDNS, identify, Kademlia and the bootstrap list.
-    addresses: HashMap<Libp2pPeerId, Vec<Multiaddr>>,
+    addresses: AddressBook,
     mdns_peers: HashSet<Libp2pPeerId>,
     /// Messages waiting for a connection to their peer.
     pending: HashMap<Libp2pPeerId, Vec<Vec<u8>>>,
@@ -118,7 +120,7 @@ where
             session: None,
             lingering: None,
             next_session: 1,
-            addresses: HashMap::new(),
+            addresses: AddressBook::new(),
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
             our_dials: HashMap::new(),
@@ -155,10 +157,9 @@ where
     }
 
     fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
-        let known = self.addresses.entry(peer).or_default();
-        if !known.contains(&addr) {
-            known.push(addr);
-        }
+        let connections = &self.connections;
+        self.addresses
+            .learn(peer, addr, |p| connections.is_spared(p));
     }
 
     pub(crate) async fn run(mut self) {
@@ -487,7 +488,7 @@ where
 
     /// Dials `peer` with every address we know (and those the behaviours know).
     fn dial(&mut self, peer: Libp2pPeerId) -> bool {
-        let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
+        let addresses = self.addresses.for_dial(&peer);
         // A fresh port for each dial: see `transport`. `Disconnected` rather than
         // `NotDialing`: a dial Kademlia started may be the one that fails.
         let opts = DialOpts::peer_id(peer)
@@ -619,7 +620,12 @@ where
             BehaviourEvent::Kad(event) => self.on_kad_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
-                for addr in info.listen_addrs {
+                // Anyone can advertise thousands of addresses; a few are plenty.
+                let addrs = info
+                    .listen_addrs
+                    .into_iter()
+                    .take(address_book::MAX_PER_PEER);
+                for addr in addrs {
                     if speaks_kad {
                         self.swarm
                             .behaviour_mut()

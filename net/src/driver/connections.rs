@@ -63,6 +63,11 @@ impl Connections {
         self.update_spared();
     }
 
+    /// A paired device or a bootstrap peer.
+    pub(super) fn is_spared(&self, peer: &Libp2pPeerId) -> bool {
+        self.spared.contains(peer)
+    }
+
     fn update_spared(&mut self) {
         self.spared = self.paired.union(&self.bootstrap).copied().collect();
     }
@@ -135,6 +140,9 @@ where
     }
 
     pub(super) fn connection_opened(&mut self, peer: Libp2pPeerId, id: ConnectionId) {
+        // Our dial, if it was one, is over: a finished dial left here would grow the
+        // table forever and make the peer look as if still being dialed.
+        self.our_dials.remove(&id);
         let now = Instant::now();
         if let Some(victim) = self.connections.opened(id, peer, now) {
             self.swarm.close_connection(victim);
