@@ -339,7 +339,7 @@ impl From<FrameError> for CliError {
     fn from(e: FrameError) -> Self {
         match e {
             FrameError::Closed => CliError::DaemonHungUp,
-            e @ (FrameError::TooLarge(_)
+            e @ (FrameError::TooLarge { .. }
             | FrameError::Version(_)
             | FrameError::Malformed(_)
             | FrameError::Io(_)) => CliError::Ipc(e),

@@ -121,6 +121,9 @@ pub async fn run_foreground(
     config.listen = listen;
     config.bootstrap = opts.bootstrap.clone();
     config.mdns = mdns;
+    let (fds, limits) = crate::fd_limit::connection_limits();
+    tracing::info!(fds, ?limits, "connection limits");
+    config.limits = limits;
     let code_ttl = config.pairing.code_ttl;
     let node = paircode_tokio::start(config)
         .await

@@ -27,7 +27,12 @@ use paircode_core::{
     Progress, Role, SessionId,
 };
 
+mod address_book;
+mod connections;
 mod presence;
+
+use address_book::AddressBook;
+use connections::Connections;
 
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::error::Error;
@@ -55,11 +60,13 @@ where
     /// Where the running session's events go.
     session: Option<mpsc::UnboundedSender<PairingEvent>>,
     /// Addresses learnt from mDNS, identify, Kademlia and the bootstrap list.
-    addresses: HashMap<Libp2pPeerId, Vec<Multiaddr>>,
+    addresses: AddressBook,
     mdns_peers: HashSet<Libp2pPeerId>,
     /// Messages waiting for a connection to their peer.
     pending: HashMap<Libp2pPeerId, Vec<Vec<u8>>>,
     our_dials: HashMap<ConnectionId, Libp2pPeerId>,
+    /// Established connections, and which one makes room for a newcomer.
+    connections: Connections,
     /// The request being handled: a message the core sends to its author goes back as the
     /// response.
     reply_to: Option<(Libp2pPeerId, ResponseChannel<Vec<u8>>)>,
@@ -102,10 +109,11 @@ where
             pairing_config,
             host: PairingHost::new(local),
             session: None,
-            addresses: HashMap::new(),
+            addresses: AddressBook::new(),
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
             our_dials: HashMap::new(),
+            connections: Connections::new(usize::MAX),
             reply_to: None,
             responses_in_flight: HashSet::new(),
             requests_in_flight: HashSet::new(),
@@ -125,6 +133,8 @@ where
         if peers.is_empty() {
             return;
         }
+        self.connections
+            .set_bootstrap(peers.iter().map(|(peer, _)| *peer));
         for (peer, addr) in peers {
             self.swarm
                 .behaviour_mut()
@@ -136,10 +146,9 @@ where
     }
 
     fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
-        let known = self.addresses.entry(peer).or_default();
-        if !known.contains(&addr) {
-            known.push(addr);
-        }
+        let connections = &self.connections;
+        self.addresses
+            .learn(peer, addr, |p| connections.is_spared(p));
     }
 
     pub(crate) async fn run(mut self) {
@@ -434,7 +443,7 @@ where
 
     /// Dials `peer` with every address we know (and those the behaviours know).
     fn dial(&mut self, peer: Libp2pPeerId) -> bool {
-        let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
+        let addresses = self.addresses.for_dial(&peer);
         // A fresh port for each dial: see `transport`. `Disconnected` rather than
         // `NotDialing`: a dial Kademlia started may be the one that fails.
         let opts = DialOpts::peer_id(peer)
@@ -503,7 +512,12 @@ where
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<M>>) {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                self.connection_opened(peer_id, connection_id);
                 for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
                     self.request(peer_id, bytes);
                 }
@@ -511,11 +525,15 @@ where
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                self.presence_disconnected(peer_id);
-                self.unreachable(peer_id);
+                self.connections.closed(connection_id);
+                if num_established == 0 {
+                    self.presence_disconnected(peer_id);
+                    self.unreachable(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -545,7 +563,12 @@ where
             BehaviourEvent::Kad(event) => self.on_kad_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
-                for addr in info.listen_addrs {
+                // Anyone can advertise thousands of addresses; a few are plenty.
+                let addrs = info
+                    .listen_addrs
+                    .into_iter()
+                    .take(address_book::MAX_PER_PEER);
+                for addr in addrs {
                     if speaks_kad {
                         self.swarm
                             .behaviour_mut()
@@ -600,6 +623,7 @@ where
                 ..
             } => {
                 self.responses_in_flight.insert(request_id);
+                self.connections.used(&peer, Instant::now());
                 self.reply_to = Some((peer, channel));
                 self.on_message(peer, &request);
                 if let Some((_, channel)) = self.reply_to.take() {
@@ -616,6 +640,7 @@ where
                 ..
             } => {
                 self.requests_in_flight.remove(&request_id);
+                self.connections.used(&peer, Instant::now());
                 if !response.is_empty() {
                     self.on_message(peer, &response);
                 }

@@ -21,6 +21,7 @@
 mod behaviour;
 mod driver;
 mod error;
+mod limits;
 pub mod meeting_point;
 mod node;
 pub mod protocol;
@@ -42,6 +43,7 @@ use behaviour::Behaviour;
 
 pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
+pub use limits::ConnectionLimits;
 pub use node::{
     Discovery, EventStream, GenerateOptions, Node, NodeConfig, NodeEvent, PairingEvent,
     PairingHandle, Runtime,
@@ -111,7 +113,7 @@ where
         true => Some(new_mdns(me).map_err(TransportError::Mdns)?),
         false => None,
     };
-    let behaviour = Behaviour::new(&keypair, mdns, config.pairing.code_ttl);
+    let behaviour = Behaviour::new(&keypair, mdns, config.pairing.code_ttl, &config.limits);
     let swarm_config = libp2p::swarm::Config::with_executor(Executor(runtime.clone()))
         .with_idle_connection_timeout(config.idle_timeout);
     let mut swarm = Swarm::new(transport, behaviour, me, swarm_config);
@@ -139,6 +141,7 @@ where
         .then(|| Box::new(new_mdns) as driver::MdnsFactory<M>);
     let mut driver = Driver::new(swarm, runtime.clone(), factory, rx, local, config.pairing);
     driver.bootstrap(bootstrap);
+    driver.keep_connections(config.limits.keep());
     runtime.spawn(driver.run().boxed());
     let node = Node {
         commands: tx,

@@ -144,7 +144,7 @@ impl Daemon {
     pub(super) async fn follow_received(
         &self,
         mut writer: OwnedWriteHalf,
-        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut requests: mpsc::Receiver<Request>,
     ) {
         let mut events = self.transfers.followers.subscribe();
         // Subscribed: from here on nothing is missed.
@@ -205,7 +205,7 @@ impl Daemon {
         paths: Vec<PathBuf>,
         text: Option<String>,
         mut writer: OwnedWriteHalf,
-        requests: mpsc::UnboundedReceiver<Request>,
+        requests: mpsc::Receiver<Request>,
     ) {
         let reply = match self
             .send_items(&device, paths, text, &mut writer, requests)
@@ -223,7 +223,7 @@ impl Daemon {
         paths: Vec<PathBuf>,
         text: Option<String>,
         writer: &mut OwnedWriteHalf,
-        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut requests: mpsc::Receiver<Request>,
     ) -> Result<Vec<Delivered>, DaemonError> {
         let (peer, view) = {
             let devices = self.devices.lock().expect("devices lock");

@@ -11,6 +11,7 @@
 
 pub mod daemon;
 mod error;
+pub mod flood;
 pub mod hammer;
 pub mod lab;
 pub mod wire;
