@@ -5,14 +5,14 @@ mod support;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use paircode_netbed::daemon::{DaemonError, Daemons};
 use paircode_netbed::flood::{Flood, FloodConfig};
-use support::{stderr, Bed, StopOnDrop};
+use support::{alice_and_bob, daemons, stderr, TestResult};
 
 /// The daemon's resident memory, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -45,25 +45,25 @@ fn raise_fd_limit() {
     }
 }
 
-fn timed_status(bed: &Bed, instance: &str) -> Duration {
+fn timed_status(bed: &Daemons, instance: &str) -> Result<Duration, DaemonError> {
     let started = Instant::now();
-    let status = bed.json(instance, &["status"]);
+    let status = bed.json(instance, &["status"])?;
     assert_eq!(status["instance"], instance, "{status}");
-    started.elapsed()
+    Ok(started.elapsed())
 }
 
 /// Issue 11, item 4: 300 clients each sending all but one byte of a large request, then
 /// 2,000 idle clients. The daemon holds at most its 64 client places, its memory stays
 /// flat, and `paircode status` still answers while the idle clients hang on.
 #[test]
-fn ipc_abuse_holds_no_more_than_the_client_cap() {
+fn ipc_abuse_holds_no_more_than_the_client_cap() -> TestResult {
     raise_fd_limit();
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.start("alice", None);
-    let pid = bed.pid("alice");
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.start("alice", None)?;
+    let pid = bed.pid("alice")?;
     let socket = bed.instance_dir("alice").join("daemon.sock");
-    timed_status(&bed, "alice");
+    timed_status(&bed, "alice")?;
     let (rss_before, fds_before) = (rss_kib(pid), fds(pid));
 
     // The largest request the daemon reads, all but its last byte; and then a claim of a
@@ -85,7 +85,7 @@ fn ipc_abuse_holds_no_more_than_the_client_cap() {
         idle.push(UnixStream::connect(&socket).expect("connect"));
     }
     let fds_idle = fds(pid);
-    let status_took = timed_status(&bed, "alice");
+    let status_took = timed_status(&bed, "alice")?;
     drop(partial);
     drop(idle);
     std::thread::sleep(Duration::from_secs(2));
@@ -103,33 +103,11 @@ fn ipc_abuse_holds_no_more_than_the_client_cap() {
     assert!(rss_partial < rss_before + 10 * 1024, "{rss_partial} KiB");
     assert!(rss_after < rss_before + 5 * 1024, "{rss_after} KiB");
     assert!(status_took < Duration::from_secs(3), "{status_took:?}");
+    Ok(())
 }
 
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-/// Starts a loopback daemon whose descriptor limit (soft and hard) is `fds`, so that a
-/// flood of a bounded size reaches it.
-fn start_with_fd_limit(bed: &Bed, instance: &str, fds: u64) {
-    let mut cmd = bed.cmd(instance);
-    cmd.args(["start", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"])
-        .args(["--name", instance]);
-    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's limit.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: fds,
-                rlim_max: fds,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("paircode runs");
-    assert!(out.status.success(), "start failed: {}", stderr(&out));
 }
 
 /// Samples a process's descriptor count every 50 ms, keeping the largest.
@@ -172,17 +150,16 @@ impl FdSampler {
 /// limited to 256 descriptors. The daemon never runs out of descriptors, `paircode
 /// status` answers and a real pairing completes during the flood.
 #[test]
-fn a_connection_flood_leaves_status_and_pairing_working() {
+fn a_connection_flood_leaves_status_and_pairing_working() -> TestResult {
     const FD_LIMIT: u64 = 256;
     raise_fd_limit();
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.init("bob");
-    start_with_fd_limit(&bed, "alice", FD_LIMIT);
-    let _alice = StopOnDrop(&bed, "alice");
-    bed.start("bob", Some("alice"));
-    let pid = bed.pid("alice");
-    let target = bed.addr("alice").parse().expect("a multiaddr");
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.init("bob")?;
+    bed.start_with_fd_limit("alice", FD_LIMIT)?;
+    bed.start("bob", Some("alice"))?;
+    let pid = bed.pid("alice")?;
+    let target = bed.addr("alice")?.parse().expect("a multiaddr");
     let fds_before = fds(pid);
     let log = bed.instance_dir("alice").join("daemon.log");
     let log_before = file_len(&log);
@@ -199,14 +176,14 @@ fn a_connection_flood_leaves_status_and_pairing_working() {
     // Long enough for more identities to get through than the daemon keeps.
     std::thread::sleep(Duration::from_secs(10));
     let open_during = flood.open();
-    let status_took = timed_status(&bed, "alice");
+    let status_took = timed_status(&bed, "alice")?;
 
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     let started = Instant::now();
-    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words]);
+    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words])?;
     let pairing_took = started.elapsed();
     assert!(joined.status.success(), "join failed: {}", stderr(&joined));
-    let (status, _) = generating.finish();
+    let (status, _) = generating.finish()?;
     assert!(status.success());
     let counters = flood.stop();
     let fds_max = sampler.stop();
@@ -230,23 +207,24 @@ fn a_connection_flood_leaves_status_and_pairing_working() {
     assert!((fds_max as u64) < FD_LIMIT, "{fds_max} fds");
     assert!(status_took < Duration::from_secs(3), "{status_took:?}");
     assert!(pairing_took < Duration::from_secs(15), "{pairing_took:?}");
-    assert_eq!(bed.devices("alice").len(), 1);
+    assert_eq!(bed.devices("alice")?.len(), 1);
     assert!(
         fds_after <= fds_before + 4,
         "{fds_after} fds after the flood"
     );
+    Ok(())
 }
 
 /// Issue 11, item 2: peers that each keep hundreds of silent pairing streams open (each
 /// one beyond the daemon's concurrent-stream limit makes libp2p log a warning). The log
 /// grows by less than 100 KiB a minute.
 #[test]
-fn a_stream_flood_grows_the_log_by_little() {
+fn a_stream_flood_grows_the_log_by_little() -> TestResult {
     const FLOOD: Duration = Duration::from_secs(20);
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.start("alice", None);
-    let target = bed.addr("alice").parse().expect("a multiaddr");
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.start("alice", None)?;
+    let target = bed.addr("alice")?.parse().expect("a multiaddr");
     let log = bed.instance_dir("alice").join("daemon.log");
     let log_before = file_len(&log);
     let flood = Flood::start(FloodConfig {
@@ -270,7 +248,8 @@ fn a_stream_flood_grows_the_log_by_little() {
     );
     assert!(streams > 2_000, "the flood opened only {streams} streams");
     assert!(per_minute < 100 * 1024, "{per_minute} bytes/min");
-    timed_status(&bed, "alice");
+    timed_status(&bed, "alice")?;
+    Ok(())
 }
 
 fn free_port() -> u16 {
@@ -283,17 +262,17 @@ fn free_port() -> u16 {
 /// Issue 11, item 5: two paired daemons restarted again and again, in both orders; after
 /// each restart both must show the other online. Every cycle that does not is a miss.
 #[test]
-fn restarts_in_either_order_never_leave_a_device_offline() {
+fn restarts_in_either_order_never_leave_a_device_offline() -> TestResult {
     const CYCLES_PER_ORDER: usize = 20;
     const PATIENCE: Duration = Duration::from_secs(20);
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words]);
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
+    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words])?;
     assert!(joined.status.success(), "join failed: {}", stderr(&joined));
-    assert!(generating.finish().0.success());
-    let ids = [bed.peer_id("alice"), bed.peer_id("bob")];
-    bed.stop("alice");
-    bed.stop("bob");
+    assert!(generating.finish()?.0.success());
+    let ids = [bed.peer_id("alice")?, bed.peer_id("bob")?];
+    bed.stop("alice")?;
+    bed.stop("bob")?;
 
     let ports = [free_port(), free_port()];
     let names = ["alice", "bob"];
@@ -301,10 +280,10 @@ fn restarts_in_either_order_never_leave_a_device_offline() {
         let other = 1 - i;
         let listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i]);
         let bootstrap = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[other], ids[other]);
-        bed.ok(
+        bed.start_with(
+            None,
             names[i],
             &[
-                "start",
                 "--listen",
                 &listen,
                 "--no-mdns",
@@ -313,25 +292,25 @@ fn restarts_in_either_order_never_leave_a_device_offline() {
                 "--bootstrap",
                 &bootstrap,
             ],
-        );
+        )
     };
-    let _guards = [StopOnDrop(&bed, "alice"), StopOnDrop(&bed, "bob")];
-    let online = |i: usize| {
-        bed.devices(names[i])
+    let online = |i: usize| -> Result<bool, DaemonError> {
+        Ok(bed
+            .devices(names[i])?
             .first()
-            .is_some_and(|d| d["online"] == true)
+            .is_some_and(|d| d["online"] == true))
     };
     let mut misses = Vec::new();
     let mut slowest = Duration::ZERO;
     for cycle in 0..2 * CYCLES_PER_ORDER {
         let first = cycle % 2;
-        start(first);
-        start(1 - first);
+        start(first)?;
+        start(1 - first)?;
         let started = Instant::now();
         let deadline = started + PATIENCE;
         let mut both = false;
         while Instant::now() < deadline {
-            if online(0) && online(1) {
+            if online(0)? && online(1)? {
                 both = true;
                 break;
             }
@@ -339,10 +318,10 @@ fn restarts_in_either_order_never_leave_a_device_offline() {
         }
         match both {
             true => slowest = slowest.max(started.elapsed()),
-            false => misses.push((cycle, online(0), online(1))),
+            false => misses.push((cycle, online(0)?, online(1)?)),
         }
-        bed.ok("alice", &["stop"]);
-        bed.ok("bob", &["stop"]);
+        bed.stop("alice")?;
+        bed.stop("bob")?;
     }
     println!(
         "restarts: {CYCLES_PER_ORDER} cycles with alice first and {CYCLES_PER_ORDER} with bob \
@@ -355,13 +334,14 @@ fn restarts_in_either_order_never_leave_a_device_offline() {
         misses.is_empty(),
         "misses (cycle, alice sees bob, bob sees alice): {misses:?}"
     );
+    Ok(())
 }
 
 /// One address flood: `identities` fresh identities, each advertising 250 addresses,
 /// until all have connected (or a minute passed); returns how many connected and the
 /// daemon's peak RSS.
-fn address_flood(bed: &Bed, pid: u32, identities: u64) -> (u64, u64) {
-    let target = bed.addr("alice").parse().expect("a multiaddr");
+fn address_flood(bed: &Daemons, pid: u32, identities: u64) -> Result<(u64, u64), DaemonError> {
+    let target = bed.addr("alice")?.parse().expect("a multiaddr");
     let flood = Flood::start(FloodConfig {
         target,
         identities: identities as usize,
@@ -382,7 +362,7 @@ fn address_flood(bed: &Bed, pid: u32, identities: u64) -> (u64, u64) {
     std::thread::sleep(Duration::from_secs(2));
     rss_peak = rss_peak.max(rss_kib(pid));
     let counters = flood.stop();
-    (counters.established.load(Ordering::Relaxed), rss_peak)
+    Ok((counters.established.load(Ordering::Relaxed), rss_peak))
 }
 
 /// Issue 11, item 3: three floods of 600 fresh identities, each advertising 250
@@ -392,19 +372,19 @@ fn address_flood(bed: &Bed, pid: u32, identities: u64) -> (u64, u64) {
 /// 5 MiB; what remains is allocator high water and libp2p-stream 0.3.0-alpha keeping a
 /// channel per connection ever established, see RELIABILITY.md.)
 #[test]
-fn address_floods_leave_memory_bounded() {
+fn address_floods_leave_memory_bounded() -> TestResult {
     const IDENTITIES: u64 = 600;
     raise_fd_limit();
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.start("alice", None);
-    let pid = bed.pid("alice");
-    timed_status(&bed, "alice");
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.start("alice", None)?;
+    let pid = bed.pid("alice")?;
+    timed_status(&bed, "alice")?;
     let rss_before = rss_kib(pid);
     let mut after = Vec::new();
     let mut peaks = Vec::new();
     for _ in 0..3 {
-        let (established, peak) = address_flood(&bed, pid, IDENTITIES);
+        let (established, peak) = address_flood(&bed, pid, IDENTITIES)?;
         assert!(
             established >= IDENTITIES / 2,
             "only {established} connected"
@@ -421,5 +401,6 @@ fn address_floods_leave_memory_bounded() {
         after[2] < rss_before + 16 * 1024,
         "{rss_before} KiB before, {after:?} KiB after each flood"
     );
-    timed_status(&bed, "alice");
+    timed_status(&bed, "alice")?;
+    Ok(())
 }

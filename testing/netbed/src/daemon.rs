@@ -14,6 +14,7 @@
 //! edit.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -277,19 +278,34 @@ impl Daemons {
 
     /// Starts a daemon on loopback with mDNS off, optionally bootstrapped from another.
     pub fn start(&self, instance: &str, bootstrap_from: Option<&str>) -> Result<(), DaemonError> {
-        let mut args = vec![
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--name",
-            instance,
-        ];
+        let mut args = loopback_args(instance).to_vec();
         let addr;
         if let Some(other) = bootstrap_from {
             addr = self.addr(other)?;
             args.extend(["--bootstrap", &addr]);
         }
         self.start_with(None, instance, &args)
+    }
+
+    /// Starts a daemon on loopback with mDNS off whose descriptor limit (soft and hard) is
+    /// `fds`, so that a flood of a bounded size exhausts it if the daemon does not guard
+    /// against that.
+    pub fn start_with_fd_limit(&self, instance: &str, fds: u64) -> Result<(), DaemonError> {
+        let mut cmd = self.cmd(instance);
+        // SAFETY: setrlimit is async-signal-safe; it only lowers this child's limit.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: fds,
+                    rlim_max: fds,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.launch(cmd, instance, &loopback_args(instance))
     }
 
     /// Starts the daemon of instance `host.name` on `host`, listening on the host's address
@@ -322,11 +338,16 @@ impl Daemons {
         instance: &str,
         args: &[&str],
     ) -> Result<(), DaemonError> {
+        self.launch(self.cmd_on(host, instance), instance, args)
+    }
+
+    /// Runs `cmd start ARGS`, which returns once the daemon is ready, and remembers the
+    /// daemon to stop it when the harness drops.
+    fn launch(&self, mut cmd: Command, instance: &str, args: &[&str]) -> Result<(), DaemonError> {
         let mut all = vec!["start"];
         all.extend_from_slice(args);
         let command = describe(instance, &all);
-        let out = self
-            .cmd_on(host, instance)
+        let out = cmd
             .args(&all)
             .output()
             .map_err(|source| DaemonError::Spawn {
@@ -541,6 +562,18 @@ impl Daemons {
             both_stored_at,
         })
     }
+}
+
+/// The arguments of `start` for a daemon on loopback with mDNS off, as every loopback test
+/// must have.
+fn loopback_args(instance: &str) -> [&str; 5] {
+    [
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--name",
+        instance,
+    ]
 }
 
 fn generating_command(instance: &str) -> String {
