@@ -136,6 +136,9 @@ pub enum UsageError {
         reason: String,
         example: &'static str,
     },
+    /// A `send` naming so many paths that the request exceeds what the daemon reads.
+    #[error("this send names too many paths for one request (over {max} bytes): send fewer at a time, or a directory that holds them")]
+    SendTooLarge { max: usize },
 }
 
 /// The `error` member of the JSON envelope.

@@ -301,6 +301,22 @@ struct EnvelopeIn {
     body: ciborium::Value,
 }
 
+/// How many bytes `value` takes as a frame body, to refuse a request the daemon would not
+/// read before sending it.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    let mut buf = Vec::new();
+    match ciborium::into_writer(
+        &EnvelopeOut {
+            v: IPC_VERSION,
+            body: value,
+        },
+        &mut buf,
+    ) {
+        Ok(()) => buf.len(),
+        Err(_) => usize::MAX,
+    }
+}
+
 pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     value: &T,

@@ -12,6 +12,9 @@ use super::log::{Arriving, ReceivedEntry, ReceivedWhat};
 use super::send::{Delivered, Progress};
 use crate::client::Client;
 use crate::error::CliError;
+use crate::ipc::DaemonError;
+use crate::transfer::TransferError;
+
 use crate::instance::Instance;
 use crate::ipc::{read_frame, write_frame, FrameError, Request, Response};
 use crate::output;
@@ -25,25 +28,38 @@ pub async fn send(
     paths: Vec<PathBuf>,
     text: Option<String>,
 ) -> Result<(), CliError> {
+    // Refused here, before anything is sent: the daemon reads requests of at most
+    // `MAX_REQUEST_LEN` bytes and would drop a larger one without an answer.
+    if let Some(text) = &text {
+        if text.len() as u64 > crate::transfer::receive::MAX_TEXT {
+            return Err(DaemonError::from(TransferError::TextTooLarge {
+                size: text.len() as u64,
+                max: crate::transfer::receive::MAX_TEXT,
+            })
+            .into());
+        }
+    }
     // The daemon does not share our working directory.
-    let paths = paths
+    let paths: Vec<PathBuf> = paths
         .into_iter()
         .map(|p| std::path::absolute(&p).unwrap_or(p))
         .collect();
+    let request = Request::Send {
+        device: device.clone(),
+        paths,
+        text,
+    };
+    if crate::ipc::encoded_len(&request) > crate::ipc::MAX_REQUEST_LEN {
+        return Err(CliError::Usage(crate::error::UsageError::SendTooLarge {
+            max: crate::ipc::MAX_REQUEST_LEN,
+        }));
+    }
     let client = Client::connect(instance).await?;
     let (mut reader, mut writer) = client.stream.into_split();
     // Reaching a device that went away can take until the node's connect timeout.
     let mut connecting =
         crate::progress::Progress::new(json, Some(&format!("connecting to {device}…")));
-    write_frame(
-        &mut writer,
-        &Request::Send {
-            device,
-            paths,
-            text,
-        },
-    )
-    .await?;
+    write_frame(&mut writer, &request).await?;
     // Frames are read by their own task so that Ctrl+C never interrupts one half-read.
     let (tx, mut responses) = mpsc::unbounded_channel();
     tokio::spawn(async move {

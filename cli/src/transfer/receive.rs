@@ -17,7 +17,9 @@ use super::partial::{self, Active, PARTIAL_DIR};
 use super::wire::{self, Chunk, Header, Item, ReceiverFrame, SenderFrame, WireError, MAX_CHUNK};
 
 /// Texts are kept in the received log, so they are kept small.
-pub const MAX_TEXT: u64 = 64 * 1024;
+/// Texts travel inline in the CLI's request to its daemon, whose requests are capped
+/// (`ipc::MAX_REQUEST_LEN`); longer content is sent as a file.
+pub const MAX_TEXT: u64 = 8 * 1024;
 /// How long a refused stream is read (and discarded) so the refusal reaches the sender
 /// before the stream closes.
 const DRAIN_FOR: Duration = Duration::from_secs(5);
