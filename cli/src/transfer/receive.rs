@@ -1,5 +1,5 @@
 //! The receiving end of one stream: items land in the downloads directory only once their
-//! SHA-256 is verified, under names [`names`](super::names) checked and chose. Bytes go
+//! SHA-256 is verified, under names that [`names`] checked and chose. Bytes go
 //! through one fixed buffer straight to disk, whatever the size of the file.
 
 use std::io;
