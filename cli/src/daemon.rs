@@ -221,7 +221,9 @@ impl Daemon {
                 self.stop.notify_one();
                 return;
             }
-            Request::Devices => Response::Devices(self.device_views()),
+            Request::Devices => Response::Devices(
+                crate::meeting_points::with_paths(&self.node, self.device_views()).await,
+            ),
             Request::PairStatus => Response::PairStatus(self.session_view()),
             Request::PairCancel => self.cancel_session(),
             Request::Unpair { who } => self.unpair(&who),
@@ -438,6 +440,7 @@ impl Daemon {
             .await
             .map(|addrs| addrs.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
+        let meeting_points = crate::meeting_points::views(&self.node).await;
         StatusInfo {
             instance: self.instance.name.clone(),
             peer_id: self.node.peer_id().to_string(),
@@ -447,6 +450,7 @@ impl Daemon {
             paired_devices: self.devices.lock().expect("devices lock").devices.len(),
             session: self.session_view(),
             pid: std::process::id(),
+            meeting_points,
         }
     }
 }

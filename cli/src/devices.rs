@@ -75,6 +75,8 @@ impl DeviceRecord {
             paired_at: self.paired_at,
             online,
             last_seen: self.last_seen,
+            // Filled in by `meeting_points::with_paths` where the node is at hand.
+            connection: None,
         }
     }
 }

@@ -124,6 +124,11 @@ pub enum UsageError {
         value: String,
         reason: String,
     },
+    #[error("cannot read the meeting points file {}: {reason}", .path.display())]
+    RelaysFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// The `error` member of the JSON envelope.

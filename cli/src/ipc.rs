@@ -75,6 +75,9 @@ pub struct StatusInfo {
     pub paired_devices: usize,
     pub session: Option<SessionView>,
     pub pid: u32,
+    /// The meeting points (`start --relay`) and whether each holds a reservation.
+    #[serde(default)]
+    pub meeting_points: Vec<crate::meeting_points::MeetingPointView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +97,9 @@ pub struct DeviceView {
     pub online: bool,
     /// Unix seconds, if ever seen after pairing.
     pub last_seen: Option<u64>,
+    /// `direct`, `relayed` (through a meeting point), or null while offline.
+    #[serde(default)]
+    pub connection: Option<crate::meeting_points::Connection>,
 }
 
 /// An error the daemon reports. Typed end to end: the CLI derives its message, its `kind`

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod ipc;
 pub mod lock;
 mod logging;
+pub mod meeting_points;
 pub mod output;
 pub mod password;
 pub mod progress;

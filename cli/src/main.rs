@@ -79,6 +79,10 @@ struct StartArgs {
     /// DHT entry point (repeatable): /ip4/…/tcp/…/p2p/<peer id>.
     #[arg(long, value_name = "MULTIADDR")]
     bootstrap: Vec<String>,
+    /// Meeting point (repeatable), as `paircode relay` prints it: /ip4/…/tcp/…/p2p/<peer id>.
+    /// Default: $PAIRCODE_RELAY (comma-separated), else the instance's `relays` file.
+    #[arg(long, value_name = "MULTIADDR")]
+    relay: Vec<String>,
     /// No LAN discovery (for loopback-only setups).
     #[arg(long)]
     no_mdns: bool,
@@ -183,6 +187,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let opts = StartOptions {
                 listen: args.listen,
                 bootstrap: args.bootstrap,
+                relay: args.relay,
                 no_mdns: args.no_mdns,
                 name: args.name,
                 password_stdin: args.password.password_stdin,
@@ -537,6 +542,7 @@ fn print_status(json: bool, status: &StatusInfo) {
         Some(s) => output::line(format_args!("session:   {} — {}", s.role, s.stage)),
         None => output::line("session:   none"),
     }
+    paircode_cli::meeting_points::print(&status.meeting_points);
 }
 
 fn print_devices(json: bool, devices: &[DeviceView]) {
@@ -554,7 +560,10 @@ fn print_devices(json: bool, devices: &[DeviceView]) {
     ));
     for d in devices {
         let status = match (d.online, d.last_seen) {
-            (true, _) => "online".to_string(),
+            (true, _) => match d.connection {
+                Some(path) => format!("online ({})", path.as_str()),
+                None => "online".to_string(),
+            },
             (false, Some(seen)) => format!("last seen {}", paircode_cli::progress::time(seen)),
             (false, None) => "never seen".to_string(),
         };

@@ -24,6 +24,8 @@ use crate::store::Vault;
 pub struct StartOptions {
     pub listen: Vec<String>,
     pub bootstrap: Vec<String>,
+    /// `--relay` flags; empty means "from the environment or the relays file".
+    pub relay: Vec<String>,
     pub no_mdns: bool,
     pub name: Option<String>,
     pub password_stdin: bool,
@@ -80,6 +82,8 @@ pub async fn run_foreground(
         false => parse_addrs(&opts.listen, "listen")?,
     };
     let bootstrap = parse_addrs(&opts.bootstrap, "bootstrap")?;
+    let env = std::env::var(crate::meeting_points::ENV_VAR).ok();
+    let (relays, _) = crate::meeting_points::resolve(&opts.relay, env, instance)?;
     let lock = DaemonLock::acquire(&instance.lock_file())?;
     let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
     let vault = Vault::open(&instance.dir, IDENTITY_FILE, password.as_bytes())?;
@@ -93,6 +97,7 @@ pub async fn run_foreground(
     let mut config = NodeConfig::new(identity.identity(), name.clone());
     config.listen = listen;
     config.bootstrap = bootstrap;
+    config.relays = relays;
     config.mdns = mdns;
     let code_ttl = config.pairing.code_ttl;
     let node = paircode_tokio::start(config)
@@ -201,6 +206,9 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
     }
     for addr in &opts.bootstrap {
         command.arg("--bootstrap").arg(addr);
+    }
+    for addr in &opts.relay {
+        command.arg("--relay").arg(addr);
     }
     if opts.no_mdns {
         command.arg("--no-mdns");

@@ -28,6 +28,9 @@ use paircode_core::{
 };
 
 mod presence;
+mod reach;
+
+pub(crate) use reach::Reach;
 
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::error::Error;
@@ -73,6 +76,11 @@ where
     /// DHT searches `presence` asked for.
     presence_lookups: HashSet<kad::QueryId>,
     subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
+    /// Meeting points, AutoNAT's verdict and each connection's path (see `reach`).
+    reach: Reach,
+    /// Provider records of the running session, published again when a new external
+    /// address is confirmed (Kademlia copies the addresses into the record when it is put).
+    published: HashSet<RecordKey>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     shutdown: Option<(Instant, Vec<futures::channel::oneshot::Sender<()>>)>,
 }
@@ -92,8 +100,10 @@ where
         commands: mpsc::UnboundedReceiver<Command>,
         local: LocalDevice,
         pairing_config: Config,
+        mut reach: Reach,
     ) -> Self {
         let presence = presence::initial_presence(&swarm);
+        reach.listening_on(swarm.listeners());
         Driver {
             swarm,
             runtime,
@@ -114,6 +124,8 @@ where
             device_requests: HashMap::new(),
             presence_lookups: HashSet::new(),
             subscribers: Vec::new(),
+            reach,
+            published: HashSet::new(),
             timer: None,
             shutdown: None,
         }
@@ -191,10 +203,15 @@ where
     fn next_deadline(&self) -> Option<Instant> {
         let session = self.host.poll_timeout();
         let shutdown = self.shutdown.as_ref().map(|(at, _)| *at);
-        [session, shutdown, self.presence.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            session,
+            shutdown,
+            self.presence.poll_timeout(),
+            self.reach.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn arm_timer(&mut self) {
@@ -211,6 +228,7 @@ where
         self.drain();
         self.presence.handle_timeout(now);
         self.drain_presence();
+        self.reach_timeout(now);
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -263,6 +281,9 @@ where
                     .map(|a| a.clone().with_p2p(me).unwrap_or_else(|a| a))
                     .collect();
                 let _ = reply.send(addrs);
+            }
+            Command::Reach(reply) => {
+                let _ = reply.send(self.reach_status());
             }
             Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
         }
@@ -369,15 +390,15 @@ where
             Action::Publish { key, until } => {
                 let key = RecordKey::new(&key.0);
                 tracing::debug!(?until, "publishing provider record");
+                self.published.insert(key.clone());
                 if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
                     tracing::warn!("cannot publish the session in the DHT: {e}");
                 }
             }
             Action::Unpublish { key } => {
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .stop_providing(&RecordKey::new(&key.0));
+                let key = RecordKey::new(&key.0);
+                self.published.remove(&key);
+                self.swarm.behaviour_mut().kad.stop_providing(&key);
             }
             Action::Lookup { key } => {
                 let query = self
@@ -435,12 +456,12 @@ where
     /// Dials `peer` with every address we know (and those the behaviours know).
     fn dial(&mut self, peer: Libp2pPeerId) -> bool {
         let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
-        // A fresh port for each dial: see `transport`. `Disconnected` rather than
-        // `NotDialing`: a dial Kademlia started may be the one that fails.
+        // Which local port the dial leaves from is the transport's choice: see `transport`.
+        // `Disconnected` rather than `NotDialing`: a dial Kademlia started may be the one
+        // that fails.
         let opts = DialOpts::peer_id(peer)
             .addresses(addresses)
             .extend_addresses_through_behaviour()
-            .allocate_new_port()
             .condition(PeerCondition::Disconnected)
             .build();
         let id = opts.connection_id();
@@ -503,7 +524,13 @@ where
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent<M>>) {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                self.reach_connected(peer_id, connection_id, &endpoint);
                 for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
                     self.request(peer_id, bytes);
                 }
@@ -511,11 +538,17 @@ where
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
+                cause,
                 ..
             } => {
-                self.presence_disconnected(peer_id);
-                self.unreachable(peer_id);
+                let cause = cause.map_or_else(|| "closed".to_owned(), |e| e.to_string());
+                self.reach_closed(peer_id, connection_id, cause);
+                if num_established == 0 {
+                    self.presence_disconnected(peer_id);
+                    self.unreachable(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -523,6 +556,9 @@ where
                 error,
             } => {
                 tracing::debug!(?peer_id, "dial failed: {error}");
+                if let Some(peer) = peer_id {
+                    self.reach_dial_failed(peer, error.to_string());
+                }
                 if let Some(peer) = self.our_dials.remove(&connection_id) {
                     let still_dialing = self.our_dials.values().any(|p| *p == peer);
                     if !still_dialing && !self.swarm.is_connected(&peer) {
@@ -531,8 +567,23 @@ where
                     }
                 }
             }
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
                 tracing::debug!(%address, "listening");
+                self.reach_listen_addr(listener_id, &address);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                let reason = match reason {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                self.reach_listener_closed(listener_id, reason);
             }
             _ => {}
         }
@@ -554,7 +605,14 @@ where
                     }
                     self.learn_address(peer_id, addr);
                 }
+                self.reach_identified(peer_id, false);
             }
+            BehaviourEvent::Identify(identify::Event::Sent { peer_id, .. }) => {
+                self.reach_identified(peer_id, true);
+            }
+            BehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
+            BehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
+            BehaviourEvent::Autonat(event) => self.on_autonat_event(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 let mut peers = Vec::new();
                 for (peer, addr) in found {

@@ -1,0 +1,214 @@
+//! Meeting points of a device (`paircode start --relay`): where the list comes from, and
+//! how the daemon reports them and each device's path.
+//!
+//! The list comes from exactly one place, the first that is set: the `--relay` flags, then
+//! `PAIRCODE_RELAY` (comma-separated), then the `relays` file in the instance directory
+//! (one address a line; blank lines and `#` comments ignored). A flag overrides the
+//! environment, which overrides the file, as with most tools: the most specific wins.
+
+use std::path::Path;
+
+use paircode_net::{ConnectionPath, MeetingPointState, Multiaddr, Node};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CliError, UsageError};
+use crate::instance::Instance;
+use crate::ipc::DeviceView;
+
+/// The environment variable read when no `--relay` is given.
+pub const ENV_VAR: &str = "PAIRCODE_RELAY";
+/// The file in the instance directory read when neither flags nor the variable are set.
+pub const RELAYS_FILE: &str = "relays";
+
+/// Where the meeting points came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    None,
+}
+
+/// The meeting points to use: `flags`, else `env` (the value of [`ENV_VAR`]), else the
+/// instance's [`RELAYS_FILE`].
+pub fn resolve(
+    flags: &[String],
+    env: Option<String>,
+    instance: &Instance,
+) -> Result<(Vec<Multiaddr>, Source), CliError> {
+    if !flags.is_empty() {
+        return Ok((parse(flags.iter().map(String::as_str))?, Source::Flag));
+    }
+    if let Some(env) = env.filter(|v| !v.trim().is_empty()) {
+        let values = env.split(',').map(str::trim).filter(|v| !v.is_empty());
+        return Ok((parse(values)?, Source::Env));
+    }
+    let path = instance.dir.join(RELAYS_FILE);
+    match read_file(&path)? {
+        Some(text) => {
+            let lines = text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty());
+            let addrs = parse(lines)?;
+            let source = match addrs.is_empty() {
+                true => Source::None,
+                false => Source::File,
+            };
+            Ok((addrs, source))
+        }
+        None => Ok((Vec::new(), Source::None)),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Option<String>, CliError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(UsageError::RelaysFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+        .into()),
+    }
+}
+
+fn parse<'a>(values: impl Iterator<Item = &'a str>) -> Result<Vec<Multiaddr>, CliError> {
+    values
+        .map(|v| {
+            let invalid = |reason: String| UsageError::Multiaddr {
+                what: "relay",
+                value: v.to_owned(),
+                reason,
+            };
+            let addr: Multiaddr = v.parse().map_err(|e| invalid(format!("{e}")))?;
+            // The node needs the meeting point's identity to authenticate it.
+            let named = addr.iter().last().is_some_and(|p| p.tag() == "p2p");
+            match named {
+                true => Ok(addr),
+                false => Err(invalid(
+                    "it must end in /p2p/<peer id> (as `paircode relay` prints it)".to_owned(),
+                )
+                .into()),
+            }
+        })
+        .collect()
+}
+
+/// One meeting point in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingPointView {
+    pub addr: String,
+    /// `connecting`, `reserving`, `reserved` or `unreachable`.
+    pub state: String,
+    /// Whether a relay reservation is active: peers elsewhere can reach us through it.
+    pub reservation: bool,
+    /// Our address through it, while reserved.
+    pub circuit: Option<String>,
+    /// What went wrong, while unreachable (with what to check).
+    pub error: Option<String>,
+}
+
+/// How a device is connected, in `network devices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    Direct,
+    Relayed,
+}
+
+impl From<ConnectionPath> for Connection {
+    fn from(path: ConnectionPath) -> Self {
+        match path {
+            ConnectionPath::Direct => Connection::Direct,
+            ConnectionPath::Relayed => Connection::Relayed,
+        }
+    }
+}
+
+/// The node's meeting points as `status` shows them.
+pub async fn views(node: &Node) -> Vec<MeetingPointView> {
+    let Ok(reach) = node.reach().await else {
+        return Vec::new();
+    };
+    reach
+        .meeting_points
+        .into_iter()
+        .map(|mp| {
+            let addr = mp.addr.to_string();
+            match mp.state {
+                MeetingPointState::Connecting => view(addr, "connecting", None, None),
+                MeetingPointState::Reserving => view(addr, "reserving", None, None),
+                MeetingPointState::Reserved { circuit } => {
+                    view(addr, "reserved", Some(circuit.to_string()), None)
+                }
+                MeetingPointState::Unreachable { error, retry_in } => {
+                    let error = format!(
+                        "{error}; retrying in {} s. Check that the meeting point runs \
+                         (`paircode relay`), that its address and peer id are right, and \
+                         that this network lets TCP out to it",
+                        retry_in.as_secs()
+                    );
+                    view(addr, "unreachable", None, Some(error))
+                }
+            }
+        })
+        .collect()
+}
+
+fn view(
+    addr: String,
+    state: &str,
+    circuit: Option<String>,
+    error: Option<String>,
+) -> MeetingPointView {
+    MeetingPointView {
+        addr,
+        state: state.to_owned(),
+        reservation: circuit.is_some(),
+        circuit,
+        error,
+    }
+}
+
+/// `devices` with each online device's path filled in.
+pub async fn with_paths(node: &Node, mut devices: Vec<DeviceView>) -> Vec<DeviceView> {
+    let Ok(reach) = node.reach().await else {
+        return devices;
+    };
+    for device in &mut devices {
+        device.connection = match device.online {
+            true => reach
+                .connections
+                .iter()
+                .find(|(peer, _)| peer.to_string() == device.peer_id)
+                .map(|(_, path)| Connection::from(*path)),
+            false => None,
+        };
+    }
+    devices
+}
+
+impl Connection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::Direct => "direct",
+            Connection::Relayed => "relayed",
+        }
+    }
+}
+
+/// The meeting points in `status`'s human view.
+pub fn print(meeting_points: &[MeetingPointView]) {
+    if meeting_points.is_empty() {
+        crate::output::line("meeting:   none (LAN only)");
+    }
+    for mp in meeting_points {
+        let state = match (&mp.circuit, &mp.error) {
+            (Some(circuit), _) => format!("reservation active, reachable at {circuit}"),
+            (None, Some(error)) => format!("unreachable: {error}"),
+            (None, None) => format!("{} (no reservation yet)", mp.state),
+        };
+        crate::output::line(format_args!("meeting:   {} — {state}", mp.addr));
+    }
+}
