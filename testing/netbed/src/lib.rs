@@ -11,6 +11,7 @@
 mod error;
 pub mod hammer;
 pub mod lab;
+pub mod meeting_point;
 pub mod wire;
 
 pub use error::{Error, NodeArgsError};
@@ -168,6 +169,9 @@ pub struct NodeArgs {
     pub bootstrap: Vec<String>,
     /// The joiner's search timeout; the node's default if `None`.
     pub join_timeout_ms: Option<u64>,
+    /// Meeting points (`--relay`). AutoNAT then trusts private addresses too: every lab
+    /// address is private.
+    pub relays: Vec<String>,
 }
 
 impl NodeProcess {
@@ -187,6 +191,12 @@ impl NodeProcess {
             .args(["--mdns", if args.mdns { "on" } else { "off" }]);
         for b in &args.bootstrap {
             command.args(["--bootstrap", b]);
+        }
+        for relay in &args.relays {
+            command.args(["--relay", relay]);
+        }
+        if !args.relays.is_empty() {
+            command.args(["--autonat-global-only", "off"]);
         }
         if let Some(ms) = args.join_timeout_ms {
             command.args(["--join-timeout-ms", &ms.to_string()]);

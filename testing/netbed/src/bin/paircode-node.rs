@@ -7,23 +7,28 @@
 //!   failure it waits for the next such line;
 //! - outcome: `{"event":"completed","elapsed_ms":…,"device":{…}}` or
 //!   `{"event":"failed","error":…,"elapsed_ms":…}`; also `discovered` / `progress`.
+//! - with meeting points (`--relay`), once each holds a reservation or is found
+//!   unreachable (at most 20 s), before anything else happens:
+//!   `{"event":"meeting_points","elapsed_ms":…,"states":["reserved"|"unreachable"|…]}`;
+//! - after the outcome, a line `path <peer id>` on stdin is answered with
+//!   `{"event":"path","peer":…,"path":"direct"|"relayed"|null}`.
 //!
 //! The node keeps running after the outcome until stdin closes, so that its last reply
 //! reaches the peer, then shuts down cleanly.
 //!
 //! paircode-node --runtime tokio|async-std --role initiator|joiner --name NAME
 //!               --listen MULTIADDR [--mdns on|off] [--bootstrap MULTIADDR]...
-//!               [--join-timeout-ms MS]
+//!               [--join-timeout-ms MS] [--relay MULTIADDR]... [--autonat-global-only on|off]
 
 use std::io::BufRead;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use paircode_core::{Code, DeviceIdentity};
 use paircode_net::{
-    Error, EventStream, FailReason, GenerateOptions, NodeConfig, NodeEvent, PairingEvent,
-    PairingHandle,
+    Error, EventStream, FailReason, GenerateOptions, MeetingPointState, Node, NodeConfig,
+    NodeEvent, PairingEvent, PairingHandle,
 };
 use paircode_netbed::{device_json, NodeArgsError, Rt};
 use serde_json::json;
@@ -65,6 +70,10 @@ fn parse_args() -> Result<Args, NodeArgsError> {
                 .bootstrap
                 .push(value.parse().map_err(|e| bad(format!("{e}")))?),
             "--mdns" => config.mdns = value == "on",
+            "--relay" => config
+                .relays
+                .push(value.parse().map_err(|e| bad(format!("{e}")))?),
+            "--autonat-global-only" => config.autonat_only_global_ips = value == "on",
             "--join-timeout-ms" => {
                 let ms = value.parse().map_err(|e| bad(format!("{e}")))?;
                 config.pairing.join_timeout = std::time::Duration::from_millis(ms);
@@ -146,7 +155,65 @@ fn error_kind(e: &Error) -> &'static str {
     }
 }
 
+fn state_name(state: &MeetingPointState) -> &'static str {
+    match state {
+        MeetingPointState::Connecting => "connecting",
+        MeetingPointState::Reserving => "reserving",
+        MeetingPointState::Reserved { .. } => "reserved",
+        MeetingPointState::Unreachable { .. } => "unreachable",
+    }
+}
+
+/// Waits until every meeting point holds a reservation or was found unreachable (at most
+/// 20 s), and reports their states.
+async fn settle_meeting_points(node: &Node, started: Instant) {
+    let deadline = started + Duration::from_secs(20);
+    loop {
+        let Ok(reach) = node.reach().await else {
+            return;
+        };
+        let settled = reach.meeting_points.iter().all(|mp| {
+            matches!(
+                mp.state,
+                MeetingPointState::Reserved { .. } | MeetingPointState::Unreachable { .. }
+            )
+        });
+        if settled || Instant::now() >= deadline {
+            let states: Vec<&str> = reach
+                .meeting_points
+                .iter()
+                .map(|mp| state_name(&mp.state))
+                .collect();
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            return say(json!({
+                "event": "meeting_points", "elapsed_ms": elapsed_ms, "states": states,
+            }));
+        }
+        // async-io's timer runs on its own thread: it works under either runtime.
+        async_std::task::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Answers `path <peer id>` lines until stdin closes.
+async fn answer_paths(node: &Node, stdin: &mut mpsc::UnboundedReceiver<String>) {
+    while let Some(line) = stdin.next().await {
+        let Some(peer) = line.strip_prefix("path ") else {
+            continue;
+        };
+        let path = match node.reach().await {
+            Ok(reach) => reach
+                .connections
+                .iter()
+                .find(|(p, _)| p.to_string() == peer.trim())
+                .map(|(_, path)| path.as_str()),
+            Err(_) => None,
+        };
+        say(json!({"event": "path", "peer": peer.trim(), "path": path}));
+    }
+}
+
 async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
+    let has_relays = !args.config.relays.is_empty();
     let node = match args.runtime.start(args.config).await {
         Ok(node) => node,
         Err(e) => return say(json!({"event": "error", "error": e.to_string()})),
@@ -155,6 +222,9 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
     let addrs = node.listen_addrs().await.unwrap_or_default();
     let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     say(json!({"event": "ready", "peer": node.peer_id().to_string(), "addrs": addrs}));
+    if has_relays {
+        settle_meeting_points(&node, Instant::now()).await;
+    }
 
     if args.initiator {
         let options = GenerateOptions {
@@ -192,7 +262,7 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
             }
         }
     }
-    while stdin.next().await.is_some() {}
+    answer_paths(&node, &mut stdin).await;
     node.shutdown().await;
 }
 
