@@ -212,3 +212,63 @@ pub fn print(meeting_points: &[MeetingPointView]) {
         crate::output::line(format_args!("meeting:   {} — {state}", mp.addr));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str =
+        "/ip4/198.51.100.1/tcp/4001/p2p/12D3KooWGYLbpTKKubHUBuq6a3CFFCDtr4Yk7aqCw3Q57qgSteLD";
+    const B: &str =
+        "/ip4/198.51.100.2/tcp/4001/p2p/12D3KooWD43aPS8FNNu7DdoAH9u7p5X6rczGanqbcSx5Gpitbxva";
+
+    fn instance(file: Option<&str>) -> (tempfile::TempDir, Instance) {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = Instance::resolve(Some(dir.path()), "test").unwrap();
+        std::fs::create_dir_all(&instance.dir).unwrap();
+        if let Some(text) = file {
+            std::fs::write(instance.dir.join(RELAYS_FILE), text).unwrap();
+        }
+        (dir, instance)
+    }
+
+    fn strings(addrs: &[Multiaddr]) -> Vec<String> {
+        addrs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_which_wins_over_the_file() {
+        let (_dir, instance) = instance(Some(&format!("# home server\n{A}\n\n")));
+        let (addrs, source) = resolve(&[B.to_owned()], Some(A.to_owned()), &instance).unwrap();
+        assert_eq!(
+            (strings(&addrs), source),
+            (vec![B.to_owned()], Source::Flag)
+        );
+        let env = format!("{B}, {A}");
+        let (addrs, source) = resolve(&[], Some(env), &instance).unwrap();
+        assert_eq!(
+            (strings(&addrs), source),
+            (vec![B.to_owned(), A.to_owned()], Source::Env)
+        );
+        let (addrs, source) = resolve(&[], Some(" ".to_owned()), &instance).unwrap();
+        assert_eq!(
+            (strings(&addrs), source),
+            (vec![A.to_owned()], Source::File)
+        );
+    }
+
+    #[test]
+    fn nothing_configured_is_no_meeting_point() {
+        let (_dir, instance) = instance(None);
+        let (addrs, source) = resolve(&[], None, &instance).unwrap();
+        assert!(addrs.is_empty());
+        assert_eq!(source, Source::None);
+    }
+
+    #[test]
+    fn an_address_without_its_peer_id_is_refused() {
+        let (_dir, instance) = instance(None);
+        let err = resolve(&["/ip4/198.51.100.1/tcp/4001".to_owned()], None, &instance).unwrap_err();
+        assert!(err.to_string().contains("/p2p/<peer id>"), "{err}");
+    }
+}

@@ -124,3 +124,27 @@ where
         .timeout(Duration::from_secs(10))
         .boxed())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_named_peers_keep_the_listen_port() {
+        let reuse = ReusePorts::default();
+        let relay = PeerId::random();
+        let other = PeerId::random();
+        reuse.insert(relay);
+        let addr = |peer: PeerId| -> Multiaddr {
+            format!("/ip4/198.51.100.1/tcp/4001/p2p/{peer}")
+                .parse()
+                .unwrap()
+        };
+        assert!(reuse.contains(&addr(relay)));
+        assert!(!reuse.contains(&addr(other)));
+        // An address that names no peer gets a new port.
+        assert!(!reuse.contains(&"/ip4/198.51.100.1/tcp/4001".parse().unwrap()));
+        reuse.remove(&relay);
+        assert!(!reuse.contains(&addr(relay)));
+    }
+}
