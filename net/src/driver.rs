@@ -29,8 +29,10 @@ use paircode_core::{
 
 mod presence;
 mod reach;
+mod rendezvous;
 
 pub(crate) use reach::Reach;
+pub use rendezvous::RENDEZVOUS_LABEL;
 
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::error::Error;
@@ -81,6 +83,8 @@ where
     /// Provider records of the running session, published again when a new external
     /// address is confirmed (Kademlia copies the addresses into the record when it is put).
     published: HashSet<RecordKey>,
+    /// Paired devices' rendezvous keys (see `rendezvous`).
+    rendezvous: rendezvous::Rendezvous,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     shutdown: Option<(Instant, Vec<futures::channel::oneshot::Sender<()>>)>,
 }
@@ -126,6 +130,7 @@ where
             subscribers: Vec::new(),
             reach,
             published: HashSet::new(),
+            rendezvous: rendezvous::Rendezvous::default(),
             timer: None,
             shutdown: None,
         }
@@ -208,6 +213,7 @@ where
             shutdown,
             self.presence.poll_timeout(),
             self.reach.poll_timeout(),
+            self.rendezvous.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -229,6 +235,7 @@ where
         self.presence.handle_timeout(now);
         self.drain_presence();
         self.reach_timeout(now);
+        self.rendezvous_timeout(now);
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -281,6 +288,11 @@ where
                     .map(|a| a.clone().with_p2p(me).unwrap_or_else(|a| a))
                     .collect();
                 let _ = reply.send(addrs);
+            }
+            Command::Rendezvous { peer, secret } => {
+                if let Ok(peer) = peer.to_libp2p() {
+                    self.set_rendezvous(peer, secret);
+                }
             }
             Command::Reach(reply) => {
                 let _ = reply.send(self.reach_status());
@@ -705,6 +717,14 @@ where
 
     fn on_kad_event(&mut self, event: kad::Event) {
         match event {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::GetProviders(result),
+                step,
+                ..
+            } if self.rendezvous_query(&id) => {
+                self.on_rendezvous_providers(id, &result, step.last);
+            }
             kad::Event::OutboundQueryProgressed {
                 id,
                 result: QueryResult::GetProviders(result),

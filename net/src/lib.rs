@@ -41,6 +41,7 @@ use paircode_core::{DeviceInfo, LocalDevice, PeerId};
 
 use behaviour::Behaviour;
 
+pub use driver::RENDEZVOUS_LABEL;
 pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
 pub use node::{

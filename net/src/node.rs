@@ -14,6 +14,8 @@ use paircode_core::{Code, Config, DeviceIdentity, DeviceInfo, PairedDevice, Peer
 use crate::error::Error;
 use crate::reach::ReachStatus;
 use crate::streams::Streams;
+#[cfg(doc)]
+use crate::RENDEZVOUS_LABEL;
 
 /// What differs between async runtimes, apart from the TCP and mDNS providers.
 /// Implemented by the runtime crates; an embedder never calls it.
@@ -179,6 +181,10 @@ pub(crate) enum Command {
     Presence(PresenceCommand),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Reach(oneshot::Sender<ReachStatus>),
+    Rendezvous {
+        peer: PeerId,
+        secret: Option<[u8; 32]>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -366,6 +372,19 @@ impl Node {
     pub fn notify_unpaired(&self, peer: PeerId) -> Result<(), Error> {
         self.streams.remove_paired(&peer);
         self.send(Command::Presence(PresenceCommand::NotifyUnpaired(peer)))
+    }
+
+    /// Lets a paired device find this one again across networks, and this one find it,
+    /// through the meeting points: both publish and look up a DHT key derived from
+    /// `secret`, which changes every hour. `secret` must be the same on both devices and
+    /// known to no one else: the pair's exporter key for [`RENDEZVOUS_LABEL`]
+    /// (`paircode_core::export_key(pairing_secret, me, device, RENDEZVOUS_LABEL)`).
+    /// Forgotten when the device leaves the paired set. Needs meeting points to matter.
+    pub fn set_rendezvous(&self, device: PeerId, secret: [u8; 32]) -> Result<(), Error> {
+        self.send(Command::Rendezvous {
+            peer: device,
+            secret: Some(secret),
+        })
     }
 
     /// Cancels any session, lets replies already queued reach their peers (briefly), closes

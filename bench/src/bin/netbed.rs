@@ -84,6 +84,7 @@ fn mdns(runs: usize) -> Option<Vec<Duration>> {
             bootstrap: vec![],
             join_timeout_ms: None,
             relays: vec![],
+            extra: vec![],
         };
         let limit = Duration::from_secs(20);
         let mut initiator = NodeProcess::spawn(

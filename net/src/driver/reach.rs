@@ -101,6 +101,13 @@ impl Reach {
         }
     }
 
+    /// A meeting point holds a reservation for us.
+    pub(crate) fn reserved(&self) -> bool {
+        self.meeting_points
+            .iter()
+            .any(|mp| matches!(mp.state, State::Reserved { .. }))
+    }
+
     /// Listen addresses reported before the driver ran (while the node waited for its
     /// listeners).
     pub(crate) fn listening_on<'a>(&mut self, mut addrs: impl Iterator<Item = &'a Multiaddr>) {
@@ -278,6 +285,8 @@ where
                 circuit: address.clone(),
             };
             self.republish();
+            self.publish_rendezvous();
+            self.seek_after_reservation();
             return;
         }
         if dialable_from(address) && !self.reach.can_dial {

@@ -172,6 +172,8 @@ pub struct NodeArgs {
     /// Meeting points (`--relay`). AutoNAT then trusts private addresses too: every lab
     /// address is private.
     pub relays: Vec<String>,
+    /// Further `paircode-node` flags, e.g. `--identity HEX`, `--paired PEER=HEX`.
+    pub extra: Vec<String>,
 }
 
 impl NodeProcess {
@@ -198,6 +200,7 @@ impl NodeProcess {
         if !args.relays.is_empty() {
             command.args(["--autonat-global-only", "off"]);
         }
+        command.args(&args.extra);
         if let Some(ms) = args.join_timeout_ms {
             command.args(["--join-timeout-ms", &ms.to_string()]);
         }

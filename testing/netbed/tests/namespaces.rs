@@ -39,6 +39,7 @@ fn node_args(runtime: Rt, role: &'static str, host: &str, mdns: bool) -> NodeArg
         bootstrap: Vec::new(),
         join_timeout_ms: None,
         relays: Vec::new(),
+        extra: Vec::new(),
     }
 }
 

@@ -42,6 +42,7 @@ fn args(role: &'static str, host: &Host, relays: &[String], mdns: bool) -> NodeA
         bootstrap: Vec::new(),
         join_timeout_ms: None,
         relays: relays.to_vec(),
+        extra: Vec::new(),
     }
 }
 
@@ -286,4 +287,98 @@ fn meeting_point_down_lan_pairing_works_and_a_cross_network_join_fails_clearly()
     alice.quit();
     bob.quit();
     carol.quit();
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    hex::encode(bytes)
+}
+
+/// Waits until `node` reports `peer` online; returns how long that took from `since`.
+fn online(node: &mut NodeProcess, peer: &str, since: Instant, limit: Duration) -> Duration {
+    loop {
+        let left = limit.saturating_sub(since.elapsed());
+        let event = node.next(left);
+        if event["event"] == "online" && event["peer"] == peer {
+            return since.elapsed();
+        }
+    }
+}
+
+/// Scenario 3: two devices paired across two port-preserving NATs both restart; knowing
+/// only the meeting point and each other (identity and pairing secret), they find each
+/// other again through their pair's rendezvous record, online within 10 s, and end on a
+/// direct connection.
+#[test]
+fn paired_devices_find_each_other_again_across_nats_after_restarting() {
+    if skip() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let internet = lab.internet().unwrap();
+    let server = lab.host("mp", internet, false).unwrap();
+    let home_a = lab.home("home-a", internet, Nat::PortPreserving).unwrap();
+    let home_b = lab.home("home-b", internet, Nat::PortPreserving).unwrap();
+    let alice_host = lab.host("alice", home_a.lan, false).unwrap();
+    let bob_host = lab.host("bob", home_b.lan, false).unwrap();
+    let meeting_point = RunningMeetingPoint::start(&server);
+    let relays = vec![meeting_point.addr.to_string()];
+    let (alice_key, bob_key) = (random_secret(), random_secret());
+    let with_identity = |mut args: NodeArgs, key: &str| {
+        args.extra = vec!["--identity".to_owned(), key.to_owned()];
+        args
+    };
+
+    // Pair once.
+    let (mut alice, alice_id, _) = start(
+        &alice_host,
+        &with_identity(args("initiator", &alice_host, &relays, false), &alice_key),
+    );
+    let code = alice.expect("code", EVENT_TIMEOUT)["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut bob, bob_id, _) = start(
+        &bob_host,
+        &with_identity(args("joiner", &bob_host, &relays, false), &bob_key),
+    );
+    bob.send(&format!("join {code}"));
+    let secret = bob.expect("completed", EVENT_TIMEOUT)["device"]["pairing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice.expect("completed", EVENT_TIMEOUT);
+    alice.quit();
+    bob.quit();
+
+    // Both restart at once, as restarted daemons do.
+    let restarted = |host: &Host, key: &str, other: &str| {
+        let mut args = with_identity(args("device", host, &relays, false), key);
+        args.extra
+            .extend(["--paired".to_owned(), format!("{other}={secret}")]);
+        NodeProcess::spawn(NODE, Some(&host.ns), &args)
+    };
+    let started = Instant::now();
+    let mut alice = restarted(&alice_host, &alice_key, &bob_id);
+    let mut bob = restarted(&bob_host, &bob_key, &alice_id);
+    let limit = Duration::from_secs(10);
+    let bob_online_on_alice = online(&mut alice, &bob_id, started, limit);
+    let alice_online_on_bob = online(&mut bob, &alice_id, started, limit);
+    let mut final_path = path(&mut bob, &alice_id);
+    let direct_deadline = Instant::now() + Duration::from_secs(10);
+    while final_path.as_deref() != Some("direct") && Instant::now() < direct_deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        final_path = path(&mut bob, &alice_id);
+    }
+    log(format!(
+        "[nat-pairing] restart across two port-preserving NATs: path {}; bob online on alice \
+         after {:.0} ms, alice on bob after {:.0} ms (from both restarting)",
+        final_path.clone().unwrap_or_default(),
+        bob_online_on_alice.as_secs_f64() * 1000.0,
+        alice_online_on_bob.as_secs_f64() * 1000.0,
+    ));
+    assert_eq!(final_path.as_deref(), Some("direct"));
+    alice.quit();
+    bob.quit();
 }
