@@ -41,8 +41,14 @@ pub(crate) struct Reach {
     reuse: ReusePorts,
     /// What AutoNAT confirmed, if it said we are publicly reachable.
     public_addr: Option<Multiaddr>,
-    /// Every open connection of every peer, and whether it is relayed.
-    connections: HashMap<Libp2pPeerId, HashMap<ConnectionId, bool>>,
+    /// Every open connection of every peer.
+    connections: HashMap<Libp2pPeerId, HashMap<ConnectionId, Connection>>,
+}
+
+#[derive(Clone, Copy)]
+struct Connection {
+    relayed: bool,
+    we_dialed: bool,
 }
 
 struct MeetingPoint {
@@ -160,7 +166,7 @@ impl Reach {
             .iter()
             .filter(|(peer, _)| !self.is_meeting_point(peer))
             .map(|(peer, connections)| {
-                let path = match connections.values().all(|relayed| *relayed) {
+                let path = match connections.values().all(|c| c.relayed) {
                     true => ConnectionPath::Relayed,
                     false => ConnectionPath::Direct,
                 };
@@ -321,11 +327,38 @@ where
             // DCUtR's hole-punching dials to this peer must leave from the listen port.
             self.reach.reuse.insert(peer);
         }
-        self.reach
-            .connections
-            .entry(peer)
-            .or_default()
-            .insert(connection, relayed);
+        let connections = self.reach.connections.entry(peer).or_default();
+        connections.insert(
+            connection,
+            Connection {
+                relayed,
+                we_dialed: endpoint.is_dialer(),
+            },
+        );
+        // Two devices that find each other at once (Kademlia dials a provider it finds)
+        // end up with a relayed connection in each direction, and DCUtR then punches
+        // twice at once over the same ports: the two attempts merge into one TCP
+        // connection with clashing roles and both fail. Both sides close the relayed
+        // connections the higher PeerId dialed, so one remains and one punch runs.
+        // Relayed connections all dialed by one side are left alone (a pairing request
+        // may be under way on any of them).
+        let we_are_higher = *self.swarm.local_peer_id() > peer;
+        let crossed = [true, false].iter().all(|dialed| {
+            connections
+                .values()
+                .any(|c| c.relayed && c.we_dialed == *dialed)
+        });
+        if relayed && crossed {
+            let surplus: Vec<ConnectionId> = connections
+                .iter()
+                .filter(|(_, c)| c.relayed && c.we_dialed == we_are_higher)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in surplus {
+                tracing::debug!(%peer, "closing a second relayed connection");
+                self.swarm.close_connection(id);
+            }
+        }
         if let Some(i) = self.meeting_point_index(&peer) {
             if matches!(self.reach.meeting_points[i].state, State::Dialing) {
                 self.reach.meeting_points[i].state = State::Identifying {

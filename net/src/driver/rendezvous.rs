@@ -77,6 +77,11 @@ where
             Some(secret) => {
                 self.rendezvous.secrets.insert(peer, secret);
                 self.publish_rendezvous();
+                // `presence` may have searched before the secret arrived.
+                if self.reach.reserved() && !self.swarm.is_connected(&peer) {
+                    self.seek_rendezvous(peer);
+                    self.rendezvous.seek_again = Some(Instant::now() + SEEK_AGAIN_AFTER);
+                }
             }
             None => {
                 if let Some(secret) = self.rendezvous.secrets.remove(&peer) {
@@ -189,8 +194,13 @@ where
         }
         if let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result {
             // Only the device this key belongs to counts. Its addresses sit in the
-            // running query, where the dial `presence` asks for now finds them.
-            if providers.contains(&peer) {
+            // running query, where the dial `presence` asks for now finds them. Two
+            // devices that restart together find each other at the same moment: only
+            // the one with the lower PeerId dials, so that they hold one relayed
+            // connection and DCUtR punches one hole, not two colliding ones. The other
+            // is dialed, or dials at `presence`'s next search if it is not.
+            let we_dial = *self.swarm.local_peer_id() < peer;
+            if providers.contains(&peer) && we_dial {
                 tracing::debug!(%peer, "found a paired device through its rendezvous key");
                 self.presence_found(&[peer]);
             }

@@ -272,10 +272,7 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
     let addrs = node.listen_addrs().await.unwrap_or_default();
     let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     say(json!({"event": "ready", "peer": node.peer_id().to_string(), "addrs": addrs}));
-    if has_relays {
-        settle_meeting_points(&node, Instant::now()).await;
-    }
-
+    // As a daemon does: the paired set first, then whatever else.
     for (peer, pairing_secret) in &args.paired {
         let secret = paircode_core::export_key(
             pairing_secret,
@@ -285,6 +282,9 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
         );
         let _ = node.add_paired(peer.clone());
         let _ = node.set_rendezvous(peer.clone(), secret);
+    }
+    if has_relays {
+        settle_meeting_points(&node, Instant::now()).await;
     }
 
     if args.role == Role::Initiator {
@@ -328,6 +328,13 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
 }
 
 fn main() {
+    // Logs to stderr when asked (`PAIRCODE_NODE_LOG=paircode_net=debug`).
+    if let Ok(filter) = std::env::var("PAIRCODE_NODE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {
