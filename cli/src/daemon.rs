@@ -58,6 +58,7 @@ impl Daemon {
         devices: DeviceList,
     ) -> Arc<Self> {
         let _ = node.set_paired(devices.peers());
+        crate::meeting_points::set_rendezvous(&node, devices.devices.iter());
         for peer in devices.pending_unpairs() {
             let _ = node.notify_unpaired(peer);
         }
@@ -372,6 +373,7 @@ impl Daemon {
             .expect("online lock")
             .insert(device.peer.clone());
         let _ = self.node.add_paired(device.peer.clone());
+        crate::meeting_points::set_rendezvous(&self.node, devices.devices.iter());
         tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
         Ok(view)
     }

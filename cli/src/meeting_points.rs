@@ -11,6 +11,7 @@ use std::path::Path;
 use paircode_net::{ConnectionPath, MeetingPointState, Multiaddr, Node};
 use serde::{Deserialize, Serialize};
 
+use crate::devices::DeviceRecord;
 use crate::error::{CliError, UsageError};
 use crate::instance::Instance;
 use crate::ipc::DeviceView;
@@ -168,6 +169,17 @@ fn view(
         reservation: circuit.is_some(),
         circuit,
         error,
+    }
+}
+
+/// Lets each paired device and this one find each other again across networks, through
+/// the meeting points (a no-op without any).
+pub fn set_rendezvous<'a>(node: &Node, devices: impl Iterator<Item = &'a DeviceRecord>) {
+    let me = node.peer_id();
+    for device in devices {
+        if let Some((peer, secret)) = device.rendezvous_secret(&me) {
+            let _ = node.set_rendezvous(peer, secret);
+        }
     }
 }
 

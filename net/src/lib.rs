@@ -8,6 +8,13 @@
 //! (`paircode-tokio`, `paircode-async-std`) only supply the TCP and mDNS providers, a
 //! spawner and a timer, and call [`start_node`].
 //!
+//! With meeting points ([`NodeConfig::relays`]) a node also reaches devices on other
+//! networks: it holds a circuit relay v2 reservation on each and advertises the circuit
+//! address, a joiner finds the initiator's provider record through them, DCUtR upgrades
+//! the relayed connection to a direct one where the NATs allow, and paired devices meet
+//! again under a per-pair rotating rendezvous key ([`Node::set_rendezvous`]);
+//! [`Node::reach`] reports reservations and each connection's path.
+//!
 //! The driver does I/O only: which session a message belongs to, and every presence
 //! decision about paired devices (`paircode_core::Presence`: who is online, who is owed
 //! an unpair notice, when to greet and whom to look for) are the core's, so the simulator
