@@ -416,7 +416,13 @@ async fn join(
         })
         .await?;
     let progress = Progress::new(json, None);
-    follow(&mut client, json, progress).await
+    let result = follow(&mut client, json, progress).await;
+    if let Err(e) = &result {
+        if !json && e.kind() == "no_device_answered" {
+            paircode_cli::meeting_points::explain_no_device(instance).await;
+        }
+    }
+    result
 }
 
 fn read_code_from_stdin() -> Result<zeroize::Zeroizing<String>, CliError> {

@@ -225,6 +225,29 @@ pub fn print(meeting_points: &[MeetingPointView]) {
     }
 }
 
+/// After a join found no device: says what the meeting points have to do with it, on
+/// stderr (the error itself is printed as usual). Nothing with `--json`: the envelope's
+/// `kind` is the machine-readable answer there.
+pub async fn explain_no_device(instance: &Instance) {
+    use crate::ipc::{Request, Response};
+    let Ok(Response::Status(status)) =
+        crate::client::Client::call(instance, &Request::Status).await
+    else {
+        return;
+    };
+    let hint = match status.meeting_points.as_slice() {
+        [] => "only devices on this network were searched: to pair across networks, start \
+               the daemon with --relay (see `paircode relay`)"
+            .to_owned(),
+        mps if mps.iter().all(|mp| mp.error.is_some()) => format!(
+            "no meeting point is reachable, so only this network was searched: {}",
+            mps[0].error.as_deref().unwrap_or_default()
+        ),
+        _ => return,
+    };
+    eprintln!("hint: {hint}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

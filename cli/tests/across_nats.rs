@@ -110,3 +110,86 @@ fn two_homes_pair_through_paircode_relay_and_end_direct() {
         paired_at.elapsed().as_millis(),
     ));
 }
+
+/// The meeting point is down: the daemons still run, `status` says the meeting point is
+/// unreachable and what to check, and a join from another home fails with "no device
+/// answered" within its timeout and a hint naming the cause.
+#[test]
+fn with_the_meeting_point_down_a_join_across_networks_fails_with_a_hint() {
+    let scenario = "meeting point down (CLI)";
+    if let Some(reason) = lab::nat_skip_reason() {
+        log(&format!("skipping: {scenario}: {reason}"));
+        return;
+    }
+    let Some(mut site) = Site::new(scenario) else {
+        return;
+    };
+    let internet = site.lab.internet().unwrap();
+    let server = site.lab.host("mp", internet, false).unwrap();
+    let home_a = site
+        .lab
+        .home("home-a", internet, Nat::PortPreserving)
+        .unwrap();
+    let home_b = site
+        .lab
+        .home("home-b", internet, Nat::PortPreserving)
+        .unwrap();
+    let alice = site.lab.host("alice", home_a.lan, false).unwrap();
+    let bob = site.lab.host("bob", home_b.lan, false).unwrap();
+    // Nothing listens there.
+    let dead = format!(
+        "/ip4/{}/tcp/4001/p2p/12D3KooWGYLbpTKKubHUBuq6a3CFFCDtr4Yk7aqCw3Q57qgSteLD",
+        server.addr
+    );
+    for host in [&alice, &bob] {
+        site.bed.init(&host.name);
+        let listen = host.listen_addr();
+        let args = [
+            "--listen",
+            &listen,
+            "--name",
+            &host.name,
+            "--no-mdns",
+            "--relay",
+            &dead,
+        ];
+        site.bed.start_in(Some(&host.ns), &host.name, &args);
+    }
+    let mut error = String::new();
+    site.bed
+        .eventually("status says the meeting point is unreachable", || {
+            let status = site.bed.json(&bob.name, &["status"]);
+            let mp = &status["meeting_points"][0];
+            error = mp["error"].as_str().unwrap_or_default().to_owned();
+            mp["state"] == "unreachable" && mp["reservation"] == false
+        });
+    assert!(
+        error.contains("Check that the meeting point runs"),
+        "{error}"
+    );
+
+    let (generating, words) = site.bed.generate(&alice.name, &["--auto-accept"]);
+    let started = Instant::now();
+    let out = site
+        .bed
+        .cmd(&bob.name)
+        .args(["network", "pair", "join", "--code", &words])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("join runs");
+    let took = started.elapsed();
+    drop(generating);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no device answered"), "{stderr}");
+    assert!(
+        stderr.contains("hint: no meeting point is reachable"),
+        "{stderr}"
+    );
+    assert!(took.as_secs() < 35, "the join failed only after {took:?}");
+    log(&format!(
+        "{scenario}: cross-network join failed after {} ms (timeout 30 s); status: {error}",
+        took.as_millis()
+    ));
+}
