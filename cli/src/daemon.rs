@@ -7,17 +7,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use paircode_core::{Code, PairedDevice, PeerId};
-use paircode_net::{GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
+use paircode_net::{EventStream, GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
 
 use crate::devices::{DeviceList, DeviceRecord};
 use crate::instance::{Instance, DEVICES_FILE};
 use crate::ipc::{
-    read_frame, write_frame, DaemonError, DeviceView, Event, FrameError, Request, Response,
-    SaveContext, SessionView, StatusInfo,
+    read_frame_up_to, write_frame, DaemonError, DeviceView, Event, FrameError, Request, Response,
+    SaveContext, SessionView, StatusInfo, MAX_REQUEST_LEN,
 };
+use crate::ipc_server::{Idle, IpcServer, REPLY_TIMEOUT, REQUEST_TIMEOUT};
 use crate::store::{StoreError, Vault};
+
+mod transfers;
+pub use transfers::Transfers;
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -26,12 +32,24 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A task that must not outlive its owner (a connection's reader).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Session {
     role: &'static str,
     stage: String,
     expires_at: Option<Instant>,
     cancel: mpsc::UnboundedSender<()>,
 }
+
+/// How long shutdown waits for the node-event watcher to write its last save.
+const WATCHER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Daemon {
     instance: Instance,
@@ -44,10 +62,16 @@ pub struct Daemon {
     devices: Mutex<DeviceList>,
     online: Mutex<BTreeSet<PeerId>>,
     session: Mutex<Option<Session>>,
+    transfers: Transfers,
     stop: Notify,
+    /// The node's events from before the paired set was handed over, until `watch_node`
+    /// takes them.
+    events: Mutex<Option<EventStream>>,
 }
 
 impl Daemon {
+    // One more than clippy's threshold: each is a different part of the daemon.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         instance: Instance,
         node: Node,
@@ -56,7 +80,12 @@ impl Daemon {
         mdns: bool,
         code_ttl: Duration,
         devices: DeviceList,
+        transfers: Transfers,
     ) -> Arc<Self> {
+        // Subscribed before the paired set is handed over: the node reports a device that
+        // is already connected as online the moment it learns it is paired, and an event
+        // sent before anyone listens is lost for good.
+        let events = node.events();
         let _ = node.set_paired(devices.peers());
         crate::meeting_points::set_rendezvous(&node, devices.devices.iter());
         for peer in devices.pending_unpairs() {
@@ -72,37 +101,57 @@ impl Daemon {
             devices: Mutex::new(devices),
             online: Mutex::new(BTreeSet::new()),
             session: Mutex::new(None),
+            transfers,
             stop: Notify::new(),
+            events: Mutex::new(Some(events)),
         })
     }
 
     /// Serves the socket until `stop` is requested or a termination signal arrives.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
-        tokio::spawn(self.clone().watch_node());
+        let watcher = tokio::spawn(self.clone().watch_node());
+        tokio::spawn(self.clone().accept_transfers());
+        let trim = tokio::spawn(crate::memory::trim_periodically());
+        let mut server = IpcServer::new(listener);
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .expect("installing a SIGTERM handler");
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        tokio::spawn(self.clone().client(stream));
-                    }
-                    Err(e) => tracing::warn!("accepting a CLI connection: {e}"),
-                },
+                accepted = server.accept() => {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        this.client(accepted.stream, accepted.idle).await;
+                        drop(accepted.slot);
+                    });
+                }
                 _ = self.stop.notified() => break,
                 _ = terminate.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
             }
         }
         tracing::info!("stopping");
+        trim.abort();
         self.node.shutdown().await;
+        // The watcher saves the device list (last-seen times of devices that just went
+        // offline). It must be done before the caller releases the instance lock: a save
+        // after that could overwrite a store the user or a new daemon now owns. The node's
+        // event stream ends with the node; the bound only guards against a stuck save.
+        let mut watcher = watcher;
+        if tokio::time::timeout(WATCHER_DRAIN, &mut watcher)
+            .await
+            .is_err()
+        {
+            watcher.abort();
+        }
         let _ = std::fs::remove_file(self.instance.socket());
     }
 
     /// Keeps the online set, last-seen times and unpairings current.
     async fn watch_node(self: Arc<Self>) {
-        let mut events = self.node.events();
+        let Some(mut events) = self.events.lock().expect("events lock").take() else {
+            return;
+        };
         while let Some(event) = events.next().await {
             match event {
                 NodeEvent::PairedOnline(peer) => self.presence(peer, true),
@@ -194,27 +243,49 @@ impl Daemon {
         }
     }
 
-    async fn client(self: Arc<Self>, stream: UnixStream) {
+    async fn client(self: Arc<Self>, stream: UnixStream, mut idle: Idle) {
         let (mut reader, mut writer) = stream.into_split();
-        let request: Request = match read_frame(&mut reader).await {
-            Ok(r) => r,
-            Err(FrameError::Closed) => return,
-            Err(e) => {
+        let first = timeout(
+            REQUEST_TIMEOUT,
+            read_frame_up_to(&mut reader, MAX_REQUEST_LEN),
+        );
+        let read = tokio::select! {
+            read = first => read,
+            () = idle.evicted() => {
+                tracing::debug!("an idle CLI connection made room for a newer one");
+                return;
+            }
+        };
+        drop(idle);
+        let request: Request = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(FrameError::Closed)) => return,
+            Ok(Err(e)) => {
                 let error = DaemonError::BadRequest(e.to_string());
-                let _ = write_frame(&mut writer, &Response::Error(error)).await;
+                let _ = timeout(
+                    REPLY_TIMEOUT,
+                    write_frame(&mut writer, &Response::Error(error)),
+                )
+                .await;
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("a CLI connection sent no request in {REQUEST_TIMEOUT:?}");
                 return;
             }
         };
         // Later frames on this connection (a confirm answer) arrive through this channel;
-        // its closing means the CLI went away.
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(request) = read_frame::<_, Request>(&mut reader).await {
-                if tx.send(request).is_err() {
+        // its closing means the CLI went away. The reader ends with this connection.
+        let (tx, rx) = mpsc::channel(4);
+        let _reader = AbortOnDrop(tokio::spawn(async move {
+            while let Ok(request) =
+                read_frame_up_to::<_, Request>(&mut reader, MAX_REQUEST_LEN).await
+            {
+                if tx.send(request).await.is_err() {
                     break;
                 }
             }
-        });
+        }));
         let reply = match request {
             Request::Status => Response::Status(self.status().await),
             Request::Stop => {
@@ -277,8 +348,25 @@ impl Daemon {
                 },
             },
             Request::Confirm { .. } => Response::Error(DaemonError::ConfirmWithoutSession),
+            Request::Send {
+                device,
+                paths,
+                text,
+            } => {
+                self.send(device, paths, text, writer, rx).await;
+                return;
+            }
+            Request::SendCancel => Response::Error(DaemonError::BadRequest(
+                "no send is running on this connection".into(),
+            )),
+            Request::Received => self.received(),
+            Request::FollowReceived => {
+                self.follow_received(writer, rx).await;
+                return;
+            }
+            Request::SetReceive { who, on } => self.set_receive(&who, on),
         };
-        let _ = write_frame(&mut writer, &reply).await;
+        let _ = timeout(REPLY_TIMEOUT, write_frame(&mut writer, &reply)).await;
     }
 
     /// Relays a session's events to the CLI that started it, until the outcome.
@@ -288,7 +376,7 @@ impl Daemon {
         expires_at: Option<Instant>,
         mut handle: PairingHandle,
         mut writer: tokio::net::unix::OwnedWriteHalf,
-        mut requests: mpsc::UnboundedReceiver<Request>,
+        mut requests: mpsc::Receiver<Request>,
     ) {
         let (cancel_tx, mut cancel_rx) = mpsc::unbounded_channel();
         *self.session.lock().expect("session lock") = Some(Session {

@@ -12,11 +12,19 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::devices::FindError;
+use crate::transfer::log::{Arriving, ReceivedEntry};
+use crate::transfer::send::{Delivered, Progress};
+use crate::transfer::TransferError;
 
 /// 2: errors are the typed `DaemonError`.
 pub const IPC_VERSION: u32 = 2;
 /// Replies carry at most a device list; anything near this size is not ours.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
+/// Requests carry a code or a device name at most: the daemon reads no more, so clients
+/// cannot make it hold megabytes each.
+pub const MAX_REQUEST_LEN: usize = 16 * 1024;
+/// What a frame's buffer starts with; requests are far smaller.
+const INITIAL_FRAME_BUFFER: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -42,17 +50,51 @@ pub enum Request {
     Unpair {
         who: String,
     },
+    /// Send files (absolute paths) or a text to a paired device; the connection then
+    /// streams `Response::Sending`, `Response::Transfer`s and a final `Response::Sent`.
+    /// Closing the connection aborts (the device keeps what arrived, for a resume).
+    Send {
+        device: String,
+        paths: Vec<PathBuf>,
+        text: Option<String>,
+    },
+    /// On a sending connection: cancel, and have the device drop what arrived.
+    SendCancel,
+    Received,
+    /// `Response::Done` once subscribed, then `Response::Arriving` for transfers as they
+    /// arrive, until the connection closes.
+    FollowReceived,
+    /// Accept transfers from a device, or not.
+    SetReceive {
+        who: String,
+        on: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Status(StatusInfo),
     Done,
-    Code { words: String, expires_secs: u64 },
+    Code {
+        words: String,
+        expires_secs: u64,
+    },
     Event(Event),
     Devices(Vec<DeviceView>),
     PairStatus(Option<SessionView>),
     Unpaired(DeviceView),
+    /// A send started: to whom, how much, and what inside directories was skipped.
+    Sending {
+        device: DeviceView,
+        items: usize,
+        bytes: u64,
+        skipped: Vec<PathBuf>,
+    },
+    Transfer(Progress),
+    Sent(Vec<Delivered>),
+    Received(Vec<ReceivedEntry>),
+    Arriving(Arriving),
+    ReceiveSet(DeviceView),
     Error(DaemonError),
 }
 
@@ -100,6 +142,9 @@ pub struct DeviceView {
     /// `direct`, `relayed` (through a meeting point), or null while offline.
     #[serde(default)]
     pub connection: Option<crate::meeting_points::Connection>,
+    /// Transfers from it are accepted (`network receive`).
+    #[serde(default = "crate::devices::yes")]
+    pub receive: bool,
 }
 
 /// An error the daemon reports. Typed end to end: the CLI derives its message, its `kind`
@@ -150,6 +195,8 @@ pub enum DaemonError {
     BadCode(String),
     #[error("a confirmation belongs to the connection that generated the code")]
     ConfirmWithoutSession,
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
 }
 
 /// What the daemon was doing when saving failed.
@@ -159,6 +206,7 @@ pub enum SaveContext {
     /// A pairing completed on the wire; the other device may have stored it.
     Paired,
     Unpaired,
+    Receive,
 }
 
 impl std::fmt::Display for SaveContext {
@@ -166,6 +214,7 @@ impl std::fmt::Display for SaveContext {
         f.write_str(match self {
             SaveContext::Paired => "the pairing completed",
             SaveContext::Unpaired => "the device was to be unpaired",
+            SaveContext::Receive => "receiving from the device was to be switched",
         })
     }
 }
@@ -236,8 +285,8 @@ mod peer_bytes {
 pub enum FrameError {
     #[error("connection closed")]
     Closed,
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
-    TooLarge(usize),
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
     #[error("the daemon speaks IPC version {0}, this paircode speaks {IPC_VERSION}: restart the daemon with this build")]
     Version(u32),
     #[error("malformed frame: {0}")]
@@ -272,7 +321,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     )
     .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if buf.len() > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge(buf.len()));
+        return Err(FrameError::TooLarge {
+            len: buf.len(),
+            max: MAX_FRAME_LEN,
+        });
     }
     w.write_all(&(buf.len() as u32).to_be_bytes()).await?;
     w.write_all(&buf).await?;
@@ -283,6 +335,15 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
 pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
     r: &mut R,
 ) -> Result<T, FrameError> {
+    read_frame_up_to(r, MAX_FRAME_LEN).await
+}
+
+/// Like [`read_frame`], refusing frames longer than `max` (at most [`MAX_FRAME_LEN`]).
+pub async fn read_frame_up_to<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+    max: usize,
+) -> Result<T, FrameError> {
+    let max = max.min(MAX_FRAME_LEN);
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -290,11 +351,16 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge(len));
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
+    // The announced length is only a claim: memory grows with the bytes that arrive, so a
+    // client announcing a megabyte and sending nothing costs nothing.
+    let mut buf = Vec::with_capacity(len.min(INITIAL_FRAME_BUFFER));
+    r.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(FrameError::Closed);
+    }
     let envelope: EnvelopeIn =
         ciborium::from_reader(buf.as_slice()).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if envelope.v != IPC_VERSION {
@@ -367,12 +433,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_buffer_grows_with_the_bytes_that_arrive() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        // Announces the largest frame allowed, sends ten bytes and hangs up.
+        a.write_all(&(MAX_FRAME_LEN as u32).to_be_bytes())
+            .await
+            .unwrap();
+        a.write_all(&[0u8; 10]).await.unwrap();
+        drop(a);
+        assert!(matches!(
+            read_frame::<_, Request>(&mut b).await,
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn requests_have_their_own_smaller_limit() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        a.write_all(&(MAX_REQUEST_LEN as u32 + 1).to_be_bytes())
+            .await
+            .unwrap();
+        assert!(matches!(
+            read_frame_up_to::<_, Request>(&mut b, MAX_REQUEST_LEN).await,
+            Err(FrameError::TooLarge { len, max: MAX_REQUEST_LEN }) if len == MAX_REQUEST_LEN + 1
+        ));
+    }
+
+    #[tokio::test]
     async fn oversized_and_foreign_frames_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(4096);
         a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
         assert!(matches!(
             read_frame::<_, Request>(&mut b).await,
-            Err(FrameError::TooLarge(_))
+            Err(FrameError::TooLarge { .. })
         ));
 
         let (mut a, mut b) = tokio::io::duplex(4096);

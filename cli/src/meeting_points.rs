@@ -33,12 +33,12 @@ pub enum Source {
 /// The meeting points to use: `flags`, else `env` (the value of [`ENV_VAR`]), else the
 /// instance's [`RELAYS_FILE`].
 pub fn resolve(
-    flags: &[String],
+    flags: &[Multiaddr],
     env: Option<String>,
     instance: &Instance,
 ) -> Result<(Vec<Multiaddr>, Source), CliError> {
     if !flags.is_empty() {
-        return Ok((parse(flags.iter().map(String::as_str))?, Source::Flag));
+        return Ok((flags.to_vec(), Source::Flag));
     }
     if let Some(env) = env.filter(|v| !v.trim().is_empty()) {
         let values = env.split(',').map(str::trim).filter(|v| !v.is_empty());
@@ -74,26 +74,9 @@ fn read_file(path: &Path) -> Result<Option<String>, CliError> {
     }
 }
 
+/// Checked as `--relay` is, by [`crate::addr::relay`].
 fn parse<'a>(values: impl Iterator<Item = &'a str>) -> Result<Vec<Multiaddr>, CliError> {
-    values
-        .map(|v| {
-            let invalid = |reason: String| UsageError::Multiaddr {
-                what: "relay",
-                value: v.to_owned(),
-                reason,
-            };
-            let addr: Multiaddr = v.parse().map_err(|e| invalid(format!("{e}")))?;
-            // The node needs the meeting point's identity to authenticate it.
-            let named = addr.iter().last().is_some_and(|p| p.tag() == "p2p");
-            match named {
-                true => Ok(addr),
-                false => Err(invalid(
-                    "it must end in /p2p/<peer id> (as `paircode relay` prints it)".to_owned(),
-                )
-                .into()),
-            }
-        })
-        .collect()
+    Ok(values.map(crate::addr::relay).collect::<Result<_, _>>()?)
 }
 
 /// One meeting point in `status`.
@@ -274,7 +257,8 @@ mod tests {
     #[test]
     fn flags_win_over_the_environment_which_wins_over_the_file() {
         let (_dir, instance) = instance(Some(&format!("# home server\n{A}\n\n")));
-        let (addrs, source) = resolve(&[B.to_owned()], Some(A.to_owned()), &instance).unwrap();
+        let flags = [B.parse().unwrap()];
+        let (addrs, source) = resolve(&flags, Some(A.to_owned()), &instance).unwrap();
         assert_eq!(
             (strings(&addrs), source),
             (vec![B.to_owned()], Source::Flag)
@@ -303,7 +287,10 @@ mod tests {
     #[test]
     fn an_address_without_its_peer_id_is_refused() {
         let (_dir, instance) = instance(None);
-        let err = resolve(&["/ip4/198.51.100.1/tcp/4001".to_owned()], None, &instance).unwrap_err();
+        let unnamed = "/ip4/198.51.100.1/tcp/4001";
+        let err = crate::addr::relay(unnamed).unwrap_err();
+        assert!(err.to_string().contains("/p2p/<peer id>"), "{err}");
+        let err = resolve(&[], Some(unnamed.to_owned()), &instance).unwrap_err();
         assert!(err.to_string().contains("/p2p/<peer id>"), "{err}");
     }
 }

@@ -4,104 +4,83 @@
 //!
 //! Needs root, iproute2 and nftables; prints "skipping: …" and passes otherwise.
 
-// Shared with other test binaries, which use more of them.
-#[allow(dead_code)]
 #[path = "support/hosts.rs"]
 mod hosts;
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::Instant;
 
-use hosts::{log, Site};
-use paircode_netbed::lab::{self, Nat};
+use hosts::{assert_paired, log, site};
+use paircode_netbed::daemon::Site;
+use paircode_netbed::lab::{self, Host, Nat};
+use support::TestResult;
 
-/// `paircode relay` in a namespace; stopped with SIGTERM on drop.
-struct Relay(Child);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        // SAFETY: signalling a child we spawned and have not reaped.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
+/// Initialises `host`'s instance and starts its daemon there with `--relay relay`, mDNS
+/// off, listening on the host's address.
+fn start_with_relay(site: &Site, host: &Host, relay: &str) -> TestResult {
+    site.daemons.init(&host.name)?;
+    let listen = host.listen_addr();
+    let args = [
+        "--listen",
+        &listen,
+        "--name",
+        &host.name,
+        "--no-mdns",
+        "--relay",
+        relay,
+    ];
+    site.daemons.start_with(Some(host), &host.name, &args)
 }
 
 #[test]
-fn two_homes_pair_through_paircode_relay_and_end_direct() {
+fn two_homes_pair_through_paircode_relay_and_end_direct() -> TestResult {
     let scenario = "across two NATs with paircode relay";
     if let Some(reason) = lab::nat_skip_reason() {
         log(&format!("skipping: {scenario}: {reason}"));
-        return;
+        return Ok(());
     }
-    let Some(mut site) = Site::new(scenario) else {
-        return;
+    let Some(mut site) = site(scenario)? else {
+        return Ok(());
     };
-    let internet = site.lab.internet().unwrap();
-    let server = site.lab.host("mp", internet, false).unwrap();
-    let home_a = site
-        .lab
-        .home("home-a", internet, Nat::PortPreserving)
-        .unwrap();
-    let home_b = site
-        .lab
-        .home("home-b", internet, Nat::PortPreserving)
-        .unwrap();
-    let alice = site.lab.host("alice", home_a.lan, false).unwrap();
-    let bob = site.lab.host("bob", home_b.lan, false).unwrap();
+    let internet = site.lab.internet()?;
+    let server = site.lab.host("mp", internet, false)?;
+    let home_a = site.lab.home("home-a", internet, Nat::PortPreserving)?;
+    let home_b = site.lab.home("home-b", internet, Nat::PortPreserving)?;
+    let alice = site.lab.host("alice", home_a.lan, false)?;
+    let bob = site.lab.host("bob", home_b.lan, false)?;
 
-    let listen = format!("/ip4/{}/tcp/0", server.addr);
-    let mut child = site
-        .bed
-        .cmd_in(Some(&server.ns), "mp")
-        .args(["relay", "--listen", &listen, "--autonat-private-ips"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn paircode relay");
-    let mut addr = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut addr)
-        .expect("the relay prints its address");
-    let _relay = Relay(child);
-    let addr = addr.trim().to_owned();
+    let listen = server.listen_addr();
+    let relay = site.daemons.relay_on(
+        Some(&server),
+        "mp",
+        &["--listen", &listen, "--autonat-private-ips"],
+    )?;
+    let addr = relay.addr.clone();
     assert!(addr.contains("/p2p/"), "{addr}");
 
     let started = Instant::now();
     for host in [&alice, &bob] {
-        site.bed.init(&host.name);
-        let listen = host.listen_addr();
-        let args = [
-            "--listen",
-            &listen,
-            "--name",
-            &host.name,
-            "--no-mdns",
-            "--relay",
-            &addr,
-        ];
-        site.bed.start_in(Some(&host.ns), &host.name, &args);
+        start_with_relay(&site, host, &addr)?;
     }
     for host in [&alice, &bob] {
-        site.bed.eventually("the reservation is active", || {
-            let status = site.bed.json(&host.name, &["status"]);
-            status["meeting_points"][0]["reservation"] == true
-        });
+        site.daemons.eventually("the reservation is active", || {
+            let status = site.daemons.json(&host.name, &["status"])?;
+            Ok(status["meeting_points"][0]["reservation"] == true)
+        })?;
     }
     let reserved = started.elapsed();
 
-    let paired = site.pair(&alice, &bob);
-    site.assert_paired(&alice, &bob);
+    let paired = site.pair(&alice, &bob)?.join;
+    assert_paired(&site, &alice, &bob)?;
     let paired_at = Instant::now();
-    let alice_id = site.bed.peer_id(&alice.name);
+    let alice_id = site.daemons.peer_id(&alice.name)?;
     let mut path = None;
-    site.bed.eventually("bob reaches alice directly", || {
-        let devices = site.bed.devices(&bob.name);
+    site.daemons.eventually("bob reaches alice directly", || {
+        let devices = site.daemons.devices(&bob.name)?;
         let on_bob = devices.iter().find(|d| d["peer_id"] == alice_id.as_str());
         path = on_bob.map(|d| d["connection"].clone());
-        path.as_ref().is_some_and(|p| p == "direct")
-    });
+        Ok(path.as_ref().is_some_and(|p| p == "direct"))
+    })?;
     log(&format!(
         "{scenario}: path direct; both reserved in {} ms; join took {} ms; direct {} ms after \
          pairing",
@@ -109,78 +88,60 @@ fn two_homes_pair_through_paircode_relay_and_end_direct() {
         paired.as_millis(),
         paired_at.elapsed().as_millis(),
     ));
+    drop(relay);
+    Ok(())
 }
 
 /// The meeting point is down: the daemons still run, `status` says the meeting point is
 /// unreachable and what to check, and a join from another home fails with "no device
 /// answered" within its timeout and a hint naming the cause.
 #[test]
-fn with_the_meeting_point_down_a_join_across_networks_fails_with_a_hint() {
+fn with_the_meeting_point_down_a_join_across_networks_fails_with_a_hint() -> TestResult {
     let scenario = "meeting point down (CLI)";
     if let Some(reason) = lab::nat_skip_reason() {
         log(&format!("skipping: {scenario}: {reason}"));
-        return;
+        return Ok(());
     }
-    let Some(mut site) = Site::new(scenario) else {
-        return;
+    let Some(mut site) = site(scenario)? else {
+        return Ok(());
     };
-    let internet = site.lab.internet().unwrap();
-    let server = site.lab.host("mp", internet, false).unwrap();
-    let home_a = site
-        .lab
-        .home("home-a", internet, Nat::PortPreserving)
-        .unwrap();
-    let home_b = site
-        .lab
-        .home("home-b", internet, Nat::PortPreserving)
-        .unwrap();
-    let alice = site.lab.host("alice", home_a.lan, false).unwrap();
-    let bob = site.lab.host("bob", home_b.lan, false).unwrap();
+    let internet = site.lab.internet()?;
+    let server = site.lab.host("mp", internet, false)?;
+    let home_a = site.lab.home("home-a", internet, Nat::PortPreserving)?;
+    let home_b = site.lab.home("home-b", internet, Nat::PortPreserving)?;
+    let alice = site.lab.host("alice", home_a.lan, false)?;
+    let bob = site.lab.host("bob", home_b.lan, false)?;
     // Nothing listens there.
     let dead = format!(
         "/ip4/{}/tcp/4001/p2p/12D3KooWGYLbpTKKubHUBuq6a3CFFCDtr4Yk7aqCw3Q57qgSteLD",
         server.addr
     );
     for host in [&alice, &bob] {
-        site.bed.init(&host.name);
-        let listen = host.listen_addr();
-        let args = [
-            "--listen",
-            &listen,
-            "--name",
-            &host.name,
-            "--no-mdns",
-            "--relay",
-            &dead,
-        ];
-        site.bed.start_in(Some(&host.ns), &host.name, &args);
+        start_with_relay(&site, host, &dead)?;
     }
     let mut error = String::new();
-    site.bed
+    site.daemons
         .eventually("status says the meeting point is unreachable", || {
-            let status = site.bed.json(&bob.name, &["status"]);
+            let status = site.daemons.json(&bob.name, &["status"])?;
             let mp = &status["meeting_points"][0];
             error = mp["error"].as_str().unwrap_or_default().to_owned();
-            mp["state"] == "unreachable" && mp["reservation"] == false
-        });
+            Ok(mp["state"] == "unreachable" && mp["reservation"] == false)
+        })?;
     assert!(
         error.contains("Check that the meeting point runs"),
         "{error}"
     );
 
-    let (generating, words) = site.bed.generate(&alice.name, &["--auto-accept"]);
+    let (mut generating, words) = site.daemons.generate(&alice.name, &["--auto-accept"])?;
     let started = Instant::now();
     let out = site
-        .bed
-        .cmd(&bob.name)
-        .args(["network", "pair", "join", "--code", &words])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("join runs");
+        .daemons
+        .run(&bob.name, &["network", "pair", "join", "--code", &words])?;
     let took = started.elapsed();
-    drop(generating);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The code would otherwise stay up until it expires.
+    let _ = generating.child.kill();
+    let _ = generating.finish();
+    let stderr = support::stderr(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("no device answered"), "{stderr}");
     assert!(
@@ -192,4 +153,5 @@ fn with_the_meeting_point_down_a_join_across_networks_fails_with_a_hint() {
         "{scenario}: cross-network join failed after {} ms (timeout 30 s); status: {error}",
         took.as_millis()
     ));
+    Ok(())
 }

@@ -12,6 +12,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, dcutr, identify, kad, mdns, ping, relay};
 
+use crate::limits::ConnectionLimits;
 use crate::protocol::{PairCodec, DEVICE_PROTOCOL, PAIR_PROTOCOL};
 pub(crate) use crate::protocol::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 
@@ -23,6 +24,9 @@ pub(crate) struct Behaviour<M>
 where
     M: NetworkBehaviour<ToSwarm = mdns::Event>,
 {
+    /// Hard caps on connections (see `limits`). First, so that a refused connection is
+    /// refused before any other behaviour sets anything up for it.
+    pub(crate) limits: libp2p::connection_limits::Behaviour,
     pub(crate) pair: request_response::Behaviour<PairCodec>,
     /// Paired devices' presence and unpair notices (`paircode_core::presence`).
     pub(crate) device: request_response::Behaviour<PairCodec>,
@@ -62,6 +66,7 @@ where
         record_ttl: Duration,
         relay_client: relay::client::Behaviour,
         reach: Reach,
+        limits: &ConnectionLimits,
     ) -> Self {
         let peer = keypair.public().to_peer_id();
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
@@ -94,6 +99,7 @@ where
             )
         });
         Behaviour {
+            limits: limits.behaviour(),
             pair: request_response::Behaviour::with_codec(
                 PairCodec,
                 [(PAIR_PROTOCOL, ProtocolSupport::Full)],
@@ -107,10 +113,12 @@ where
                 request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
             ),
             kad,
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.to_owned(),
-                keypair.public(),
-            )),
+            // No cache of peers' addresses: anyone can advertise hundreds, and the driver
+            // keeps a bounded address book of its own.
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
+                    .with_cache_size(0),
+            ),
             ping: ping::Behaviour::new(
                 ping::Config::new()
                     .with_interval(Duration::from_secs(5))

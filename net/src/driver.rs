@@ -27,12 +27,17 @@ use paircode_core::{
     Progress, Role, SessionId,
 };
 
+mod address_book;
+mod connections;
 mod presence;
 mod reach;
 mod rendezvous;
 
 pub(crate) use reach::Reach;
 pub use rendezvous::RENDEZVOUS_LABEL;
+
+use address_book::AddressBook;
+use connections::Connections;
 
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::error::Error;
@@ -60,11 +65,13 @@ where
     /// Where the running session's events go.
     session: Option<mpsc::UnboundedSender<PairingEvent>>,
     /// Addresses learnt from mDNS, identify, Kademlia and the bootstrap list.
-    addresses: HashMap<Libp2pPeerId, Vec<Multiaddr>>,
+    addresses: AddressBook,
     mdns_peers: HashSet<Libp2pPeerId>,
     /// Messages waiting for a connection to their peer.
     pending: HashMap<Libp2pPeerId, Vec<Vec<u8>>>,
     our_dials: HashMap<ConnectionId, Libp2pPeerId>,
+    /// Established connections, and which one makes room for a newcomer.
+    connections: Connections,
     /// The request being handled: a message the core sends to its author goes back as the
     /// response.
     reply_to: Option<(Libp2pPeerId, ResponseChannel<Vec<u8>>)>,
@@ -108,6 +115,8 @@ where
     ) -> Self {
         let presence = presence::initial_presence(&swarm);
         reach.listening_on(swarm.listeners());
+        let mut connections = Connections::new(usize::MAX);
+        connections.set_meeting_points(reach.meeting_point_peers());
         Driver {
             swarm,
             runtime,
@@ -116,10 +125,11 @@ where
             pairing_config,
             host: PairingHost::new(local),
             session: None,
-            addresses: HashMap::new(),
+            addresses: AddressBook::new(),
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
             our_dials: HashMap::new(),
+            connections,
             reply_to: None,
             responses_in_flight: HashSet::new(),
             requests_in_flight: HashSet::new(),
@@ -142,6 +152,8 @@ where
         if peers.is_empty() {
             return;
         }
+        self.connections
+            .set_bootstrap(peers.iter().map(|(peer, _)| *peer));
         for (peer, addr) in peers {
             self.swarm
                 .behaviour_mut()
@@ -153,10 +165,9 @@ where
     }
 
     fn learn_address(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
-        let known = self.addresses.entry(peer).or_default();
-        if !known.contains(&addr) {
-            known.push(addr);
-        }
+        let connections = &self.connections;
+        self.addresses
+            .learn(peer, addr, |p| connections.is_spared(p));
     }
 
     pub(crate) async fn run(mut self) {
@@ -467,7 +478,7 @@ where
 
     /// Dials `peer` with every address we know (and those the behaviours know).
     fn dial(&mut self, peer: Libp2pPeerId) -> bool {
-        let addresses = self.addresses.get(&peer).cloned().unwrap_or_default();
+        let addresses = self.addresses.for_dial(&peer);
         // Which local port the dial leaves from is the transport's choice: see `transport`.
         // `Disconnected` rather than `NotDialing`: a dial Kademlia started may be the one
         // that fails.
@@ -542,6 +553,7 @@ where
                 endpoint,
                 ..
             } => {
+                self.connection_opened(peer_id, connection_id);
                 self.reach_connected(peer_id, connection_id, &endpoint);
                 for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
                     self.request(peer_id, bytes);
@@ -555,6 +567,7 @@ where
                 cause,
                 ..
             } => {
+                self.connections.closed(connection_id);
                 let cause = cause.map_or_else(|| "closed".to_owned(), |e| e.to_string());
                 self.reach_closed(peer_id, connection_id, cause);
                 if num_established == 0 {
@@ -608,7 +621,12 @@ where
             BehaviourEvent::Kad(event) => self.on_kad_event(event),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
-                for addr in info.listen_addrs {
+                // Anyone can advertise thousands of addresses; a few are plenty.
+                let addrs = info
+                    .listen_addrs
+                    .into_iter()
+                    .take(address_book::MAX_PER_PEER);
+                for addr in addrs {
                     if speaks_kad {
                         self.swarm
                             .behaviour_mut()
@@ -670,6 +688,7 @@ where
                 ..
             } => {
                 self.responses_in_flight.insert(request_id);
+                self.connections.used(&peer, Instant::now());
                 self.reply_to = Some((peer, channel));
                 self.on_message(peer, &request);
                 if let Some((_, channel)) = self.reply_to.take() {
@@ -686,6 +705,7 @@ where
                 ..
             } => {
                 self.requests_in_flight.remove(&request_id);
+                self.connections.used(&peer, Instant::now());
                 if !response.is_empty() {
                     self.on_message(peer, &response);
                 }

@@ -28,6 +28,7 @@
 mod behaviour;
 mod driver;
 mod error;
+mod limits;
 pub mod meeting_point;
 mod node;
 pub mod protocol;
@@ -51,6 +52,7 @@ use behaviour::Behaviour;
 pub use driver::RENDEZVOUS_LABEL;
 pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
+pub use limits::ConnectionLimits;
 pub use node::{
     Discovery, EventStream, GenerateOptions, Node, NodeConfig, NodeEvent, PairingEvent,
     PairingHandle, Runtime,
@@ -122,7 +124,14 @@ where
         meeting_points: !meeting_points.is_empty(),
         autonat_only_global_ips: config.autonat_only_global_ips,
     };
-    let behaviour = Behaviour::new(&keypair, mdns, config.pairing.code_ttl, relay_client, reach);
+    let behaviour = Behaviour::new(
+        &keypair,
+        mdns,
+        config.pairing.code_ttl,
+        relay_client,
+        reach,
+        &config.limits,
+    );
     let swarm_config = libp2p::swarm::Config::with_executor(Executor(runtime.clone()))
         .with_idle_connection_timeout(config.idle_timeout);
     let mut swarm = Swarm::new(transport, behaviour, me, swarm_config);
@@ -159,6 +168,7 @@ where
         reach,
     );
     driver.bootstrap(bootstrap);
+    driver.keep_connections(config.limits.keep());
     runtime.spawn(driver.run().boxed());
     let node = Node {
         commands: tx,

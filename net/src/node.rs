@@ -12,6 +12,7 @@ use libp2p::Multiaddr;
 use paircode_core::{Code, Config, DeviceIdentity, DeviceInfo, PairedDevice, PeerId};
 
 use crate::error::Error;
+use crate::limits::ConnectionLimits;
 use crate::reach::ReachStatus;
 use crate::streams::Streams;
 #[cfg(doc)]
@@ -55,6 +56,9 @@ pub struct NodeConfig {
     /// How long an unused connection stays open. libp2p's default is 0, which would close
     /// connections between the messages of a handshake.
     pub idle_timeout: Duration,
+    /// Connection caps; size them from the process's descriptor limit with
+    /// [`ConnectionLimits::for_descriptors`].
+    pub limits: ConnectionLimits,
 }
 
 impl NodeConfig {
@@ -82,6 +86,7 @@ impl NodeConfig {
             mdns: true,
             pairing: Config::default(),
             idle_timeout: Duration::from_secs(60),
+            limits: ConnectionLimits::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ where
         let now = Instant::now();
         // Only peers the swarm can address.
         let valid = |peer: &PeerId| peer.to_libp2p().is_ok();
+        self.spare_paired(&command);
         match command {
             PresenceCommand::SetPaired(peers) => {
                 let kept: HashSet<Libp2pPeerId> =
@@ -109,6 +110,7 @@ where
                 ..
             } => {
                 let now = Instant::now();
+                self.connections.used(&peer, now);
                 if let Err(e) = self.presence.handle_message(&to_core(&peer), &request, now) {
                     tracing::debug!(%peer, "ignoring a device message: {e}");
                 }

@@ -114,6 +114,11 @@ impl Reach {
             .any(|mp| matches!(mp.state, State::Reserved { .. }))
     }
 
+    /// The meeting points' PeerIds.
+    pub(super) fn meeting_point_peers(&self) -> impl Iterator<Item = Libp2pPeerId> + '_ {
+        self.meeting_points.iter().map(|m| m.peer)
+    }
+
     /// Listen addresses reported before the driver ran (while the node waited for its
     /// listeners).
     pub(crate) fn listening_on<'a>(&mut self, mut addrs: impl Iterator<Item = &'a Multiaddr>) {
