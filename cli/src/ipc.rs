@@ -20,9 +20,10 @@ use crate::transfer::TransferError;
 pub const IPC_VERSION: u32 = 2;
 /// Replies carry at most a device list; anything near this size is not ours.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
-/// Requests carry a code or a device name at most: the daemon reads no more, so clients
-/// cannot make it hold megabytes each.
-pub const MAX_REQUEST_LEN: usize = 16 * 1024;
+/// Requests carry a code, a device name, paths or a text of at most
+/// [`MAX_TEXT`](crate::transfer::receive::MAX_TEXT) (`send --text`): the daemon reads no
+/// more, so clients cannot make it hold megabytes each.
+pub const MAX_REQUEST_LEN: usize = crate::transfer::receive::MAX_TEXT as usize + 16 * 1024;
 /// What a frame's buffer starts with; requests are far smaller.
 const INITIAL_FRAME_BUFFER: usize = 4096;
 

@@ -10,10 +10,11 @@ use tokio::sync::mpsc;
 
 use super::log::{Arriving, ReceivedEntry, ReceivedWhat};
 use super::send::{Delivered, Progress};
+use super::TransferError;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::instance::Instance;
-use crate::ipc::{read_frame, write_frame, FrameError, Request, Response};
+use crate::ipc::{read_frame, write_frame, DaemonError, FrameError, Request, Response};
 use crate::output;
 
 /// Sends `paths` (or `text`) to `device` through the daemon. Ctrl+C cancels: the daemon
@@ -25,6 +26,15 @@ pub async fn send(
     paths: Vec<PathBuf>,
     text: Option<String>,
 ) -> Result<(), CliError> {
+    // Refused here as the daemon would refuse it: a longer text would not fit in a request
+    // (`MAX_REQUEST_LEN`), and the daemon would drop the connection unanswered.
+    if let Some(text) = &text {
+        let size = text.len() as u64;
+        if size > super::receive::MAX_TEXT {
+            let max = super::receive::MAX_TEXT;
+            return Err(DaemonError::from(TransferError::TextTooLarge { size, max }).into());
+        }
+    }
     // The daemon does not share our working directory.
     let paths = paths
         .into_iter()
