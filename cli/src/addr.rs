@@ -12,6 +12,9 @@ pub const LISTEN_EXAMPLE: &str = "/ip4/0.0.0.0/tcp/0";
 pub const BOOTSTRAP_EXAMPLE: &str =
     "/ip4/192.168.1.20/tcp/40123/p2p/12D3KooWHhN1kvKyfTrkGUWvTRQFvPLGzZvn4T7mZ3dHBSDqNNw2";
 
+pub const RELAY_EXAMPLE: &str =
+    "/ip4/198.51.100.1/tcp/4001/p2p/12D3KooWHhN1kvKyfTrkGUWvTRQFvPLGzZvn4T7mZ3dHBSDqNNw2";
+
 /// `--listen`: `/ip4|ip6/ADDRESS/tcp/PORT`.
 pub fn listen(value: &str) -> Result<Multiaddr, UsageError> {
     check(value, "listen", &["tcp"], LISTEN_EXAMPLE)
@@ -20,6 +23,13 @@ pub fn listen(value: &str) -> Result<Multiaddr, UsageError> {
 /// `--bootstrap`: `/ip4|ip6/ADDRESS/tcp/PORT/p2p/PEER-ID`, as `paircode status` prints it.
 pub fn bootstrap(value: &str) -> Result<Multiaddr, UsageError> {
     check(value, "bootstrap", &["tcp", "p2p"], BOOTSTRAP_EXAMPLE)
+}
+
+/// `--relay`, `PAIRCODE_RELAY` and the `relays` file: a meeting point,
+/// `/ip4|ip6/ADDRESS/tcp/PORT/p2p/PEER-ID`, as `paircode relay` prints it. The node needs
+/// the meeting point's identity to authenticate it.
+pub fn relay(value: &str) -> Result<Multiaddr, UsageError> {
+    check(value, "relay", &["tcp", "p2p"], RELAY_EXAMPLE)
 }
 
 fn check(
@@ -38,7 +48,15 @@ fn check(
     let stack: Vec<String> = addr.protocol_stack().map(str::to_string).collect();
     let ip = stack.first().map(String::as_str);
     if !matches!(ip, Some("ip4" | "ip6")) || stack[1..] != *after_ip {
-        let expected = format!("/ip4 or /ip6, then /{}", after_ip.join(", /"));
+        let rest: String = after_ip
+            .iter()
+            .map(|p| match *p {
+                "tcp" => "/tcp/<port>",
+                "p2p" => "/p2p/<peer id>",
+                other => other,
+            })
+            .collect();
+        let expected = format!("/ip4 or /ip6, then {rest}");
         return Err(wrong(format!("expected {expected}")));
     }
     Ok(addr)
@@ -53,6 +71,7 @@ mod tests {
         listen(LISTEN_EXAMPLE).unwrap();
         listen("/ip6/::1/tcp/4001").unwrap();
         bootstrap(BOOTSTRAP_EXAMPLE).unwrap();
+        relay(RELAY_EXAMPLE).unwrap();
     }
 
     #[test]

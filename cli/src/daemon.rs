@@ -87,6 +87,7 @@ impl Daemon {
         // sent before anyone listens is lost for good.
         let events = node.events();
         let _ = node.set_paired(devices.peers());
+        crate::meeting_points::set_rendezvous(&node, devices.devices.iter());
         for peer in devices.pending_unpairs() {
             let _ = node.notify_unpaired(peer);
         }
@@ -292,7 +293,9 @@ impl Daemon {
                 self.stop.notify_one();
                 return;
             }
-            Request::Devices => Response::Devices(self.device_views()),
+            Request::Devices => Response::Devices(
+                crate::meeting_points::with_paths(&self.node, self.device_views()).await,
+            ),
             Request::PairStatus => Response::PairStatus(self.session_view()),
             Request::PairCancel => self.cancel_session(),
             Request::Unpair { who } => self.unpair(&who),
@@ -458,6 +461,7 @@ impl Daemon {
             .expect("online lock")
             .insert(device.peer.clone());
         let _ = self.node.add_paired(device.peer.clone());
+        crate::meeting_points::set_rendezvous(&self.node, devices.devices.iter());
         tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
         Ok(view)
     }
@@ -526,6 +530,7 @@ impl Daemon {
             .await
             .map(|addrs| addrs.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
+        let meeting_points = crate::meeting_points::views(&self.node).await;
         StatusInfo {
             instance: self.instance.name.clone(),
             peer_id: self.node.peer_id().to_string(),
@@ -535,6 +540,7 @@ impl Daemon {
             paired_devices: self.devices.lock().expect("devices lock").devices.len(),
             session: self.session_view(),
             pid: std::process::id(),
+            meeting_points,
         }
     }
 }

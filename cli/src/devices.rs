@@ -80,6 +80,15 @@ impl DeviceRecord {
         PeerId::from_bytes(&self.peer_id).ok()
     }
 
+    /// The secret this device and `me` meet under across networks
+    /// (`Node::set_rendezvous`): an exporter key, so the pairing secret itself stays here.
+    pub fn rendezvous_secret(&self, me: &PeerId) -> Option<(PeerId, [u8; 32])> {
+        let peer = self.peer()?;
+        let label = paircode_net::RENDEZVOUS_LABEL;
+        let secret = paircode_core::export_key(&self.pairing_secret, me, &peer, label);
+        Some((peer, secret))
+    }
+
     pub fn peer_string(&self) -> String {
         self.peer().map(|p| p.to_string()).unwrap_or_default()
     }
@@ -91,6 +100,8 @@ impl DeviceRecord {
             paired_at: self.paired_at,
             online,
             last_seen: self.last_seen,
+            // Filled in by `meeting_points::with_paths` where the node is at hand.
+            connection: None,
             receive: self.receive,
         }
     }

@@ -139,6 +139,12 @@ pub enum UsageError {
     /// A `send` naming so many paths that the request exceeds what the daemon reads.
     #[error("this send names too many paths for one request (over {max} bytes): send fewer at a time, or a directory that holds them")]
     SendTooLarge { max: usize },
+    /// The `relays` file in the instance directory cannot be read or holds a bad address.
+    #[error("cannot read the meeting points file {}: {reason}", .path.display())]
+    RelaysFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// The `error` member of the JSON envelope.

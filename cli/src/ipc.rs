@@ -20,8 +20,10 @@ use crate::transfer::TransferError;
 pub const IPC_VERSION: u32 = 2;
 /// Replies carry at most a device list; anything near this size is not ours.
 pub const MAX_FRAME_LEN: usize = 1024 * 1024;
-/// Requests carry a code or a device name at most: the daemon reads no more, so clients
-/// cannot make it hold megabytes each.
+/// Requests carry a code, a device name, paths or a text of at most
+/// [`MAX_TEXT`](crate::transfer::receive::MAX_TEXT) (`send --text`): the daemon reads no
+/// more, so clients cannot make it hold megabytes each. The CLI refuses a larger request
+/// itself, with an error that says why.
 pub const MAX_REQUEST_LEN: usize = 16 * 1024;
 /// What a frame's buffer starts with; requests are far smaller.
 const INITIAL_FRAME_BUFFER: usize = 4096;
@@ -117,6 +119,9 @@ pub struct StatusInfo {
     pub paired_devices: usize,
     pub session: Option<SessionView>,
     pub pid: u32,
+    /// The meeting points (`start --relay`) and whether each holds a reservation.
+    #[serde(default)]
+    pub meeting_points: Vec<crate::meeting_points::MeetingPointView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +141,9 @@ pub struct DeviceView {
     pub online: bool,
     /// Unix seconds, if ever seen after pairing.
     pub last_seen: Option<u64>,
+    /// `direct`, `relayed` (through a meeting point), or null while offline.
+    #[serde(default)]
+    pub connection: Option<crate::meeting_points::Connection>,
     /// Transfers from it are accepted (`network receive`).
     #[serde(default = "crate::devices::yes")]
     pub receive: bool,

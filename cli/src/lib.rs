@@ -16,6 +16,7 @@ pub mod lock;
 mod log_file;
 mod log_limit;
 mod logging;
+pub mod meeting_points;
 mod memory;
 pub mod output;
 pub mod password;

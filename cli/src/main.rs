@@ -139,6 +139,11 @@ struct StartArgs {
     /// device's `paircode status` prints it.
     #[arg(long, value_name = "MULTIADDR", value_parser = addr::bootstrap)]
     bootstrap: Vec<Multiaddr>,
+    /// Meeting point (repeatable), as `paircode relay` prints it:
+    /// /ip4/ADDRESS/tcp/PORT/p2p/PEER-ID. Default: $PAIRCODE_RELAY (comma-separated), else
+    /// the instance's `relays` file.
+    #[arg(long, value_name = "MULTIADDR", value_parser = addr::relay)]
+    relay: Vec<Multiaddr>,
     /// No LAN discovery (for loopback-only setups).
     #[arg(long)]
     no_mdns: bool,
@@ -323,6 +328,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let opts = StartOptions {
                 listen: args.listen,
                 bootstrap: args.bootstrap,
+                relay: args.relay,
                 no_mdns: args.no_mdns,
                 name: args.name,
                 password_stdin: args.password.password_stdin,
@@ -652,7 +658,13 @@ async fn join(
         })
         .await?;
     let progress = Progress::new(json, None);
-    follow(&mut client, json, Side::Joining, progress).await
+    let result = follow(&mut client, json, Side::Joining, progress).await;
+    if let Err(e) = &result {
+        if !json && e.kind() == "no_device_answered" {
+            paircode_cli::meeting_points::explain_no_device(instance).await;
+        }
+    }
+    result
 }
 
 /// The code from standard input. At a terminal the code is typed at a prompt with Tab
@@ -843,6 +855,7 @@ fn print_status(json: bool, status: &StatusInfo) {
         Some(s) => output::line(format_args!("session:   {} — {}", s.role, s.stage)),
         None => output::line("session:   none"),
     }
+    paircode_cli::meeting_points::print(&status.meeting_points);
 }
 
 fn print_devices(json: bool, devices: &[DeviceView]) {
@@ -860,7 +873,10 @@ fn print_devices(json: bool, devices: &[DeviceView]) {
     ));
     for d in devices {
         let status = match (d.online, d.last_seen) {
-            (true, _) => "online".to_string(),
+            (true, _) => match d.connection {
+                Some(path) => format!("online ({})", path.as_str()),
+                None => "online".to_string(),
+            },
             (false, Some(seen)) => format!("last seen {}", paircode_cli::progress::time(seen)),
             (false, None) => "never seen".to_string(),
         };

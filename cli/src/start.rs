@@ -27,6 +27,8 @@ pub struct StartOptions {
     /// Checked by [`crate::addr`] while the arguments were parsed.
     pub listen: Vec<Multiaddr>,
     pub bootstrap: Vec<Multiaddr>,
+    /// `--relay` flags; empty means "from the environment or the relays file".
+    pub relay: Vec<Multiaddr>,
     pub no_mdns: bool,
     pub name: Option<String>,
     pub password_stdin: bool,
@@ -71,6 +73,8 @@ pub async fn run_foreground(
             .expect("valid multiaddr")],
         false => opts.listen.clone(),
     };
+    let env = std::env::var(crate::meeting_points::ENV_VAR).ok();
+    let (relays, _) = crate::meeting_points::resolve(&opts.relay, env, instance)?;
     let lock = DaemonLock::acquire(&instance.lock_file())?;
     let prompted = password::prompts(opts.password_stdin, opts.password.as_deref());
     let mut tries = 1;
@@ -120,6 +124,7 @@ pub async fn run_foreground(
     let mut config = NodeConfig::new(identity.identity(), name.clone());
     config.listen = listen;
     config.bootstrap = opts.bootstrap.clone();
+    config.relays = relays;
     config.mdns = mdns;
     let (fds, limits) = crate::fd_limit::connection_limits();
     tracing::info!(fds, ?limits, "connection limits");
@@ -260,6 +265,9 @@ fn spawn_once(instance: &Instance, opts: &StartOptions, password: &str) -> Resul
     }
     for addr in &opts.bootstrap {
         command.arg("--bootstrap").arg(addr.to_string());
+    }
+    for addr in &opts.relay {
+        command.arg("--relay").arg(addr.to_string());
     }
     if opts.no_mdns {
         command.arg("--no-mdns");

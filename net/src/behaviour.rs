@@ -1,6 +1,7 @@
 //! The swarm's behaviour: the pairing protocol plus discovery (mDNS, Kademlia), identify
-//! (to learn peers' listen addresses for the DHT) and ping (a dead link is otherwise only
-//! noticed by timeouts).
+//! (to learn peers' listen addresses for the DHT, and our address as a meeting point sees
+//! it), ping (a dead link is otherwise only noticed by timeouts), and what reaching devices
+//! behind NATs takes: the circuit relay v2 client, DCUtR and an AutoNAT client.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use libp2p::kad::store::MemoryStore;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, kad, mdns, ping};
+use libp2p::{autonat, dcutr, identify, kad, mdns, ping, relay};
 
 use crate::limits::ConnectionLimits;
 use crate::protocol::{PairCodec, DEVICE_PROTOCOL, PAIR_PROTOCOL};
@@ -37,6 +38,22 @@ where
     pub(crate) mdns: Toggle<M>,
     /// Application streams to paired devices (see `streams`).
     pub(crate) streams: libp2p_stream::Behaviour,
+    /// Reservations on meeting points and circuits through them.
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Upgrades a relayed connection to a direct one where the NATs allow.
+    pub(crate) dcutr: dcutr::Behaviour,
+    /// Asks meeting points whether we are publicly reachable; only with meeting points.
+    pub(crate) autonat: Toggle<autonat::Behaviour>,
+}
+
+/// How a node reaches beyond its LAN.
+pub(crate) struct Reach {
+    /// Meeting points are configured: the node is a DHT client until AutoNAT says it is
+    /// publicly reachable (issue 10: devices are DHT clients unless reachable), and runs
+    /// AutoNAT.
+    pub(crate) meeting_points: bool,
+    /// AutoNAT counts only global addresses (off in labs built on private ranges).
+    pub(crate) autonat_only_global_ips: bool,
 }
 
 impl<M> Behaviour<M>
@@ -47,6 +64,8 @@ where
         keypair: &Keypair,
         mdns: Option<M>,
         record_ttl: Duration,
+        relay_client: relay::client::Behaviour,
+        reach: Reach,
         limits: &ConnectionLimits,
     ) -> Self {
         let peer = keypair.public().to_peer_id();
@@ -58,7 +77,27 @@ where
         let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad_config);
         // Auto mode would stay a client until an external address is confirmed, which never
         // happens on a LAN or loopback: peers would then neither store nor answer records.
-        kad.set_mode(Some(kad::Mode::Server));
+        // With meeting points it would turn server on the relayed address alone; the
+        // driver switches to server when AutoNAT confirms a public address instead.
+        let mode = match reach.meeting_points {
+            true => kad::Mode::Client,
+            false => kad::Mode::Server,
+        };
+        kad.set_mode(Some(mode));
+        let autonat = reach.meeting_points.then(|| {
+            autonat::Behaviour::new(
+                peer,
+                autonat::Config {
+                    only_global_ips: reach.autonat_only_global_ips,
+                    // The first probe soon after the meeting point answered identify.
+                    boot_delay: Duration::from_secs(1),
+                    // Only meeting points are asked (added as servers once identified): a
+                    // device on the same LAN would dial back and call us public.
+                    use_connected: false,
+                    ..Default::default()
+                },
+            )
+        });
         Behaviour {
             limits: limits.behaviour(),
             pair: request_response::Behaviour::with_codec(
@@ -87,6 +126,9 @@ where
             ),
             mdns: Toggle::from(mdns),
             streams: libp2p_stream::Behaviour::new(),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer),
+            autonat: Toggle::from(autonat),
         }
     }
 }

@@ -30,6 +30,11 @@ use paircode_core::{
 mod address_book;
 mod connections;
 mod presence;
+mod reach;
+mod rendezvous;
+
+pub(crate) use reach::Reach;
+pub use rendezvous::RENDEZVOUS_LABEL;
 
 use address_book::AddressBook;
 use connections::Connections;
@@ -80,6 +85,13 @@ where
     /// DHT searches `presence` asked for.
     presence_lookups: HashSet<kad::QueryId>,
     subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
+    /// Meeting points, AutoNAT's verdict and each connection's path (see `reach`).
+    reach: Reach,
+    /// Provider records of the running session, published again when a new external
+    /// address is confirmed (Kademlia copies the addresses into the record when it is put).
+    published: HashSet<RecordKey>,
+    /// Paired devices' rendezvous keys (see `rendezvous`).
+    rendezvous: rendezvous::Rendezvous,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     shutdown: Option<(Instant, Vec<futures::channel::oneshot::Sender<()>>)>,
 }
@@ -99,8 +111,12 @@ where
         commands: mpsc::UnboundedReceiver<Command>,
         local: LocalDevice,
         pairing_config: Config,
+        mut reach: Reach,
     ) -> Self {
         let presence = presence::initial_presence(&swarm);
+        reach.listening_on(swarm.listeners());
+        let mut connections = Connections::new(usize::MAX);
+        connections.set_meeting_points(reach.meeting_point_peers());
         Driver {
             swarm,
             runtime,
@@ -113,7 +129,7 @@ where
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
             our_dials: HashMap::new(),
-            connections: Connections::new(usize::MAX),
+            connections,
             reply_to: None,
             responses_in_flight: HashSet::new(),
             requests_in_flight: HashSet::new(),
@@ -122,6 +138,9 @@ where
             device_requests: HashMap::new(),
             presence_lookups: HashSet::new(),
             subscribers: Vec::new(),
+            reach,
+            published: HashSet::new(),
+            rendezvous: rendezvous::Rendezvous::default(),
             timer: None,
             shutdown: None,
         }
@@ -200,10 +219,16 @@ where
     fn next_deadline(&self) -> Option<Instant> {
         let session = self.host.poll_timeout();
         let shutdown = self.shutdown.as_ref().map(|(at, _)| *at);
-        [session, shutdown, self.presence.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            session,
+            shutdown,
+            self.presence.poll_timeout(),
+            self.reach.poll_timeout(),
+            self.rendezvous.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn arm_timer(&mut self) {
@@ -220,6 +245,8 @@ where
         self.drain();
         self.presence.handle_timeout(now);
         self.drain_presence();
+        self.reach_timeout(now);
+        self.rendezvous_timeout(now);
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -272,6 +299,14 @@ where
                     .map(|a| a.clone().with_p2p(me).unwrap_or_else(|a| a))
                     .collect();
                 let _ = reply.send(addrs);
+            }
+            Command::Rendezvous { peer, secret } => {
+                if let Ok(peer) = peer.to_libp2p() {
+                    self.set_rendezvous(peer, secret);
+                }
+            }
+            Command::Reach(reply) => {
+                let _ = reply.send(self.reach_status());
             }
             Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
         }
@@ -378,15 +413,15 @@ where
             Action::Publish { key, until } => {
                 let key = RecordKey::new(&key.0);
                 tracing::debug!(?until, "publishing provider record");
+                self.published.insert(key.clone());
                 if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
                     tracing::warn!("cannot publish the session in the DHT: {e}");
                 }
             }
             Action::Unpublish { key } => {
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .stop_providing(&RecordKey::new(&key.0));
+                let key = RecordKey::new(&key.0);
+                self.published.remove(&key);
+                self.swarm.behaviour_mut().kad.stop_providing(&key);
             }
             Action::Lookup { key } => {
                 let query = self
@@ -444,12 +479,12 @@ where
     /// Dials `peer` with every address we know (and those the behaviours know).
     fn dial(&mut self, peer: Libp2pPeerId) -> bool {
         let addresses = self.addresses.for_dial(&peer);
-        // A fresh port for each dial: see `transport`. `Disconnected` rather than
-        // `NotDialing`: a dial Kademlia started may be the one that fails.
+        // Which local port the dial leaves from is the transport's choice: see `transport`.
+        // `Disconnected` rather than `NotDialing`: a dial Kademlia started may be the one
+        // that fails.
         let opts = DialOpts::peer_id(peer)
             .addresses(addresses)
             .extend_addresses_through_behaviour()
-            .allocate_new_port()
             .condition(PeerCondition::Disconnected)
             .build();
         let id = opts.connection_id();
@@ -515,9 +550,11 @@ where
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
+                endpoint,
                 ..
             } => {
                 self.connection_opened(peer_id, connection_id);
+                self.reach_connected(peer_id, connection_id, &endpoint);
                 for bytes in self.pending.remove(&peer_id).unwrap_or_default() {
                     self.request(peer_id, bytes);
                 }
@@ -527,9 +564,12 @@ where
                 peer_id,
                 connection_id,
                 num_established,
+                cause,
                 ..
             } => {
                 self.connections.closed(connection_id);
+                let cause = cause.map_or_else(|| "closed".to_owned(), |e| e.to_string());
+                self.reach_closed(peer_id, connection_id, cause);
                 if num_established == 0 {
                     self.presence_disconnected(peer_id);
                     self.unreachable(peer_id);
@@ -541,6 +581,9 @@ where
                 error,
             } => {
                 tracing::debug!(?peer_id, "dial failed: {error}");
+                if let Some(peer) = peer_id {
+                    self.reach_dial_failed(peer, error.to_string());
+                }
                 if let Some(peer) = self.our_dials.remove(&connection_id) {
                     let still_dialing = self.our_dials.values().any(|p| *p == peer);
                     if !still_dialing && !self.swarm.is_connected(&peer) {
@@ -549,8 +592,23 @@ where
                     }
                 }
             }
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
                 tracing::debug!(%address, "listening");
+                self.reach_listen_addr(listener_id, &address);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                let reason = match reason {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                self.reach_listener_closed(listener_id, reason);
             }
             _ => {}
         }
@@ -577,7 +635,14 @@ where
                     }
                     self.learn_address(peer_id, addr);
                 }
+                self.reach_identified(peer_id, false);
             }
+            BehaviourEvent::Identify(identify::Event::Sent { peer_id, .. }) => {
+                self.reach_identified(peer_id, true);
+            }
+            BehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
+            BehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
+            BehaviourEvent::Autonat(event) => self.on_autonat_event(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 let mut peers = Vec::new();
                 for (peer, addr) in found {
@@ -672,6 +737,14 @@ where
 
     fn on_kad_event(&mut self, event: kad::Event) {
         match event {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::GetProviders(result),
+                step,
+                ..
+            } if self.rendezvous_query(&id) => {
+                self.on_rendezvous_providers(id, &result, step.last);
+            }
             kad::Event::OutboundQueryProgressed {
                 id,
                 result: QueryResult::GetProviders(result),

@@ -48,6 +48,9 @@ pub enum TransportError {
     /// A bootstrap address must name its peer.
     #[error("bootstrap address {0} does not end in /p2p/<peer id>")]
     BootstrapWithoutPeerId(Multiaddr),
+    /// A meeting point's address must name its peer.
+    #[error("meeting point address {0} does not end in /p2p/<peer id>")]
+    RelayWithoutPeerId(Multiaddr),
 }
 
 impl From<TransportError> for Error {

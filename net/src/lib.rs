@@ -8,6 +8,13 @@
 //! (`paircode-tokio`, `paircode-async-std`) only supply the TCP and mDNS providers, a
 //! spawner and a timer, and call [`start_node`].
 //!
+//! With meeting points ([`NodeConfig::relays`]) a node also reaches devices on other
+//! networks: it holds a circuit relay v2 reservation on each and advertises the circuit
+//! address, a joiner finds the initiator's provider record through them, DCUtR upgrades
+//! the relayed connection to a direct one where the NATs allow, and paired devices meet
+//! again under a per-pair rotating rendezvous key ([`Node::set_rendezvous`]);
+//! [`Node::reach`] reports reservations and each connection's path.
+//!
 //! The driver does I/O only: which session a message belongs to, and every presence
 //! decision about paired devices (`paircode_core::Presence`: who is online, who is owed
 //! an unpair notice, when to greet and whom to look for) are the core's, so the simulator
@@ -25,6 +32,7 @@ mod limits;
 pub mod meeting_point;
 mod node;
 pub mod protocol;
+mod reach;
 mod streams;
 mod transport;
 
@@ -41,6 +49,7 @@ use paircode_core::{DeviceInfo, LocalDevice, PeerId};
 
 use behaviour::Behaviour;
 
+pub use driver::RENDEZVOUS_LABEL;
 pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
 pub use limits::ConnectionLimits;
@@ -49,6 +58,7 @@ pub use node::{
     PairingHandle, Runtime,
 };
 pub use paircode_core;
+pub use reach::{ConnectionPath, MeetingPointState, MeetingPointStatus, ReachStatus};
 pub use streams::{DeviceStream, Incoming, StreamError, CONNECT_TIMEOUT};
 
 use driver::Driver;
@@ -96,24 +106,32 @@ where
     F: Fn(libp2p::PeerId) -> io::Result<M> + Send + 'static,
 {
     let info = DeviceInfo::new(config.device_name.clone())?;
-    let bootstrap = config
-        .bootstrap
-        .iter()
-        .map(|addr| match addr.iter().last() {
-            Some(Protocol::P2p(peer)) => Ok((peer, addr.clone())),
-            _ => Err(TransportError::BootstrapWithoutPeerId(addr.clone())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let bootstrap = with_peer_ids(&config.bootstrap, TransportError::BootstrapWithoutPeerId)?;
+    let meeting_points = with_peer_ids(&config.relays, TransportError::RelayWithoutPeerId)?;
     let keypair = config.identity.libp2p_keypair();
     let me = keypair.public().to_peer_id();
     let runtime: Arc<dyn Runtime> = Arc::new(runtime);
 
-    let transport = transport::upgrade(tcp, &keypair).map_err(TransportError::from)?;
+    let reuse = transport::ReusePorts::default();
+    let (relay_transport, relay_client) = libp2p::relay::client::new(me);
+    let transport = transport::upgrade(tcp, relay_transport, reuse.clone(), &keypair)
+        .map_err(TransportError::from)?;
     let mdns = match config.mdns {
         true => Some(new_mdns(me).map_err(TransportError::Mdns)?),
         false => None,
     };
-    let behaviour = Behaviour::new(&keypair, mdns, config.pairing.code_ttl, &config.limits);
+    let reach = behaviour::Reach {
+        meeting_points: !meeting_points.is_empty(),
+        autonat_only_global_ips: config.autonat_only_global_ips,
+    };
+    let behaviour = Behaviour::new(
+        &keypair,
+        mdns,
+        config.pairing.code_ttl,
+        relay_client,
+        reach,
+        &config.limits,
+    );
     let swarm_config = libp2p::swarm::Config::with_executor(Executor(runtime.clone()))
         .with_idle_connection_timeout(config.idle_timeout);
     let mut swarm = Swarm::new(transport, behaviour, me, swarm_config);
@@ -139,7 +157,16 @@ where
     let factory = config
         .mdns
         .then(|| Box::new(new_mdns) as driver::MdnsFactory<M>);
-    let mut driver = Driver::new(swarm, runtime.clone(), factory, rx, local, config.pairing);
+    let reach = driver::Reach::new(meeting_points, reuse);
+    let mut driver = Driver::new(
+        swarm,
+        runtime.clone(),
+        factory,
+        rx,
+        local,
+        config.pairing,
+        reach,
+    );
     driver.bootstrap(bootstrap);
     driver.keep_connections(config.limits.keep());
     runtime.spawn(driver.run().boxed());
@@ -150,6 +177,20 @@ where
     };
     runtime.spawn(node.streams.clone().follow(node.events()).boxed());
     Ok(node)
+}
+
+/// Splits addresses ending in `/p2p/<peer id>` into peer and address.
+fn with_peer_ids(
+    addrs: &[Multiaddr],
+    missing: fn(Multiaddr) -> TransportError,
+) -> Result<Vec<(libp2p::PeerId, Multiaddr)>, TransportError> {
+    addrs
+        .iter()
+        .map(|addr| match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => Ok((peer, addr.clone())),
+            _ => Err(missing(addr.clone())),
+        })
+        .collect()
 }
 
 /// Drives the swarm until each listener has reported an address (or failed).

@@ -13,7 +13,10 @@ use paircode_core::{Code, Config, DeviceIdentity, DeviceInfo, PairedDevice, Peer
 
 use crate::error::Error;
 use crate::limits::ConnectionLimits;
+use crate::reach::ReachStatus;
 use crate::streams::Streams;
+#[cfg(doc)]
+use crate::RENDEZVOUS_LABEL;
 
 /// What differs between async runtimes, apart from the TCP and mDNS providers.
 /// Implemented by the runtime crates; an embedder never calls it.
@@ -36,6 +39,16 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     /// DHT entry points, `/ip4/…/tcp/…/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// Meeting points (`paircode relay`, or any libp2p node serving identify, circuit
+    /// relay v2, AutoNAT, ping and Kademlia under `/paircode/kad/1.0.0`), each ending in
+    /// `/p2p/<peer id>`. The node joins the DHT through them, holds a relay reservation on
+    /// each and advertises its circuit address, so devices on other networks can reach it;
+    /// DCUtR then upgrades to a direct connection where the NATs allow. With meeting
+    /// points the node is a DHT client until AutoNAT confirms it is publicly reachable.
+    pub relays: Vec<Multiaddr>,
+    /// AutoNAT trusts only global addresses. Labs built on private address ranges turn
+    /// it off.
+    pub autonat_only_global_ips: bool,
     /// LAN discovery. Off for loopback-only setups (libp2p-mdns skips loopback anyway).
     pub mdns: bool,
     /// Defaults of every pairing session on this node.
@@ -68,6 +81,8 @@ impl NodeConfig {
             device_name: device_name.into(),
             listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr")],
             bootstrap: Vec::new(),
+            relays: Vec::new(),
+            autonat_only_global_ips: true,
             mdns: true,
             pairing: Config::default(),
             idle_timeout: Duration::from_secs(60),
@@ -170,6 +185,11 @@ pub(crate) enum Command {
     Subscribe(mpsc::UnboundedSender<NodeEvent>),
     Presence(PresenceCommand),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Reach(oneshot::Sender<ReachStatus>),
+    Rendezvous {
+        peer: PeerId,
+        secret: Option<[u8; 32]>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -255,6 +275,12 @@ impl Node {
     /// given to another node as a bootstrap address.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
         self.ask(Command::ListenAddrs).await
+    }
+
+    /// The meeting points and whether each holds a relay reservation, AutoNAT's verdict,
+    /// and whether each connected peer is reached directly or through a relay.
+    pub async fn reach(&self) -> Result<ReachStatus, Error> {
+        self.ask(Command::Reach).await
     }
 
     /// Starts a session as initiator: returns the code to show and the session's handle.
@@ -351,6 +377,19 @@ impl Node {
     pub fn notify_unpaired(&self, peer: PeerId) -> Result<(), Error> {
         self.streams.remove_paired(&peer);
         self.send(Command::Presence(PresenceCommand::NotifyUnpaired(peer)))
+    }
+
+    /// Lets a paired device find this one again across networks, and this one find it,
+    /// through the meeting points: both publish and look up a DHT key derived from
+    /// `secret`, which changes every hour. `secret` must be the same on both devices and
+    /// known to no one else: the pair's exporter key for [`RENDEZVOUS_LABEL`]
+    /// (`paircode_core::export_key(pairing_secret, me, device, RENDEZVOUS_LABEL)`).
+    /// Forgotten when the device leaves the paired set. Needs meeting points to matter.
+    pub fn set_rendezvous(&self, device: PeerId, secret: [u8; 32]) -> Result<(), Error> {
+        self.send(Command::Rendezvous {
+            peer: device,
+            secret: Some(secret),
+        })
     }
 
     /// Cancels any session, lets replies already queued reach their peers (briefly), closes

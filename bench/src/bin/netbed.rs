@@ -87,6 +87,8 @@ fn mdns(runs: usize) -> Option<Vec<Duration>> {
             mdns: true,
             bootstrap: vec![],
             join_timeout_ms: None,
+            relays: vec![],
+            extra: vec![],
         };
         let limit = Duration::from_secs(20);
         let mut initiator = NodeProcess::spawn(

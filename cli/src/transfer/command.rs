@@ -10,13 +10,11 @@ use tokio::sync::mpsc;
 
 use super::log::{Arriving, ReceivedEntry, ReceivedWhat};
 use super::send::{Delivered, Progress};
+use super::TransferError;
 use crate::client::Client;
 use crate::error::CliError;
-use crate::ipc::DaemonError;
-use crate::transfer::TransferError;
-
 use crate::instance::Instance;
-use crate::ipc::{read_frame, write_frame, FrameError, Request, Response};
+use crate::ipc::{read_frame, write_frame, DaemonError, FrameError, Request, Response};
 use crate::output;
 
 /// Sends `paths` (or `text`) to `device` through the daemon. Ctrl+C cancels: the daemon
@@ -28,15 +26,13 @@ pub async fn send(
     paths: Vec<PathBuf>,
     text: Option<String>,
 ) -> Result<(), CliError> {
-    // Refused here, before anything is sent: the daemon reads requests of at most
-    // `MAX_REQUEST_LEN` bytes and would drop a larger one without an answer.
+    // Refused here as the daemon would refuse it: a longer text would not fit in a request
+    // (`MAX_REQUEST_LEN`), and the daemon would drop the connection unanswered.
     if let Some(text) = &text {
-        if text.len() as u64 > crate::transfer::receive::MAX_TEXT {
-            return Err(DaemonError::from(TransferError::TextTooLarge {
-                size: text.len() as u64,
-                max: crate::transfer::receive::MAX_TEXT,
-            })
-            .into());
+        let size = text.len() as u64;
+        if size > super::receive::MAX_TEXT {
+            let max = super::receive::MAX_TEXT;
+            return Err(DaemonError::from(TransferError::TextTooLarge { size, max }).into());
         }
     }
     // The daemon does not share our working directory.

@@ -21,10 +21,12 @@ struct Open {
 pub(super) struct Connections {
     open: HashMap<ConnectionId, Open>,
     keep: usize,
-    /// Paired devices and bootstrap peers: never closed for room.
+    /// Paired devices, bootstrap peers and meeting points: never closed for room.
     spared: HashSet<Libp2pPeerId>,
     paired: HashSet<Libp2pPeerId>,
     bootstrap: HashSet<Libp2pPeerId>,
+    /// Closing one would drop our reservation and every circuit through it.
+    meeting_points: HashSet<Libp2pPeerId>,
     /// Connections closed for room since the last report, and when that was.
     closed_for_room: u64,
     reported_at: Option<Instant>,
@@ -38,6 +40,7 @@ impl Connections {
             spared: HashSet::new(),
             paired: HashSet::new(),
             bootstrap: HashSet::new(),
+            meeting_points: HashSet::new(),
             closed_for_room: 0,
             reported_at: None,
         }
@@ -45,6 +48,11 @@ impl Connections {
 
     pub(super) fn set_bootstrap(&mut self, peers: impl IntoIterator<Item = Libp2pPeerId>) {
         self.bootstrap = peers.into_iter().collect();
+        self.update_spared();
+    }
+
+    pub(super) fn set_meeting_points(&mut self, peers: impl IntoIterator<Item = Libp2pPeerId>) {
+        self.meeting_points = peers.into_iter().collect();
         self.update_spared();
     }
 
@@ -63,13 +71,19 @@ impl Connections {
         self.update_spared();
     }
 
-    /// A paired device or a bootstrap peer.
+    /// A paired device, a bootstrap peer or a meeting point.
     pub(super) fn is_spared(&self, peer: &Libp2pPeerId) -> bool {
         self.spared.contains(peer)
     }
 
     fn update_spared(&mut self) {
-        self.spared = self.paired.union(&self.bootstrap).copied().collect();
+        self.spared = self
+            .paired
+            .iter()
+            .chain(&self.bootstrap)
+            .chain(&self.meeting_points)
+            .copied()
+            .collect();
     }
 
     /// A new connection; returns the one to close to make room for it, if any.

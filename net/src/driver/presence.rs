@@ -29,12 +29,30 @@ where
         self.spare_paired(&command);
         match command {
             PresenceCommand::SetPaired(peers) => {
+                let kept: HashSet<Libp2pPeerId> =
+                    peers.iter().filter_map(|p| p.to_libp2p().ok()).collect();
+                let dropped: Vec<Libp2pPeerId> = self
+                    .rendezvous_peers()
+                    .into_iter()
+                    .filter(|p| !kept.contains(p))
+                    .collect();
+                for peer in dropped {
+                    self.set_rendezvous(peer, None);
+                }
                 self.presence
                     .set_paired(peers.into_iter().filter(valid), now);
             }
             PresenceCommand::Add(peer) if valid(&peer) => self.presence.add_paired(peer, now),
-            PresenceCommand::Remove(peer) => self.presence.remove_paired(&peer),
+            PresenceCommand::Remove(peer) => {
+                if let Ok(p) = peer.to_libp2p() {
+                    self.set_rendezvous(p, None);
+                }
+                self.presence.remove_paired(&peer)
+            }
             PresenceCommand::NotifyUnpaired(peer) if valid(&peer) => {
+                if let Ok(p) = peer.to_libp2p() {
+                    self.set_rendezvous(p, None);
+                }
                 self.presence.unpair(peer, now)
             }
             PresenceCommand::Add(_) | PresenceCommand::NotifyUnpaired(_) => {}
@@ -147,6 +165,9 @@ where
                     };
                     let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                     self.presence_lookups.insert(query);
+                    // A device behind a NAT is in nobody's routing table: its pair's
+                    // rendezvous record is how it is found across networks.
+                    self.seek_rendezvous(peer);
                 }
                 PresenceAction::Dial { peer } => {
                     let Ok(peer) = peer.to_libp2p() else { continue };

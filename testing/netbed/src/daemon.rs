@@ -359,6 +359,50 @@ impl Daemons {
         Ok(())
     }
 
+    /// `paircode relay ARGS` of instance `instance` (on `host` if given) in the
+    /// background: a meeting point, with the address it printed first. It stops when the
+    /// returned value drops.
+    pub fn relay_on(
+        &self,
+        host: Option<&Host>,
+        instance: &str,
+        args: &[&str],
+    ) -> Result<MeetingPoint, DaemonError> {
+        let mut all = vec!["relay"];
+        all.extend_from_slice(args);
+        let command = describe(instance, &all);
+        let mut child = self
+            .cmd_on(host, instance)
+            .args(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| DaemonError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        // Owned from here, so it is stopped on every way out.
+        let mut meeting_point = MeetingPoint {
+            child,
+            addr: String::new(),
+        };
+        let mut addr = String::new();
+        let read = BufReader::new(stdout).read_line(&mut addr);
+        match read {
+            Ok(n) if n > 0 => {}
+            Ok(_) => {
+                return Err(DaemonError::Unexpected {
+                    command,
+                    problem: "it ended before printing its address".to_owned(),
+                })
+            }
+            Err(source) => return Err(DaemonError::Spawn { command, source }),
+        }
+        meeting_point.addr = addr.trim().to_owned();
+        Ok(meeting_point)
+    }
+
     pub fn stop(&self, instance: &str) -> Result<(), DaemonError> {
         self.ok(instance, &["stop"])?;
         self.forget(instance);
@@ -623,6 +667,23 @@ impl Drop for Daemons {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `paircode relay` started by [`Daemons::relay_on`]; stopped with SIGTERM (as a service
+/// manager would stop it) when dropped.
+#[derive(Debug)]
+pub struct MeetingPoint {
+    child: Child,
+    /// The first address it printed: `/ip4/…/tcp/…/p2p/…`.
+    pub addr: String,
+}
+
+impl Drop for MeetingPoint {
+    fn drop(&mut self) {
+        // SAFETY: signalling a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
 }
 

@@ -14,6 +14,7 @@ mod error;
 pub mod flood;
 pub mod hammer;
 pub mod lab;
+pub mod meeting_point;
 pub mod wire;
 
 pub use error::{Error, NodeArgsError};
@@ -171,6 +172,11 @@ pub struct NodeArgs {
     pub bootstrap: Vec<String>,
     /// The joiner's search timeout; the node's default if `None`.
     pub join_timeout_ms: Option<u64>,
+    /// Meeting points (`--relay`). AutoNAT then trusts private addresses too: every lab
+    /// address is private.
+    pub relays: Vec<String>,
+    /// Further `paircode-node` flags, e.g. `--identity HEX`, `--paired PEER=HEX`.
+    pub extra: Vec<String>,
 }
 
 impl NodeProcess {
@@ -191,6 +197,13 @@ impl NodeProcess {
         for b in &args.bootstrap {
             command.args(["--bootstrap", b]);
         }
+        for relay in &args.relays {
+            command.args(["--relay", relay]);
+        }
+        if !args.relays.is_empty() {
+            command.args(["--autonat-global-only", "off"]);
+        }
+        command.args(&args.extra);
         if let Some(ms) = args.join_timeout_ms {
             command.args(["--join-timeout-ms", &ms.to_string()]);
         }

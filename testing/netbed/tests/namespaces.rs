@@ -38,6 +38,8 @@ fn node_args(runtime: Rt, role: &'static str, host: &str, mdns: bool) -> NodeArg
         mdns,
         bootstrap: Vec::new(),
         join_timeout_ms: None,
+        relays: Vec::new(),
+        extra: Vec::new(),
     }
 }
 

@@ -7,31 +7,59 @@
 //!   failure it waits for the next such line;
 //! - outcome: `{"event":"completed","elapsed_ms":…,"device":{…}}` or
 //!   `{"event":"failed","error":…,"elapsed_ms":…}`; also `discovered` / `progress`.
+//! - with meeting points (`--relay`), once each holds a reservation or is found
+//!   unreachable (at most 20 s), before anything else happens:
+//!   `{"event":"meeting_points","elapsed_ms":…,"states":["reserved"|"unreachable"|…]}`;
+//! - after the outcome, a line `path <peer id>` on stdin is answered with
+//!   `{"event":"path","peer":…,"path":"direct"|"relayed"|null}`, and paired devices
+//!   coming online are reported as `{"event":"online","peer":…}`;
+//! - role `device` pairs with no one: with `--identity HEX` (its 32-byte secret) and
+//!   `--paired PEER=PAIRING_SECRET_HEX` it is a restarted device that looks for the
+//!   devices it paired with (across networks through the meeting points' rendezvous).
 //!
 //! The node keeps running after the outcome until stdin closes, so that its last reply
 //! reaches the peer, then shuts down cleanly.
 //!
 //! paircode-node --runtime tokio|async-std --role initiator|joiner --name NAME
 //!               --listen MULTIADDR [--mdns on|off] [--bootstrap MULTIADDR]...
-//!               [--join-timeout-ms MS]
+//!               [--join-timeout-ms MS] [--relay MULTIADDR]... [--autonat-global-only on|off]
+//!               [--identity HEX] [--paired PEER=HEX]...
 
 use std::io::BufRead;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
-use paircode_core::{Code, DeviceIdentity};
+use std::str::FromStr;
+
+use paircode_core::{Code, DeviceIdentity, PeerId};
 use paircode_net::{
-    Error, EventStream, FailReason, GenerateOptions, NodeConfig, NodeEvent, PairingEvent,
-    PairingHandle,
+    Error, EventStream, FailReason, GenerateOptions, MeetingPointState, Node, NodeConfig,
+    NodeEvent, PairingEvent, PairingHandle,
 };
 use paircode_netbed::{device_json, NodeArgsError, Rt};
 use serde_json::json;
 
 struct Args {
     runtime: Rt,
-    initiator: bool,
+    role: Role,
     config: NodeConfig,
+    /// Devices paired before this run, with their pairing secrets.
+    paired: Vec<(PeerId, [u8; 32])>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Initiator,
+    Joiner,
+    Device,
+}
+
+fn hex32(value: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(value).map_err(|e| e.to_string())?;
+    bytes
+        .try_into()
+        .map_err(|_| "expected 32 bytes in hex".to_owned())
 }
 
 fn parse_args() -> Result<Args, NodeArgsError> {
@@ -40,6 +68,7 @@ fn parse_args() -> Result<Args, NodeArgsError> {
     let mut role = None;
     let mut config = NodeConfig::new(DeviceIdentity::generate(&mut rand_core::OsRng), "node");
     config.listen.clear();
+    let mut paired = Vec::new();
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -65,6 +94,21 @@ fn parse_args() -> Result<Args, NodeArgsError> {
                 .bootstrap
                 .push(value.parse().map_err(|e| bad(format!("{e}")))?),
             "--mdns" => config.mdns = value == "on",
+            "--relay" => config
+                .relays
+                .push(value.parse().map_err(|e| bad(format!("{e}")))?),
+            "--autonat-global-only" => config.autonat_only_global_ips = value == "on",
+            "--identity" => {
+                config.identity = DeviceIdentity::from_secret(hex32(&value).map_err(bad)?)
+            }
+            "--paired" => {
+                let (peer, secret) = value
+                    .split_once('=')
+                    .ok_or_else(|| bad("expected PEER=HEX".to_owned()))?;
+                let peer = libp2p::PeerId::from_str(peer).map_err(|e| bad(e.to_string()))?;
+                let peer = PeerId::from(peer);
+                paired.push((peer, hex32(secret).map_err(bad)?));
+            }
             "--join-timeout-ms" => {
                 let ms = value.parse().map_err(|e| bad(format!("{e}")))?;
                 config.pairing.join_timeout = std::time::Duration::from_millis(ms);
@@ -76,15 +120,17 @@ fn parse_args() -> Result<Args, NodeArgsError> {
         return Err(NodeArgsError::Required("--listen"));
     }
     config.pairing.auto_accept = true;
-    let initiator = match role.as_deref() {
-        Some("initiator") => true,
-        Some("joiner") => false,
-        _ => return Err(NodeArgsError::Required("--role initiator|joiner")),
+    let role = match role.as_deref() {
+        Some("initiator") => Role::Initiator,
+        Some("joiner") => Role::Joiner,
+        Some("device") => Role::Device,
+        _ => return Err(NodeArgsError::Required("--role initiator|joiner|device")),
     };
     Ok(Args {
         runtime: runtime.ok_or(NodeArgsError::Required("--runtime"))?,
-        initiator,
+        role,
         config,
+        paired,
     })
 }
 
@@ -146,7 +192,78 @@ fn error_kind(e: &Error) -> &'static str {
     }
 }
 
+fn state_name(state: &MeetingPointState) -> &'static str {
+    match state {
+        MeetingPointState::Connecting => "connecting",
+        MeetingPointState::Reserving => "reserving",
+        MeetingPointState::Reserved { .. } => "reserved",
+        MeetingPointState::Unreachable { .. } => "unreachable",
+    }
+}
+
+/// Waits until every meeting point holds a reservation or was found unreachable (at most
+/// 20 s), and reports their states.
+async fn settle_meeting_points(node: &Node, started: Instant) {
+    let deadline = started + Duration::from_secs(20);
+    loop {
+        let Ok(reach) = node.reach().await else {
+            return;
+        };
+        let settled = reach.meeting_points.iter().all(|mp| {
+            matches!(
+                mp.state,
+                MeetingPointState::Reserved { .. } | MeetingPointState::Unreachable { .. }
+            )
+        });
+        if settled || Instant::now() >= deadline {
+            let states: Vec<&str> = reach
+                .meeting_points
+                .iter()
+                .map(|mp| state_name(&mp.state))
+                .collect();
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            return say(json!({
+                "event": "meeting_points", "elapsed_ms": elapsed_ms, "states": states,
+            }));
+        }
+        // async-io's timer runs on its own thread: it works under either runtime.
+        async_std::task::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Answers `path <peer id>` lines and reports paired devices coming online, until stdin
+/// closes.
+async fn serve(node: &Node, events: &mut EventStream, stdin: &mut mpsc::UnboundedReceiver<String>) {
+    loop {
+        let line = futures::select! {
+            line = stdin.next() => match line {
+                Some(line) => line,
+                None => return,
+            },
+            event = events.next() => {
+                if let Some(NodeEvent::PairedOnline(peer)) = event {
+                    say(json!({"event": "online", "peer": peer.to_string()}));
+                }
+                continue;
+            }
+        };
+        let Some(peer) = line.strip_prefix("path ") else {
+            continue;
+        };
+        let path = match node.reach().await {
+            Ok(reach) => reach
+                .connections
+                .iter()
+                .find(|(p, _)| p.to_string() == peer.trim())
+                .map(|(_, path)| path.as_str()),
+            Err(_) => None,
+        };
+        say(json!({"event": "path", "peer": peer.trim(), "path": path}));
+    }
+}
+
 async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
+    let has_relays = !args.config.relays.is_empty();
     let node = match args.runtime.start(args.config).await {
         Ok(node) => node,
         Err(e) => return say(json!({"event": "error", "error": e.to_string()})),
@@ -155,8 +272,22 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
     let addrs = node.listen_addrs().await.unwrap_or_default();
     let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     say(json!({"event": "ready", "peer": node.peer_id().to_string(), "addrs": addrs}));
+    // As a daemon does: the paired set first, then whatever else.
+    for (peer, pairing_secret) in &args.paired {
+        let secret = paircode_core::export_key(
+            pairing_secret,
+            &node.peer_id(),
+            peer,
+            paircode_net::RENDEZVOUS_LABEL,
+        );
+        let _ = node.add_paired(peer.clone());
+        let _ = node.set_rendezvous(peer.clone(), secret);
+    }
+    if has_relays {
+        settle_meeting_points(&node, Instant::now()).await;
+    }
 
-    if args.initiator {
+    if args.role == Role::Initiator {
         let options = GenerateOptions {
             auto_accept: true,
             ttl: None,
@@ -168,7 +299,7 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
             }
             Err(e) => say(json!({"event": "error", "error": e.to_string()})),
         }
-    } else {
+    } else if args.role == Role::Joiner {
         // A failed join leaves the node up for another attempt.
         while let Some(line) = stdin.next().await {
             let Some(words) = line.strip_prefix("join ") else {
@@ -192,11 +323,18 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
             }
         }
     }
-    while stdin.next().await.is_some() {}
+    serve(&node, &mut events, &mut stdin).await;
     node.shutdown().await;
 }
 
 fn main() {
+    // Logs to stderr when asked (`PAIRCODE_NODE_LOG=paircode_net=debug`).
+    if let Ok(filter) = std::env::var("PAIRCODE_NODE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {
