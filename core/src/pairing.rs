@@ -103,11 +103,12 @@ impl Pairing {
         }
     }
 
-    /// The local user's answer to an `Action::Confirm`. Only an initiator asks. Ends the
-    /// session either way, so `poll_timeout` becomes `None`.
+    /// The local user's answer to an `Action::Confirm`. An initiator's session ends
+    /// either way; a joiner's ends on "no" and goes on to prove the code on "yes".
     pub fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
-        if let Pairing::Initiator(i) = self {
-            i.handle_confirm(peer, accept, now);
+        match self {
+            Pairing::Initiator(i) => i.handle_confirm(peer, accept, now),
+            Pairing::Joiner(j) => j.handle_confirm(peer, accept, now),
         }
     }
 
