@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use paircode_core::{Action, DeviceInfo, DiscoveryId, FailReason, PairedDevice, PeerId, Progress};
+use paircode_core::{
+    Action, DeviceInfo, DiscoveryId, FailReason, PairedDevice, PeerId, Progress, Verification,
+};
 
 use crate::clock::VirtualClock;
 
@@ -16,7 +18,11 @@ pub enum Recorded {
     Unpublish { key: DiscoveryId },
     Lookup { key: DiscoveryId },
     Progress(Progress),
-    Confirm { peer: PeerId, info: DeviceInfo },
+    Confirm {
+        peer: PeerId,
+        info: DeviceInfo,
+        verification: Verification,
+    },
     Completed(Box<PairedDevice>),
     Failed(FailReason),
 }
@@ -35,9 +41,14 @@ impl Recorded {
             Action::Unpublish { key } => Recorded::Unpublish { key: *key },
             Action::Lookup { key } => Recorded::Lookup { key: *key },
             Action::Progress(p) => Recorded::Progress(p.clone()),
-            Action::Confirm { peer, info } => Recorded::Confirm {
+            Action::Confirm {
+                peer,
+                info,
+                verification,
+            } => Recorded::Confirm {
                 peer: peer.clone(),
                 info: info.clone(),
+                verification: *verification,
             },
             Action::Completed(device) => Recorded::Completed(device.clone()),
             Action::Failed(reason) => Recorded::Failed(reason.clone()),

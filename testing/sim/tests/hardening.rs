@@ -291,7 +291,7 @@ impl Lab {
 
     fn initiator_footprint(&self, peer: &PeerId) -> usize {
         match self.hosts[peer].pairing() {
-            Some(Pairing::Initiator(i)) => i.pending_attempts(),
+            Some(Pairing::Initiator(i)) => i.tracked_peers(),
             _ => 0,
         }
     }
@@ -310,7 +310,6 @@ fn auto_accept() -> Config {
 /// arriving half-way through, still pairs, and the initiator holds no more state at the
 /// end of the flood than at its start.
 #[test]
-#[ignore = "fails before the fix of issue 10 item 1"]
 fn join_flood_from_fresh_identities_cannot_exhaust_pending_attempts() {
     let cfg = Config {
         code_ttl: Duration::from_secs(20),
@@ -361,7 +360,6 @@ fn join_flood_from_fresh_identities_cannot_exhaust_pending_attempts() {
 /// real initiator starts only later. The joiner pairs within a second of the initiator
 /// starting to answer.
 #[test]
-#[ignore = "fails before the fix of issue 10 item 2"]
 fn hostile_lan_peers_cannot_hold_the_joiners_slots() {
     let cfg = auto_accept();
     let mut lab = Lab::new(cfg.clone(), Duration::from_millis(20));
@@ -395,7 +393,6 @@ fn hostile_lan_peers_cannot_hold_the_joiners_slots() {
 /// with `Done{Rejected(Expired)}`, echoing its nonce. That claim is unauthenticated: the
 /// search goes on, and the joiner pairs with the real initiator who starts later.
 #[test]
-#[ignore = "fails before the fix of issue 10 item 2"]
 fn an_unauthenticated_expired_claim_does_not_end_the_search() {
     let cfg = auto_accept();
     let mut lab = Lab::new(cfg.clone(), Duration::from_millis(20));
