@@ -25,10 +25,10 @@ use crate::keys::{macs_equal, CodeKeys};
 use crate::messages::{
     Challenge, DecodeError, Done, Join, Mac, Message, Nonce, Prove, RejectReason, UNATTRIBUTED,
 };
-use crate::verification::Verification;
 use crate::pairing::LocalDevice;
 use crate::rate_limit::RateLimiter;
 use crate::timer::Timer;
+use crate::verification::Verification;
 
 /// The initiating side of one pairing session; drive it through [`Pairing`](crate::Pairing).
 pub struct Initiator {
@@ -226,7 +226,9 @@ impl Initiator {
             _ if join.discovery_id != self.keys.discovery_id => Some(RejectReason::NoSession),
             State::Failed(FailReason::CodeExpired) => {
                 // Said with proof of the code: the joiner ends its search on it.
-                let proof = self.keys.expired_mac(&attempt_nonce, peer, &self.local.peer);
+                let proof = self
+                    .keys
+                    .expired_mac(&attempt_nonce, peer, &self.local.peer);
                 self.reply(peer, Done::expired(attempt_nonce, proof));
                 return;
             }

@@ -442,7 +442,11 @@ impl Joiner {
         let mut sent = None;
         self.transition(|state| match state {
             State::Confirming(c) => {
-                sent = Some((c.device.peer.clone(), c.prove.clone(), c.device.info.clone()));
+                sent = Some((
+                    c.device.peer.clone(),
+                    c.prove.clone(),
+                    c.device.info.clone(),
+                ));
                 State::Proving(Proving {
                     device: c.device,
                     nonce: c.nonce,

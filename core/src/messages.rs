@@ -416,7 +416,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             Message::decode(&bytes),
-            Err(DecodeError::UnsupportedVersion(u64::from(PROTOCOL_VERSION) + 1))
+            Err(DecodeError::UnsupportedVersion(
+                u64::from(PROTOCOL_VERSION) + 1
+            ))
         );
         let reply = reply_without_session(&bytes).unwrap();
         assert_eq!(

@@ -254,7 +254,10 @@ mod tests {
 
     #[test]
     fn the_hand_written_cbor_matches_the_real_encoding() {
-        assert_eq!(envelope(&current(), &prove_body(&[7; 32])), default_sample());
+        assert_eq!(
+            envelope(&current(), &prove_body(&[7; 32])),
+            default_sample()
+        );
     }
 
     /// Families that are malformed by construction must be refused by the decoder; bit

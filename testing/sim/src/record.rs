@@ -13,10 +13,20 @@ use crate::clock::VirtualClock;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    Send { to: PeerId, bytes: Vec<u8> },
-    Publish { key: DiscoveryId, until: Duration },
-    Unpublish { key: DiscoveryId },
-    Lookup { key: DiscoveryId },
+    Send {
+        to: PeerId,
+        bytes: Vec<u8>,
+    },
+    Publish {
+        key: DiscoveryId,
+        until: Duration,
+    },
+    Unpublish {
+        key: DiscoveryId,
+    },
+    Lookup {
+        key: DiscoveryId,
+    },
     Progress(Progress),
     Confirm {
         peer: PeerId,

@@ -274,7 +274,10 @@ fn a_thousand_attackers_with_the_discovery_id_do_not_stop_the_real_joiner() {
     // Nothing is evicted any more (the Challenge is stateless): attempts before Bob's
     // proof get a Challenge and fail on the MAC, later ones hear "busy" or "no session".
     // Either way the flood really reached Alice.
-    assert!(challenged > 200, "only {challenged} attackers got a challenge");
+    assert!(
+        challenged > 200,
+        "only {challenged} attackers got a challenge"
+    );
     assert!(answered > 900, "only {answered} attackers got an answer");
     assert!(bad > 100, "bad proofs {bad}");
     assert!(none > 0);

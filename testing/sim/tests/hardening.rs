@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use paircode_core::messages::{Done, EphemeralKey, Join, Message, Nonce, RejectReason};
 use paircode_core::{
     Action, Code, Config, DeviceInfo, FailReason, LocalDevice, PairedDevice, Pairing, PairingHost,
-    PeerId, Role,
+    PeerId, Role, Verification,
 };
 use paircode_sim::ids::{real_device, synthetic_peer_id};
 use paircode_sim::random::{bytes32, stream_rng, Stream};
@@ -412,4 +412,128 @@ fn an_unauthenticated_expired_claim_does_not_end_the_search() {
     assert!(lab.failed.is_empty(), "{:?}", lab.failed);
     let (_, on_bob) = lab.completed.get(&bob).expect("bob pairs");
     assert_eq!(on_bob.peer, alice);
+}
+
+/// One side of a conversation for `converse`: a session and what its user was shown.
+struct Party {
+    peer: PeerId,
+    pairing: Pairing,
+    /// The verification strings of every confirmation this party's user was asked.
+    shown: Vec<Verification>,
+}
+
+impl Party {
+    fn new(role: Role, local: LocalDevice, code: &Code, now: Instant, seed: u64) -> Party {
+        let mut rng = stream_rng(seed, Stream::Setup);
+        let cfg = Config::default(); // both users are asked
+        let pairing = match role {
+            Role::Initiator => Pairing::initiator(cfg, local.clone(), code, now, &mut rng),
+            Role::Joiner => Pairing::joiner(cfg, local.clone(), code, now, &mut rng),
+        };
+        Party {
+            peer: local.peer,
+            pairing,
+            shown: Vec::new(),
+        }
+    }
+}
+
+/// Runs the parties at one instant until nobody has anything to say, every user saying
+/// yes. A message goes to the party with that PeerId whose role takes it (Join and Prove
+/// to initiators, Challenge and Done to joiners), so one device may run both halves of a
+/// relay under one identity.
+fn converse(parties: &mut [Party], now: Instant) {
+    let mut wire: Vec<(PeerId, PeerId, Vec<u8>)> = Vec::new();
+    for _ in 0..10_000 {
+        for i in 0..parties.len() {
+            while let Some(action) = parties[i].pairing.poll_action() {
+                match action {
+                    Action::Send { peer, bytes } => {
+                        wire.push((parties[i].peer.clone(), peer, bytes))
+                    }
+                    Action::Confirm {
+                        peer, verification, ..
+                    } => {
+                        parties[i].shown.push(verification);
+                        parties[i].pairing.handle_confirm(&peer, true, now);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let Some((from, to, bytes)) = (!wire.is_empty()).then(|| wire.remove(0)) else {
+            return;
+        };
+        let to_initiator = matches!(
+            Message::decode(&bytes),
+            Ok(Message::Join(_) | Message::Prove(_))
+        );
+        if let Some(party) = parties
+            .iter_mut()
+            .find(|p| p.peer == to && p.pairing.is_initiator() == to_initiator)
+        {
+            party.pairing.handle_message(&from, &bytes, now);
+        }
+    }
+    panic!("the conversation never ended");
+}
+
+/// Issue 10, item 3. Honest devices: both users are shown the same verification string.
+#[test]
+fn honest_devices_show_the_same_verification_string() {
+    let mut rng = stream_rng(3, Stream::Setup);
+    let code = Code::generate(&mut rng);
+    let now = Instant::now();
+    let (alice, bob) = (real_device([1; 32], "alice"), real_device([2; 32], "bob"));
+    let mut parties = [
+        Party::new(Role::Initiator, alice.clone(), &code, now, 1),
+        Party::new(Role::Joiner, bob, &code, now, 2),
+    ];
+    parties[1].pairing.handle_peer(&alice.peer, now);
+    converse(&mut parties, now);
+    let [a, b] = &parties;
+    assert_eq!(a.shown.len(), 1, "alice was asked once");
+    assert_eq!(b.shown.len(), 1, "bob was asked once");
+    assert_eq!(a.shown, b.shown);
+}
+
+/// Issue 10, item 3. Mallory overheard the 12 words. He runs an initiator with the code
+/// under Alice's name for Bob to find, and a joiner with the code under Bob's name that
+/// finds Alice: a man in the middle who knows the code. Every MAC verifies; the two
+/// users are shown different verification strings, which is how they notice.
+#[test]
+fn a_man_in_the_middle_who_knows_the_code_shows_different_strings() {
+    let mut rng = stream_rng(3, Stream::Setup);
+    let code = Code::generate(&mut rng);
+    let now = Instant::now();
+    let (alice, bob) = (real_device([1; 32], "alice"), real_device([2; 32], "bob"));
+    let mallory = real_device([3; 32], "alice").peer;
+    let as_alice = LocalDevice {
+        peer: mallory.clone(),
+        info: DeviceInfo::new("alice").unwrap(),
+    };
+    let as_bob = LocalDevice {
+        peer: mallory.clone(),
+        info: DeviceInfo::new("bob").unwrap(),
+    };
+    let mut parties = [
+        Party::new(Role::Initiator, alice.clone(), &code, now, 1),
+        Party::new(Role::Joiner, bob, &code, now, 2),
+        Party::new(Role::Initiator, as_alice, &code, now, 3),
+        Party::new(Role::Joiner, as_bob, &code, now, 4),
+    ];
+    // Bob finds only Mallory; Mallory's joiner finds Alice.
+    parties[1].pairing.handle_peer(&mallory, now);
+    parties[3].pairing.handle_peer(&alice.peer, now);
+    converse(&mut parties, now);
+    let [on_alice, on_bob, ..] = &parties;
+    assert_eq!(on_alice.shown.len(), 1, "alice was asked about 'bob'");
+    assert_eq!(on_bob.shown.len(), 1, "bob was asked about 'alice'");
+    assert_ne!(
+        on_alice.shown, on_bob.shown,
+        "the two screens must differ when someone is in the middle"
+    );
+    // And each half of the relay agrees with the honest device it talks to: the string
+    // depends on the handshake, not on who runs it.
+    assert_eq!(parties[2].shown, on_bob.shown);
 }
