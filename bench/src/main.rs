@@ -202,7 +202,9 @@ impl Daemons {
         let joined = self.ok(
             None,
             &joiner.name,
-            &["--json", "network", "pair", "join", "--code", &words],
+            &[
+                "--json", "network", "pair", "join", "--yes", "--code", &words,
+            ],
         );
         let joined_at = Instant::now();
         let stored = paired.recv_timeout(Duration::from_secs(60));
@@ -356,7 +358,9 @@ fn bridge(
         d.ok(
             None,
             &bob.name,
-            &["--json", "network", "pair", "join", "--code", &words],
+            &[
+                "--json", "network", "pair", "join", "--yes", "--code", &words,
+            ],
         )?;
         let joined_at = Instant::now();
         let stored = paired

@@ -127,6 +127,9 @@ enum PairCommand {
         /// The 12 words, quoted (or give them as separate arguments, or on stdin).
         #[arg(long)]
         code: Option<String>,
+        /// Pair with the device that proves the code without asking for confirmation.
+        #[arg(long, short = 'y', alias = "auto-accept")]
+        yes: bool,
         words: Vec<String>,
     },
     /// The running pairing session, if any.
@@ -258,7 +261,7 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
                 auto_accept,
                 expires,
             } => generate(instance, json, auto_accept, expires).await,
-            PairCommand::Join { code, words } => join(instance, json, code, words).await,
+            PairCommand::Join { code, yes, words } => join(instance, json, code, yes, words).await,
             PairCommand::Status => match Client::call(instance, &Request::PairStatus).await? {
                 Response::PairStatus(session) => {
                     let text = match &session {
@@ -395,6 +398,7 @@ async fn join(
     instance: &Instance,
     json: bool,
     code: Option<String>,
+    auto_accept: bool,
     words: Vec<String>,
 ) -> Result<(), CliError> {
     let typed = match (code, words.is_empty()) {
@@ -408,6 +412,7 @@ async fn join(
     client
         .send(&Request::Join {
             words: code.words().to_string(),
+            auto_accept,
         })
         .await?;
     let progress = Progress::new(json, None);
@@ -457,9 +462,13 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
                     &text,
                 );
             }
-            Event::ConfirmRequested { name, peer } => {
+            Event::ConfirmRequested {
+                name,
+                peer,
+                verification,
+            } => {
                 progress.pause();
-                let accept = ask(json, &name, &peer).await?;
+                let accept = ask(json, &name, &peer, &verification).await?;
                 client.send(&Request::Confirm { accept }).await?;
                 progress.resume("finishing…");
             }
@@ -477,14 +486,20 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
     }
 }
 
-async fn ask(json: bool, name: &str, peer: &str) -> Result<bool, CliError> {
+/// Asks whether to pair, showing the verification string: the other screen must show the
+/// same words, or someone else is in the middle.
+async fn ask(json: bool, name: &str, peer: &str, verification: &str) -> Result<bool, CliError> {
     if json {
         output::event(
             "confirm",
-            serde_json::json!({ "name": name, "peer_id": peer }),
+            serde_json::json!({ "name": name, "peer_id": peer, "verification": verification }),
         );
     } else {
-        eprint!("Pair with {name} ({})? [y/N] ", short(peer));
+        eprint!(
+            "Pair with {name} ({})?\n  Verification: {verification}\n  \
+             Check that the other screen shows the same words. [y/N] ",
+            short(peer)
+        );
     }
     let line = tokio::task::spawn_blocking(|| {
         let mut line = String::new();

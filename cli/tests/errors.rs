@@ -10,7 +10,10 @@ const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0
 fn paired_bed() -> Bed {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    );
     generating.finish();
     bed
 }
@@ -84,7 +87,7 @@ fn mistyped_codes_are_caught_before_anything_is_sent() {
     let bed = Bed::new();
     let typo = bed.run(
         "bob",
-        &["network", "pair", "join", "--code", "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandn about"],
+        &["network", "pair", "join", "--yes", "--code", "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandn about"],
     );
     assert_eq!(typo.status.code(), Some(7), "{}", stderr(&typo));
     assert!(
@@ -119,7 +122,10 @@ fn expired_code_says_so() {
     let (generating, words) = bed.generate("alice", &["--auto-accept", "--expires", "1"]);
     let (status, _) = generating.finish();
     assert_eq!(status.code(), Some(8));
-    let out = bed.run("bob", &["network", "pair", "join", "--code", &words]);
+    let out = bed.run(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    );
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
     assert!(bed.devices("bob").is_empty());

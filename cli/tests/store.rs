@@ -15,7 +15,10 @@ const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0
 fn paired_bed() -> Bed {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    );
     generating.finish();
     bed
 }

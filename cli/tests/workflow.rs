@@ -8,7 +8,10 @@ use support::{stderr, Bed, StopOnDrop};
 fn generate_with_auto_accept_and_join() {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words]);
+    let joined = bed.run(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    );
     assert!(joined.status.success(), "join failed: {}", stderr(&joined));
     let out = String::from_utf8_lossy(&joined.stdout);
     assert!(out.contains("paired with alice"), "{out}");
@@ -41,7 +44,7 @@ fn confirm_yes_pairs() {
     let (mut generating, words) = bed.generate("alice", &[]);
     let bob = bed
         .cmd("bob")
-        .args(["network", "pair", "join", "--code", &words])
+        .args(["network", "pair", "join", "--yes", "--code", &words])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -64,13 +67,70 @@ fn confirm_yes_pairs() {
     assert_eq!(bed.devices("bob").len(), 1);
 }
 
+/// Issue 10, item 3: without `--yes` the joiner's user is asked too, before Bob proves
+/// the code, and both prompts show the same verification words.
+#[test]
+fn both_users_confirm_the_same_verification_words() {
+    let bed = Bed::alice_and_bob();
+    let (mut generating, words) = bed.generate("alice", &[]);
+    let mut joining = bed.join_asking("bob", &words);
+    let on_bob = loop {
+        let event = joining.next();
+        if event["event"] == "confirm" {
+            break event;
+        }
+    };
+    assert_eq!(on_bob["name"], "alice", "{on_bob}");
+    let verification = on_bob["verification"]
+        .as_str()
+        .expect("a verification string");
+    assert_eq!(verification.split(' ').count(), 4, "{on_bob}");
+    joining.answer("y");
+    let on_alice = loop {
+        let event = generating.next();
+        if event["event"] == "confirm" {
+            break event;
+        }
+    };
+    assert_eq!(on_alice["name"], "bob", "{on_alice}");
+    assert_eq!(on_alice["verification"], on_bob["verification"]);
+    generating.answer("y");
+    let (status, _) = generating.finish();
+    assert!(status.success());
+    let (status, _) = joining.finish();
+    assert!(status.success());
+    assert_eq!(bed.devices("alice").len(), 1);
+    assert_eq!(bed.devices("bob").len(), 1);
+}
+
+/// A "no" on the joiner's side comes before Bob proves anything: neither side stores a
+/// thing, and Alice is never asked.
+#[test]
+fn the_joiner_declining_leaves_nothing_on_either_side() {
+    let bed = Bed::alice_and_bob();
+    let (mut generating, words) = bed.generate("alice", &[]);
+    let mut joining = bed.join_asking("bob", &words);
+    while joining.next()["event"] != "confirm" {}
+    joining.answer("n");
+    let (status, _) = joining.finish();
+    assert!(!status.success());
+    assert!(bed.devices("alice").is_empty());
+    assert!(bed.devices("bob").is_empty());
+    generating.child.kill().expect("generate stopped");
+    let (_, events) = generating.finish();
+    assert!(
+        !events.iter().any(|e| e["event"] == "confirm"),
+        "alice was asked: {events:?}"
+    );
+}
+
 #[test]
 fn confirm_no_rejects_and_stores_nothing() {
     let bed = Bed::alice_and_bob();
     let (mut generating, words) = bed.generate("alice", &[]);
     let bob = bed
         .cmd("bob")
-        .args(["network", "pair", "join", "--code", &words])
+        .args(["network", "pair", "join", "--yes", "--code", &words])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -90,7 +150,10 @@ fn confirm_no_rejects_and_stores_nothing() {
 fn lists_survive_restart_and_devices_come_back_online() {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    );
     generating.finish();
     bed.stop("alice");
     bed.stop("bob");
@@ -107,7 +170,10 @@ fn lists_survive_restart_and_devices_come_back_online() {
 fn unpair_removes_the_device_on_both_sides() {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    );
     generating.finish();
     let unknown = bed.run("alice", &["network", "unpair", "carol"]);
     assert_eq!(unknown.status.code(), Some(13), "{}", stderr(&unknown));
@@ -140,7 +206,10 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() {
 fn an_impostor_with_a_paired_name_is_not_trusted() {
     let bed = Bed::alice_and_bob();
     let (generating, words) = bed.generate("alice", &["--auto-accept"]);
-    bed.ok("bob", &["network", "pair", "join", "--code", &words]);
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    );
     generating.finish();
     bed.stop("bob");
     bed.eventually("alice sees bob go offline", || {

@@ -43,8 +43,8 @@ use behaviour::Behaviour;
 pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
 pub use node::{
-    Discovery, EventStream, GenerateOptions, Node, NodeConfig, NodeEvent, PairingEvent,
-    PairingHandle, Runtime,
+    Discovery, EventStream, GenerateOptions, JoinOptions, Node, NodeConfig, NodeEvent,
+    PairingEvent, PairingHandle, Runtime,
 };
 pub use paircode_core;
 pub use streams::{DeviceStream, Incoming, StreamError, CONNECT_TIMEOUT};

@@ -80,7 +80,9 @@ impl Site {
         let out = self
             .bed
             .cmd(&joiner.name)
-            .args(["--json", "network", "pair", "join", "--code", words])
+            .args([
+                "--json", "network", "pair", "join", "--yes", "--code", words,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
@@ -148,7 +150,9 @@ impl Site {
         let mut child = self
             .bed
             .cmd(&joiner.name)
-            .args(["--json", "network", "pair", "join", "--code", words])
+            .args([
+                "--json", "network", "pair", "join", "--yes", "--code", words,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

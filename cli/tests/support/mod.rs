@@ -215,6 +215,19 @@ impl Bed {
         (Generating { child, lines }, words)
     }
 
+    /// Starts `--json network pair join` without `--yes`: its confirm prompt is answered
+    /// through the returned handle, as `generate`'s is.
+    pub fn join_asking(&self, instance: &str, words: &str) -> Generating {
+        let mut cmd = self.cmd(instance);
+        cmd.args(["--json", "network", "pair", "join", "--code", words])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("join runs");
+        let lines = BufReader::new(child.stdout.take().expect("stdout"));
+        Generating { child, lines }
+    }
+
     pub fn devices(&self, instance: &str) -> Vec<Value> {
         self.json(instance, &["network", "devices"])
             .as_array()

@@ -22,8 +22,8 @@ use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use paircode_core::{Code, DeviceIdentity};
 use paircode_net::{
-    Error, EventStream, FailReason, GenerateOptions, NodeConfig, NodeEvent, PairingEvent,
-    PairingHandle,
+    Error, EventStream, FailReason, GenerateOptions, JoinOptions, NodeConfig, NodeEvent,
+    PairingEvent, PairingHandle,
 };
 use paircode_netbed::{device_json, NodeArgsError, Rt};
 use serde_json::json;
@@ -182,7 +182,10 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
                 }
             };
             let started = Instant::now();
-            match node.start_join(&code).await {
+            match node
+                .start_join(&code, JoinOptions { auto_accept: true })
+                .await
+            {
                 Ok(handle) => {
                     if report(handle, &mut events, started).await {
                         break;
