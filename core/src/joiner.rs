@@ -104,7 +104,6 @@ enum Status {
 }
 
 /// What a rejection during the search amounts to.
-#[derive(PartialEq, Eq)]
 enum Heard {
     /// Nothing beyond that peer's attempt.
     Nothing,
@@ -223,8 +222,9 @@ impl Joiner {
                 self.on_challenge(peer, challenge, now)
             }
             (State::Searching(search), Ok(Message::Done(done))) => {
-                if search.on_rejected(&mut self.ctx, peer, done, now) == Heard::ProvenExpired {
-                    self.finish(Action::Failed(FailReason::CodeExpired));
+                match search.on_rejected(&mut self.ctx, peer, done, now) {
+                    Heard::ProvenExpired => self.finish(Action::Failed(FailReason::CodeExpired)),
+                    Heard::Nothing => {}
                 }
             }
             // Garbage instead of an answer: this peer is no initiator of ours.

@@ -445,17 +445,15 @@ impl Party {
 fn converse(parties: &mut [Party], now: Instant) {
     let mut wire: Vec<(PeerId, PeerId, Vec<u8>)> = Vec::new();
     for _ in 0..10_000 {
-        for i in 0..parties.len() {
-            while let Some(action) = parties[i].pairing.poll_action() {
+        for party in parties.iter_mut() {
+            while let Some(action) = party.pairing.poll_action() {
                 match action {
-                    Action::Send { peer, bytes } => {
-                        wire.push((parties[i].peer.clone(), peer, bytes))
-                    }
+                    Action::Send { peer, bytes } => wire.push((party.peer.clone(), peer, bytes)),
                     Action::Confirm {
                         peer, verification, ..
                     } => {
-                        parties[i].shown.push(verification);
-                        parties[i].pairing.handle_confirm(&peer, true, now);
+                        party.shown.push(verification);
+                        party.pairing.handle_confirm(&peer, true, now);
                     }
                     _ => {}
                 }
