@@ -76,7 +76,8 @@ pub enum Progress {
 /// Why a session ended without pairing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FailReason {
-    /// The code's lifetime ran out (initiator), or the initiator said it had (joiner).
+    /// The code's lifetime ran out (initiator), or the initiator proved it had (joiner:
+    /// a valid `Challenge` before, or `Done.proof`).
     #[error("the code has expired")]
     CodeExpired,
     /// The joiner searched for its whole `join_timeout` without finding the initiator.
