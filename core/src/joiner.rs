@@ -404,6 +404,10 @@ impl Joiner {
         })
         .encode();
         let verification = Verification::of(&transcript);
+        ctx.actions.push_back(Action::Progress(Progress::Verified {
+            peer: peer.clone(),
+            info: challenge.info.clone(),
+        }));
         let ask = !ctx.cfg.auto_accept;
         if ask {
             ctx.actions.push_back(Action::Confirm {
@@ -442,11 +446,7 @@ impl Joiner {
         let mut sent = None;
         self.transition(|state| match state {
             State::Confirming(c) => {
-                sent = Some((
-                    c.device.peer.clone(),
-                    c.prove.clone(),
-                    c.device.info.clone(),
-                ));
+                sent = Some((c.device.peer.clone(), c.prove.clone()));
                 State::Proving(Proving {
                     device: c.device,
                     nonce: c.nonce,
@@ -458,11 +458,8 @@ impl Joiner {
             }
             other => other,
         });
-        if let Some((peer, prove, info)) = sent {
+        if let Some((peer, prove)) = sent {
             self.ctx.send(&peer, prove);
-            self.ctx
-                .actions
-                .push_back(Action::Progress(Progress::Verified { peer, info }));
         }
     }
 

@@ -227,11 +227,17 @@ fn valid_challenge_asks_the_user_before_proving() {
     };
     assert_eq!(
         out,
-        vec![Action::Confirm {
-            peer: f.alice.peer.clone(),
-            info: f.alice.info.clone(),
-            verification: j.verification().expect("alice verified"),
-        }]
+        vec![
+            Action::Progress(Progress::Verified {
+                peer: f.alice.peer.clone(),
+                info: f.alice.info.clone()
+            }),
+            Action::Confirm {
+                peer: f.alice.peer.clone(),
+                info: f.alice.info.clone(),
+                verification: j.verification().expect("alice verified"),
+            }
+        ]
     );
     assert!(sent_to(&out, &f.alice.peer).is_empty(), "no proof yet");
     assert_eq!(b.poll_timeout(), Some(f.at(2) + f.cfg.confirm_timeout));
