@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== building paircode (release)"
-cargo build --release --quiet -p paircode-cli
+echo "== building paircode (release; the first build compiles ~300 crates and takes minutes)"
+cargo build --release -p paircode-cli
 bin="${CARGO_TARGET_DIR:-target}/release/paircode"
 
 export PAIRCODE_DATA_DIR="$(mktemp -d /tmp/paircode-demo.XXXXXX)"

@@ -20,9 +20,13 @@ impl Client {
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                Err(CliError::NotRunning {
-                    instance: instance.name.clone(),
-                })
+                // Before `network init` there is nothing to start yet: say the first step.
+                match instance.is_initialised() {
+                    true => Err(CliError::NotRunning {
+                        instance: instance.name.clone(),
+                    }),
+                    false => Err(crate::start::not_initialised(instance)),
+                }
             }
             Err(source) => Err(CliError::Connect {
                 path: instance.socket(),

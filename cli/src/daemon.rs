@@ -19,6 +19,9 @@ use crate::ipc::{
 };
 use crate::store::{StoreError, Vault};
 
+mod transfers;
+pub use transfers::Transfers;
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -33,6 +36,9 @@ struct Session {
     cancel: mpsc::UnboundedSender<()>,
 }
 
+/// How long shutdown waits for the node-event watcher to write its last save.
+const WATCHER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Daemon {
     instance: Instance,
     node: Node,
@@ -44,10 +50,13 @@ pub struct Daemon {
     devices: Mutex<DeviceList>,
     online: Mutex<BTreeSet<PeerId>>,
     session: Mutex<Option<Session>>,
+    transfers: Transfers,
     stop: Notify,
 }
 
 impl Daemon {
+    // One more than clippy's threshold: each is a different part of the daemon.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         instance: Instance,
         node: Node,
@@ -56,6 +65,7 @@ impl Daemon {
         mdns: bool,
         code_ttl: Duration,
         devices: DeviceList,
+        transfers: Transfers,
     ) -> Arc<Self> {
         let _ = node.set_paired(devices.peers());
         for peer in devices.pending_unpairs() {
@@ -71,13 +81,15 @@ impl Daemon {
             devices: Mutex::new(devices),
             online: Mutex::new(BTreeSet::new()),
             session: Mutex::new(None),
+            transfers,
             stop: Notify::new(),
         })
     }
 
     /// Serves the socket until `stop` is requested or a termination signal arrives.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
-        tokio::spawn(self.clone().watch_node());
+        let watcher = tokio::spawn(self.clone().watch_node());
+        tokio::spawn(self.clone().accept_transfers());
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .expect("installing a SIGTERM handler");
@@ -96,6 +108,17 @@ impl Daemon {
         }
         tracing::info!("stopping");
         self.node.shutdown().await;
+        // The watcher saves the device list (last-seen times of devices that just went
+        // offline). It must be done before the caller releases the instance lock: a save
+        // after that could overwrite a store the user or a new daemon now owns. The node's
+        // event stream ends with the node; the bound only guards against a stuck save.
+        let mut watcher = watcher;
+        if tokio::time::timeout(WATCHER_DRAIN, &mut watcher)
+            .await
+            .is_err()
+        {
+            watcher.abort();
+        }
         let _ = std::fs::remove_file(self.instance.socket());
     }
 
@@ -278,6 +301,23 @@ impl Daemon {
                 },
             },
             Request::Confirm { .. } => Response::Error(DaemonError::ConfirmWithoutSession),
+            Request::Send {
+                device,
+                paths,
+                text,
+            } => {
+                self.send(device, paths, text, writer, rx).await;
+                return;
+            }
+            Request::SendCancel => Response::Error(DaemonError::BadRequest(
+                "no send is running on this connection".into(),
+            )),
+            Request::Received => self.received(),
+            Request::FollowReceived => {
+                self.follow_received(writer, rx).await;
+                return;
+            }
+            Request::SetReceive { who, on } => self.set_receive(&who, on),
         };
         let _ = write_frame(&mut writer, &reply).await;
     }

@@ -15,13 +15,19 @@ pub struct IdentityRecord {
     secret: [u8; 32],
     #[zeroize(skip)]
     pub created_at: u64,
+    /// The name other devices see, chosen at `init` or by `rename`. Stores made before
+    /// names were kept have none: the daemon then uses the host name.
+    #[zeroize(skip)]
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 impl IdentityRecord {
-    pub fn new(identity: &DeviceIdentity, created_at: u64) -> Self {
+    pub fn new(identity: &DeviceIdentity, created_at: u64, name: String) -> Self {
         IdentityRecord {
             secret: *identity.secret_bytes(),
             created_at,
+            name: Some(name),
         }
     }
 
@@ -44,8 +50,17 @@ pub struct DeviceRecord {
     /// Which side this device played: `true` if we generated the code.
     #[zeroize(skip)]
     pub we_initiated: bool,
+    /// Transfers from it are accepted (`network receive DEVICE on|off`).
+    #[zeroize(skip)]
+    #[serde(default = "yes")]
+    pub receive: bool,
     #[serde(with = "serde_bytes")]
     pairing_secret: [u8; 32],
+}
+
+/// Serde's default for switches that start on.
+pub fn yes() -> bool {
+    true
 }
 
 impl DeviceRecord {
@@ -56,6 +71,7 @@ impl DeviceRecord {
             paired_at,
             last_seen: Some(paired_at),
             we_initiated: device.role == Role::Initiator,
+            receive: true,
             pairing_secret: *device.pairing_secret(),
         }
     }
@@ -75,6 +91,7 @@ impl DeviceRecord {
             paired_at: self.paired_at,
             online,
             last_seen: self.last_seen,
+            receive: self.receive,
         }
     }
 }
@@ -154,6 +171,20 @@ pub enum FindError {
     Ambiguous(String, usize),
 }
 
+/// The name a device gets when none was chosen: the host's.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "paircode device".to_string())
+}
+
+/// A name other devices can be shown, checked as the core checks it.
+pub fn device_name(value: &str) -> Result<String, paircode_core::device::DeviceInfoError> {
+    paircode_core::DeviceInfo::new(value).map(|info| info.name)
+}
+
 pub fn load_identity(vault: &Vault) -> Result<Option<IdentityRecord>, StoreError> {
     vault.read(IDENTITY_FILE)
 }
@@ -173,6 +204,7 @@ mod tests {
             paired_at: 1,
             last_seen: None,
             we_initiated: true,
+            receive: true,
             pairing_secret: [id; 32],
         }
     }

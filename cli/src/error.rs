@@ -7,7 +7,7 @@ use paircode_core::{CodeError, FailReason};
 use paircode_net::Error as NetError;
 use serde::{Deserialize, Serialize};
 
-use crate::instance::InstanceError;
+use crate::instance::{command_line, InstanceError};
 use crate::ipc::{DaemonError, FrameError, Response};
 use crate::lock::LockError;
 use crate::password::PasswordError;
@@ -27,10 +27,13 @@ pub enum CliError {
     Lock(#[from] LockError),
     #[error(
         "the paircode daemon for instance '{instance}' is not running; start it with `{}`",
-        start_command(.instance)
+        command_line(.instance, "start")
     )]
     NotRunning { instance: String },
-    #[error("instance '{instance}' has no device identity yet: run `paircode --instance {instance} network init`")]
+    #[error(
+        "instance '{instance}' has no device identity yet: run `{}` first",
+        command_line(.instance, "network init")
+    )]
     NotInitialised { instance: String },
     #[error(
         "instance '{instance}' already has a store ({}); nothing was changed. \
@@ -110,6 +113,12 @@ pub enum CliError {
     },
     #[error("starting the runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("the downloads directory {}: {source}", .path.display())]
+    Downloads {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Command-line input that cannot work, caught before anything starts.
@@ -118,11 +127,14 @@ pub enum UsageError {
     /// clap's own message, for `--json` output.
     #[error("{0}")]
     Arguments(String),
-    #[error("{what} address {value:?} is not a multiaddr: {reason}")]
+    #[error(
+        "{what} address {value:?} is not usable ({reason}); the right form looks like {example}"
+    )]
     Multiaddr {
         what: &'static str,
         value: String,
         reason: String,
+        example: &'static str,
     },
 }
 
@@ -132,13 +144,6 @@ pub struct ErrorBody {
     pub kind: String,
     pub message: String,
     pub exit: u8,
-}
-
-fn start_command(instance: &str) -> String {
-    match instance {
-        "default" => "paircode start".to_string(),
-        name => format!("paircode --instance {name} start"),
-    }
 }
 
 fn list_files(files: &[PathBuf]) -> String {
@@ -170,6 +175,10 @@ impl CliError {
     /// | 12 | the instance has no identity yet (`network init`) |
     /// | 13 | no paired device by that name or peer id |
     /// | 14 | a pairing session is already running |
+    /// | 15 | send: the device is offline (the message says when it was last seen) |
+    /// | 16 | send: the device refused (receiving off, not paired there, a name it will not take) |
+    /// | 17 | send: the device has no room for it |
+    /// | 18 | send: the content did not arrive intact (connection lost, size or hash mismatch) |
     pub fn exit_code(&self) -> u8 {
         use CliError as E;
         use DaemonError as D;
@@ -203,6 +212,7 @@ impl CliError {
             E::NotInitialised { .. } => 12,
             E::Daemon(D::UnknownDevice(_)) => 13,
             E::Daemon(D::Busy) => 14,
+            E::Daemon(D::Transfer(e)) => e.exit_code(),
             E::Daemon(D::BadRequest(_) | D::BadCode(_) | D::ConfirmWithoutSession) => 2,
             E::Daemon(
                 D::Pairing {
@@ -229,7 +239,8 @@ impl CliError {
             | E::DaemonExited { .. }
             | E::Input { .. }
             | E::Relay(_)
-            | E::Runtime(_) => 1,
+            | E::Runtime(_)
+            | E::Downloads { .. } => 1,
             // Derived by this same function in the process that reported it.
             E::Reported(body) => body.exit,
         }
@@ -279,6 +290,7 @@ impl CliError {
                 D::BadRequest(_) => "bad_request",
                 D::BadCode(_) => "bad_code",
                 D::ConfirmWithoutSession => "bad_request",
+                D::Transfer(e) => e.kind(),
             },
             E::Connect { .. } | E::Ipc(_) | E::Unexpected(_) => "ipc",
             E::DaemonHungUp => "daemon_hung_up",
@@ -290,7 +302,25 @@ impl CliError {
             E::Interrupted => "cancelled",
             E::Input { .. } => "input",
             E::Runtime(_) => "runtime",
+            E::Downloads { .. } => "downloads",
             E::Relay(_) => "relay",
+        }
+    }
+
+    /// What to check next, for a person (not in the JSON envelope: scripts go by `kind`).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Daemon(DaemonError::Pairing {
+                reason: FailReason::NoDeviceAnswered,
+            }) => Some(
+                "Likely causes:\n  \
+                 - `paircode network pair generate` is no longer running on the other device \
+                 (or showed another code): generate a new code there and join again;\n  \
+                 - the devices are on different networks: start this daemon with the \
+                 `--bootstrap` line the other device's `paircode status` prints;\n  \
+                 - a firewall drops mDNS (UDP 5353) or the daemon's TCP port (see the README).",
+            ),
+            _ => None,
         }
     }
 

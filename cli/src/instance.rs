@@ -73,6 +73,14 @@ impl Instance {
     }
 }
 
+/// `paircode ARGS` as the user would type it for the instance called `name`.
+pub fn command_line(name: &str, args: &str) -> String {
+    match name {
+        "default" => format!("paircode {args}"),
+        name => format!("paircode --instance {name} {args}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::devices::FindError;
+use crate::transfer::log::{Arriving, ReceivedEntry};
+use crate::transfer::send::{Delivered, Progress};
+use crate::transfer::TransferError;
 
 /// 2: errors are the typed `DaemonError`.
 pub const IPC_VERSION: u32 = 2;
@@ -45,17 +48,51 @@ pub enum Request {
     Unpair {
         who: String,
     },
+    /// Send files (absolute paths) or a text to a paired device; the connection then
+    /// streams `Response::Sending`, `Response::Transfer`s and a final `Response::Sent`.
+    /// Closing the connection aborts (the device keeps what arrived, for a resume).
+    Send {
+        device: String,
+        paths: Vec<PathBuf>,
+        text: Option<String>,
+    },
+    /// On a sending connection: cancel, and have the device drop what arrived.
+    SendCancel,
+    Received,
+    /// `Response::Done` once subscribed, then `Response::Arriving` for transfers as they
+    /// arrive, until the connection closes.
+    FollowReceived,
+    /// Accept transfers from a device, or not.
+    SetReceive {
+        who: String,
+        on: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Status(StatusInfo),
     Done,
-    Code { words: String, expires_secs: u64 },
+    Code {
+        words: String,
+        expires_secs: u64,
+    },
     Event(Event),
     Devices(Vec<DeviceView>),
     PairStatus(Option<SessionView>),
     Unpaired(DeviceView),
+    /// A send started: to whom, how much, and what inside directories was skipped.
+    Sending {
+        device: DeviceView,
+        items: usize,
+        bytes: u64,
+        skipped: Vec<PathBuf>,
+    },
+    Transfer(Progress),
+    Sent(Vec<Delivered>),
+    Received(Vec<ReceivedEntry>),
+    Arriving(Arriving),
+    ReceiveSet(DeviceView),
     Error(DaemonError),
 }
 
@@ -105,6 +142,9 @@ pub struct DeviceView {
     pub online: bool,
     /// Unix seconds, if ever seen after pairing.
     pub last_seen: Option<u64>,
+    /// Transfers from it are accepted (`network receive`).
+    #[serde(default = "crate::devices::yes")]
+    pub receive: bool,
 }
 
 /// An error the daemon reports. Typed end to end: the CLI derives its message, its `kind`
@@ -155,6 +195,8 @@ pub enum DaemonError {
     BadCode(String),
     #[error("a confirmation belongs to the connection that generated the code")]
     ConfirmWithoutSession,
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
 }
 
 /// What the daemon was doing when saving failed.
@@ -164,6 +206,7 @@ pub enum SaveContext {
     /// A pairing completed on the wire; the other device may have stored it.
     Paired,
     Unpaired,
+    Receive,
 }
 
 impl std::fmt::Display for SaveContext {
@@ -171,6 +214,7 @@ impl std::fmt::Display for SaveContext {
         f.write_str(match self {
             SaveContext::Paired => "the pairing completed",
             SaveContext::Unpaired => "the device was to be unpaired",
+            SaveContext::Receive => "receiving from the device was to be switched",
         })
     }
 }

@@ -10,7 +10,16 @@ use tracing_subscriber::EnvFilter;
 use crate::error::CliError;
 use crate::instance::Instance;
 
-pub fn init(instance: &Instance, verbose: bool, to_stderr: bool) -> Result<(), CliError> {
+/// Kademlia warns at start that it has "no known peers" when given no bootstrap address,
+/// which is the normal state of an mDNS-only daemon: the warning is kept for `--verbose`.
+const QUIET_DHT: &str = "libp2p_kad=error";
+
+pub fn init(
+    instance: &Instance,
+    verbose: bool,
+    has_bootstrap: bool,
+    to_stderr: bool,
+) -> Result<(), CliError> {
     let path = instance.log_file();
     let file = OpenOptions::new()
         .create(true)
@@ -21,7 +30,11 @@ pub fn init(instance: &Instance, verbose: bool, to_stderr: bool) -> Result<(), C
             path: path.clone(),
             source,
         })?;
-    let default = if verbose { "debug" } else { "info" };
+    let default = match (verbose, has_bootstrap) {
+        (true, _) => "debug".to_string(),
+        (false, true) => "info".to_string(),
+        (false, false) => format!("info,{QUIET_DHT}"),
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

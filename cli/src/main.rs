@@ -4,28 +4,52 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use paircode_cli::addr;
 use paircode_cli::client::Client;
-use paircode_cli::devices::{save_identity, DeviceList, IdentityRecord};
+use paircode_cli::code_prompt;
+use paircode_cli::devices::{
+    device_name, host_name, load_identity, save_identity, DeviceList, IdentityRecord,
+};
 use paircode_cli::error::{CliError, UsageError};
 use paircode_cli::instance::{Instance, DEVICES_FILE, IDENTITY_FILE};
 use paircode_cli::ipc::{DeviceView, Event, Request, Response, StatusInfo};
 use paircode_cli::output;
 use paircode_cli::password::{self, Confirm};
-use paircode_cli::progress::Progress;
+use paircode_cli::progress::{self, Progress};
 use paircode_cli::relay;
 use paircode_cli::start::{self, StartOptions};
 use paircode_cli::store::{KdfParams, Vault};
+use paircode_cli::transfer::command as transfer;
 use paircode_core::{Code, DeviceIdentity};
+use paircode_net::Multiaddr;
+
+/// The longest a code may stay valid: long enough to walk to the other device, short
+/// enough that a code seen over a shoulder soon stops working.
+const MAX_EXPIRES_SECS: u64 = 3600;
 
 #[derive(Parser)]
-#[command(name = "paircode", version, about = "Pair devices with a 12-word code")]
+#[command(
+    name = "paircode",
+    version,
+    about = "Pair devices with a 12-word code",
+    after_help = "Environment: PAIRCODE_PASSWORD (the store's password, instead of the prompt), \
+                  PAIRCODE_DATA_DIR (like --data-dir), PAIRCODE_QR=1 (like generate --qr), \
+                  RUST_LOG (the daemon's log filter).\n\
+                  Exit codes: 0 success, 1 failure, 2 usage, 3 daemon not running, 4 wrong \
+                  password, 5 damaged store, 6 already running, 7 bad code, 8 code expired, \
+                  9 no device answered, 10 rejected or declined, 11 cancelled, 12 not \
+                  initialised, 13 unknown device, 14 a pairing is already running, 15 device \
+                  offline, 16 transfer refused, 17 no space on the receiver, 18 transfer not \
+                  intact."
+)]
 struct Cli {
     /// Which daemon to talk to; several can run on one machine.
-    #[arg(long, global = true, default_value = "default")]
+    #[arg(long, global = true, default_value = "default", value_name = "NAME")]
     instance: String,
-    /// Where instances keep their files (default: the platform's data directory).
-    #[arg(long, global = true, env = "PAIRCODE_DATA_DIR")]
+    /// Where instances keep their files [default: the platform's data directory,
+    /// ~/.local/share/paircode on Linux].
+    #[arg(long, global = true, env = "PAIRCODE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Machine-readable output: one JSON envelope per line (`{"schema":"paircode/1",…}`),
     /// errors included.
@@ -51,8 +75,36 @@ enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Send files, directories or a text to a paired device (SHA-256 verified on arrival).
+    Send {
+        /// The paired device, by name or peer id.
+        device: String,
+        /// Files and directories to send.
+        #[arg(required_unless_present = "text", conflicts_with = "text")]
+        paths: Vec<PathBuf>,
+        /// Send this text instead of files.
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// What paired devices sent here.
+    Received {
+        /// Then show transfers as they arrive, with progress, until Ctrl+C.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Run a meeting point (DHT, relay, AutoNAT) for devices on other networks.
     Relay(relay::RelayArgs),
+    /// Print a shell completion script (the README says where each shell looks for it).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (`paircode man | man -l -`), or write one page per command.
+    Man {
+        /// Write paircode.1, paircode-start.1, … into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -60,8 +112,14 @@ struct PasswordArgs {
     /// Read the password from the first line of standard input.
     #[arg(long)]
     password_stdin: bool,
-    /// The password itself (visible to other users in `ps`; prefer the prompt).
-    #[arg(long, value_name = "VALUE")]
+    /// The password itself (visible to other users in `ps`: prefer the prompt,
+    /// --password-stdin or the environment).
+    #[arg(
+        long,
+        value_name = "VALUE",
+        env = "PAIRCODE_PASSWORD",
+        hide_env_values = true
+    )]
     password: Option<String>,
 }
 
@@ -73,17 +131,24 @@ struct StartArgs {
     /// Set by `start` for the daemon it detaches.
     #[arg(long, hide = true)]
     detached: bool,
-    /// Address to listen on (repeatable), e.g. /ip4/0.0.0.0/tcp/0.
-    #[arg(long, value_name = "MULTIADDR")]
-    listen: Vec<String>,
-    /// DHT entry point (repeatable): /ip4/…/tcp/…/p2p/<peer id>.
-    #[arg(long, value_name = "MULTIADDR")]
-    bootstrap: Vec<String>,
+    /// Address to listen on (repeatable): /ip4/ADDRESS/tcp/PORT, port 0 for any
+    /// [default: /ip4/0.0.0.0/tcp/0].
+    #[arg(long, value_name = "MULTIADDR", value_parser = addr::listen)]
+    listen: Vec<Multiaddr>,
+    /// DHT entry point (repeatable): /ip4/ADDRESS/tcp/PORT/p2p/PEER-ID, as the other
+    /// device's `paircode status` prints it.
+    #[arg(long, value_name = "MULTIADDR", value_parser = addr::bootstrap)]
+    bootstrap: Vec<Multiaddr>,
     /// No LAN discovery (for loopback-only setups).
     #[arg(long)]
     no_mdns: bool,
-    /// This device's name as others see it (default: the host name).
-    #[arg(long)]
+    /// Where received files go [default: the platform's download directory, `paircode`
+    /// folder].
+    #[arg(long, value_name = "DIR")]
+    downloads: Option<PathBuf>,
+    /// Rename this device (as `network rename` does) before starting [default: the name
+    /// chosen at `network init`].
+    #[arg(long, value_parser = device_name)]
     name: Option<String>,
     #[command(flatten)]
     password: PasswordArgs,
@@ -97,6 +162,17 @@ enum NetworkCommand {
         /// devices. A copy of each existing file is kept next to it.
         #[arg(long)]
         force: bool,
+        /// This device's name as other devices see it [default: the host name].
+        #[arg(long, value_parser = device_name)]
+        name: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Change this device's name as other devices see it (the daemon must be stopped).
+    Rename {
+        /// The new name.
+        #[arg(value_parser = device_name)]
+        name: String,
         #[command(flatten)]
         password: PasswordArgs,
     },
@@ -107,8 +183,25 @@ enum NetworkCommand {
     },
     /// List paired devices.
     Devices,
-    /// Forget a paired device (by name or peer id).
-    Unpair { who: String },
+    /// Forget a paired device and tell it so.
+    Unpair {
+        /// The device's name or peer id, as `network devices` lists them.
+        who: String,
+    },
+    /// Accept transfers from a paired device, or not.
+    Receive {
+        /// The device's name or peer id, as `network devices` lists them.
+        who: String,
+        /// on: accept its transfers; off: refuse them.
+        #[arg(value_enum)]
+        state: Switch,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -118,18 +211,23 @@ enum PairCommand {
         /// Pair without asking for confirmation.
         #[arg(long)]
         auto_accept: bool,
-        /// How long the code stays valid, in seconds.
-        #[arg(long, value_name = "SECS")]
+        /// How long the code stays valid, in seconds, at most 3600 [default: 300].
+        #[arg(long, value_name = "SECS",
+              value_parser = clap::value_parser!(u64).range(1..=MAX_EXPIRES_SECS))]
         expires: Option<u64>,
+        /// Also show the code as a QR code (only ever on a terminal).
+        #[arg(long, env = "PAIRCODE_QR", value_parser = clap::builder::FalseyValueParser::new())]
+        qr: bool,
     },
     /// Join the device showing this code.
     Join {
-        /// The 12 words, quoted (or give them as separate arguments, or on stdin).
-        #[arg(long)]
+        /// The 12 words, quoted (or give them as separate arguments, or type them when asked).
+        #[arg(long, value_name = "WORDS")]
         code: Option<String>,
         /// Pair with the device that proves the code without asking for confirmation.
         #[arg(long, short = 'y', alias = "auto-accept")]
         yes: bool,
+        /// The 12 words as separate arguments.
         words: Vec<String>,
     },
     /// The running pairing session, if any.
@@ -144,6 +242,12 @@ fn main() -> ExitCode {
         Err(e) => return usage(e),
     };
     let json = cli.json;
+    // Texts about the program itself: no instance, no runtime.
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man { dir } => return man(json, dir.as_deref()),
+        _ => {}
+    }
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,6 +259,42 @@ fn main() -> ExitCode {
         Err(e) => {
             output::error(json, &e);
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "paircode", &mut script);
+    output::line(String::from_utf8_lossy(&script).trim_end());
+    ExitCode::SUCCESS
+}
+
+fn man(json: bool, dir: Option<&std::path::Path>) -> ExitCode {
+    let outcome = match dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir).map(|()| {
+            output::result(
+                json,
+                serde_json::json!({ "written": dir }),
+                format_args!("manual pages written to {}", dir.display()),
+            )
+        }),
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map(|()| output::line(String::from_utf8_lossy(&page).trim_end()))
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(source) => {
+            let error = CliError::Input {
+                what: "the manual pages",
+                source,
+            };
+            output::error(json, &error);
+            ExitCode::from(error.exit_code())
         }
     }
 }
@@ -191,6 +331,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 password_stdin: args.password.password_stdin,
                 password: args.password.password,
                 verbose: cli.verbose,
+                downloads: args.downloads,
             };
             if args.foreground {
                 return start::run_foreground(&instance, opts, args.detached, json).await;
@@ -208,8 +349,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Stop => {
-            Client::call(&instance, &Request::Stop).await?;
+            // Stopping what is not running has the outcome asked for: not an error.
+            match Client::call(&instance, &Request::Stop).await {
+                Ok(_) => {}
+                Err(CliError::NotRunning { .. } | CliError::NotInitialised { .. }) => {
+                    output::result(
+                        json,
+                        serde_json::json!({ "stopped": instance.name, "was_running": false }),
+                        format_args!("'{}' was not running", instance.name),
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
             // The daemon exits once it has closed its connections; wait for its lock.
             for _ in 0..100 {
                 if paircode_cli::lock::DaemonLock::holder(&instance.lock_file()).is_none() {
@@ -219,7 +373,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             output::result(
                 json,
-                serde_json::json!({ "stopped": instance.name }),
+                serde_json::json!({ "stopped": instance.name, "was_running": true }),
                 format_args!("stopped '{}'", instance.name),
             );
             Ok(())
@@ -232,13 +386,24 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             other => Err(unexpected(other)),
         },
         Command::Network { command } => network(&instance, json, command).await,
+        Command::Send {
+            device,
+            paths,
+            text,
+        } => transfer::send(&instance, json, device, paths, text).await,
+        Command::Received { follow } => transfer::received(&instance, json, follow).await,
         Command::Relay(args) => Ok(relay::run(&instance.dir, args, cli.verbose).await?),
     }
 }
 
 async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Result<(), CliError> {
     match command {
-        NetworkCommand::Init { force, password } => init(instance, json, force, password),
+        NetworkCommand::Init {
+            force,
+            name,
+            password,
+        } => init(instance, json, force, name, password),
+        NetworkCommand::Rename { name, password } => rename(instance, json, name, password),
         NetworkCommand::Devices => match Client::call(instance, &Request::Devices).await? {
             Response::Devices(devices) => {
                 print_devices(json, &devices);
@@ -249,18 +414,22 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
         NetworkCommand::Unpair { who } => {
             match Client::call(instance, &Request::Unpair { who }).await? {
                 Response::Unpaired(device) => {
-                    let text = format!("unpaired {} ({})", device.name, device.peer_id);
+                    let text = format!("unpaired {}", device.name);
                     output::result(json, serde_json::json!({ "unpaired": device }), text);
                     Ok(())
                 }
                 other => Err(unexpected(other)),
             }
         }
+        NetworkCommand::Receive { who, state } => {
+            transfer::set_receive(instance, json, who, matches!(state, Switch::On)).await
+        }
         NetworkCommand::Pair { command } => match command {
             PairCommand::Generate {
                 auto_accept,
                 expires,
-            } => generate(instance, json, auto_accept, expires).await,
+                qr,
+            } => generate(instance, json, auto_accept, expires, qr).await,
             PairCommand::Join { code, yes, words } => join(instance, json, code, yes, words).await,
             PairCommand::Status => match Client::call(instance, &Request::PairStatus).await? {
                 Response::PairStatus(session) => {
@@ -284,7 +453,13 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
 
 /// Never overwrites a store silently: with files present it refuses, unless `--force`,
 /// which first keeps a timestamped copy of each.
-fn init(instance: &Instance, json: bool, force: bool, args: PasswordArgs) -> Result<(), CliError> {
+fn init(
+    instance: &Instance,
+    json: bool,
+    force: bool,
+    name: Option<String>,
+    args: PasswordArgs,
+) -> Result<(), CliError> {
     let existing: Vec<_> = [IDENTITY_FILE, DEVICES_FILE]
         .iter()
         .map(|name| instance.dir.join(name))
@@ -310,11 +485,12 @@ fn init(instance: &Instance, json: bool, force: bool, args: PasswordArgs) -> Res
     let vault = Vault::create(&instance.dir, password.as_bytes(), KdfParams::default())?;
     drop(password);
     let identity = DeviceIdentity::generate(&mut rand_core::OsRng);
+    let name = name.unwrap_or_else(host_name);
     // The list first: once the identity exists, a missing list means a lost one.
     DeviceList::default().save(&vault)?;
     save_identity(
         &vault,
-        &IdentityRecord::new(&identity, paircode_cli::daemon::unix_now()),
+        &IdentityRecord::new(&identity, paircode_cli::daemon::unix_now(), name.clone()),
     )?;
     let peer = identity.peer_id().to_string();
     let mut text = String::new();
@@ -324,13 +500,64 @@ fn init(instance: &Instance, json: bool, force: bool, args: PasswordArgs) -> Res
             copy.display()
         ));
     }
-    text.push_str(&format!("initialised '{}': peer id {peer}", instance.name));
+    text.push_str(&format!(
+        "initialised '{}': this device is called {name:?} (`{}` changes it)\n\
+         next: `{}`, then pair with `{}`",
+        instance.name,
+        command_line(instance, "network rename NAME"),
+        command_line(instance, "start"),
+        command_line(instance, "network pair generate"),
+    ));
     output::result(
         json,
-        serde_json::json!({ "instance": instance.name, "peer_id": peer, "backups": backups }),
+        serde_json::json!({
+            "instance": instance.name,
+            "name": name,
+            "peer_id": peer,
+            "backups": backups,
+        }),
         text,
     );
     Ok(())
+}
+
+/// Renames the device in its store; the daemon reads the name when it starts, so it must
+/// not be running (it would keep announcing the old name).
+fn rename(
+    instance: &Instance,
+    json: bool,
+    name: String,
+    args: PasswordArgs,
+) -> Result<(), CliError> {
+    if !instance.is_initialised() {
+        return Err(start::not_initialised(instance));
+    }
+    if let Some(pid) = paircode_cli::lock::DaemonLock::holder(&instance.lock_file()) {
+        return Err(paircode_cli::lock::LockError::AlreadyRunning {
+            pid: pid.to_string(),
+        }
+        .into());
+    }
+    let password = password::obtain(args.password_stdin, args.password, Confirm::Once)?;
+    let vault = Vault::open(&instance.dir, IDENTITY_FILE, password.as_bytes())?;
+    drop(password);
+    let mut record = load_identity(&vault)?.ok_or_else(|| start::not_initialised(instance))?;
+    let old = record.name.replace(name.clone());
+    save_identity(&vault, &record)?;
+    let text = match &old {
+        Some(old) => format!("renamed {old:?} to {name:?}"),
+        None => format!("this device is now called {name:?}"),
+    };
+    output::result(
+        json,
+        serde_json::json!({ "instance": instance.name, "name": name, "was": old }),
+        text,
+    );
+    Ok(())
+}
+
+fn command_line(instance: &Instance, args: &str) -> String {
+    paircode_cli::instance::command_line(&instance.name, args)
 }
 
 /// Copies `path` to `path.bak-<UTC time>` (never over an earlier copy).
@@ -357,6 +584,7 @@ async fn generate(
     json: bool,
     auto_accept: bool,
     expires: Option<u64>,
+    qr: bool,
 ) -> Result<(), CliError> {
     let mut client = Client::connect(instance).await?;
     client
@@ -365,6 +593,8 @@ async fn generate(
             expires_secs: expires,
         })
         .await?;
+    // The daemon starts the code's clock before it answers: count from the asking.
+    let asked = std::time::Instant::now();
     let (words, expires_secs) = match client.receive().await? {
         Response::Code {
             words,
@@ -378,20 +608,32 @@ async fn generate(
             serde_json::json!({ "words": words, "expires_secs": expires_secs }),
         );
     } else {
-        output::line(format_args!(
-            "Pairing code (valid for {}:{:02}):\n\n    {words}\n",
-            expires_secs / 60,
-            expires_secs % 60
-        ));
-        if let Some(qr) = paircode_cli::progress::qr(&words) {
+        show_code(&words, expires_secs, qr);
+    }
+    let deadline = asked + std::time::Duration::from_secs(expires_secs);
+    let progress = Progress::until(json, "waiting for the other device…", deadline);
+    follow(&mut client, json, Side::Generating, progress).await
+}
+
+/// Fits an 80×24 terminal: the words in two rows to read out, the command to copy, and a
+/// QR code only when asked for (it takes 30 lines) and only where it can be scanned.
+fn show_code(words: &str, expires_secs: u64, qr: bool) {
+    let list: Vec<&str> = words.split(' ').collect();
+    let (first, second) = list.split_at(list.len().div_ceil(2));
+    output::line(format_args!(
+        "Pairing code (valid for {}):\n\n    {}\n    {}\n",
+        progress::minutes(std::time::Duration::from_secs(expires_secs)),
+        first.join(" "),
+        second.join(" "),
+    ));
+    if qr && std::io::stdout().is_terminal() {
+        if let Some(qr) = progress::qr(words) {
             output::line(qr);
         }
-        output::line(
-            "On the other device run:  paircode network pair join --code \"<the 12 words>\"",
-        );
     }
-    let progress = Progress::new(json, Some("waiting for the other device…"));
-    follow(&mut client, json, progress).await
+    output::line(format_args!(
+        "On the other device run:\n\n    paircode network pair join --code \"{words}\"\n"
+    ));
 }
 
 async fn join(
@@ -401,13 +643,12 @@ async fn join(
     auto_accept: bool,
     words: Vec<String>,
 ) -> Result<(), CliError> {
-    let typed = match (code, words.is_empty()) {
-        (Some(code), _) => zeroize::Zeroizing::new(code),
-        (None, false) => zeroize::Zeroizing::new(words.join(" ")),
-        (None, true) => read_code_from_stdin()?,
-    };
     // Checked here, before anything is sent: a typo is caught while the user still looks.
-    let code = Code::parse(&typed)?;
+    let code = match (code, words.is_empty()) {
+        (Some(code), _) => Code::parse(&zeroize::Zeroizing::new(code))?,
+        (None, false) => Code::parse(&zeroize::Zeroizing::new(words.join(" ")))?,
+        (None, true) => read_code()?,
+    };
     let mut client = Client::connect(instance).await?;
     client
         .send(&Request::Join {
@@ -416,46 +657,107 @@ async fn join(
         })
         .await?;
     let progress = Progress::new(json, None);
-    follow(&mut client, json, progress).await
+    follow(&mut client, json, Side::Joining, progress).await
 }
 
-fn read_code_from_stdin() -> Result<zeroize::Zeroizing<String>, CliError> {
-    if std::io::stdin().is_terminal() {
-        eprint!("Code: ");
+/// The code from standard input. At a terminal the code is typed at a prompt with Tab
+/// completion, and asked for again after a mistake; elsewhere the first line is the code.
+fn read_code() -> Result<Code, CliError> {
+    let input_error = |source| CliError::Input {
+        what: "the code",
+        source,
+    };
+    if !std::io::stdin().is_terminal() {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(input_error)?;
+        return Ok(Code::parse(&line)?);
     }
-    let mut line = zeroize::Zeroizing::new(String::new());
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|source| CliError::Input {
-            what: "the code",
-            source,
-        })?;
-    Ok(line)
+    loop {
+        let line = match code_prompt::read("Code: ").map_err(input_error)? {
+            code_prompt::Typed::Line(line) => line,
+            code_prompt::Typed::Interrupted => return Err(CliError::Interrupted),
+            // Ctrl+D gives up: an empty code is the error to report.
+            code_prompt::Typed::End => zeroize::Zeroizing::new(String::new()),
+        };
+        match Code::parse(&line) {
+            Ok(code) => return Ok(code),
+            Err(e) if !line.trim().is_empty() => {
+                eprintln!("{e}\ntype the code again (Tab completes a word), or Ctrl+D to give up")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
-/// Shows a session's progress until its outcome; Ctrl+C drops the connection, which
-/// cancels the session in the daemon.
-async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Result<(), CliError> {
+/// Which end of the pairing this command is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Generating,
+    Joining,
+}
+
+/// Shows a session's progress until its outcome. Ctrl+C, at any point including the y/N
+/// question, drops the connection, which cancels the session in the daemon; an outcome
+/// that arrives while the question is open (the confirmation window closed, the other
+/// device gave up) closes the question.
+async fn follow(
+    client: &mut Client,
+    json: bool,
+    side: Side,
+    mut progress: Progress,
+) -> Result<(), CliError> {
+    // Answers are read on a thread of their own: a read cannot be cancelled, and this one
+    // must not keep the process alive once the session is over.
+    let (answer_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut asking = false;
     loop {
         let response = tokio::select! {
             r = client.receive() => r?,
+            line = answers.recv(), if asking => {
+                asking = false;
+                let line = line
+                    .unwrap_or_else(|| Ok(String::new()))
+                    .map_err(|source| CliError::Input { what: "the answer", source })?;
+                let accept = matches!(line.trim().to_lowercase().as_str(), "y" | "yes");
+                client.send(&Request::Confirm { accept }).await?;
+                progress.resume("finishing…");
+                continue;
+            }
             _ = tokio::signal::ctrl_c() => {
+                end_question(json, asking);
                 progress.finish();
                 return Err(CliError::Interrupted);
             }
         };
+        end_question(json, std::mem::take(&mut asking));
         let Response::Event(event) = response else {
             return Err(unexpected(response));
         };
         match event {
-            Event::Searching => progress.stage(
-                "searching",
-                serde_json::json!({}),
-                "searching for the device with this code…",
-            ),
+            Event::Searching => {
+                // The daemon runs the core's default session settings.
+                let patience = paircode_core::Config::default().join_timeout;
+                progress.stage_until(
+                    "searching",
+                    serde_json::json!({}),
+                    "searching for the device with this code…",
+                    std::time::Instant::now() + patience,
+                )
+            }
             Event::Found { name, peer } => {
-                let text = format!("found {name} ({}), verifying…", short(&peer));
+                // The joiner's user has nothing to do: the question is on the other screen.
+                let text = match side {
+                    Side::Generating => format!("found {name} ({}), verifying…", short(&peer)),
+                    Side::Joining => {
+                        format!(
+                            "found {name} ({}); waiting for {name} to accept…",
+                            short(&peer)
+                        )
+                    }
+                };
                 progress.stage(
                     "found",
                     serde_json::json!({ "name": name, "peer_id": peer }),
@@ -468,13 +770,18 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
                 verification,
             } => {
                 progress.pause();
-                let accept = ask(json, &name, &peer, &verification).await?;
-                client.send(&Request::Confirm { accept }).await?;
-                progress.resume("finishing…");
+                ask(json, &name, &peer, &verification);
+                let answer_tx = answer_tx.clone();
+                std::thread::spawn(move || {
+                    let mut line = String::new();
+                    let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+                    let _ = answer_tx.send(read);
+                });
+                asking = true;
             }
             Event::Paired(device) => {
                 progress.finish();
-                let text = format!("paired with {} ({})", device.name, device.peer_id);
+                let text = format!("paired with {}", device.name);
                 output::result(json, serde_json::json!({ "paired": device }), text);
                 return Ok(());
             }
@@ -488,7 +795,7 @@ async fn follow(client: &mut Client, json: bool, mut progress: Progress) -> Resu
 
 /// Asks whether to pair, showing the verification string: the other screen must show the
 /// same words, or someone else is in the middle.
-async fn ask(json: bool, name: &str, peer: &str, verification: &str) -> Result<bool, CliError> {
+fn ask(json: bool, name: &str, peer: &str, verification: &str) {
     if json {
         output::event(
             "confirm",
@@ -501,20 +808,13 @@ async fn ask(json: bool, name: &str, peer: &str, verification: &str) -> Result<b
             short(peer)
         );
     }
-    let line = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map(|_| line)
-    })
-    .await
-    .map_err(|e| CliError::Input {
-        what: "the answer",
-        source: std::io::Error::other(e),
-    })?
-    .map_err(|source| CliError::Input {
-        what: "the answer",
-        source,
-    })?;
-    Ok(matches!(line.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Ends the line of a question left unanswered, so what follows starts on its own.
+fn end_question(json: bool, asking: bool) {
+    if asking && !json {
+        eprintln!();
+    }
 }
 
 fn short(peer: &str) -> String {
@@ -537,8 +837,14 @@ fn print_status(json: bool, status: &StatusInfo) {
     ));
     output::line(format_args!("device:    {}", status.name));
     output::line(format_args!("peer id:   {}", status.peer_id));
-    for addr in &status.listen {
+    // Addresses another machine can reach first; loopback only helps this one.
+    let loopback = |addr: &&String| addr.starts_with("/ip4/127.") || addr.starts_with("/ip6/::1/");
+    let (local, reachable): (Vec<&String>, Vec<&String>) = status.listen.iter().partition(loopback);
+    for addr in reachable.iter().chain(&local) {
         output::line(format_args!("listening: {addr}"));
+    }
+    if let Some(addr) = reachable.first().or(local.first()) {
+        output::line(format_args!("reach it:  paircode start --bootstrap {addr}"));
     }
     output::line(format_args!(
         "mDNS:      {}",
@@ -573,11 +879,49 @@ fn print_devices(json: bool, devices: &[DeviceView]) {
             (false, Some(seen)) => format!("last seen {}", paircode_cli::progress::time(seen)),
             (false, None) => "never seen".to_string(),
         };
+        let status = match d.receive {
+            true => status,
+            false => format!("{status}, receiving off"),
+        };
         output::line(format_args!(
             "{:<20} {:<54} {:<22} {status}",
             d.name,
             d.peer_id,
             paircode_cli::progress::time(d.paired_at)
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--help`, the man page and the completions are only as good as the texts.
+    #[test]
+    fn every_argument_and_command_has_help() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                assert!(
+                    builtin || arg.get_help().is_some(),
+                    "{path} {} has no help text",
+                    arg.get_id()
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no help text",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "paircode");
     }
 }

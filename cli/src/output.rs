@@ -4,7 +4,7 @@
 //! Every command ends with exactly one envelope line,
 //! `{"schema":"paircode/1","ok":true,"result":…}` or
 //! `{"schema":"paircode/1","ok":false,"error":{"kind":…,"message":…,"exit":…}}`;
-//! commands that stream (pair generate, pair join) print events before it as
+//! commands that stream (pair generate, pair join, send) print events before it as
 //! `{"schema":"paircode/1","event":"<name>",…}`.
 
 use std::fmt::Display;
@@ -102,6 +102,9 @@ pub fn error(json: bool, error: &CliError) {
         });
     } else {
         eprintln!("error: {error}");
+        if let Some(hint) = error.hint() {
+            eprintln!("{hint}");
+        }
     }
 }
 

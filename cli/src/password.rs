@@ -6,6 +6,11 @@ use std::io::{BufRead, IsTerminal};
 use zeroize::Zeroizing;
 
 pub const ENV_VAR: &str = "PAIRCODE_PASSWORD";
+/// The shortest password `network init` accepts. Opening a store takes any length, so a
+/// store made before the rule still opens.
+pub const MIN_LENGTH: usize = 8;
+/// Prompts before giving up, as `passwd` does.
+pub const TRIES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirm {
@@ -24,12 +29,14 @@ pub enum PasswordError {
     Mismatch,
     #[error("the password is empty")]
     Empty,
+    #[error("the password is shorter than {MIN_LENGTH} characters")]
+    TooShort,
     #[error("reading the password: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Sources in order: stdin (when asked), the environment, `--password`, an interactive
-/// prompt. The returned buffer is wiped on drop.
+/// prompt, which asks again after a mistake. The returned buffer is wiped on drop.
 pub fn obtain(
     from_stdin: bool,
     argv_value: Option<String>,
@@ -48,19 +55,52 @@ pub fn obtain(
         );
         Zeroizing::new(value)
     } else if std::io::stdin().is_terminal() {
-        let first = Zeroizing::new(rpassword::prompt_password("Password: ")?);
-        if confirm == Confirm::Twice {
-            let second = Zeroizing::new(rpassword::prompt_password("Repeat password: ")?);
-            if *first != *second {
-                return Err(PasswordError::Mismatch);
-            }
-        }
-        first
+        return prompt(confirm);
     } else {
         return Err(PasswordError::Missing);
     };
+    acceptable(&password, confirm)?;
+    Ok(password)
+}
+
+/// Whether [`obtain`] will ask at the terminal: no other source was given.
+pub fn prompts(from_stdin: bool, argv_value: Option<&str>) -> bool {
+    !from_stdin
+        && std::env::var_os(ENV_VAR).is_none()
+        && argv_value.is_none()
+        && std::io::stdin().is_terminal()
+}
+
+fn prompt(confirm: Confirm) -> Result<Zeroizing<String>, PasswordError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let first = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+        let outcome = acceptable(&first, confirm).and_then(|()| match confirm {
+            Confirm::Once => Ok(()),
+            Confirm::Twice => {
+                let second = Zeroizing::new(rpassword::prompt_password("Repeat password: ")?);
+                match *first == *second {
+                    true => Ok(()),
+                    false => Err(PasswordError::Mismatch),
+                }
+            }
+        });
+        match outcome {
+            Ok(()) => return Ok(first),
+            Err(e) if tries < TRIES => eprintln!("{e}; try again"),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A new password (`Twice`) must be at least [`MIN_LENGTH`] characters long.
+fn acceptable(password: &str, confirm: Confirm) -> Result<(), PasswordError> {
     if password.is_empty() {
         return Err(PasswordError::Empty);
     }
-    Ok(password)
+    if confirm == Confirm::Twice && password.chars().count() < MIN_LENGTH {
+        return Err(PasswordError::TooShort);
+    }
+    Ok(())
 }

@@ -2,13 +2,15 @@
 //! lines with `--json` (see `output`).
 
 use std::io::IsTerminal;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 pub struct Progress {
     json: bool,
     spinner: Option<ProgressBar>,
+    /// While set, the spinner counts down to it instead of counting up.
+    deadline: Option<Instant>,
 }
 
 impl Progress {
@@ -17,6 +19,7 @@ impl Progress {
         let mut progress = Progress {
             json,
             spinner: None,
+            deadline: None,
         };
         if let Some(first) = first {
             progress.resume(first);
@@ -24,14 +27,43 @@ impl Progress {
         progress
     }
 
-    /// A new stage: the `event` line with `--json`, `text` otherwise.
+    /// Shows `first` with the time left until `deadline`, until the next stage.
+    pub fn until(json: bool, first: &str, deadline: Instant) -> Self {
+        let mut progress = Progress {
+            json,
+            spinner: None,
+            deadline: Some(deadline),
+        };
+        progress.resume(first);
+        progress
+    }
+
+    /// A new stage: the `event` line with `--json`, `text` otherwise. The countdown ends:
+    /// it was for the stage before.
     pub fn stage(&mut self, event: &str, fields: serde_json::Value, text: &str) {
+        self.deadline = None;
         if self.json {
             crate::output::event(event, fields);
         } else if let Some(spinner) = &self.spinner {
+            spinner.set_style(self.style());
             spinner.set_message(text.to_string());
         } else {
             self.resume(text);
+        }
+    }
+
+    /// A new stage with the time left until `deadline`, until the next stage.
+    pub fn stage_until(
+        &mut self,
+        event: &str,
+        fields: serde_json::Value,
+        text: &str,
+        deadline: Instant,
+    ) {
+        self.stage(event, fields, text);
+        self.deadline = Some(deadline);
+        if let Some(spinner) = &self.spinner {
+            spinner.set_style(self.style());
         }
     }
 
@@ -50,12 +82,28 @@ impl Progress {
             return;
         }
         let spinner = ProgressBar::new_spinner();
-        spinner.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
-        );
+        spinner.set_style(self.style());
         spinner.set_message(text.to_string());
         spinner.enable_steady_tick(Duration::from_millis(100));
         self.spinner = Some(spinner);
+    }
+
+    fn style(&self) -> ProgressStyle {
+        match self.deadline {
+            Some(deadline) => ProgressStyle::with_template("{spinner} {msg} ({left} left)")
+                .expect("valid template")
+                .with_key(
+                    "left",
+                    move |_: &ProgressState, out: &mut dyn std::fmt::Write| {
+                        let _ = out.write_str(&minutes(
+                            deadline.saturating_duration_since(Instant::now()),
+                        ));
+                    },
+                ),
+            None => {
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template")
+            }
+        }
     }
 
     pub fn finish(&mut self) {
@@ -72,6 +120,12 @@ pub fn qr(words: &str) -> Option<String> {
             .light_color(qrcode::render::unicode::Dense1x2::Dark)
             .build(),
     )
+}
+
+/// A duration as `m:ss`, rounded up so that `0:00` means over.
+pub fn minutes(left: Duration) -> String {
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    format!("{}:{:02}", secs / 60, secs % 60)
 }
 
 /// Unix seconds as an RFC 3339 UTC time.

@@ -4,31 +4,44 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use paircode_net::{Multiaddr, NodeConfig};
 use tokio::net::UnixListener;
 
-use crate::daemon::Daemon;
-use crate::devices::{load_identity, DeviceList};
-use crate::error::{CliError, UsageError};
+use crate::daemon::{Daemon, Transfers};
+use crate::devices::{host_name, load_identity, save_identity, DeviceList};
+use crate::error::CliError;
 use crate::instance::{Instance, IDENTITY_FILE};
 use crate::lock::{DaemonLock, LockError};
 use crate::output;
 use crate::password::{self, Confirm};
-use crate::store::Vault;
+use crate::store::{StoreError, Vault};
+use crate::transfer::log::ReceivedLog;
+use crate::transfer::receive::Inbox;
 
 /// What `paircode start` was given, forwarded verbatim to a detached daemon.
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
-    pub listen: Vec<String>,
-    pub bootstrap: Vec<String>,
+    /// Checked by [`crate::addr`] while the arguments were parsed.
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
     pub no_mdns: bool,
     pub name: Option<String>,
     pub password_stdin: bool,
     pub password: Option<String>,
     pub verbose: bool,
+    /// Where received files go (default: [`default_downloads`]).
+    pub downloads: Option<PathBuf>,
+}
+
+/// The platform's download directory's `paircode` folder, or the instance's own
+/// `downloads` directory where the platform has none (a headless server).
+pub fn default_downloads(instance: &Instance) -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|dirs| dirs.download_dir().map(|d| d.join("paircode")))
+        .unwrap_or_else(|| instance.dir.join("downloads"))
 }
 
 const READY: &str = "ready";
@@ -37,29 +50,6 @@ pub fn not_initialised(instance: &Instance) -> CliError {
     CliError::NotInitialised {
         instance: instance.name.clone(),
     }
-}
-
-fn parse_addrs(values: &[String], what: &'static str) -> Result<Vec<Multiaddr>, CliError> {
-    values
-        .iter()
-        .map(|v| {
-            v.parse::<Multiaddr>().map_err(|e| {
-                CliError::from(UsageError::Multiaddr {
-                    what,
-                    value: v.clone(),
-                    reason: e.to_string(),
-                })
-            })
-        })
-        .collect()
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "paircode device".to_string())
 }
 
 /// Runs the daemon in this process until it is stopped. With `detached`, readiness is
@@ -76,23 +66,60 @@ pub async fn run_foreground(
         return Err(not_initialised(instance));
     }
     let listen = match opts.listen.is_empty() {
-        true => vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr")],
-        false => parse_addrs(&opts.listen, "listen")?,
+        true => vec![crate::addr::LISTEN_EXAMPLE
+            .parse()
+            .expect("valid multiaddr")],
+        false => opts.listen.clone(),
     };
-    let bootstrap = parse_addrs(&opts.bootstrap, "bootstrap")?;
     let lock = DaemonLock::acquire(&instance.lock_file())?;
-    let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
-    let vault = Vault::open(&instance.dir, IDENTITY_FILE, password.as_bytes())?;
-    drop(password);
-    let identity = load_identity(&vault)?.ok_or_else(|| not_initialised(instance))?;
+    let prompted = password::prompts(opts.password_stdin, opts.password.as_deref());
+    let mut tries = 1;
+    let vault = loop {
+        let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+        match Vault::open(&instance.dir, IDENTITY_FILE, password.as_bytes()) {
+            Err(e @ StoreError::WrongPassword { .. }) if prompted && tries < password::TRIES => {
+                eprintln!("{e}");
+                tries += 1;
+            }
+            outcome => break outcome?,
+        }
+    };
+    let mut identity = load_identity(&vault)?.ok_or_else(|| not_initialised(instance))?;
+    // `--name` is remembered, so a later start without it keeps the name.
+    let name = match &opts.name {
+        Some(name) if identity.name.as_ref() != Some(name) => {
+            identity.name = Some(name.clone());
+            save_identity(&vault, &identity)?;
+            name.clone()
+        }
+        Some(name) => name.clone(),
+        None => identity.name.clone().unwrap_or_else(host_name),
+    };
     let devices = DeviceList::load(&vault)?;
-    crate::logging::init(instance, opts.verbose, !detached)?;
+    let received = ReceivedLog::load(&vault)?;
+    let downloads = match &opts.downloads {
+        Some(dir) => std::path::absolute(dir),
+        None => Ok(default_downloads(instance)),
+    }
+    .and_then(Inbox::open)
+    .map_err(|source| CliError::Downloads {
+        path: opts
+            .downloads
+            .clone()
+            .unwrap_or_else(|| default_downloads(instance)),
+        source,
+    })?;
+    crate::logging::init(
+        instance,
+        opts.verbose,
+        !opts.bootstrap.is_empty(),
+        !detached,
+    )?;
 
-    let name = opts.name.clone().unwrap_or_else(host_name);
     let mdns = !opts.no_mdns;
     let mut config = NodeConfig::new(identity.identity(), name.clone());
     config.listen = listen;
-    config.bootstrap = bootstrap;
+    config.bootstrap = opts.bootstrap.clone();
     config.mdns = mdns;
     let code_ttl = config.pairing.code_ttl;
     let node = paircode_tokio::start(config)
@@ -141,9 +168,19 @@ pub async fn run_foreground(
             let _ = writeln!(out, "  listening on {addr}");
         }
     }
-    Daemon::new(instance.clone(), node, vault, name, mdns, code_ttl, devices)
-        .serve(listener)
-        .await;
+    let transfers = Transfers::new(downloads, received);
+    Daemon::new(
+        instance.clone(),
+        node,
+        vault,
+        name,
+        mdns,
+        code_ttl,
+        devices,
+        transfers,
+    )
+    .serve(listener)
+    .await;
     drop(lock);
     if json && !detached {
         let stopped = output::result_json(serde_json::json!({ "stopped": instance.name }));
@@ -181,7 +218,26 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
         }
         .into());
     }
-    let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+    // A password typed at the prompt can be typed again; one from a file or the
+    // environment would only fail the same way.
+    let prompted = password::prompts(opts.password_stdin, opts.password.as_deref());
+    let mut tries = 1;
+    loop {
+        let password = password::obtain(opts.password_stdin, opts.password.clone(), Confirm::Once)?;
+        match spawn_once(instance, &opts, &password) {
+            Err(CliError::Reported(body))
+                if prompted && body.kind == "wrong_password" && tries < password::TRIES =>
+            {
+                eprintln!("{}", body.message);
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One attempt at a detached daemon with this password.
+fn spawn_once(instance: &Instance, opts: &StartOptions, password: &str) -> Result<u32, CliError> {
     let exe = std::env::current_exe().map_err(|source| CliError::Spawn {
         what: "locating paircode",
         source,
@@ -197,16 +253,20 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
         .arg("--json")
         .args(["start", "--foreground", "--detached", "--password-stdin"]);
     for addr in &opts.listen {
-        command.arg("--listen").arg(addr);
+        command.arg("--listen").arg(addr.to_string());
     }
     for addr in &opts.bootstrap {
-        command.arg("--bootstrap").arg(addr);
+        command.arg("--bootstrap").arg(addr.to_string());
     }
     if opts.no_mdns {
         command.arg("--no-mdns");
     }
     if let Some(name) = &opts.name {
         command.arg("--name").arg(name);
+    }
+    if let Some(dir) = &opts.downloads {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        command.arg("--downloads").arg(dir);
     }
     if opts.verbose {
         command.arg("--verbose");

@@ -2,26 +2,26 @@
 
 mod support;
 
-use support::{stderr, Bed};
+use support::{alice_and_bob, daemons, stderr, DaemonError, Daemons, TestResult};
 
 /// Starts that must fail stay on loopback with mDNS off anyway, should they not fail.
 const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
 
-fn paired_bed() -> Bed {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+fn paired_bed() -> Result<Daemons, DaemonError> {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     bed.ok(
         "bob",
         &["network", "pair", "join", "--yes", "--code", &words],
-    );
-    generating.finish();
-    bed
+    )?;
+    generating.finish()?;
+    Ok(bed)
 }
 
 #[test]
-fn wrong_password_is_refused_and_nothing_is_lost() {
-    let bed = paired_bed();
-    bed.stop("alice");
+fn wrong_password_is_refused_and_nothing_is_lost() -> TestResult {
+    let bed = paired_bed()?;
+    bed.stop("alice")?;
     let out = bed
         .cmd("alice")
         .env("PAIRCODE_PASSWORD", "not it")
@@ -30,20 +30,21 @@ fn wrong_password_is_refused_and_nothing_is_lost() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
-    bed.start("alice", None);
-    assert_eq!(bed.devices("alice").len(), 1);
+    bed.start("alice", None)?;
+    assert_eq!(bed.devices("alice")?.len(), 1);
+    Ok(())
 }
 
 #[test]
-fn corrupt_store_file_is_named_and_left_alone() {
-    let bed = paired_bed();
-    bed.stop("alice");
+fn corrupt_store_file_is_named_and_left_alone() -> TestResult {
+    let bed = paired_bed()?;
+    bed.stop("alice")?;
     let path = bed.instance_dir("alice").join("devices");
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
-    let out = bed.run("alice", &LOOPBACK_START);
+    let out = bed.run("alice", &LOOPBACK_START)?;
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&path.display().to_string()),
@@ -59,43 +60,48 @@ fn corrupt_store_file_is_named_and_left_alone() {
     let identity = bed.instance_dir("alice").join("identity");
     let original = std::fs::read(&identity).unwrap();
     std::fs::write(&identity, &original[..original.len() / 2]).unwrap();
-    let out = bed.run("alice", &LOOPBACK_START);
+    let out = bed.run("alice", &LOOPBACK_START)?;
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("identity") && stderr(&out).contains("truncated"),
         "{}",
         stderr(&out)
     );
+    Ok(())
 }
 
 #[test]
-fn second_daemon_on_an_instance_is_refused() {
-    let bed = Bed::new();
-    bed.init("alice");
-    bed.start("alice", None);
-    let out = bed.run("alice", &LOOPBACK_START);
+fn second_daemon_on_an_instance_is_refused() -> TestResult {
+    let bed = daemons()?;
+    bed.init("alice")?;
+    bed.start("alice", None)?;
+    let out = bed.run("alice", &LOOPBACK_START)?;
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
-    let out = bed.run("alice", &["start", "--foreground", "--no-mdns"]);
+    let out = bed.run("alice", &["start", "--foreground", "--no-mdns"])?;
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    bed.ok("alice", &["status"]);
+    bed.ok("alice", &["status"])?;
+    Ok(())
 }
 
 #[test]
-fn mistyped_codes_are_caught_before_anything_is_sent() {
+fn mistyped_codes_are_caught_before_anything_is_sent() -> TestResult {
     // No daemon runs: the code is checked first, so the error is about the code.
-    let bed = Bed::new();
+    let bed = daemons()?;
     let typo = bed.run(
         "bob",
         &["network", "pair", "join", "--yes", "--code", "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandn about"],
-    );
+    )?;
     assert_eq!(typo.status.code(), Some(7), "{}", stderr(&typo));
     assert!(
         stderr(&typo).contains("did you mean \"abandon\""),
         "{}",
         stderr(&typo)
     );
-    let short = bed.run("bob", &["network", "pair", "join", "abandon", "about"]);
+    let short = bed.run(
+        "bob",
+        &["network", "pair", "join", "--yes", "abandon", "about"],
+    )?;
     assert_eq!(short.status.code(), Some(7));
     assert!(stderr(&short).contains("12 words"), "{}", stderr(&short));
     let checksum = bed.run(
@@ -107,41 +113,42 @@ fn mistyped_codes_are_caught_before_anything_is_sent() {
             "--code",
             &["abandon"; 12].join(" "),
         ],
-    );
+    )?;
     assert_eq!(checksum.status.code(), Some(7));
     assert!(
         stderr(&checksum).contains("checksum"),
         "{}",
         stderr(&checksum)
     );
+    Ok(())
 }
 
 #[test]
-fn expired_code_says_so() {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept", "--expires", "1"]);
-    let (status, _) = generating.finish();
+fn expired_code_says_so() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept", "--expires", "1"])?;
+    let (status, _) = generating.finish()?;
     assert_eq!(status.code(), Some(8));
     let out = bed.run(
         "bob",
         &["network", "pair", "join", "--yes", "--code", &words],
-    );
+    )?;
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
-    assert!(bed.devices("bob").is_empty());
+    assert!(bed.devices("bob")?.is_empty());
+    Ok(())
 }
 
 #[test]
-fn commands_without_a_daemon_say_how_to_start_it() {
-    let bed = Bed::new();
-    bed.init("alice");
+fn commands_without_a_daemon_say_how_to_start_it() -> TestResult {
+    let bed = daemons()?;
+    bed.init("alice")?;
     for args in [
         &["status"][..],
         &["network", "devices"],
         &["network", "pair", "generate"],
-        &["stop"],
     ] {
-        let out = bed.run("alice", args);
+        let out = bed.run("alice", args)?;
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("paircode --instance alice start"),
@@ -149,12 +156,14 @@ fn commands_without_a_daemon_say_how_to_start_it() {
             stderr(&out)
         );
     }
+    Ok(())
 }
 
 #[test]
-fn uninitialised_instance_cannot_start() {
-    let bed = Bed::new();
-    let out = bed.run("carol", &["start", "--no-mdns"]);
+fn uninitialised_instance_cannot_start() -> TestResult {
+    let bed = daemons()?;
+    let out = bed.run("carol", &["start", "--no-mdns"])?;
     assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
     assert!(stderr(&out).contains("network init"), "{}", stderr(&out));
+    Ok(())
 }

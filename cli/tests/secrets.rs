@@ -6,10 +6,11 @@ mod support;
 use std::io::Write;
 use std::process::Stdio;
 
-use support::{Bed, StopOnDrop, PASSWORD};
+use paircode_netbed::daemon::PASSWORD;
+use support::{alice_and_bob, daemons, Daemons, StopOnDrop, TestResult};
 
-fn assert_not_exposed(bed: &Bed, instance: &str, secrets: &[&str]) {
-    let pid = bed.pid(instance);
+fn assert_not_exposed(bed: &Daemons, instance: &str, secrets: &[&str]) -> TestResult {
+    let pid = bed.pid(instance)?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let log = std::fs::read(bed.instance_dir(instance).join("daemon.log")).unwrap();
@@ -31,12 +32,13 @@ fn assert_not_exposed(bed: &Bed, instance: &str, secrets: &[&str]) {
             "secret in ps output"
         );
     }
+    Ok(())
 }
 
 #[test]
-fn password_from_environment_stays_hidden() {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+fn password_from_environment_stays_hidden() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     bed.ok(
         "bob",
         &[
@@ -48,15 +50,16 @@ fn password_from_environment_stays_hidden() {
             "--code",
             &words,
         ],
-    );
-    generating.finish();
-    assert_not_exposed(&bed, "alice", &[PASSWORD, &words]);
-    assert_not_exposed(&bed, "bob", &[PASSWORD, &words]);
+    )?;
+    generating.finish()?;
+    assert_not_exposed(&bed, "alice", &[PASSWORD, &words])?;
+    assert_not_exposed(&bed, "bob", &[PASSWORD, &words])?;
+    Ok(())
 }
 
 #[test]
-fn password_from_stdin_stays_hidden() {
-    let bed = Bed::new();
+fn password_from_stdin_stays_hidden() -> TestResult {
+    let bed = daemons()?;
     let secret = "stdin-only secret 42";
     let mut init = bed
         .cmd("dave")
@@ -86,12 +89,13 @@ fn password_from_stdin_stays_hidden() {
     let out = start.wait_with_output().unwrap();
     assert!(out.status.success());
     let _stop = StopOnDrop(&bed, "dave");
-    assert_not_exposed(&bed, "dave", &[secret]);
+    assert_not_exposed(&bed, "dave", &[secret])?;
+    Ok(())
 }
 
 /// Types `secret` at the password prompt(s) of `args`, run under a pseudo-terminal
 /// (`script`), as a person would.
-fn at_prompt(bed: &Bed, instance: &str, args: &str, secret: &str, prompts: usize) -> bool {
+fn at_prompt(bed: &Daemons, instance: &str, args: &str, secret: &str, prompts: usize) -> bool {
     let command = format!(
         "{} --instance {instance} {args}",
         env!("CARGO_BIN_EXE_paircode")
@@ -114,7 +118,7 @@ fn at_prompt(bed: &Bed, instance: &str, args: &str, secret: &str, prompts: usize
 }
 
 #[test]
-fn password_from_prompt_stays_hidden() {
+fn password_from_prompt_stays_hidden() -> TestResult {
     if std::process::Command::new("script")
         .arg("--version")
         .output()
@@ -123,13 +127,14 @@ fn password_from_prompt_stays_hidden() {
         println!(
             "skipping: `script` (util-linux) is not installed, so no pseudo-terminal to type into"
         );
-        return;
+        return Ok(());
     }
-    let bed = Bed::new();
+    let bed = daemons()?;
     let secret = "typed at the prompt 7";
     assert!(at_prompt(&bed, "erin", "network init", secret, 2));
     let args = "--verbose start --no-mdns --listen /ip4/127.0.0.1/tcp/0";
     assert!(at_prompt(&bed, "erin", args, secret, 1));
     let _stop = StopOnDrop(&bed, "erin");
-    assert_not_exposed(&bed, "erin", &[secret]);
+    assert_not_exposed(&bed, "erin", &[secret])?;
+    Ok(())
 }

@@ -7,24 +7,25 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{stderr, Bed};
+use paircode_netbed::daemon::{DaemonError, Daemons};
+use support::{alice_and_bob, stderr, TestResult};
 
 /// Starts that must fail stay on loopback with mDNS off anyway, should they not fail.
 const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
 
-fn paired_bed() -> Bed {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+fn paired_bed() -> Result<Daemons, DaemonError> {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     bed.ok(
         "bob",
         &["network", "pair", "join", "--yes", "--code", &words],
-    );
-    generating.finish();
-    bed
+    )?;
+    generating.finish()?;
+    Ok(bed)
 }
 
 /// Runs `args` on `instance`, failing the test (instead of hanging it) after 20 s.
-fn run_bounded(bed: &Bed, instance: &str, args: &[&str]) -> Output {
+fn run_bounded(bed: &Daemons, instance: &str, args: &[&str]) -> Output {
     let mut child = bed
         .cmd(instance)
         .args(args)
@@ -51,13 +52,13 @@ fn says(out: &Output, words: &[&str]) {
 }
 
 #[test]
-fn init_never_overwrites_a_store_and_force_keeps_a_copy() {
-    let bed = paired_bed();
-    let before = bed.peer_id("alice");
+fn init_never_overwrites_a_store_and_force_keeps_a_copy() -> TestResult {
+    let bed = paired_bed()?;
+    let before = bed.peer_id("alice")?;
     // Not while its daemon runs, even with --force.
-    let out = bed.run("alice", &["network", "init", "--force"]);
+    let out = bed.run("alice", &["network", "init", "--force"])?;
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    bed.stop("alice");
+    bed.stop("alice")?;
     let dir = bed.instance_dir("alice");
     let devices = dir.join("devices");
     let identity = dir.join("identity");
@@ -66,7 +67,7 @@ fn init_never_overwrites_a_store_and_force_keeps_a_copy() {
     // The case: the identity is gone, the device list is not.
     let old_identity = std::fs::read(&identity).unwrap();
     std::fs::remove_file(&identity).unwrap();
-    let out = bed.run("alice", &["network", "init"]);
+    let out = bed.run("alice", &["network", "init"])?;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     says(
         &out,
@@ -81,13 +82,13 @@ fn init_never_overwrites_a_store_and_force_keeps_a_copy() {
 
     // Both files present: refused the same way.
     std::fs::write(&identity, &old_identity).unwrap();
-    let out = bed.run("alice", &["network", "init"]);
+    let out = bed.run("alice", &["network", "init"])?;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     says(&out, &[&identity.display().to_string(), "--force"]);
     assert_eq!(std::fs::read(&identity).unwrap(), old_identity);
 
     // --force starts over, and says where the copies are.
-    let result = bed.json("alice", &["network", "init", "--force"]);
+    let result = bed.json("alice", &["network", "init", "--force"])?;
     let backups: Vec<String> = result["backups"]
         .as_array()
         .expect("backups listed")
@@ -113,16 +114,17 @@ fn init_never_overwrites_a_store_and_force_keeps_a_copy() {
     assert_ne!(result["peer_id"], before.as_str(), "a new identity");
 
     // The text form says so too.
-    let text = bed.ok("alice", &["network", "init", "--force"]);
+    let text = bed.ok("alice", &["network", "init", "--force"])?;
     assert!(text.contains("kept a copy"), "{text}");
-    bed.start("alice", None);
-    assert!(bed.devices("alice").is_empty());
+    bed.start("alice", None)?;
+    assert!(bed.devices("alice")?.is_empty());
+    Ok(())
 }
 
 #[test]
-fn a_deleted_device_list_is_an_error_not_zero_devices() {
-    let bed = paired_bed();
-    bed.stop("alice");
+fn a_deleted_device_list_is_an_error_not_zero_devices() -> TestResult {
+    let bed = paired_bed()?;
+    bed.stop("alice")?;
     let devices = bed.instance_dir("alice").join("devices");
     let identity = bed.instance_dir("alice").join("identity");
     let kept = std::fs::read(&devices).unwrap();
@@ -136,14 +138,15 @@ fn a_deleted_device_list_is_an_error_not_zero_devices() {
     assert_eq!(std::fs::read(&identity).unwrap(), id_bytes);
 
     std::fs::write(&devices, &kept).unwrap();
-    bed.start("alice", None);
-    assert_eq!(bed.devices("alice").len(), 1, "nothing was lost");
+    bed.start("alice", None)?;
+    assert_eq!(bed.devices("alice")?.len(), 1, "nothing was lost");
+    Ok(())
 }
 
 #[test]
-fn a_damaged_identity_header_says_corrupt_not_wrong_password() {
-    let bed = paired_bed();
-    bed.stop("alice");
+fn a_damaged_identity_header_says_corrupt_not_wrong_password() -> TestResult {
+    let bed = paired_bed()?;
+    bed.stop("alice")?;
     let identity = bed.instance_dir("alice").join("identity");
     let original = std::fs::read(&identity).unwrap();
     // Header: magic (8), format (1), Argon2 memory, passes, lanes (4 each), salt (16),
@@ -169,14 +172,15 @@ fn a_damaged_identity_header_says_corrupt_not_wrong_password() {
         assert_eq!(std::fs::read(&identity).unwrap(), damaged, "left in place");
     }
     std::fs::write(&identity, &original).unwrap();
-    bed.start("alice", None);
-    assert_eq!(bed.devices("alice").len(), 1);
+    bed.start("alice", None)?;
+    assert_eq!(bed.devices("alice")?.len(), 1);
+    Ok(())
 }
 
 #[test]
-fn a_fifo_in_place_of_the_device_list_does_not_hang() {
-    let bed = paired_bed();
-    bed.stop("alice");
+fn a_fifo_in_place_of_the_device_list_does_not_hang() -> TestResult {
+    let bed = paired_bed()?;
+    bed.stop("alice")?;
     let devices = bed.instance_dir("alice").join("devices");
     let kept = std::fs::read(&devices).unwrap();
     std::fs::remove_file(&devices).unwrap();
@@ -199,17 +203,18 @@ fn a_fifo_in_place_of_the_device_list_does_not_hang() {
 
     std::fs::remove_file(&devices).unwrap();
     std::fs::write(&devices, &kept).unwrap();
-    bed.start("alice", None);
-    assert_eq!(bed.devices("alice").len(), 1);
+    bed.start("alice", None)?;
+    assert_eq!(bed.devices("alice")?.len(), 1);
+    Ok(())
 }
 
 #[test]
-fn a_failed_save_names_the_file_and_the_cause_and_changes_nothing() {
-    let bed = paired_bed();
+fn a_failed_save_names_the_file_and_the_cause_and_changes_nothing() -> TestResult {
+    let bed = paired_bed()?;
     let dir = bed.instance_dir("alice");
     // The daemon writes the list through `.devices.tmp-<pid>`: a directory there makes every
     // save fail, as a full disk would, also for root.
-    let blocker = dir.join(format!(".devices.tmp-{}", bed.pid("alice")));
+    let blocker = dir.join(format!(".devices.tmp-{}", bed.pid("alice")?));
     // A save in flight (a last-seen time) owns that name for a moment: wait it out.
     let deadline = Instant::now() + Duration::from_secs(5);
     while let Err(e) = std::fs::create_dir(&blocker) {
@@ -220,7 +225,7 @@ fn a_failed_save_names_the_file_and_the_cause_and_changes_nothing() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    let out = bed.run("alice", &["network", "unpair", "bob"]);
+    let out = bed.run("alice", &["network", "unpair", "bob"])?;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     says(
         &out,
@@ -230,11 +235,12 @@ fn a_failed_save_names_the_file_and_the_cause_and_changes_nothing() {
             "try again",
         ],
     );
-    let (error, _) = bed.json_error("alice", &["network", "unpair", "bob"]);
+    let (error, _) = bed.json_error("alice", &["network", "unpair", "bob"])?;
     assert_eq!(error["kind"], "store_save_failed", "{error}");
-    assert_eq!(bed.devices("alice").len(), 1, "still paired");
+    assert_eq!(bed.devices("alice")?.len(), 1, "still paired");
 
     std::fs::remove_dir(&blocker).unwrap();
-    bed.ok("alice", &["network", "unpair", "bob"]);
-    assert!(bed.devices("alice").is_empty());
+    bed.ok("alice", &["network", "unpair", "bob"])?;
+    assert!(bed.devices("alice")?.is_empty());
+    Ok(())
 }

@@ -2,16 +2,17 @@
 
 mod support;
 
-use support::{stderr, Bed, StopOnDrop};
+use paircode_netbed::daemon::{event_of, paired_of};
+use support::{alice_and_bob, stderr, StopOnDrop, TestResult};
 
 #[test]
-fn generate_with_auto_accept_and_join() {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+fn generate_with_auto_accept_and_join() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     let joined = bed.run(
         "bob",
         &["network", "pair", "join", "--yes", "--code", &words],
-    );
+    )?;
     assert!(joined.status.success(), "join failed: {}", stderr(&joined));
     let out = String::from_utf8_lossy(&joined.stdout);
     assert!(out.contains("paired with alice"), "{out}");
@@ -21,27 +22,30 @@ fn generate_with_auto_accept_and_join() {
         "{progress}"
     );
 
-    let (status, events) = generating.finish();
+    let (status, events) = generating.finish()?;
     assert!(status.success());
     let outcome = events.last().unwrap();
-    assert_eq!(outcome["ok"], true, "{outcome}");
-    assert_eq!(outcome["result"]["paired"]["name"], "bob", "{outcome}");
+    assert!(
+        paired_of(outcome).is_some_and(|p| p["name"] == "bob"),
+        "{outcome}"
+    );
 
-    let (alice_id, bob_id) = (bed.peer_id("alice"), bed.peer_id("bob"));
-    let on_alice = bed.devices("alice");
-    let on_bob = bed.devices("bob");
+    let (alice_id, bob_id) = (bed.peer_id("alice")?, bed.peer_id("bob")?);
+    let on_alice = bed.devices("alice")?;
+    let on_bob = bed.devices("bob")?;
     assert_eq!(on_alice.len(), 1);
     assert_eq!(on_bob.len(), 1);
     assert_eq!(on_alice[0]["peer_id"], bob_id.as_str());
     assert_eq!(on_alice[0]["name"], "bob");
     assert_eq!(on_bob[0]["peer_id"], alice_id.as_str());
     assert_eq!(on_bob[0]["name"], "alice");
+    Ok(())
 }
 
 #[test]
-fn confirm_yes_pairs() {
-    let bed = Bed::alice_and_bob();
-    let (mut generating, words) = bed.generate("alice", &[]);
+fn confirm_yes_pairs() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (mut generating, words) = bed.generate("alice", &[])?;
     let bob = bed
         .cmd("bob")
         .args(["network", "pair", "join", "--yes", "--code", &words])
@@ -49,85 +53,33 @@ fn confirm_yes_pairs() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Until bob's join is waited for, a harness error panics rather than returning: an
+    // early return would leave the join unwaited.
     loop {
-        let event = generating.next();
-        if event["event"] == "confirm" {
+        let event = generating.next_line().expect("generate reports");
+        if event_of(&event) == Some("confirm") {
             assert_eq!(event["name"], "bob");
             break;
         }
     }
-    generating.answer("y");
-    let (status, events) = generating.finish();
+    generating.answer("y").expect("answer written");
+    let (status, events) = generating.finish().expect("generate exits");
     assert!(status.success());
     let outcome = events.last().unwrap();
-    assert_eq!(outcome["ok"], true, "{outcome}");
-    assert_eq!(outcome["result"]["paired"]["name"], "bob", "{outcome}");
-    assert!(bob.wait_with_output().unwrap().status.success());
-    assert_eq!(bed.devices("alice").len(), 1);
-    assert_eq!(bed.devices("bob").len(), 1);
-}
-
-/// Issue 10, item 3: without `--yes` the joiner's user is asked too, before Bob proves
-/// the code, and both prompts show the same verification words.
-#[test]
-fn both_users_confirm_the_same_verification_words() {
-    let bed = Bed::alice_and_bob();
-    let (mut generating, words) = bed.generate("alice", &[]);
-    let mut joining = bed.join_asking("bob", &words);
-    let on_bob = loop {
-        let event = joining.next();
-        if event["event"] == "confirm" {
-            break event;
-        }
-    };
-    assert_eq!(on_bob["name"], "alice", "{on_bob}");
-    let verification = on_bob["verification"]
-        .as_str()
-        .expect("a verification string");
-    assert_eq!(verification.split(' ').count(), 4, "{on_bob}");
-    joining.answer("y");
-    let on_alice = loop {
-        let event = generating.next();
-        if event["event"] == "confirm" {
-            break event;
-        }
-    };
-    assert_eq!(on_alice["name"], "bob", "{on_alice}");
-    assert_eq!(on_alice["verification"], on_bob["verification"]);
-    generating.answer("y");
-    let (status, _) = generating.finish();
-    assert!(status.success());
-    let (status, _) = joining.finish();
-    assert!(status.success());
-    assert_eq!(bed.devices("alice").len(), 1);
-    assert_eq!(bed.devices("bob").len(), 1);
-}
-
-/// A "no" on the joiner's side comes before Bob proves anything: neither side stores a
-/// thing, and Alice is never asked.
-#[test]
-fn the_joiner_declining_leaves_nothing_on_either_side() {
-    let bed = Bed::alice_and_bob();
-    let (mut generating, words) = bed.generate("alice", &[]);
-    let mut joining = bed.join_asking("bob", &words);
-    while joining.next()["event"] != "confirm" {}
-    joining.answer("n");
-    let (status, _) = joining.finish();
-    assert!(!status.success());
-    assert!(bed.devices("alice").is_empty());
-    assert!(bed.devices("bob").is_empty());
-    generating.child.kill().expect("generate stopped");
-    let (_, events) = generating.finish();
     assert!(
-        !events.iter().any(|e| e["event"] == "confirm"),
-        "alice was asked: {events:?}"
+        paired_of(outcome).is_some_and(|p| p["name"] == "bob"),
+        "{outcome}"
     );
+    assert!(bob.wait_with_output().unwrap().status.success());
+    assert_eq!(bed.devices("alice")?.len(), 1);
+    assert_eq!(bed.devices("bob")?.len(), 1);
+    Ok(())
 }
 
 #[test]
-fn confirm_no_rejects_and_stores_nothing() {
-    let bed = Bed::alice_and_bob();
-    let (mut generating, words) = bed.generate("alice", &[]);
+fn confirm_no_rejects_and_stores_nothing() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (mut generating, words) = bed.generate("alice", &[])?;
     let bob = bed
         .cmd("bob")
         .args(["network", "pair", "join", "--yes", "--code", &words])
@@ -135,59 +87,65 @@ fn confirm_no_rejects_and_stores_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    while generating.next()["event"] != "confirm" {}
-    generating.answer("n");
-    let (status, _) = generating.finish();
+    // As above: no early return before bob's join is waited for.
+    while event_of(&generating.next_line().expect("generate reports")) != Some("confirm") {}
+    generating.answer("n").expect("answer written");
+    let (status, _) = generating.finish().expect("generate exits");
     assert!(!status.success());
     let joined = bob.wait_with_output().unwrap();
     assert_eq!(joined.status.code(), Some(10), "{}", stderr(&joined));
     assert!(stderr(&joined).contains("declined"), "{}", stderr(&joined));
-    assert!(bed.devices("alice").is_empty());
-    assert!(bed.devices("bob").is_empty());
+    assert!(bed.devices("alice")?.is_empty());
+    assert!(bed.devices("bob")?.is_empty());
+    Ok(())
 }
 
 #[test]
-fn lists_survive_restart_and_devices_come_back_online() {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+fn lists_survive_restart_and_devices_come_back_online() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     bed.ok(
         "bob",
         &["network", "pair", "join", "--yes", "--code", &words],
-    );
-    generating.finish();
-    bed.stop("alice");
-    bed.stop("bob");
-    bed.start("alice", None);
-    bed.start("bob", Some("alice"));
+    )?;
+    generating.finish()?;
+    bed.stop("alice")?;
+    bed.stop("bob")?;
+    bed.start("alice", None)?;
+    bed.start("bob", Some("alice"))?;
     bed.eventually("both show each other online", || {
-        let a = bed.devices("alice");
-        let b = bed.devices("bob");
-        a.len() == 1 && b.len() == 1 && a[0]["online"] == true && b[0]["online"] == true
-    });
+        let a = bed.devices("alice")?;
+        let b = bed.devices("bob")?;
+        Ok(a.len() == 1 && b.len() == 1 && a[0]["online"] == true && b[0]["online"] == true)
+    })?;
+    Ok(())
 }
 
 #[test]
-fn unpair_removes_the_device_on_both_sides() {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+fn unpair_removes_the_device_on_both_sides() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     bed.ok(
         "bob",
         &["network", "pair", "join", "--yes", "--code", &words],
-    );
-    generating.finish();
-    let unknown = bed.run("alice", &["network", "unpair", "carol"]);
+    )?;
+    generating.finish()?;
+    let unknown = bed.run("alice", &["network", "unpair", "carol"])?;
     assert_eq!(unknown.status.code(), Some(13), "{}", stderr(&unknown));
-    let out = bed.ok("alice", &["network", "unpair", "bob"]);
+    let out = bed.ok("alice", &["network", "unpair", "bob"])?;
     assert!(out.contains("unpaired bob"), "{out}");
-    assert!(bed.devices("alice").is_empty());
-    bed.eventually("bob forgot alice too", || bed.devices("bob").is_empty());
+    assert!(bed.devices("alice")?.is_empty());
+    bed.eventually("bob forgot alice too", || {
+        Ok(bed.devices("bob")?.is_empty())
+    })?;
+    Ok(())
 }
 
 #[test]
-fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() {
-    let bed = Bed::alice_and_bob();
-    let (generating, _words) = bed.generate("alice", &[]);
-    let session = bed.json("alice", &["network", "pair", "status"]);
+fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, _words) = bed.generate("alice", &[])?;
+    let session = bed.json("alice", &["network", "pair", "status"])?;
     assert_eq!(session["session"]["role"], "initiator", "{session}");
     let pid = generating.child.id().to_string();
     assert!(std::process::Command::new("kill")
@@ -195,30 +153,31 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() {
         .status()
         .unwrap()
         .success());
-    let (status, _) = generating.finish();
+    let (status, _) = generating.finish()?;
     assert_eq!(status.code(), Some(11));
     bed.eventually("the daemon dropped the session", || {
-        bed.json("alice", &["network", "pair", "status"])["session"].is_null()
-    });
+        Ok(bed.json("alice", &["network", "pair", "status"])?["session"].is_null())
+    })?;
+    Ok(())
 }
 
 #[test]
-fn an_impostor_with_a_paired_name_is_not_trusted() {
-    let bed = Bed::alice_and_bob();
-    let (generating, words) = bed.generate("alice", &["--auto-accept"]);
+fn an_impostor_with_a_paired_name_is_not_trusted() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     bed.ok(
         "bob",
         &["network", "pair", "join", "--yes", "--code", &words],
-    );
-    generating.finish();
-    bed.stop("bob");
+    )?;
+    generating.finish()?;
+    bed.stop("bob")?;
     bed.eventually("alice sees bob go offline", || {
-        bed.devices("alice")[0]["online"] == false
-    });
+        Ok(bed.devices("alice")?[0]["online"] == false)
+    })?;
 
     // Another device calling itself "bob" connects to alice (she is its bootstrap peer).
-    bed.init("mallory");
-    let addr = bed.addr("alice");
+    bed.init("mallory")?;
+    let addr = bed.addr("alice")?;
     bed.ok(
         "mallory",
         &[
@@ -231,14 +190,64 @@ fn an_impostor_with_a_paired_name_is_not_trusted() {
             "--bootstrap",
             &addr,
         ],
-    );
+    )?;
     let _stop = StopOnDrop(&bed, "mallory");
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let devices = bed.devices("alice");
+    let devices = bed.devices("alice")?;
     assert_eq!(devices.len(), 1);
-    assert_ne!(devices[0]["peer_id"], bed.peer_id("mallory").as_str());
+    assert_ne!(devices[0]["peer_id"], bed.peer_id("mallory")?.as_str());
     assert_eq!(
         devices[0]["online"], false,
         "a name proves nothing: {devices:?}"
     );
+    Ok(())
+}
+
+/// Issue 10, item 3: without `--yes` the joiner's user is asked too, before Bob proves
+/// the code, and both prompts show the same verification words.
+#[test]
+fn both_users_confirm_the_same_verification_words() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (mut generating, words) = bed.generate("alice", &[])?;
+    let mut joining = bed.spawn("bob", &["network", "pair", "join", "--code", &words])?;
+    let on_bob = joining.wait_for("confirm")?;
+    assert_eq!(on_bob["name"], "alice", "{on_bob}");
+    let verification = on_bob["verification"]
+        .as_str()
+        .expect("a verification string");
+    assert_eq!(verification.split(' ').count(), 4, "{on_bob}");
+    joining.answer("y")?;
+    let on_alice = generating.wait_for("confirm")?;
+    assert_eq!(on_alice["name"], "bob", "{on_alice}");
+    assert_eq!(on_alice["verification"], on_bob["verification"]);
+    generating.answer("y")?;
+    let (status, _) = generating.finish()?;
+    assert!(status.success());
+    let (status, _) = joining.finish()?;
+    assert!(status.success());
+    assert_eq!(bed.devices("alice")?.len(), 1);
+    assert_eq!(bed.devices("bob")?.len(), 1);
+    Ok(())
+}
+
+/// A "no" on the joiner's side comes before Bob proves anything: neither side stores a
+/// thing, and Alice is never asked.
+#[test]
+fn the_joiner_declining_leaves_nothing_on_either_side() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (mut generating, words) = bed.generate("alice", &[])?;
+    let mut joining = bed.spawn("bob", &["network", "pair", "join", "--code", &words])?;
+    joining.wait_for("confirm")?;
+    joining.answer("n")?;
+    let (status, _) = joining.finish()?;
+    assert!(!status.success());
+    assert!(bed.devices("alice")?.is_empty());
+    assert!(bed.devices("bob")?.is_empty());
+    generating.child.kill().expect("generate stopped");
+    let (_, events) = generating.finish()?;
+    assert!(
+        !events.iter().any(|e| event_of(e) == Some("confirm")),
+        "alice was asked: {events:?}"
+    );
+    Ok(())
 }

@@ -31,16 +31,9 @@ pub enum CodeError {
         /// How many a code has.
         expected: usize,
     },
-    /// A word that is not in the BIP-39 English list.
-    #[error("word {position} ({word:?}) is not in the word list{}", suggestion_text(.suggestion))]
-    UnknownWord {
-        /// 1-based position of the word in the code.
-        position: usize,
-        /// The word as typed.
-        word: String,
-        /// The closest word of the list, if one is close enough to be a typo.
-        suggestion: Option<&'static str>,
-    },
+    /// Every piece that is not a list word, so that one look fixes them all.
+    #[error("{}", unknown_text(.0))]
+    UnknownWords(Vec<UnknownWord>),
     /// Every word is valid but the checksum is not: a word is wrong or out of place.
     #[error(
         "the words do not form a valid code (checksum mismatch): check their order and spelling"
@@ -48,10 +41,41 @@ pub enum CodeError {
     BadChecksum,
 }
 
-fn suggestion_text(suggestion: &Option<&'static str>) -> String {
-    match suggestion {
+/// One piece of a typed code that is not in the word list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownWord {
+    /// 1-based position of the word in the code.
+    pub position: usize,
+    /// The word as typed.
+    pub word: String,
+    /// The closest word of the list, if one is close enough to be a typo.
+    pub suggestion: Option<&'static str>,
+}
+
+fn unknown_text(words: &[UnknownWord]) -> String {
+    let suggestion = |w: &UnknownWord| match w.suggestion {
         Some(word) => format!("; did you mean {word:?}?"),
         None => String::new(),
+    };
+    match words {
+        [one] => format!(
+            "word {} ({:?}) is not in the word list{}",
+            one.position,
+            one.word,
+            suggestion(one)
+        ),
+        many => {
+            let mut text = format!("{} words are not in the word list:", many.len());
+            for w in many {
+                text.push_str(&format!(
+                    "\n  word {} ({:?}){}",
+                    w.position,
+                    w.word,
+                    suggestion(w)
+                ));
+            }
+            text
+        }
     }
 }
 
@@ -83,14 +107,18 @@ impl Code {
                 expected: WORD_COUNT,
             });
         }
-        for (i, word) in words.iter().enumerate() {
-            if Language::English.find_word(word).is_none() {
-                return Err(CodeError::UnknownWord {
-                    position: i + 1,
-                    word: (*word).to_string(),
-                    suggestion: nearest_word(word),
-                });
-            }
+        let unknown: Vec<UnknownWord> = words
+            .iter()
+            .enumerate()
+            .filter(|(_, word)| Language::English.find_word(word).is_none())
+            .map(|(i, word)| UnknownWord {
+                position: i + 1,
+                word: (*word).to_string(),
+                suggestion: nearest_word(word),
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(CodeError::UnknownWords(unknown));
         }
         let joined = Zeroizing::new(words.join(" "));
         let mnemonic = Mnemonic::parse_in_normalized(Language::English, &joined)
@@ -134,25 +162,59 @@ impl std::fmt::Debug for Code {
     }
 }
 
-/// The closest word of the list, if it is close enough to be a plausible typo.
+/// The list words starting with `prefix`, for completing a word as it is typed.
+pub fn words_starting_with(prefix: &str) -> Vec<&'static str> {
+    Language::English.words_by_prefix(prefix).to_vec()
+}
+
+/// The closest word of the list, if it is close enough to be a plausible typo, in this
+/// order:
 ///
-/// BIP39 words are unique in their first four letters, so a word that starts like exactly
-/// one list word is a strong hint even when the edit distance is large (a truncated word).
+/// 1. a word the piece begins (a word cut short, or its first four letters, which BIP39
+///    keeps unique), if exactly one;
+/// 2. the words at the smallest Damerau–Levenshtein distance, if that is small enough
+///    (1 for pieces of up to 4 letters, else 2), preferring one with the piece's letters
+///    in another order (swapped letters), then the first in list order;
+/// 3. the word starting with the piece's first 4 letters, if exactly one (a right start
+///    with a garbled end).
 pub fn nearest_word(word: &str) -> Option<&'static str> {
-    let list = Language::English.word_list();
-    if word.chars().count() >= 4 {
-        let by_prefix = Language::English
-            .words_by_prefix(&word[..word.char_indices().nth(4).map_or(word.len(), |(i, _)| i)]);
-        if by_prefix.len() == 1 {
-            return Some(by_prefix[0]);
+    let lang = Language::English;
+    if let [only] = lang.words_by_prefix(word) {
+        return Some(only);
+    }
+    let tolerance = if word.chars().count() <= 4 { 1 } else { 2 };
+    let mut best: Option<(&'static str, usize)> = None;
+    for candidate in lang.word_list() {
+        let distance = strsim::damerau_levenshtein(word, candidate);
+        let better = match best {
+            None => true,
+            Some((held, d)) => {
+                distance < d
+                    || (distance == d && same_letters(word, candidate) && !same_letters(word, held))
+            }
+        };
+        if better {
+            best = Some((candidate, distance));
         }
     }
-    let (best, distance) = list
-        .iter()
-        .map(|candidate| (*candidate, strsim::damerau_levenshtein(word, candidate)))
-        .min_by_key(|(_, d)| *d)?;
-    let tolerance = if word.chars().count() <= 4 { 1 } else { 2 };
-    (distance <= tolerance).then_some(best)
+    if let Some((close, _)) = best.filter(|(_, d)| *d <= tolerance) {
+        return Some(close);
+    }
+    let start = &word[..word.char_indices().nth(4).map_or(word.len(), |(i, _)| i)];
+    match lang.words_by_prefix(start) {
+        [only] if start.chars().count() == 4 => Some(only),
+        _ => None,
+    }
+}
+
+/// The same letters, in any order.
+fn same_letters(a: &str, b: &str) -> bool {
+    let sorted = |s: &str| {
+        let mut letters: Vec<char> = s.chars().collect();
+        letters.sort_unstable();
+        letters
+    };
+    sorted(a) == sorted(b)
 }
 
 #[cfg(test)]
@@ -222,12 +284,15 @@ mod tests {
             return; // the typo happens to be another word; nothing to suggest
         }
         list[4] = typo.clone();
-        match Code::parse(&list.join(" ")) {
-            Err(CodeError::UnknownWord {
+        match Code::parse(&list.join(" ")).map_err(|e| match e {
+            CodeError::UnknownWords(mut words) if words.len() == 1 => Ok(words.remove(0)),
+            other => Err(other),
+        }) {
+            Err(Ok(UnknownWord {
                 position,
                 word,
                 suggestion,
-            }) => {
+            })) => {
                 assert_eq!(position, 5);
                 assert_eq!(word, typo);
                 assert_eq!(
@@ -252,6 +317,47 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "word 1 (\"abandn\") is not in the word list; did you mean \"abandon\"?"
+        );
+    }
+
+    #[test]
+    fn swapped_letters_are_suggested_back() {
+        assert_eq!(nearest_word("basent"), Some("absent"));
+        assert_eq!(nearest_word("actoin"), Some("action"));
+        assert_eq!(nearest_word("amr"), Some("arm"));
+        assert_eq!(nearest_word("angel"), Some("angle"));
+        // A swap is suggested back unless the piece also reads as another word cut short
+        // or as a swap of another word. Every 7th word: the whole list is slow unoptimised.
+        for word in Language::English.word_list().iter().step_by(7) {
+            let letters: Vec<char> = word.chars().collect();
+            for i in 0..letters.len() - 1 {
+                let mut swapped = letters.clone();
+                swapped.swap(i, i + 1);
+                let piece: String = swapped.into_iter().collect();
+                if Language::English.find_word(&piece).is_some() {
+                    continue;
+                }
+                let suggested = nearest_word(&piece).unwrap_or_else(|| panic!("{piece}: none"));
+                let other_reading = suggested.starts_with(&piece)
+                    || (strsim::damerau_levenshtein(&piece, suggested) == 1
+                        && same_letters(&piece, suggested));
+                assert!(
+                    suggested == *word || other_reading,
+                    "{piece} (from {word}) suggests {suggested}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_unknown_word_is_reported_at_once() {
+        let err = Code::parse("abandn abandon abandon zzzzzzzz abandon abandon abandon abandon abandon abandon abandon abuot").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "3 words are not in the word list:\n  \
+             word 1 (\"abandn\"); did you mean \"abandon\"?\n  \
+             word 4 (\"zzzzzzzz\")\n  \
+             word 12 (\"abuot\"); did you mean \"about\"?"
         );
     }
 

@@ -10,11 +10,15 @@
 //!   it completed, including the fresh mDNS query. Only as root, and only if the helper
 //!   binary was built next to this one (`cargo build --release -p paircode-netbed`).
 //!
-//! cargo build --release -p paircode-netbed &&
-//! cargo run --release -p paircode-bench --bin netbed [WARM_RUNS] [COLD_RUNS] [MDNS_RUNS]
+//! `cargo build --release -p paircode-netbed &&`
+//! `cargo run --release -p paircode-bench --bin netbed [WARM_RUNS] [COLD_RUNS] [MDNS_RUNS]`
+//!
+//! Prints the table and the date and load average it was measured under; it never writes
+//! BENCHMARKS.md.
 
 use std::time::{Duration, Instant};
 
+use paircode_bench::report::Conditions;
 use paircode_net::{GenerateOptions, Node};
 use paircode_netbed::{
     crossed_configs, loopback_config, namespace_skip_reason, NetBed, NodeArgs, NodeProcess, Rt,
@@ -135,6 +139,7 @@ async fn main() {
     let warm_runs = args.next().unwrap_or(100);
     let cold_runs = args.next().unwrap_or(30);
     let mdns_runs = args.next().unwrap_or(20);
+    let conditions = Conditions::now();
     println!("| case | initiator → joiner | runs | p50 ms | p95 ms | max ms |");
     println!("| --- | --- | ---: | ---: | ---: | ---: |");
     let combos = [
@@ -167,4 +172,5 @@ async fn main() {
         ),
         None => println!("(mDNS row skipped: needs root, iproute2 and the paircode-node binary)"),
     }
+    println!("\n{}", conditions.line());
 }

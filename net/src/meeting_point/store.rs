@@ -15,7 +15,7 @@ use libp2p::kad::store::{self, MemoryStore, MemoryStoreConfig, RecordStore};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::PeerId;
 
-/// Limits of a [`BoundedStore`].
+/// Limits of the meeting point's provider-record store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
     /// Provider records one peer may have stored here at once.

@@ -14,6 +14,8 @@ pub enum Error {
     Node(#[from] paircode_net::Error),
     #[error(transparent)]
     NodeArgs(#[from] NodeArgsError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
 }
 
 /// What `paircode-node` says about its command line.

@@ -85,6 +85,13 @@ impl Host {
     pub fn listen_addr(&self) -> String {
         format!("/ip4/{}/tcp/0", self.addr)
     }
+
+    /// `ip netns exec NS program`: a command to run on this host.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.ns]).arg(program);
+        command
+    }
 }
 
 /// The name of the host side of every host's link.
@@ -407,13 +414,6 @@ impl Lab {
             }
             Link::Veth => Err(LabError::NotImpairable(host.name.clone())),
         }
-    }
-
-    /// `ip netns exec NS program`: a command to run on `host`.
-    pub fn command(&self, host: &Host, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &host.ns, program]);
-        command
     }
 
     /// Kills every process still running in one of the lab's namespaces (daemons that a

@@ -7,7 +7,9 @@
 //!
 //! [`NetBed`] is the fixed two-host bridge; [`lab::Lab`] builds larger networks (several
 //! LANs, routers, link faults) and [`hammer`] is a wrong-code attacker for them.
+//! [`daemon`] drives real `paircode` daemons through the CLI, on loopback or on lab hosts.
 
+pub mod daemon;
 mod error;
 pub mod hammer;
 pub mod lab;

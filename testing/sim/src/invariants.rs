@@ -1,4 +1,4 @@
-//! The invariants of DESIGN §6, checked after every simulation step.
+//! The invariants of docs/PROTOCOL.md §6, checked after every simulation step.
 //!
 //! 1. Never completed on one side with keys different from the other side's.
 //! 2. Never completed without knowing the code.
@@ -24,7 +24,7 @@ use crate::sim::{Simulator, StepReport};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The DESIGN §6 invariant broken, or 0 for a property of the §5 driver contract.
+    /// The docs/PROTOCOL.md §6 invariant broken, or 0 for a property of the §5 driver contract.
     pub invariant: u8,
     pub at: Duration,
     pub node: NodeId,

@@ -1,6 +1,6 @@
 //! Test harness for paircode-core: a deterministic simulated network of peers driving
 //! `paircode_core::Pairing` state machines, an adversary that replays, relays and guesses,
-//! and checkers for the invariants of DESIGN §6.
+//! and checkers for the invariants of docs/PROTOCOL.md §6.
 //!
 //! Everything is a function of one seed: latency, loss, duplication, reordering, identities,
 //! codes and the attacker's choices all come from ChaCha20 streams of it, and time is

@@ -1,4 +1,4 @@
-//! The DESIGN §3 transcript, rebuilt from the messages on the wire.
+//! The docs/PROTOCOL.md §3 transcript, rebuilt from the messages on the wire.
 //!
 //! Core keeps its own helper private; attackers need the real layout to compute MACs that
 //! are right in every respect except the key, and the known-answer test needs it to check

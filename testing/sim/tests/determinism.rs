@@ -1,4 +1,4 @@
-//! Same seed and inputs, same outputs, bit for bit (DESIGN §5): every action of every peer,
+//! Same seed and inputs, same outputs, bit for bit (docs/PROTOCOL.md §5): every action of every peer,
 //! including the bytes of every message, and the fate of every message on the wire.
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Property tests over generated schedules: every invariant of DESIGN §6 is checked after
+//! Property tests over generated schedules: every invariant of docs/PROTOCOL.md §6 is checked after
 //! every simulation step, and honest pairings on a tame network always finish.
 //!
 //! Each case is one whole simulation, reproducible from the printed `Scenario` (its seed

@@ -1,0 +1,5 @@
+//! paircode's benchmarks. The binaries print their tables; with `--write` they also replace
+//! their section of BENCHMARKS.md, with the date and the load average beside each table.
+
+pub mod handshake;
+pub mod report;
