@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent check of testing/sim/tests/vectors/handshake-v1.txt against docs/PROTOCOL.md.
+"""Independent check of testing/sim/tests/vectors/handshake-v2.txt against docs/PROTOCOL.md.
 
 Everything here is written from the specification alone, with nothing but the Python
 standard library: ChaCha20 (the RNG chain), X25519, the Ed25519 public key, the libp2p
@@ -25,7 +25,8 @@ import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_VECTORS = os.path.join(HERE, "..", "testing", "sim", "tests", "vectors", "handshake-v1.txt")
+PROTOCOL_VERSION = 2
+DEFAULT_VECTORS = os.path.join(HERE, "..", "testing", "sim", "tests", "vectors", "handshake-v2.txt")
 
 
 # ---------------------------------------------------------------------------------------
@@ -279,6 +280,8 @@ def _head(major, n):
 
 
 def cbor(value):
+    if value is None:
+        return b"\xf6"  # null
     if isinstance(value, int):
         return _head(0, value)
     if isinstance(value, bytes):
@@ -292,7 +295,7 @@ def cbor(value):
 
 
 def envelope(kind, body):
-    return cbor([("v", 1), ("m", [(kind, body)])])
+    return cbor([("v", PROTOCOL_VERSION), ("m", [(kind, body)])])
 
 
 def msg_join(discovery_id, nonce, eph, name):
@@ -305,20 +308,22 @@ def msg_challenge(nonce, eph, name, mac_i):
                                   ("mac", mac_i)])
 
 
-def msg_prove(nonce, mac_j):
-    return envelope("Prove", [("nonce", nonce), ("mac", mac_j)])
+def msg_prove(nonce, eph, name, mac_j):
+    return envelope("Prove", [("nonce", nonce), ("eph", eph), ("info", [("name", name)]),
+                              ("mac", mac_j)])
 
 
-def msg_done(attempt_nonce, reason=None):
+def msg_done(attempt_nonce, reason=None, proof=None):
     outcome = "Accepted" if reason is None else [("Rejected", reason)]
-    return envelope("Done", [("re", attempt_nonce), ("outcome", outcome)])
+    return envelope("Done", [("re", attempt_nonce), ("outcome", outcome), ("proof", proof)])
 
 
 # Worked examples printed in docs/PROTOCOL.md (§3.5, §4.6), checked here too.
 DOC_EXAMPLES = [
     ("Done{re: 0x00*32, Rejected(NoSession)}", lambda: msg_done(bytes(32), "NoSession"),
-     "a2" "6176" "01" "616d" "a1" "64446f6e65" "a2" "627265" "5820" + "00" * 32
-     + "67" "6f7574636f6d65" "a1" "6852656a6563746564" "69" "4e6f53657373696f6e"),
+     "a2" "6176" "02" "616d" "a1" "64446f6e65" "a3" "627265" "5820" + "00" * 32
+     + "67" "6f7574636f6d65" "a1" "6852656a6563746564" "69" "4e6f53657373696f6e"
+     + "65" "70726f6f66" "f6"),
     ("device Hello", lambda: cbor("Hello"), "6548656c6c6f"),
     ("device Unpaired", lambda: cbor("Unpaired"), "68556e706169726564"),
     ("frame of device Hello", lambda: struct.pack(">I", 6) + cbor("Hello"),
@@ -360,17 +365,17 @@ def compute(given, words):
         out[f"{side}_peer_id_base58"] = base58(peers[side])
         out[f"{side}_info"] = given[f"{side}_info"]
 
-    # §7.2 RNG chain: caller RNG -> 32-byte session seed -> session RNG -> eph secret, nonce.
-    drawn = {}
+    # §7.2 RNG chain: caller RNG -> 32-byte session seed -> session RNG. The joiner draws
+    # its eph secret then its nonce; the initiator draws its cookie key once.
+    sessions = {}
     for side in ("alice", "bob"):
         caller_seed = h(given[f"{side}_rng_seed"])
         out[f"{side}_rng_seed"] = caller_seed.hex()
         session_seed = ChaChaRng(caller_seed).draw(32)
         out[f"{side}_session_seed"] = session_seed.hex()
-        session = ChaChaRng(session_seed)
-        eph_secret = session.draw(32)
-        nonce = session.draw(32)
-        drawn[side] = (eph_secret, nonce)
+        sessions[side] = ChaChaRng(session_seed)
+    cookie_key = sessions["alice"].draw(32)
+    out["cookie_key"] = cookie_key.hex()
 
     prk = hkdf_extract(b"paircode v1", entropy)
     discovery_id = hkdf_expand(prk, b"discovery", 32)
@@ -378,9 +383,18 @@ def compute(given, words):
     out["discovery_id"] = discovery_id.hex()
     out["auth_key"] = auth_key.hex()
 
-    eph_j_secret, nonce_j = drawn["bob"]  # Bob joins
-    eph_i_secret, nonce_i = drawn["alice"]  # Alice initiates
-    eph_j, eph_i = x25519_public(eph_j_secret), x25519_public(eph_i_secret)
+    eph_j_secret = sessions["bob"].draw(32)  # Bob joins
+    nonce_j = sessions["bob"].draw(32)
+    eph_j = x25519_public(eph_j_secret)
+    info_j, info_i = given["bob_info"].encode(), given["alice_info"].encode()
+    # §3.7 stateless challenge: Alice's values follow from her cookie key and Bob's Join.
+    version = bytes([PROTOCOL_VERSION])
+    cookie_digest = transcript([version, discovery_id, nonce_j, eph_j, info_j, peers["bob"]])
+    out["cookie_digest"] = cookie_digest.hex()
+    cookie_prk = hkdf_extract(cookie_key, cookie_digest)
+    eph_i_secret = hkdf_expand(cookie_prk, b"cookie ephemeral", 32)
+    nonce_i = hkdf_expand(cookie_prk, b"cookie nonce", 32)
+    eph_i = x25519_public(eph_i_secret)
     out["join_nonce"] = nonce_j.hex()
     out["join_eph_secret"] = eph_j_secret.hex()
     out["join_eph_public"] = eph_j.hex()
@@ -392,8 +406,7 @@ def compute(given, words):
     assert shared == x25519(eph_j_secret, eph_i), "both sides agree"
     out["x25519_shared"] = shared.hex()
 
-    info_j, info_i = given["bob_info"].encode(), given["alice_info"].encode()
-    t = transcript([b"\x01", discovery_id, nonce_j, eph_j, info_j, peers["bob"],
+    t = transcript([version, discovery_id, nonce_j, eph_j, info_j, peers["bob"],
                     nonce_i, eph_i, info_i, peers["alice"]])
     out["transcript"] = t.hex()
     mac_i = mac(auth_key, b"initiator", t)
@@ -406,10 +419,21 @@ def compute(given, words):
     out["key_initiator_to_joiner"] = hkdf_expand(session_prk, b"session initiator to joiner").hex()
     out["key_joiner_to_initiator"] = hkdf_expand(session_prk, b"session joiner to initiator").hex()
 
+    # §3.8 verification string: 44 bits of HKDF output, 4 words of 11 bits.
+    sas = hkdf_expand(hkdf_extract(b"paircode verification", t), b"verification string", 8)
+    bits = int.from_bytes(sas, "big")
+    out["verification_words"] = " ".join(words[(bits >> (64 - 11 * (i + 1))) & 0x7FF]
+                                          for i in range(4))
+    # §3.9 an expired initiator's proof of the code.
+    expired = transcript([version, discovery_id, nonce_j, peers["bob"], peers["alice"]])
+    mac_x = mac(auth_key, b"expired", expired)
+    out["mac_x"] = mac_x.hex()
+
     out["msg_join"] = msg_join(discovery_id, nonce_j, eph_j, given["bob_info"]).hex()
     out["msg_challenge"] = msg_challenge(nonce_i, eph_i, given["alice_info"], mac_i).hex()
-    out["msg_prove"] = msg_prove(nonce_j, mac_j).hex()
+    out["msg_prove"] = msg_prove(nonce_j, eph_j, given["bob_info"], mac_j).hex()
     out["msg_done"] = msg_done(nonce_j).hex()
+    out["msg_done_expired"] = msg_done(nonce_j, "Expired", mac_x).hex()
     return out
 
 

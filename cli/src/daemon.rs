@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use paircode_core::{Code, PairedDevice, PeerId};
-use paircode_net::{EventStream, GenerateOptions, Node, NodeEvent, PairingEvent, PairingHandle};
+use paircode_net::{
+    EventStream, GenerateOptions, JoinOptions, Node, NodeEvent, PairingEvent, PairingHandle,
+};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -330,9 +332,13 @@ impl Daemon {
                     Err(e) => Response::Error(e.into()),
                 }
             }
-            Request::Join { words } => match Code::parse(&words) {
+            Request::Join { words, auto_accept } => match Code::parse(&words) {
                 Err(e) => Response::Error(DaemonError::BadCode(e.to_string())),
-                Ok(code) => match self.node.start_join(&code).await {
+                Ok(code) => match self
+                    .node
+                    .start_join(&code, JoinOptions { auto_accept })
+                    .await
+                {
                     Ok(handle) => {
                         if write_frame(&mut writer, &Response::Event(Event::Searching))
                             .await
@@ -401,10 +407,11 @@ impl Daemon {
                             self.set_stage(format!("verifying {}", info.name));
                             (Event::Found { name: info.name, peer: peer.to_string() }, false)
                         }
-                        PairingEvent::ConfirmRequested { peer, info } => {
+                        PairingEvent::ConfirmRequested { peer, info, verification } => {
                             self.set_stage(format!("waiting for your answer about {}", info.name));
                             confirming = Some(peer.clone());
-                            (Event::ConfirmRequested { name: info.name, peer: peer.to_string() }, false)
+                            let verification = verification.to_string();
+                            (Event::ConfirmRequested { name: info.name, peer: peer.to_string(), verification }, false)
                         }
                         PairingEvent::Completed(device) => match self.remember(&device) {
                             Ok(view) => (Event::Paired(view), true),

@@ -39,10 +39,13 @@ pub enum Request {
         expires_secs: Option<u64>,
     },
     /// Start a session as joiner, with the words as typed (validated by the CLI already).
+    /// Without `auto_accept` the connection gets an `Event::ConfirmRequested` once the
+    /// other device proved the code.
     Join {
         words: String,
+        auto_accept: bool,
     },
-    /// The user's answer to `Event::ConfirmRequested`, on the generating connection.
+    /// The user's answer to `Event::ConfirmRequested`, on the session's connection.
     Confirm {
         accept: bool,
     },
@@ -103,8 +106,16 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     Searching,
-    Found { name: String, peer: String },
-    ConfirmRequested { name: String, peer: String },
+    Found {
+        name: String,
+        peer: String,
+    },
+    /// `verification`: the words both screens show.
+    ConfirmRequested {
+        name: String,
+        peer: String,
+        verification: String,
+    },
     Paired(DeviceView),
     Failed(DaemonError),
 }

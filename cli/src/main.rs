@@ -229,6 +229,9 @@ enum PairCommand {
         /// The 12 words, quoted (or give them as separate arguments, or type them when asked).
         #[arg(long, value_name = "WORDS")]
         code: Option<String>,
+        /// Pair with the device that proves the code without asking for confirmation.
+        #[arg(long, short = 'y', alias = "auto-accept")]
+        yes: bool,
         /// The 12 words as separate arguments.
         words: Vec<String>,
     },
@@ -433,7 +436,7 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
                 expires,
                 qr,
             } => generate(instance, json, auto_accept, expires, qr).await,
-            PairCommand::Join { code, words } => join(instance, json, code, words).await,
+            PairCommand::Join { code, yes, words } => join(instance, json, code, yes, words).await,
             PairCommand::Status => match Client::call(instance, &Request::PairStatus).await? {
                 Response::PairStatus(session) => {
                     let text = match &session {
@@ -643,6 +646,7 @@ async fn join(
     instance: &Instance,
     json: bool,
     code: Option<String>,
+    auto_accept: bool,
     words: Vec<String>,
 ) -> Result<(), CliError> {
     // Checked here, before anything is sent: a typo is caught while the user still looks.
@@ -655,6 +659,7 @@ async fn join(
     client
         .send(&Request::Join {
             words: code.words().to_string(),
+            auto_accept,
         })
         .await?;
     let progress = Progress::new(json, None);
@@ -771,9 +776,13 @@ async fn follow(
                     &text,
                 );
             }
-            Event::ConfirmRequested { name, peer } => {
+            Event::ConfirmRequested {
+                name,
+                peer,
+                verification,
+            } => {
                 progress.pause();
-                ask(json, &name, &peer);
+                ask(json, &name, &peer, &verification);
                 let answer_tx = answer_tx.clone();
                 std::thread::spawn(move || {
                     let mut line = String::new();
@@ -796,14 +805,20 @@ async fn follow(
     }
 }
 
-fn ask(json: bool, name: &str, peer: &str) {
+/// Asks whether to pair, showing the verification string: the other screen must show the
+/// same words, or someone else is in the middle.
+fn ask(json: bool, name: &str, peer: &str, verification: &str) {
     if json {
         output::event(
             "confirm",
-            serde_json::json!({ "name": name, "peer_id": peer }),
+            serde_json::json!({ "name": name, "peer_id": peer, "verification": verification }),
         );
     } else {
-        eprint!("Pair with {name} ({})? [y/N] ", short(peer));
+        eprint!(
+            "Pair with {name} ({})?\n  Verification: {verification}\n  \
+             Check that the other screen shows the same words. [y/N] ",
+            short(peer)
+        );
     }
 }
 

@@ -10,7 +10,10 @@ const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0
 fn paired_bed() -> Result<Daemons, DaemonError> {
     let bed = alice_and_bob()?;
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok("bob", &["network", "pair", "join", "--code", &words])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     generating.finish()?;
     Ok(bed)
 }
@@ -87,7 +90,7 @@ fn mistyped_codes_are_caught_before_anything_is_sent() -> TestResult {
     let bed = daemons()?;
     let typo = bed.run(
         "bob",
-        &["network", "pair", "join", "--code", "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandn about"],
+        &["network", "pair", "join", "--yes", "--code", "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandn about"],
     )?;
     assert_eq!(typo.status.code(), Some(7), "{}", stderr(&typo));
     assert!(
@@ -95,7 +98,10 @@ fn mistyped_codes_are_caught_before_anything_is_sent() -> TestResult {
         "{}",
         stderr(&typo)
     );
-    let short = bed.run("bob", &["network", "pair", "join", "abandon", "about"])?;
+    let short = bed.run(
+        "bob",
+        &["network", "pair", "join", "--yes", "abandon", "about"],
+    )?;
     assert_eq!(short.status.code(), Some(7));
     assert!(stderr(&short).contains("12 words"), "{}", stderr(&short));
     let checksum = bed.run(
@@ -123,7 +129,10 @@ fn expired_code_says_so() -> TestResult {
     let (generating, words) = bed.generate("alice", &["--auto-accept", "--expires", "1"])?;
     let (status, _) = generating.finish()?;
     assert_eq!(status.code(), Some(8));
-    let out = bed.run("bob", &["network", "pair", "join", "--code", &words])?;
+    let out = bed.run(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
     assert!(bed.devices("bob")?.is_empty());

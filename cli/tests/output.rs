@@ -122,7 +122,9 @@ fn every_result_is_an_envelope() -> TestResult {
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     let out = bed.run(
         "bob",
-        &["--json", "network", "pair", "join", "--code", &words],
+        &[
+            "--json", "network", "pair", "join", "--yes", "--code", &words,
+        ],
     )?;
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)

@@ -276,7 +276,10 @@ fn messages_name_devices_not_peer_ids() -> TestResult {
     let alice = bed.peer_id("alice")?;
     let bob = bed.peer_id("bob")?;
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    let joined = bed.ok("bob", &["network", "pair", "join", "--code", &words])?;
+    let joined = bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     generating.finish()?;
     assert!(joined.contains("paired with alice"), "{joined}");
     assert!(!joined.contains(&alice), "{joined}");
@@ -334,7 +337,7 @@ fn the_code_prompt_asks_again_after_a_mistake() -> TestResult {
     let bed = daemons()?;
     bed.init("bob")?;
     let mut cmd = bed.cmd("bob");
-    cmd.args(["network", "pair", "join"]);
+    cmd.args(["network", "pair", "join", "--yes"]);
     let mut term = Term::spawn(cmd);
     term.expect("Code: ");
     let code = some_code();
@@ -353,7 +356,7 @@ fn the_code_prompt_asks_again_after_a_mistake() -> TestResult {
 
     // Ctrl+D gives up with the last mistake's exit code.
     let mut cmd = bed.cmd("bob");
-    cmd.args(["network", "pair", "join"]);
+    cmd.args(["network", "pair", "join", "--yes"]);
     let mut term = Term::spawn(cmd);
     term.expect("Code: ");
     term.send("two words\r");
@@ -394,7 +397,14 @@ fn join_reports_every_mistyped_word_with_its_suggestion() -> TestResult {
     words[4] = "qqqqqq".into();
     let out = bed.run(
         "bob",
-        &["network", "pair", "join", "--code", &words.join(" ")],
+        &[
+            "network",
+            "pair",
+            "join",
+            "--yes",
+            "--code",
+            &words.join(" "),
+        ],
     )?;
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let said = stderr(&out);
@@ -517,7 +527,7 @@ fn the_joiner_sees_who_it_waits_for() -> TestResult {
     let bed = alice_and_bob()?;
     let (mut generating, words) = bed.generate("alice", &[])?;
     let mut cmd = bed.cmd("bob");
-    cmd.args(["network", "pair", "join", "--code", &words]);
+    cmd.args(["network", "pair", "join", "--yes", "--code", &words]);
     let mut bob = Term::spawn(cmd);
     bob.expect("waiting for alice to accept");
     generating.wait_for("confirm")?;
@@ -580,7 +590,7 @@ fn a_join_nobody_answers_counts_down_and_says_what_to_check() -> TestResult {
     bed.init("bob")?;
     bed.start("bob", None)?;
     let mut cmd = bed.cmd("bob");
-    cmd.args(["network", "pair", "join", "--code", &some_code()]);
+    cmd.args(["network", "pair", "join", "--yes", "--code", &some_code()]);
     let mut term = Term::spawn(cmd);
     term.expect("searching for the device with this code… (0:");
     term.expect(" left)");
@@ -618,7 +628,7 @@ fn tab_completes_words_at_the_code_prompt_and_ctrl_c_cancels_it() -> TestResult 
     let bed = daemons()?;
     bed.init("bob")?;
     let mut cmd = bed.cmd("bob");
-    cmd.args(["network", "pair", "join"]);
+    cmd.args(["network", "pair", "join", "--yes"]);
     let mut term = Term::spawn(cmd);
     term.expect("Code: ");
     let code = some_code();
@@ -636,7 +646,7 @@ fn tab_completes_words_at_the_code_prompt_and_ctrl_c_cancels_it() -> TestResult 
     assert_eq!(status.code(), Some(3), "{screen}");
 
     let mut cmd = bed.cmd("bob");
-    cmd.args(["network", "pair", "join"]);
+    cmd.args(["network", "pair", "join", "--yes"]);
     let mut term = Term::spawn(cmd);
     term.expect("Code: ");
     term.send("aban\x03");

@@ -41,7 +41,15 @@ fn password_from_environment_stays_hidden() -> TestResult {
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
     bed.ok(
         "bob",
-        &["--verbose", "network", "pair", "join", "--code", &words],
+        &[
+            "--verbose",
+            "network",
+            "pair",
+            "join",
+            "--yes",
+            "--code",
+            &words,
+        ],
     )?;
     generating.finish()?;
     assert_not_exposed(&bed, "alice", &[PASSWORD, &words])?;

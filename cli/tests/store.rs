@@ -16,7 +16,10 @@ const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0
 fn paired_bed() -> Result<Daemons, DaemonError> {
     let bed = alice_and_bob()?;
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok("bob", &["network", "pair", "join", "--code", &words])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     generating.finish()?;
     Ok(bed)
 }

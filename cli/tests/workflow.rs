@@ -9,7 +9,10 @@ use support::{alice_and_bob, stderr, StopOnDrop, TestResult};
 fn generate_with_auto_accept_and_join() -> TestResult {
     let bed = alice_and_bob()?;
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    let joined = bed.run("bob", &["network", "pair", "join", "--code", &words])?;
+    let joined = bed.run(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     assert!(joined.status.success(), "join failed: {}", stderr(&joined));
     let out = String::from_utf8_lossy(&joined.stdout);
     assert!(out.contains("paired with alice"), "{out}");
@@ -45,7 +48,7 @@ fn confirm_yes_pairs() -> TestResult {
     let (mut generating, words) = bed.generate("alice", &[])?;
     let bob = bed
         .cmd("bob")
-        .args(["network", "pair", "join", "--code", &words])
+        .args(["network", "pair", "join", "--yes", "--code", &words])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -79,7 +82,7 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
     let (mut generating, words) = bed.generate("alice", &[])?;
     let bob = bed
         .cmd("bob")
-        .args(["network", "pair", "join", "--code", &words])
+        .args(["network", "pair", "join", "--yes", "--code", &words])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -101,7 +104,10 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
 fn lists_survive_restart_and_devices_come_back_online() -> TestResult {
     let bed = alice_and_bob()?;
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok("bob", &["network", "pair", "join", "--code", &words])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     generating.finish()?;
     bed.stop("alice")?;
     bed.stop("bob")?;
@@ -119,7 +125,10 @@ fn lists_survive_restart_and_devices_come_back_online() -> TestResult {
 fn unpair_removes_the_device_on_both_sides() -> TestResult {
     let bed = alice_and_bob()?;
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok("bob", &["network", "pair", "join", "--code", &words])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     generating.finish()?;
     let unknown = bed.run("alice", &["network", "unpair", "carol"])?;
     assert_eq!(unknown.status.code(), Some(13), "{}", stderr(&unknown));
@@ -156,7 +165,10 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
 fn an_impostor_with_a_paired_name_is_not_trusted() -> TestResult {
     let bed = alice_and_bob()?;
     let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok("bob", &["network", "pair", "join", "--code", &words])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
     generating.finish()?;
     bed.stop("bob")?;
     bed.eventually("alice sees bob go offline", || {
@@ -187,6 +199,55 @@ fn an_impostor_with_a_paired_name_is_not_trusted() -> TestResult {
     assert_eq!(
         devices[0]["online"], false,
         "a name proves nothing: {devices:?}"
+    );
+    Ok(())
+}
+
+/// Issue 10, item 3: without `--yes` the joiner's user is asked too, before Bob proves
+/// the code, and both prompts show the same verification words.
+#[test]
+fn both_users_confirm_the_same_verification_words() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (mut generating, words) = bed.generate("alice", &[])?;
+    let mut joining = bed.spawn("bob", &["network", "pair", "join", "--code", &words])?;
+    let on_bob = joining.wait_for("confirm")?;
+    assert_eq!(on_bob["name"], "alice", "{on_bob}");
+    let verification = on_bob["verification"]
+        .as_str()
+        .expect("a verification string");
+    assert_eq!(verification.split(' ').count(), 4, "{on_bob}");
+    joining.answer("y")?;
+    let on_alice = generating.wait_for("confirm")?;
+    assert_eq!(on_alice["name"], "bob", "{on_alice}");
+    assert_eq!(on_alice["verification"], on_bob["verification"]);
+    generating.answer("y")?;
+    let (status, _) = generating.finish()?;
+    assert!(status.success());
+    let (status, _) = joining.finish()?;
+    assert!(status.success());
+    assert_eq!(bed.devices("alice")?.len(), 1);
+    assert_eq!(bed.devices("bob")?.len(), 1);
+    Ok(())
+}
+
+/// A "no" on the joiner's side comes before Bob proves anything: neither side stores a
+/// thing, and Alice is never asked.
+#[test]
+fn the_joiner_declining_leaves_nothing_on_either_side() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (mut generating, words) = bed.generate("alice", &[])?;
+    let mut joining = bed.spawn("bob", &["network", "pair", "join", "--code", &words])?;
+    joining.wait_for("confirm")?;
+    joining.answer("n")?;
+    let (status, _) = joining.finish()?;
+    assert!(!status.success());
+    assert!(bed.devices("alice")?.is_empty());
+    assert!(bed.devices("bob")?.is_empty());
+    generating.child.kill().expect("generate stopped");
+    let (_, events) = generating.finish()?;
+    assert!(
+        !events.iter().any(|e| event_of(e) == Some("confirm")),
+        "alice was asked: {events:?}"
     );
     Ok(())
 }

@@ -6,6 +6,7 @@ use crate::device::{DeviceInfo, PairedDevice};
 use crate::identity::PeerId;
 use crate::keys::DiscoveryId;
 use crate::messages::RejectReason;
+use crate::verification::Verification;
 
 /// One thing for the driver to do, returned by `poll_action`. Carry each out in order
 /// before feeding the next input.
@@ -37,12 +38,17 @@ pub enum Action {
     },
     /// Something happened worth showing the user.
     Progress(Progress),
-    /// Ask the user whether to pair with this device; answer with `handle_confirm`.
+    /// Ask the user whether to pair with this device, showing its name and the
+    /// verification string; answer with `handle_confirm`. An initiator asks once the
+    /// joiner proved the code; a joiner once the initiator did, before it proves the code
+    /// back (so a "no" leaves nothing on either side). Skipped with `Config::auto_accept`.
     Confirm {
         /// The device that proved the code.
         peer: PeerId,
         /// What it says of itself.
         info: DeviceInfo,
+        /// What the other device's screen shows too, if nobody is in the middle.
+        verification: Verification,
     },
     /// Paired. Terminal.
     Completed(Box<PairedDevice>),
@@ -70,7 +76,8 @@ pub enum Progress {
 /// Why a session ended without pairing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FailReason {
-    /// The code's lifetime ran out (initiator), or the initiator said it had (joiner).
+    /// The code's lifetime ran out (initiator), or the initiator proved it had (joiner:
+    /// a valid `Challenge` before, or `Done.proof`).
     #[error("the code has expired")]
     CodeExpired,
     /// The joiner searched for its whole `join_timeout` without finding the initiator.
@@ -87,7 +94,7 @@ pub enum FailReason {
     /// The local user answered no to `Action::Confirm`.
     #[error("the pairing with {peer} was declined here")]
     Declined {
-        /// The joiner that was declined.
+        /// The device that was declined.
         peer: PeerId,
     },
     /// The joiner proved the code but the initiator's verdict never came.
@@ -102,7 +109,7 @@ pub enum FailReason {
     /// The local user did not answer `Action::Confirm` within `confirm_timeout`.
     #[error("{peer} proved the code, but nobody answered whether to pair with it in time")]
     ConfirmTimeout {
-        /// The joiner waiting for the answer.
+        /// The device waiting for the answer.
         peer: PeerId,
     },
 }

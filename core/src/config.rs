@@ -7,7 +7,7 @@ use std::time::Duration;
 pub struct Config {
     /// How long a generated code stays valid (initiator).
     pub code_ttl: Duration,
-    /// Complete without asking the initiator's user (initiator).
+    /// Complete without asking the local user to confirm (both).
     pub auto_accept: bool,
     /// How long a joiner searches before giving up with "no device answered" (joiner).
     pub join_timeout: Duration,
@@ -17,16 +17,15 @@ pub struct Config {
     pub retry_interval: Duration,
     /// How often a searching joiner repeats its DHT lookup (joiner).
     pub lookup_interval: Duration,
-    /// How long the initiator's user has to answer, and so how long a joiner that proved
-    /// the code waits for that answer (both: keep it equal on both devices).
+    /// How long the local user has to answer a confirmation (both); a joiner that proved
+    /// the code also waits this long for the initiator's verdict (keep it equal on both).
     pub confirm_timeout: Duration,
-    /// How many joiners may be half-way through the handshake at once (initiator).
-    pub max_pending_attempts: usize,
     /// Failed proofs or malformed messages a peer may send before it is blocked (initiator).
     pub max_failures_per_peer: u32,
     /// How long a peer stays blocked (initiator).
     pub failure_block: Duration,
-    /// How many peers a joiner talks to at the same time (joiner).
+    /// How many peers a joiner talks to at the same time (joiner). A `Join` is cheap, so
+    /// this is large: peers that never answer must not keep the initiator waiting.
     pub parallel_attempts: usize,
 }
 
@@ -40,10 +39,9 @@ impl Default for Config {
             retry_interval: Duration::from_secs(1),
             lookup_interval: Duration::from_secs(2),
             confirm_timeout: Duration::from_secs(120),
-            max_pending_attempts: 32,
             max_failures_per_peer: 5,
             failure_block: Duration::from_secs(60),
-            parallel_attempts: 4,
+            parallel_attempts: 128,
         }
     }
 }

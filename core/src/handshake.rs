@@ -19,6 +19,11 @@ impl Ephemeral {
     pub fn new(rng: &mut impl CryptoRngCore) -> Self {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(bytes.as_mut());
+        Self::from_secret(&bytes)
+    }
+
+    /// The key pair of these secret bytes (the initiator derives them: see `cookie`).
+    pub fn from_secret(bytes: &[u8; KEY_LEN]) -> Self {
         let secret = StaticSecret::from(*bytes);
         let public = EphemeralKey(PublicKey::from(&secret).to_bytes());
         Ephemeral { secret, public }

@@ -177,7 +177,8 @@ impl PairingHost {
     }
 
     /// The local user's answer to the [`Action::Confirm`] of session `session`. Ignored if
-    /// that session is no longer running. Ends the session either way.
+    /// that session is no longer running. An initiator's session ends either way; a
+    /// joiner's ends on "no" and proves the code on "yes".
     pub fn handle_confirm(
         &mut self,
         session: SessionId,

@@ -1,53 +1,46 @@
 //! The initiator (Alice): holds the code, answers `Join`s, verifies proofs, asks its user.
 //!
 //! Many joiners may knock at once (honest ones on a busy LAN, attackers who saw the public
-//! discovery id); each gets its own attempt, and only a valid proof moves the session on.
-//! A wrong proof ends that attempt alone, so nobody without the code can cancel the session.
+//! discovery id); each gets its own Challenge, and only a valid proof moves the session on.
+//! The initiator remembers nothing about a `Join` it answered: its Challenge values are
+//! derived from a session secret and the `Join` (see `cookie`), so no number of `Join`s
+//! can crowd out another. A wrong proof ends that attempt alone, so nobody without the
+//! code can cancel the session.
 //! Every verdict names the attempt it concerns (`Done.attempt_nonce`), and repeated messages
 //! get the answer they got the first time, so loss and duplication on the way cannot split the
 //! outcome between the two sides.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use rand_chacha::ChaCha20Rng;
 
 use crate::action::{Action, FailReason, Progress};
 use crate::config::Config;
+use crate::cookie::CookieKey;
 use crate::device::{PairedDevice, Role};
-use crate::handshake::{random32, transcript, ChallengeFields, Ephemeral};
+use crate::handshake::{transcript, ChallengeFields};
 use crate::identity::PeerId;
-use crate::keys::{macs_equal, CodeKeys, Transcript};
+use crate::keys::{macs_equal, CodeKeys};
 use crate::messages::{
     Challenge, DecodeError, Done, Join, Mac, Message, Nonce, Prove, RejectReason, UNATTRIBUTED,
 };
 use crate::pairing::LocalDevice;
 use crate::rate_limit::RateLimiter;
 use crate::timer::Timer;
+use crate::verification::Verification;
 
 /// The initiating side of one pairing session; drive it through [`Pairing`](crate::Pairing).
 pub struct Initiator {
     cfg: Config,
     local: LocalDevice,
     keys: CodeKeys,
-    rng: ChaCha20Rng,
+    /// Every attempt's Challenge values follow from it and the attempt's `Join`.
+    cookie: CookieKey,
     expires_at: Instant,
     state: State,
-    attempts: BTreeMap<PeerId, Attempt>,
-    next_seq: u64,
     limiter: RateLimiter,
     actions: VecDeque<Action>,
-}
-
-struct Attempt {
-    join: Join,
-    eph: Ephemeral,
-    transcript: Transcript,
-    /// Sent again, unchanged, when the same Join arrives again.
-    challenge: Vec<u8>,
-    deadline: Instant,
-    /// Arrival order, to evict the oldest when the table is full.
-    seq: u64,
 }
 
 /// What identifies the verified attempt once the attempt table is gone.
@@ -93,7 +86,7 @@ impl Initiator {
         local: LocalDevice,
         keys: CodeKeys,
         now: Instant,
-        rng: ChaCha20Rng,
+        mut rng: ChaCha20Rng,
     ) -> Self {
         let expires_at = now + cfg.code_ttl;
         let limiter = RateLimiter::new(cfg.max_failures_per_peer, cfg.failure_block);
@@ -106,11 +99,9 @@ impl Initiator {
             cfg,
             local,
             keys,
-            rng,
+            cookie: CookieKey::generate(&mut rng),
             expires_at,
             state: State::Open,
-            attempts: BTreeMap::new(),
-            next_seq: 0,
             limiter,
             actions,
         }
@@ -131,9 +122,10 @@ impl Initiator {
         self.expires_at
     }
 
-    /// How many joiners are half-way through the handshake.
-    pub fn pending_attempts(&self) -> usize {
-        self.attempts.len()
+    /// How many peers the initiator holds any record of (failed proofs, for rate
+    /// limiting; bounded). Answering a `Join` adds nothing: there is no per-attempt state.
+    pub fn tracked_peers(&self) -> usize {
+        self.limiter.len()
     }
 
     pub(crate) fn keys(&self) -> &CodeKeys {
@@ -187,7 +179,6 @@ impl Initiator {
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.check_deadlines(now);
-        self.attempts.retain(|_, a| a.deadline > now);
     }
 
     /// Expiry and the confirmation deadline, checked before any input too: nothing may
@@ -217,12 +208,7 @@ impl Initiator {
     pub(crate) fn next_timer(&self) -> Option<(Instant, Timer)> {
         let expiry = (self.expires_at, Timer::CodeExpiry);
         match &self.state {
-            State::Open => self
-                .attempts
-                .values()
-                .map(|a| (a.deadline, Timer::Attempt))
-                .chain([expiry])
-                .min_by_key(|(at, _)| *at),
+            State::Open => Some(expiry),
             State::Confirming { deadline, .. } => [(*deadline, Timer::Confirmation), expiry]
                 .into_iter()
                 .min_by_key(|(at, _)| *at),
@@ -234,17 +220,18 @@ impl Initiator {
         matches!(self.state, State::Open | State::Confirming { .. })
     }
 
-    /// How long an attempt lives after its last Join: the joiner resends its Join every
-    /// `attempt_timeout`, so twice that keeps a slow but live attempt (and its Challenge)
-    /// stable, and a resent Prove still finds it.
-    fn attempt_deadline(&self, now: Instant) -> Instant {
-        now + self.cfg.attempt_timeout * 2
-    }
-
     fn on_join(&mut self, peer: &PeerId, join: Join, now: Instant) {
         let attempt_nonce = join.nonce;
         let answer = match &self.state {
             _ if join.discovery_id != self.keys.discovery_id => Some(RejectReason::NoSession),
+            State::Failed(FailReason::CodeExpired) => {
+                // Said with proof of the code: the joiner ends its search on it.
+                let proof = self
+                    .keys
+                    .expired_mac(&attempt_nonce, peer, &self.local.peer);
+                self.reply(peer, Done::expired(attempt_nonce, proof));
+                return;
+            }
             State::Failed(reason) => Some(answer_after(reason)),
             // A copy of the Join that led here: its attempt is past this point already.
             State::Confirming { device, proven, .. }
@@ -259,7 +246,7 @@ impl Initiator {
             State::Completed { .. } => Some(RejectReason::NoSession),
             State::Open if self.limiter.is_blocked(peer, now) => Some(RejectReason::RateLimited),
             State::Open => {
-                self.open_attempt(peer, join, now);
+                self.challenge(peer, &join);
                 return;
             }
         };
@@ -268,26 +255,12 @@ impl Initiator {
         }
     }
 
-    fn open_attempt(&mut self, peer: &PeerId, join: Join, now: Instant) {
-        let deadline = self.attempt_deadline(now);
-        if let Some(attempt) = self.attempts.get_mut(peer).filter(|a| a.join == join) {
-            // The joiner did not hear our Challenge (or resent early): the same one again.
-            attempt.deadline = deadline;
-            let bytes = attempt.challenge.clone();
-            self.actions.push_back(Action::Send {
-                peer: peer.clone(),
-                bytes,
-            });
-            return;
-        }
-        if !self.attempts.contains_key(peer) && self.attempts.len() >= self.cfg.max_pending_attempts
-        {
-            self.evict_oldest();
-        }
-        let eph = Ephemeral::new(&mut self.rng);
-        let nonce = Nonce(random32(&mut self.rng));
+    /// Answers `join` with its Challenge, derived afresh (so a repeated Join gets the same
+    /// one) and forgotten at once.
+    fn challenge(&mut self, peer: &PeerId, join: &Join) {
+        let (eph, nonce) = self.cookie.challenge_values(join, peer);
         let transcript = transcript(
-            &join,
+            join,
             peer,
             ChallengeFields {
                 nonce: &nonce,
@@ -301,41 +274,11 @@ impl Initiator {
             eph: eph.public,
             info: self.local.info.clone(),
             mac: self.keys.initiator_mac(&transcript),
-        })
-        .encode();
+        });
         self.actions.push_back(Action::Send {
             peer: peer.clone(),
-            bytes: challenge.clone(),
+            bytes: challenge.encode(),
         });
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.attempts.insert(
-            peer.clone(),
-            Attempt {
-                join,
-                eph,
-                transcript,
-                challenge,
-                deadline,
-                seq,
-            },
-        );
-    }
-
-    fn evict_oldest(&mut self) {
-        let oldest = self
-            .attempts
-            .iter()
-            .min_by_key(|(_, a)| a.seq)
-            .map(|(p, _)| p.clone());
-        if let Some(peer) = oldest {
-            if let Some(attempt) = self.attempts.remove(&peer) {
-                self.reply(
-                    &peer,
-                    Done::rejected(attempt.join.nonce, RejectReason::Busy),
-                );
-            }
-        }
     }
 
     fn on_prove(&mut self, peer: &PeerId, prove: Prove, now: Instant) {
@@ -368,20 +311,23 @@ impl Initiator {
                 return;
             }
         }
-        let attempt = match self.attempts.remove(peer) {
-            Some(attempt) if attempt.join.nonce == attempt_nonce => attempt,
-            other => {
-                // Its attempt timed out, was evicted, or is an older one: start over.
-                if let Some(current) = other {
-                    self.attempts.insert(peer.clone(), current);
-                }
-                self.reply(peer, Done::rejected(attempt_nonce, RejectReason::NoSession));
-                return;
-            }
-        };
-        let expected = self.keys.joiner_mac(&attempt.transcript);
+        // Re-derive what we answered to the Join this proof repeats. A proof for a Join
+        // we never saw derives a Challenge the joiner never had: its MAC cannot match.
+        let join = prove.join(self.keys.discovery_id);
+        let (eph, nonce) = self.cookie.challenge_values(&join, peer);
+        let transcript = transcript(
+            &join,
+            peer,
+            ChallengeFields {
+                nonce: &nonce,
+                eph: &eph.public,
+                info: &self.local.info,
+                peer: &self.local.peer,
+            },
+        );
+        let expected = self.keys.joiner_mac(&transcript);
         let shared = match macs_equal(&expected.0, &prove.mac.0) {
-            true => attempt.eph.agree(&attempt.join.eph),
+            true => eph.agree(&join.eph),
             false => None,
         };
         let Some(shared) = shared else {
@@ -391,17 +337,10 @@ impl Initiator {
         };
         let device = Box::new(PairedDevice {
             peer: peer.clone(),
-            info: attempt.join.info.clone(),
+            info: join.info,
             role: Role::Initiator,
-            keys: self.keys.session_keys(&attempt.transcript, &shared),
+            keys: self.keys.session_keys(&transcript, &shared),
         });
-        // The session is held now; tell the others at once rather than let them time out.
-        for (other, attempt) in std::mem::take(&mut self.attempts) {
-            self.reply(
-                &other,
-                Done::rejected(attempt.join.nonce, RejectReason::Busy),
-            );
-        }
         self.actions.push_back(Action::Progress(Progress::Verified {
             peer: peer.clone(),
             info: device.info.clone(),
@@ -410,6 +349,7 @@ impl Initiator {
             self.actions.push_back(Action::Confirm {
                 peer: peer.clone(),
                 info: device.info.clone(),
+                verification: Verification::of(&device.keys.transcript),
             });
         }
         self.state = State::Confirming {
@@ -456,7 +396,6 @@ impl Initiator {
     }
 
     fn fail(&mut self, reason: FailReason) {
-        self.attempts.clear();
         self.state = State::Failed(reason.clone());
         self.actions.push_back(Action::Unpublish {
             key: self.keys.discovery_id,

@@ -6,7 +6,7 @@ use crate::action::{Action, FailReason, Progress};
 use crate::initiator::InitiatorState;
 use crate::messages::{Done, Mac, Message, Nonce, Outcome, Prove, RejectReason};
 use crate::test_support::{
-    device, drain, join_bytes, only_bytes_to, peer, sent_to, verdicts, Fixture,
+    device, drain, join_bytes, only_bytes_to, peer, prove_for, sent_to, verdicts, Fixture,
 };
 use crate::Pairing;
 
@@ -17,9 +17,10 @@ fn state(p: &Pairing) -> InitiatorState {
     }
 }
 
-fn pending(p: &Pairing) -> usize {
+/// Every record the initiator holds about peers; answering Joins must not add any.
+fn tracked(p: &Pairing) -> usize {
     match p {
-        Pairing::Initiator(i) => i.pending_attempts(),
+        Pairing::Initiator(i) => i.tracked_peers(),
         Pairing::Joiner(_) => panic!("not an initiator"),
     }
 }
@@ -45,8 +46,7 @@ fn up_to_prove(f: &mut Fixture, a: &mut Pairing) -> (Pairing, Vec<u8>) {
     let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(a), &f.bob.peer);
-    b.handle_message(&f.alice.peer, &challenge, f.at(2));
-    let prove = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let prove = prove_for(&mut b, &f.alice.peer, &challenge, f.at(2));
     (b, prove)
 }
 
@@ -78,7 +78,7 @@ fn join_with_other_code_gets_no_session() {
         verdicts(&drain(&mut a), &eve.peer),
         vec![Outcome::Rejected(RejectReason::NoSession)]
     );
-    assert_eq!(pending(&a), 0);
+    assert_eq!(tracked(&a), 0);
     assert_eq!(state(&a), InitiatorState::Open);
 }
 
@@ -92,31 +92,39 @@ fn join_gets_challenge_and_a_repeat_gets_the_same_one() {
     let first = drain(&mut a);
     let out = sent_to(&first, &f.bob.peer);
     assert!(matches!(out.as_slice(), [Message::Challenge(c)] if c.info.name == "alice"));
-    assert_eq!(pending(&a), 1);
+    assert_eq!(tracked(&a), 0, "a Challenge leaves nothing behind");
     // The joiner resends its Join when our Challenge is slow or lost: it must get the
     // very same Challenge, or a late copy of the first would no longer match.
     a.handle_message(&f.bob.peer, &join, f.at(2));
     assert_eq!(drain(&mut a), first);
-    assert_eq!(pending(&a), 1);
+    assert_eq!(tracked(&a), 0);
 }
 
+/// Issue 10, item 1: there is no table of pending attempts to fill. Joins from many
+/// peers all get their Challenge, nobody is evicted, and the first joiner's proof still
+/// verifies after all the others.
 #[test]
-fn full_table_evicts_oldest_attempt() {
+fn many_joins_evict_nobody_and_leave_nothing_behind() {
     let mut f = Fixture::new();
-    f.cfg.max_pending_attempts = 2;
     let mut a = open(&mut f);
-    let peers: Vec<_> = (10..13).map(|n| device(n, "j")).collect();
-    for (i, p) in peers.iter().enumerate() {
+    let mut b = f.joiner();
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
+    for n in 10..110 {
+        let p = device(n, "j");
         let mut j = Pairing::joiner(f.cfg.clone(), p.clone(), &f.code, f.now, &mut f.rng);
         let join = join_bytes(&mut j, &f.alice.peer, f.now);
-        a.handle_message(&p.peer, &join, f.at(i as u64));
+        a.handle_message(&p.peer, &join, f.at(2));
+        assert!(matches!(
+            sent_to(&drain(&mut a), &p.peer).as_slice(),
+            [Message::Challenge(_)]
+        ));
     }
-    let out = drain(&mut a);
-    assert_eq!(pending(&a), 2);
-    assert_eq!(
-        verdicts(&out, &peers[0].peer).last(),
-        Some(&Outcome::Rejected(RejectReason::Busy))
-    );
+    assert_eq!(tracked(&a), 0);
+    let prove = prove_for(&mut b, &f.alice.peer, &challenge, f.at(3));
+    a.handle_message(&f.bob.peer, &prove, f.at(4));
+    assert_eq!(state(&a), InitiatorState::Confirming);
 }
 
 #[test]
@@ -142,9 +150,14 @@ fn valid_proof_with_auto_accept_completes() {
 fn valid_proof_without_auto_accept_asks_the_user() {
     let mut f = Fixture::new();
     let mut a = open(&mut f);
-    let (_, prove) = up_to_prove(&mut f, &mut a);
+    let (b, prove) = up_to_prove(&mut f, &mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(3));
     let out = drain(&mut a);
+    // Bob's screen showed the same words when he said yes.
+    let Pairing::Joiner(j) = &b else {
+        panic!("bob joins")
+    };
+    let verification = j.verification().expect("bob verified alice");
     assert_eq!(
         out,
         vec![
@@ -154,7 +167,8 @@ fn valid_proof_without_auto_accept_asks_the_user() {
             }),
             Action::Confirm {
                 peer: f.bob.peer.clone(),
-                info: f.bob.info.clone()
+                info: f.bob.info.clone(),
+                verification,
             },
         ]
     );
@@ -177,6 +191,8 @@ fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
         };
         let bad_prove = Message::Prove(Prove {
             nonce: j.nonce,
+            eph: j.eph,
+            info: j.info.clone(),
             mac: Mac([0; 32]),
         })
         .encode();
@@ -204,14 +220,18 @@ fn wrong_proof_fails_only_that_attempt_and_rate_limits() {
     assert_eq!(state(&a), InitiatorState::Confirming);
 }
 
+/// With no attempt table, a proof for a Join never sent re-derives a Challenge its
+/// sender never saw: it cannot verify, and counts as a failed proof.
 #[test]
-fn prove_without_attempt_is_told_no_session() {
+fn prove_without_a_join_is_a_bad_proof() {
     let mut f = Fixture::new();
     let mut a = open(&mut f);
     a.handle_message(
         &f.bob.peer,
         &Message::Prove(Prove {
             nonce: Nonce([1; 32]),
+            eph: crate::messages::EphemeralKey([9; 32]),
+            info: f.bob.info.clone(),
             mac: Mac([1; 32]),
         })
         .encode(),
@@ -219,9 +239,10 @@ fn prove_without_attempt_is_told_no_session() {
     );
     assert_eq!(
         verdicts(&drain(&mut a), &f.bob.peer),
-        vec![Outcome::Rejected(RejectReason::NoSession)]
+        vec![Outcome::Rejected(RejectReason::BadProof)]
     );
     assert_eq!(state(&a), InitiatorState::Open);
+    assert_eq!(tracked(&a), 1, "the failure is counted");
 }
 
 #[test]
@@ -250,7 +271,7 @@ fn malformed_oversized_and_future_messages_are_answered_without_advancing() {
         ]
     );
     assert_eq!(state(&a), InitiatorState::Open);
-    assert_eq!(pending(&a), 0);
+    assert_eq!(tracked(&a), 1, "the malformed ones count against the peer");
 }
 
 #[test]
@@ -341,10 +362,20 @@ fn expiry_when_open_then_joins_hear_expired() {
     let mut b = f.joiner();
     let join = join_bytes(&mut b, &f.alice.peer, late);
     a.handle_message(&f.bob.peer, &join, late);
-    assert_eq!(
-        verdicts(&drain(&mut a), &f.bob.peer),
-        vec![Outcome::Rejected(RejectReason::Expired)]
-    );
+    let answers = sent_to(&drain(&mut a), &f.bob.peer);
+    let [Message::Done(done)] = answers.as_slice() else {
+        panic!("one verdict: {answers:?}")
+    };
+    assert_eq!(done.outcome, Outcome::Rejected(RejectReason::Expired));
+    // With proof of the code, so that Bob can believe it (issue 10, item 2).
+    let Ok(Message::Join(j)) = Message::decode(&join) else {
+        panic!("a join")
+    };
+    let proof = f
+        .code
+        .keys()
+        .expired_mac(&j.nonce, &f.bob.peer, &f.alice.peer);
+    assert_eq!(done.proof, Some(proof));
     assert_eq!(a.poll_timeout(), None);
 }
 
@@ -400,21 +431,19 @@ fn cancel_open_and_confirming() {
     assert!(out.contains(&Action::Failed(FailReason::Cancelled)));
 }
 
+/// There is nothing to prune: the only timer of an open initiator is the code's expiry,
+/// and a proof verifies however late it comes within the code's lifetime.
 #[test]
-fn stale_attempts_are_pruned() {
+fn a_late_proof_still_verifies() {
     let mut f = Fixture::new();
     let mut a = open(&mut f);
     let (_, prove) = up_to_prove(&mut f, &mut a);
-    assert_eq!(pending(&a), 1);
-    let deadline = a.poll_timeout().unwrap();
-    assert_eq!(deadline, f.at(1) + f.cfg.attempt_timeout * 2);
-    a.handle_timeout(deadline);
-    assert_eq!(pending(&a), 0);
-    a.handle_message(&f.bob.peer, &prove, deadline + Duration::from_millis(1));
-    assert_eq!(
-        verdicts(&drain(&mut a), &f.bob.peer),
-        vec![Outcome::Rejected(RejectReason::NoSession)]
-    );
+    assert_eq!(tracked(&a), 0);
+    assert_eq!(a.poll_timeout(), Some(f.now + f.cfg.code_ttl));
+    let late = f.now + f.cfg.code_ttl - Duration::from_millis(1);
+    a.handle_timeout(late);
+    a.handle_message(&f.bob.peer, &prove, late);
+    assert_eq!(state(&a), InitiatorState::Confirming);
 }
 
 #[test]
@@ -425,8 +454,7 @@ fn a_repeated_join_while_confirming_changes_nothing() {
     let join = join_bytes(&mut b, &f.alice.peer, f.now);
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
-    b.handle_message(&f.alice.peer, &challenge, f.at(2));
-    let prove = only_bytes_to(&drain(&mut b), &f.alice.peer);
+    let prove = prove_for(&mut b, &f.alice.peer, &challenge, f.at(2));
     a.handle_message(&f.bob.peer, &prove, f.at(3));
     drain(&mut a);
     // A duplicate of Bob's first Join must not be answered "busy": that would send Bob

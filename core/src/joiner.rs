@@ -4,7 +4,10 @@
 //! keeps asking those that answered "no session" — Alice may start after Bob's daemon
 //! found her. Only a peer whose Challenge carries a valid MAC is believed, and only a
 //! verdict naming the current attempt (`Done.attempt_nonce`) is acted upon (see
-//! `docs/PROTOCOL.md`).
+//! `docs/PROTOCOL.md`). Before a peer proved the code, nothing it says ends the search:
+//! a rejection ends that peer's attempt only, and "expired" counts only with proof.
+//! Once the Challenge verified, Bob's user confirms the initiator's name and the
+//! verification string before Bob proves the code back.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -22,6 +25,7 @@ use crate::messages::{
 };
 use crate::pairing::LocalDevice;
 use crate::timer::Timer;
+use crate::verification::Verification;
 
 /// The joining side of one pairing session; drive it through [`Pairing`](crate::Pairing).
 pub struct Joiner {
@@ -40,6 +44,8 @@ struct Context {
 
 enum State {
     Searching(Search),
+    /// A peer proved it holds the code; our user decides before we prove it back.
+    Confirming(Confirming),
     /// A peer proved it holds the code; we proved it back and wait for its verdict.
     Proving(Proving),
     Finished,
@@ -53,8 +59,17 @@ struct Search {
     candidates: BTreeMap<PeerId, Candidate>,
     /// Candidates waiting for a free slot, the next first.
     queue: VecDeque<PeerId>,
-    /// Some peer said the code expired: the search failing is then reported as that.
-    saw_expired: bool,
+}
+
+struct Confirming {
+    device: Box<PairedDevice>,
+    nonce: Nonce,
+    /// Our `Prove`, sent once the user says yes.
+    prove: Vec<u8>,
+    /// When the user's answer is due.
+    deadline: Instant,
+    /// The search, on hold: nothing one-sided exists yet.
+    search: Search,
 }
 
 struct Proving {
@@ -88,6 +103,14 @@ enum Status {
     Dead,
 }
 
+/// What a rejection during the search amounts to.
+enum Heard {
+    /// Nothing beyond that peer's attempt.
+    Nothing,
+    /// The code expired, said by a peer that proved it held the code.
+    ProvenExpired,
+}
+
 struct Attempt {
     join: Join,
     bytes: Vec<u8>,
@@ -99,6 +122,8 @@ struct Attempt {
 pub enum JoinerState {
     /// Looking for the initiator.
     Searching,
+    /// The initiator proved the code; waiting for the local user's answer.
+    Confirming,
     /// Proved the code to a peer; waiting for its verdict.
     Proving,
     /// Completed or failed; nothing more will happen.
@@ -122,7 +147,6 @@ impl Joiner {
             next_lookup: now + cfg.lookup_interval,
             candidates: BTreeMap::new(),
             queue: VecDeque::new(),
-            saw_expired: false,
         };
         Joiner {
             ctx: Context {
@@ -140,17 +164,31 @@ impl Joiner {
     pub fn state(&self) -> JoinerState {
         match self.state {
             State::Searching(_) => JoinerState::Searching,
+            State::Confirming(_) => JoinerState::Confirming,
             State::Proving(_) => JoinerState::Proving,
             State::Finished => JoinerState::Finished,
         }
+    }
+
+    /// The verification string of the handshake with the initiator that proved the code,
+    /// once one has (the string the `Action::Confirm` showed).
+    pub fn verification(&self) -> Option<Verification> {
+        let device = match &self.state {
+            State::Confirming(c) => &c.device,
+            State::Proving(p) => &p.device,
+            State::Searching(_) | State::Finished => return None,
+        };
+        Some(Verification::of(&device.keys.transcript))
     }
 
     pub(crate) fn keys(&self) -> &CodeKeys {
         &self.ctx.keys
     }
 
-    /// A peer was discovered, or discovered again: a rediscovered peer moves to the front,
-    /// since a fresh DHT or mDNS report is the best hint of who holds the session now.
+    /// A peer was discovered, or discovered again. A new peer goes to the front of the
+    /// queue, and one waiting to be asked again is asked now (behind those waiting); a peer
+    /// already queued keeps its place, so one that re-announces itself cannot jump the
+    /// queue again and again.
     pub(crate) fn handle_peer(&mut self, peer: &PeerId, now: Instant) {
         let State::Searching(search) = &mut self.state else {
             return;
@@ -159,10 +197,9 @@ impl Joiner {
             return;
         }
         match search.candidates.get(peer).map(|c| c.status) {
-            None | Some(Status::Queued) | Some(Status::RetryAt(_)) => {
-                search.enqueue_front(peer.clone())
-            }
-            Some(Status::InFlight { .. } | Status::Dead) => {}
+            None => search.enqueue_front(peer.clone()),
+            Some(Status::RetryAt(_)) => search.enqueue_back(peer.clone()),
+            Some(Status::Queued | Status::InFlight { .. } | Status::Dead) => {}
         }
         search.pump(&mut self.ctx, now);
     }
@@ -185,7 +222,10 @@ impl Joiner {
                 self.on_challenge(peer, challenge, now)
             }
             (State::Searching(search), Ok(Message::Done(done))) => {
-                search.on_rejected(&mut self.ctx, peer, done, now)
+                match search.on_rejected(&mut self.ctx, peer, done, now) {
+                    Heard::ProvenExpired => self.finish(Action::Failed(FailReason::CodeExpired)),
+                    Heard::Nothing => {}
+                }
             }
             // Garbage instead of an answer: this peer is no initiator of ours.
             (State::Searching(search), Err(_)) if search.in_flight(peer) => {
@@ -218,6 +258,25 @@ impl Joiner {
         }
     }
 
+    /// The local user's answer to our `Action::Confirm`: yes proves the code to the
+    /// initiator, no ends the session (the initiator holds nothing for us).
+    pub(crate) fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
+        if self.deadline().is_some_and(|deadline| now >= deadline) {
+            self.handle_timeout(now);
+        }
+        let State::Confirming(confirming) = &self.state else {
+            return;
+        };
+        if confirming.device.peer != *peer {
+            return;
+        }
+        if !accept {
+            self.finish(Action::Failed(FailReason::Declined { peer: peer.clone() }));
+            return;
+        }
+        self.prove_pending(now);
+    }
+
     pub(crate) fn handle_cancel(&mut self, _now: Instant) {
         if !matches!(self.state, State::Finished) {
             self.finish(Action::Failed(FailReason::Cancelled));
@@ -227,6 +286,12 @@ impl Joiner {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         match &mut self.state {
             State::Finished => {}
+            State::Confirming(confirming) => {
+                if now >= confirming.deadline {
+                    let peer = confirming.device.peer.clone();
+                    self.finish(Action::Failed(FailReason::ConfirmTimeout { peer }));
+                }
+            }
             State::Proving(proving) => {
                 if now >= proving.deadline {
                     let peer = proving.device.peer.clone();
@@ -240,11 +305,7 @@ impl Joiner {
             }
             State::Searching(search) => {
                 if now >= search.deadline {
-                    let reason = match search.saw_expired {
-                        true => FailReason::CodeExpired,
-                        false => FailReason::NoDeviceAnswered,
-                    };
-                    self.finish(Action::Failed(reason));
+                    self.finish(Action::Failed(FailReason::NoDeviceAnswered));
                     return;
                 }
                 search.on_timeout(&mut self.ctx, now);
@@ -260,6 +321,7 @@ impl Joiner {
     pub(crate) fn next_timer(&self) -> Option<(Instant, Timer)> {
         match &self.state {
             State::Finished => None,
+            State::Confirming(c) => Some((c.deadline, Timer::Confirmation)),
             State::Proving(p) => [
                 (p.resend_at, Timer::ResendProof),
                 (p.deadline, Timer::VerdictDue),
@@ -274,6 +336,7 @@ impl Joiner {
     fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Searching(search) => Some(search.deadline),
+            State::Confirming(confirming) => Some(confirming.deadline),
             State::Proving(proving) => Some(proving.deadline),
             State::Finished => None,
         }
@@ -285,6 +348,8 @@ impl Joiner {
         let search = match &self.state {
             State::Proving(p) if p.device.peer == *peer => return Some(p.nonce),
             State::Proving(p) => &p.search,
+            State::Confirming(c) if c.device.peer == *peer => return Some(c.nonce),
+            State::Confirming(c) => &c.search,
             State::Searching(search) => search,
             State::Finished => return None,
         };
@@ -333,33 +398,69 @@ impl Joiner {
         });
         let prove = Message::Prove(Prove {
             nonce,
+            eph: attempt.join.eph,
+            info: attempt.join.info.clone(),
             mac: ctx.keys.joiner_mac(&transcript),
         })
         .encode();
-        ctx.send(peer, prove.clone());
+        let verification = Verification::of(&transcript);
         ctx.actions.push_back(Action::Progress(Progress::Verified {
             peer: peer.clone(),
-            info: challenge.info,
+            info: challenge.info.clone(),
         }));
-        let cfg = &ctx.cfg;
+        let ask = !ctx.cfg.auto_accept;
+        if ask {
+            ctx.actions.push_back(Action::Confirm {
+                peer: peer.clone(),
+                info: challenge.info.clone(),
+                verification,
+            });
+        }
+        let deadline = now + ctx.cfg.confirm_timeout;
+        self.transition(|state| match state {
+            // The search pauses as it is: a "no" ends everything, a "yes" proves.
+            State::Searching(search) => State::Confirming(Confirming {
+                device,
+                nonce,
+                prove,
+                deadline,
+                search,
+            }),
+            other => other,
+        });
+        if !ask {
+            self.prove_pending(now);
+        }
+    }
+
+    /// Sends the proof the user agreed to (or that auto-accept agreed to) and waits for
+    /// the verdict.
+    fn prove_pending(&mut self, now: Instant) {
+        let cfg = &self.ctx.cfg;
         let (resend_at, deadline) = (
             now + cfg.attempt_timeout,
             // As long as the initiator's user may take, plus one attempt for the verdict
             // to travel.
             now + cfg.confirm_timeout + cfg.attempt_timeout,
         );
+        let mut sent = None;
         self.transition(|state| match state {
-            // The search pauses as it is: `on_verdict` may resume it.
-            State::Searching(search) => State::Proving(Proving {
-                device,
-                nonce,
-                prove,
-                resend_at,
-                deadline,
-                search,
-            }),
+            State::Confirming(c) => {
+                sent = Some((c.device.peer.clone(), c.prove.clone()));
+                State::Proving(Proving {
+                    device: c.device,
+                    nonce: c.nonce,
+                    prove: c.prove,
+                    resend_at,
+                    deadline,
+                    search: c.search,
+                })
+            }
             other => other,
         });
+        if let Some((peer, prove)) = sent {
+            self.ctx.send(&peer, prove);
+        }
     }
 
     fn on_verdict(&mut self, done: Done, now: Instant) {
@@ -461,12 +562,14 @@ impl Search {
         self.pump(ctx, now);
     }
 
-    fn on_rejected(&mut self, ctx: &mut Context, peer: &PeerId, done: Done, now: Instant) {
+    /// A rejection from a peer that has not proven the code: it ends that peer's attempt
+    /// and nothing else, unless it is an "expired" with a valid proof of the code.
+    fn on_rejected(&mut self, ctx: &mut Context, peer: &PeerId, done: Done, now: Instant) -> Heard {
         let Outcome::Rejected(reason) = done.outcome else {
-            return; // an acceptance we never asked for
+            return Heard::Nothing; // an acceptance we never asked for
         };
         let Some(candidate) = self.candidates.get(peer) else {
-            return;
+            return Heard::Nothing;
         };
         let ours = candidate
             .attempt
@@ -478,29 +581,36 @@ impl Search {
                 RejectReason::UnsupportedVersion | RejectReason::Malformed
             );
         if candidate.status == Status::Dead || !(ours || unreadable) {
-            return; // about another (older) attempt
+            return Heard::Nothing; // about another (older) attempt
+        }
+        let proven_expired = reason == RejectReason::Expired
+            && done.proof.is_some_and(|proof| {
+                let expected = ctx
+                    .keys
+                    .expired_mac(&done.attempt_nonce, &ctx.local.peer, peer);
+                macs_equal(&expected.0, &proof.0)
+            });
+        if proven_expired {
+            return Heard::ProvenExpired;
         }
         let next = match reason {
-            RejectReason::NoSession | RejectReason::Busy | RejectReason::RateLimited => {
-                // That attempt is over on the other side: the next one gets a fresh nonce,
-                // so a late copy of this answer cannot be mistaken for one about it.
+            // That attempt is over on the other side, or the claim is one anybody could
+            // make: the next attempt gets a fresh nonce, so a late copy of this answer
+            // cannot be mistaken for one about it.
+            RejectReason::NoSession
+            | RejectReason::Busy
+            | RejectReason::RateLimited
+            | RejectReason::Expired => {
                 if let Some(candidate) = self.candidates.get_mut(peer) {
                     candidate.attempt = None;
                 }
                 Status::RetryAt(now + ctx.cfg.retry_interval)
             }
-            RejectReason::Expired => {
-                // Someone held this code and let it expire. Only a short grace remains for
-                // another device to answer (the claim is unauthenticated, so it must not end
-                // the search on its own), then the user hears "expired", not "nobody".
-                self.saw_expired = true;
-                self.deadline = self.deadline.min(now + ctx.cfg.attempt_timeout);
-                Status::Dead
-            }
             _ => Status::Dead,
         };
         self.set_status(peer, next);
         self.pump(ctx, now);
+        Heard::Nothing
     }
 
     fn in_flight(&self, peer: &PeerId) -> bool {

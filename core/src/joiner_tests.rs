@@ -32,6 +32,7 @@ fn verdict(b: &Pairing, from: &PeerId, outcome: Outcome) -> Vec<u8> {
     Message::Done(Done {
         attempt_nonce,
         outcome,
+        proof: None,
     })
     .encode()
 }
@@ -40,8 +41,9 @@ fn reject(b: &Pairing, from: &PeerId, reason: RejectReason) -> Vec<u8> {
     verdict(b, from, Outcome::Rejected(reason))
 }
 
-/// Bob contacts Alice and receives her Challenge; returns both machines with Bob proving.
-fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
+/// Bob contacts Alice and receives her Challenge; returns both machines with Bob asking
+/// his user (his actions undrained).
+fn confirming(f: &mut Fixture) -> (Pairing, Pairing) {
     let mut a = f.initiator();
     drain(&mut a);
     let mut b = searching(f);
@@ -49,6 +51,14 @@ fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
     a.handle_message(&f.bob.peer, &join, f.at(1));
     let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
     b.handle_message(&f.alice.peer, &challenge, f.at(2));
+    assert_eq!(state(&b), JoinerState::Confirming);
+    (a, b)
+}
+
+/// As `confirming`, and Bob's user said yes at once: Bob is proving.
+fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
+    let (a, mut b) = confirming(f);
+    b.handle_confirm(&f.alice.peer, true, f.at(2));
     assert_eq!(state(&b), JoinerState::Proving);
     (a, b)
 }
@@ -205,6 +215,89 @@ fn valid_challenge_sends_proof() {
     })));
 }
 
+/// Issue 10, item 3: Bob's user sees Alice's name and the verification string before Bob
+/// proves anything.
+#[test]
+fn valid_challenge_asks_the_user_before_proving() {
+    let mut f = Fixture::new();
+    let (_, mut b) = confirming(&mut f);
+    let out = drain(&mut b);
+    let Pairing::Joiner(j) = &b else {
+        panic!("a joiner")
+    };
+    assert_eq!(
+        out,
+        vec![
+            Action::Progress(Progress::Verified {
+                peer: f.alice.peer.clone(),
+                info: f.alice.info.clone()
+            }),
+            Action::Confirm {
+                peer: f.alice.peer.clone(),
+                info: f.alice.info.clone(),
+                verification: j.verification().expect("alice verified"),
+            }
+        ]
+    );
+    assert!(sent_to(&out, &f.alice.peer).is_empty(), "no proof yet");
+    assert_eq!(b.poll_timeout(), Some(f.at(2) + f.cfg.confirm_timeout));
+    b.handle_confirm(&peer(9), true, f.at(3));
+    assert!(drain(&mut b).is_empty(), "an answer about another peer");
+}
+
+#[test]
+fn declining_proves_nothing_and_fails() {
+    let mut f = Fixture::new();
+    let (_, mut b) = confirming(&mut f);
+    drain(&mut b);
+    b.handle_confirm(&f.alice.peer, false, f.at(3));
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::Declined {
+            peer: f.alice.peer.clone()
+        })]
+    );
+    assert_eq!(state(&b), JoinerState::Finished);
+}
+
+#[test]
+fn an_unanswered_confirmation_times_out() {
+    let mut f = Fixture::new();
+    let (_, mut b) = confirming(&mut f);
+    drain(&mut b);
+    let deadline = f.at(2) + f.cfg.confirm_timeout;
+    b.handle_timeout(deadline);
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::ConfirmTimeout {
+            peer: f.alice.peer.clone()
+        })]
+    );
+    // A "yes" after that is too late.
+    b.handle_confirm(&f.alice.peer, true, deadline);
+    assert!(drain(&mut b).is_empty());
+}
+
+#[test]
+fn auto_accept_proves_at_once() {
+    let mut f = Fixture::new();
+    f.cfg.auto_accept = true;
+    let mut a = f.initiator();
+    drain(&mut a);
+    let mut b = searching(&mut f);
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let challenge = only_bytes_to(&drain(&mut a), &f.bob.peer);
+    b.handle_message(&f.alice.peer, &challenge, f.at(2));
+    assert_eq!(state(&b), JoinerState::Proving);
+    let out = drain(&mut b);
+    assert!(!out.iter().any(|a| matches!(a, Action::Confirm { .. })));
+    assert!(matches!(
+        sent_to(&out, &f.alice.peer).as_slice(),
+        [Message::Prove(_)]
+    ));
+}
+
 #[test]
 fn accepted_completes() {
     let mut f = Fixture::new();
@@ -317,24 +410,69 @@ fn search_times_out_with_no_device_answered() {
     assert_eq!(b.poll_timeout(), None);
 }
 
+/// Issue 10, item 2: "expired" from a peer that has not proven the code ends that
+/// peer's attempt only; the search goes on to its full length.
 #[test]
-fn search_times_out_as_expired_when_told_so() {
+fn an_unproven_expired_claim_is_only_that_peers_answer() {
     let mut f = Fixture::new();
     let mut b = searching(&mut f);
     b.handle_peer(&peer(1), f.now);
+    drain(&mut b);
     b.handle_message(
         &peer(1),
         &reject(&b, &peer(1), RejectReason::Expired),
         f.at(1),
     );
-    drain(&mut b);
-    // The search ends soon after, not at the full join timeout.
-    let end = f.at(1) + f.cfg.attempt_timeout;
+    assert!(drain(&mut b).is_empty());
+    assert_eq!(state(&b), JoinerState::Searching);
+    // Asked again like any peer without a session.
+    let retry = f.at(1) + f.cfg.retry_interval;
+    assert_eq!(b.poll_timeout(), Some(retry));
+    b.handle_timeout(retry);
+    assert!(matches!(
+        sent_to(&drain(&mut b), &peer(1)).as_slice(),
+        [Message::Join(_)]
+    ));
+    b.handle_timeout(f.now + f.cfg.join_timeout);
     assert_eq!(
-        b.poll_timeout(),
-        Some(end.min(f.now + f.cfg.lookup_interval))
+        drain(&mut b),
+        vec![Action::Failed(FailReason::NoDeviceAnswered)]
     );
-    b.handle_timeout(end);
+}
+
+/// An initiator whose code expired proves it with `Done.proof`: the joiner believes it
+/// and stops at once.
+#[test]
+fn a_proven_expired_ends_the_search_at_once() {
+    let mut f = Fixture::new();
+    let mut a = f.initiator();
+    drain(&mut a);
+    let late = f.now + f.cfg.code_ttl;
+    a.handle_timeout(late);
+    drain(&mut a);
+    let mut b = Pairing::joiner(f.cfg.clone(), f.bob.clone(), &f.code, late, &mut f.rng);
+    drain(&mut b);
+    let join = join_bytes(&mut b, &f.alice.peer, late);
+    a.handle_message(&f.bob.peer, &join, late);
+    let answer = only_bytes_to(&drain(&mut a), &f.bob.peer);
+    // The same answer from anyone else proves nothing.
+    let mallory = peer(6);
+    b.handle_peer(&mallory, late);
+    drain(&mut b);
+    let Ok(Message::Done(stolen)) = Message::decode(&answer) else {
+        panic!("a verdict")
+    };
+    let Pairing::Joiner(j) = &b else {
+        panic!("a joiner")
+    };
+    let relayed = Message::Done(Done {
+        attempt_nonce: j.expected_nonce(&mallory).expect("mallory was asked"),
+        ..stolen
+    })
+    .encode();
+    b.handle_message(&mallory, &relayed, late);
+    assert!(drain(&mut b).is_empty());
+    b.handle_message(&f.alice.peer, &answer, late);
     assert_eq!(drain(&mut b), vec![Action::Failed(FailReason::CodeExpired)]);
 }
 
@@ -400,7 +538,7 @@ fn a_late_challenge_still_matches_after_the_join_was_resent() {
         &challenge,
         f.now + f.cfg.attempt_timeout + Duration::from_millis(5),
     );
-    assert_eq!(state(&b), JoinerState::Proving);
+    assert_eq!(state(&b), JoinerState::Confirming);
 }
 
 #[test]
@@ -425,8 +563,11 @@ fn another_joiners_join_is_answered_at_once() {
     assert_eq!(c.poll_timeout(), Some(f.at(2) + f.cfg.retry_interval));
 }
 
+/// A newly discovered peer is asked before those already waiting; one that is
+/// re-announced keeps its place, so a peer re-announcing itself cannot jump the queue
+/// again and again (issue 10, item 2).
 #[test]
-fn a_rediscovered_peer_jumps_the_queue() {
+fn a_new_peer_jumps_the_queue_but_a_reannounced_one_does_not() {
     let mut f = Fixture::new();
     f.cfg.parallel_attempts = 1;
     let mut b = searching(&mut f);
@@ -434,8 +575,8 @@ fn a_rediscovered_peer_jumps_the_queue() {
         b.handle_peer(&peer(n), f.now);
     }
     drain(&mut b);
-    // peer(2) is reported again (say by the DHT): it is asked right after peer(0).
-    b.handle_peer(&peer(2), f.at(1));
+    // Queue: peer(2), peer(1). peer(1) re-announcing changes nothing.
+    b.handle_peer(&peer(1), f.at(1));
     b.handle_message(
         &peer(0),
         &reject(&b, &peer(0), RejectReason::NoSession),
@@ -443,6 +584,16 @@ fn a_rediscovered_peer_jumps_the_queue() {
     );
     let out = drain(&mut b);
     assert_eq!(sent_to(&out, &peer(2)).len(), 1);
+    assert!(sent_to(&out, &peer(1)).is_empty());
+    // A peer never seen before goes first.
+    b.handle_peer(&peer(3), f.at(3));
+    b.handle_message(
+        &peer(2),
+        &reject(&b, &peer(2), RejectReason::NoSession),
+        f.at(4),
+    );
+    let out = drain(&mut b);
+    assert_eq!(sent_to(&out, &peer(3)).len(), 1);
     assert!(sent_to(&out, &peer(1)).is_empty());
 }
 

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::messages::Mac;
+use crate::identity::PeerId;
+use crate::messages::{Mac, Nonce, PROTOCOL_VERSION};
 
 /// Length of every key, MAC, nonce and hash in the protocol, in bytes.
 pub const KEY_LEN: usize = 32;
@@ -22,6 +23,7 @@ const LABEL_INITIATOR_TO_JOINER: &[u8] = b"session initiator to joiner";
 const LABEL_JOINER_TO_INITIATOR: &[u8] = b"session joiner to initiator";
 const MAC_LABEL_INITIATOR: &[u8] = b"initiator";
 const MAC_LABEL_JOINER: &[u8] = b"joiner";
+const MAC_LABEL_EXPIRED: &[u8] = b"expired";
 
 /// Public name of a pairing session: published in the DHT and sent in the clear.
 /// It is an HKDF output, so it reveals nothing usable about the code.
@@ -77,6 +79,20 @@ impl CodeKeys {
     /// `mac_j`: the joiner's proof.
     pub fn joiner_mac(&self, transcript: &Transcript) -> Mac {
         self.mac(MAC_LABEL_JOINER, transcript)
+    }
+
+    /// `mac_x`: proof, on a `Done{Rejected(Expired)}` to `joiner`'s attempt
+    /// `attempt_nonce`, that `initiator` held the code. Bound to both devices and the
+    /// attempt, so it cannot be replayed to another joiner or another attempt.
+    pub fn expired_mac(&self, attempt_nonce: &Nonce, joiner: &PeerId, initiator: &PeerId) -> Mac {
+        let fields = TranscriptBuilder::default()
+            .field(&[PROTOCOL_VERSION])
+            .field(&self.discovery_id.0)
+            .field(&attempt_nonce.0)
+            .field(joiner.as_bytes())
+            .field(initiator.as_bytes())
+            .finish();
+        self.mac(MAC_LABEL_EXPIRED, &fields)
     }
 
     fn mac(&self, label: &[u8], transcript: &Transcript) -> Mac {

@@ -94,6 +94,7 @@
 mod action;
 pub mod code;
 mod config;
+mod cookie;
 pub mod device;
 pub mod exporter;
 mod handshake;
@@ -107,6 +108,7 @@ mod pairing;
 pub mod presence;
 mod rate_limit;
 mod timer;
+pub mod verification;
 
 #[cfg(test)]
 mod initiator_tests;
@@ -131,3 +133,4 @@ pub use messages::{Message, RejectReason, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use pairing::{LocalDevice, Pairing};
 pub use presence::{DeviceMessage, Presence, PresenceAction};
 pub use timer::Timer;
+pub use verification::Verification;

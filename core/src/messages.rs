@@ -9,7 +9,7 @@ use crate::device::DeviceInfo;
 use crate::keys::{DiscoveryId, KEY_LEN};
 
 /// The version every message's envelope carries (`v`).
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// No message is decoded above this size; honest messages are a few hundred bytes.
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
@@ -81,25 +81,48 @@ pub struct Challenge {
     pub mac: Mac,
 }
 
-/// `nonce` repeats the joiner's `Join.nonce`, so that the verdict can name the attempt.
+/// The joiner's proof. It repeats its `Join`'s fields (all but the discovery id, which
+/// the initiator knows) because the initiator keeps nothing per attempt: it re-derives
+/// its Challenge from them (`docs/PROTOCOL.md`, "Stateless challenge"). `nonce` also
+/// names the attempt for the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prove {
     /// The attempt's nonce, from `Join`.
     pub nonce: Nonce,
+    /// The joiner's ephemeral key, from `Join`.
+    pub eph: EphemeralKey,
+    /// What the joiner shows of itself, from `Join`.
+    pub info: DeviceInfo,
     /// `mac_j`: the joiner's proof of the code.
     pub mac: Mac,
+}
+
+impl Prove {
+    /// The `Join` this proof answers for, as the initiator of `discovery_id` received it.
+    pub fn join(&self, discovery_id: DiscoveryId) -> Join {
+        Join {
+            discovery_id,
+            nonce: self.nonce,
+            eph: self.eph,
+            info: self.info.clone(),
+        }
+    }
 }
 
 /// The initiator's verdict on one attempt. `attempt_nonce` is the joiner nonce of the
 /// attempt it concerns ([`UNATTRIBUTED`] when the message it answers could not be read),
 /// so a delayed or duplicated verdict can never be taken for the answer to a later attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
     /// The attempt this verdict is about; named `re` on the wire.
     #[serde(rename = "re")]
     pub attempt_nonce: Nonce,
     /// Paired, or why not.
     pub outcome: Outcome,
+    /// `mac_x`: proof that the sender knows the code, on a `Rejected(Expired)` sent to a
+    /// joiner that has not verified the sender yet (`None` on every other verdict). Without
+    /// it nobody could tell a real "expired" from a bystander's lie.
+    pub proof: Option<Mac>,
 }
 
 /// What a verdict says.
@@ -121,6 +144,7 @@ impl Done {
         Done {
             attempt_nonce,
             outcome: Outcome::Accepted,
+            proof: None,
         }
     }
 
@@ -129,6 +153,17 @@ impl Done {
         Done {
             attempt_nonce,
             outcome: Outcome::Rejected(reason),
+            proof: None,
+        }
+    }
+
+    /// The code has expired, said by a device that proves it held the code with `proof`
+    /// (`CodeKeys::expired_mac`).
+    pub fn expired(attempt_nonce: Nonce, proof: Mac) -> Self {
+        Done {
+            attempt_nonce,
+            outcome: Outcome::Rejected(RejectReason::Expired),
+            proof: Some(proof),
         }
     }
 }
@@ -275,7 +310,8 @@ impl Message {
         let info = match self {
             Message::Join(j) => &j.info,
             Message::Challenge(c) => &c.info,
-            _ => return Ok(()),
+            Message::Prove(p) => &p.info,
+            Message::Done(_) => return Ok(()),
         };
         info.validate()
             .map_err(|e| DecodeError::Malformed(e.to_string()))
@@ -319,6 +355,15 @@ mod tests {
         }
     }
 
+    fn prove() -> Prove {
+        Prove {
+            nonce: Nonce([2; 32]),
+            eph: EphemeralKey([3; 32]),
+            info: DeviceInfo::new("bob's phone").unwrap(),
+            mac: Mac([7; 32]),
+        }
+    }
+
     #[test]
     fn round_trip_every_message() {
         let messages = [
@@ -329,11 +374,9 @@ mod tests {
                 info: DeviceInfo::new("alice").unwrap(),
                 mac: Mac([6; 32]),
             }),
-            Message::Prove(Prove {
-                nonce: Nonce([2; 32]),
-                mac: Mac([7; 32]),
-            }),
+            Message::Prove(prove()),
             Message::Done(Done::accepted(Nonce([2; 32]))),
+            Message::Done(Done::expired(Nonce([2; 32]), Mac([8; 32]))),
             Message::Done(Done::rejected(Nonce([2; 32]), RejectReason::UserRejected)),
         ];
         for m in messages {
@@ -365,7 +408,7 @@ mod tests {
         let mut bytes = Vec::new();
         ciborium::into_writer(
             &Future {
-                v: 2,
+                v: PROTOCOL_VERSION + 1,
                 m: "hello".into(),
             },
             &mut bytes,
@@ -373,7 +416,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             Message::decode(&bytes),
-            Err(DecodeError::UnsupportedVersion(2))
+            Err(DecodeError::UnsupportedVersion(
+                u64::from(PROTOCOL_VERSION) + 1
+            ))
         );
         let reply = reply_without_session(&bytes).unwrap();
         assert_eq!(
@@ -396,11 +441,7 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         // A valid envelope around a body with a short key.
-        let mut bad = Message::Prove(Prove {
-            nonce: Nonce([2; 32]),
-            mac: Mac([7; 32]),
-        })
-        .encode();
+        let mut bad = Message::Prove(prove()).encode();
         let len = bad.len();
         bad.truncate(len - 1);
         assert!(matches!(
@@ -418,11 +459,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_refused() {
-        let mut bytes = Message::Prove(Prove {
-            nonce: Nonce([1; 32]),
-            mac: Mac([2; 32]),
-        })
-        .encode();
+        let mut bytes = Message::Prove(prove()).encode();
         bytes.push(0);
         assert!(matches!(
             Message::decode(&bytes),

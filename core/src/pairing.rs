@@ -28,6 +28,9 @@ pub struct LocalDevice {
 /// A pairing session, deterministic in its inputs: the same calls with the same `now`s and
 /// the same RNG output yield the same actions, bit for bit.
 ///
+/// Both variants are boxed: their sizes differ by hundreds of bytes, and a session is
+/// created once.
+///
 /// A driver usually holds a [`PairingHost`](crate::PairingHost), which owns the session
 /// and routes messages to it; `Pairing` is the session alone, for tests and tools. After
 /// every `handle_*`, drain [`poll_action`](Self::poll_action); call
@@ -35,9 +38,9 @@ pub struct LocalDevice {
 /// due.
 pub enum Pairing {
     /// Holds the code and waits to be found.
-    Initiator(Initiator),
+    Initiator(Box<Initiator>),
     /// Was told the code and searches for the initiator.
-    Joiner(Joiner),
+    Joiner(Box<Joiner>),
 }
 
 /// The session's RNG is seeded once from the caller's, so later randomness (nonces and
@@ -56,13 +59,13 @@ impl Pairing {
         now: Instant,
         rng: &mut impl CryptoRngCore,
     ) -> Self {
-        Pairing::Initiator(Initiator::new(
+        Pairing::Initiator(Box::new(Initiator::new(
             cfg,
             local,
             code.keys(),
             now,
             session_rng(rng),
-        ))
+        )))
     }
 
     /// Starts a joiner of `code` at `now`: it looks the session up (the first action) and
@@ -74,7 +77,13 @@ impl Pairing {
         now: Instant,
         rng: &mut impl CryptoRngCore,
     ) -> Self {
-        Pairing::Joiner(Joiner::new(cfg, local, code.keys(), now, session_rng(rng)))
+        Pairing::Joiner(Box::new(Joiner::new(
+            cfg,
+            local,
+            code.keys(),
+            now,
+            session_rng(rng),
+        )))
     }
 
     /// A peer was discovered (mDNS, DHT) or connected. Only a joiner acts on it: it sends
@@ -103,11 +112,12 @@ impl Pairing {
         }
     }
 
-    /// The local user's answer to an `Action::Confirm`. Only an initiator asks. Ends the
-    /// session either way, so `poll_timeout` becomes `None`.
+    /// The local user's answer to an `Action::Confirm`. An initiator's session ends
+    /// either way; a joiner's ends on "no" and goes on to prove the code on "yes".
     pub fn handle_confirm(&mut self, peer: &PeerId, accept: bool, now: Instant) {
-        if let Pairing::Initiator(i) = self {
-            i.handle_confirm(peer, accept, now);
+        match self {
+            Pairing::Initiator(i) => i.handle_confirm(peer, accept, now),
+            Pairing::Joiner(j) => j.handle_confirm(peer, accept, now),
         }
     }
 

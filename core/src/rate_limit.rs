@@ -34,6 +34,11 @@ impl RateLimiter {
         }
     }
 
+    /// How many peers have a record.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
     pub fn is_blocked(&self, peer: &PeerId, now: Instant) -> bool {
         self.peers
             .get(peer)

@@ -108,3 +108,15 @@ pub fn only_bytes_to(actions: &[Action], to: &PeerId) -> Vec<u8> {
     assert!(sends.next().is_none(), "exactly one message expected");
     first
 }
+
+/// Delivers the initiator's `challenge` to `joiner` and returns the joiner's proof,
+/// saying yes for its user if it asks first.
+pub fn prove_for(joiner: &mut Pairing, from: &PeerId, challenge: &[u8], now: Instant) -> Vec<u8> {
+    joiner.handle_message(from, challenge, now);
+    let mut out = drain(joiner);
+    if out.iter().any(|a| matches!(a, Action::Confirm { .. })) {
+        joiner.handle_confirm(from, true, now);
+        out = drain(joiner);
+    }
+    only_bytes_to(&out, from)
+}

@@ -10,7 +10,7 @@ pub enum Timer {
     /// An attempt runs out: a joiner's half-finished attempt is dropped (initiator), or a
     /// peer that was sent a `Join` has not answered (joiner).
     Attempt,
-    /// The local user's answer to a confirmation is due (initiator).
+    /// The local user's answer to a confirmation is due (both).
     Confirmation,
     /// The joiner gives up searching.
     SearchEnd,

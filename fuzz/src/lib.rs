@@ -1,13 +1,16 @@
 //! Drives one state machine (the target) with fuzzer-chosen inputs, next to an honest
 //! counterpart whose messages the fuzzer may deliver, drop, duplicate or corrupt, so that
-//! deep states are reachable and not only the decoder's error paths.
+//! deep states are reachable and not only the decoder's error paths. Both users are asked
+//! (no auto-accept): the honest side says yes at once, the target's answers are the
+//! fuzzer's.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use paircode_core::testing::device;
-use paircode_core::{Action, Code, Config, Pairing, PeerId};
+use paircode_core::messages::Message;
+use paircode_core::{Action, Code, Config, Pairing, PeerId, Verification};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -41,6 +44,11 @@ pub enum Op {
     Peer {
         who: u8,
     },
+    /// Tell the target its connection to a peer failed (even `who`: the honest side).
+    Unreachable {
+        who: u8,
+    },
+    /// The target's user answers (even `who`: about the honest side).
     Confirm {
         who: u8,
         accept: bool,
@@ -53,6 +61,15 @@ pub enum Op {
 
 fn stranger(n: u8) -> PeerId {
     PeerId::from_bytes(&[0xee, n]).expect("short id")
+}
+
+/// The honest side for even `who`, a stranger for odd.
+fn pick(who: u8, other: &PeerId) -> PeerId {
+    if who % 2 == 0 {
+        other.clone()
+    } else {
+        stranger(who)
+    }
 }
 
 pub fn run(side: Side, ops: &[Op]) {
@@ -77,6 +94,11 @@ pub fn run(side: Side, ops: &[Op]) {
     let mut to_honest: VecDeque<Vec<u8>> = VecDeque::new();
     let mut completed: Vec<paircode_core::PairedDevice> = Vec::new();
     let mut honest_completed: Option<paircode_core::PairedDevice> = None;
+    // Verification strings the joiner's and the initiator's user were shown, and whether
+    // the target (as joiner) was told yes.
+    let mut joiner_shown: Vec<Verification> = Vec::new();
+    let mut initiator_shown: Vec<Verification> = Vec::new();
+    let mut target_said_yes = false;
 
     for op in ops {
         match op {
@@ -108,12 +130,10 @@ pub fn run(side: Side, ops: &[Op]) {
             }
             Op::Raw { from, bytes } => target.handle_message(&stranger(*from), bytes, now),
             Op::Peer { who } => target.handle_peer(&stranger(*who), now),
+            Op::Unreachable { who } => target.handle_unreachable(&pick(*who, &other.peer), now),
             Op::Confirm { who, accept } => {
-                let peer = if who % 2 == 0 {
-                    other.peer.clone()
-                } else {
-                    stranger(*who)
-                };
+                let peer = pick(*who, &other.peer);
+                target_said_yes |= *accept && peer == other.peer;
                 target.handle_confirm(&peer, *accept, now);
             }
             Op::Cancel => target.handle_cancel(now),
@@ -129,14 +149,32 @@ pub fn run(side: Side, ops: &[Op]) {
         while let Some(action) = honest.poll_action() {
             match action {
                 Action::Send { peer, bytes } if peer == me.peer => to_target.push_back(bytes),
-                Action::Confirm { peer, .. } => honest.handle_confirm(&peer, true, now),
+                Action::Confirm {
+                    peer, verification, ..
+                } => {
+                    match side {
+                        Side::Initiator => joiner_shown.push(verification),
+                        Side::Joiner => initiator_shown.push(verification),
+                    }
+                    honest.handle_confirm(&peer, true, now);
+                }
                 Action::Completed(d) => honest_completed = Some(*d),
                 _ => {}
             }
         }
         while let Some(action) = target.poll_action() {
             match action {
-                Action::Send { peer, bytes } if peer == other.peer => to_honest.push_back(bytes),
+                Action::Send { peer, bytes } if peer == other.peer => {
+                    // A joiner proves the code only after its user said yes.
+                    if side == Side::Joiner && matches!(Message::decode(&bytes), Ok(Message::Prove(_))) {
+                        assert!(target_said_yes, "proved the code before the user said yes");
+                    }
+                    to_honest.push_back(bytes)
+                }
+                Action::Confirm { verification, .. } => match side {
+                    Side::Initiator => initiator_shown.push(verification),
+                    Side::Joiner => joiner_shown.push(verification),
+                },
                 Action::Completed(d) => {
                     if side == Side::Initiator {
                         assert!(
@@ -148,6 +186,11 @@ pub fn run(side: Side, ops: &[Op]) {
                 }
                 _ => {}
             }
+        }
+        // Whatever the initiator's user is shown, the joiner's user saw first: the joiner
+        // confirms before it proves, and both derive the string from the same transcript.
+        for v in &initiator_shown {
+            assert!(joiner_shown.contains(v), "the two screens disagree");
         }
         // Only the honest counterpart knows the code, so only it can be the paired device,
         // at most once, and with the very keys it derived itself.

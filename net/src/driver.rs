@@ -42,7 +42,8 @@ use connections::Connections;
 use crate::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::error::Error;
 use crate::node::{
-    Command, Discovery, GenerateOptions, NodeEvent, PairingEvent, Runtime, SessionStart,
+    Command, Discovery, GenerateOptions, JoinOptions, NodeEvent, PairingEvent, Runtime,
+    SessionStart,
 };
 
 /// How long shutdown waits for replies already queued to reach their peers.
@@ -272,8 +273,12 @@ where
             } => {
                 let _ = reply.send(self.generate(&code, options));
             }
-            Command::Join { code, reply } => {
-                let _ = reply.send(self.join(&code));
+            Command::Join {
+                code,
+                options,
+                reply,
+            } => {
+                let _ = reply.send(self.join(&code, options));
             }
             Command::Confirm {
                 session,
@@ -351,9 +356,10 @@ where
         Ok(start)
     }
 
-    fn join(&mut self, code: &Code) -> Result<SessionStart, Error> {
+    fn join(&mut self, code: &Code, options: JoinOptions) -> Result<SessionStart, Error> {
         let now = Instant::now();
-        let cfg = self.pairing_config.clone();
+        let mut cfg = self.pairing_config.clone();
+        cfg.auto_accept = options.auto_accept;
         let started = self
             .host
             .start(Role::Joiner, cfg, code, now, &mut rand_core::OsRng);
@@ -437,9 +443,15 @@ where
             Action::Progress(Progress::Verified { peer, info }) => {
                 self.session_event(PairingEvent::Verified { peer, info })
             }
-            Action::Confirm { peer, info } => {
-                self.session_event(PairingEvent::ConfirmRequested { peer, info })
-            }
+            Action::Confirm {
+                peer,
+                info,
+                verification,
+            } => self.session_event(PairingEvent::ConfirmRequested {
+                peer,
+                info,
+                verification,
+            }),
             Action::Completed(device) => self.finish(PairingEvent::Completed(device)),
             Action::Failed(reason) => self.finish(PairingEvent::Failed(reason.into())),
         }

@@ -54,8 +54,8 @@ pub use error::{Error, FailReason, RejectReason, TransportError};
 pub use libp2p::Multiaddr;
 pub use limits::ConnectionLimits;
 pub use node::{
-    Discovery, EventStream, GenerateOptions, Node, NodeConfig, NodeEvent, PairingEvent,
-    PairingHandle, Runtime,
+    Discovery, EventStream, GenerateOptions, JoinOptions, Node, NodeConfig, NodeEvent,
+    PairingEvent, PairingHandle, Runtime,
 };
 pub use paircode_core;
 pub use reach::{ConnectionPath, MeetingPointState, MeetingPointStatus, ReachStatus};

@@ -9,7 +9,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use libp2p::Multiaddr;
-use paircode_core::{Code, Config, DeviceIdentity, DeviceInfo, PairedDevice, PeerId};
+use paircode_core::{Code, Config, DeviceIdentity, DeviceInfo, PairedDevice, PeerId, Verification};
 
 use crate::error::Error;
 use crate::limits::ConnectionLimits;
@@ -100,6 +100,14 @@ pub struct GenerateOptions {
     pub ttl: Option<Duration>,
 }
 
+/// Per-session overrides for [`Node::start_join`].
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    /// Prove the code to the first device that proves it, without a
+    /// [`PairingEvent::ConfirmRequested`] round trip.
+    pub auto_accept: bool,
+}
+
 /// How a peer was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Discovery {
@@ -124,12 +132,17 @@ pub enum PairingEvent {
         /// What it calls itself.
         info: DeviceInfo,
     },
-    /// The initiator's user must accept or decline: [`PairingHandle::confirm`].
+    /// The user must accept or decline: [`PairingHandle::confirm`]. An initiator asks once
+    /// a joiner proved the code, a joiner once the initiator did (before it proves the code
+    /// back). Show the name and the verification string: the other screen shows the same
+    /// string unless someone is in the middle.
     ConfirmRequested {
-        /// The joiner waiting for the answer.
+        /// The device waiting for the answer.
         peer: PeerId,
         /// What it calls itself, to show the user.
         info: DeviceInfo,
+        /// Four words both screens show (`docs/PROTOCOL.md`, "Verification string").
+        verification: Verification,
     },
     /// Paired: the device to store (the embedder persists it).
     Completed(Box<PairedDevice>),
@@ -172,6 +185,7 @@ pub(crate) enum Command {
     },
     Join {
         code: Code,
+        options: JoinOptions,
         reply: oneshot::Sender<Result<SessionStart, Error>>,
     },
     Confirm {
@@ -217,8 +231,8 @@ pub(crate) enum PresenceCommand {
 ///     println!("on the other device, enter: {}", code.words().as_str());
 ///     while let Some(event) = session.next_event().await {
 ///         match event {
-///             PairingEvent::ConfirmRequested { peer, info } => {
-///                 println!("pair with {} ({})?", info.name, peer.short());
+///             PairingEvent::ConfirmRequested { peer, info, verification } => {
+///                 println!("pair with {} ({})? check: {verification}", info.name, peer.short());
 ///                 session.confirm(&peer, true);
 ///             }
 ///             PairingEvent::Completed(device) => println!("paired with {}", device.info.name),
@@ -296,20 +310,27 @@ impl Node {
         Ok((code, self.handle(start)))
     }
 
-    /// Starts a session as joiner and returns its handle, for progress and cancelling.
-    pub async fn start_join(&self, code: &Code) -> Result<PairingHandle, Error> {
+    /// Starts a session as joiner and returns its handle, for progress, the confirm prompt
+    /// (unless `options.auto_accept`) and cancelling.
+    pub async fn start_join(
+        &self,
+        code: &Code,
+        options: JoinOptions,
+    ) -> Result<PairingHandle, Error> {
         let start = self
             .ask(|reply| Command::Join {
                 code: code.clone(),
+                options,
                 reply,
             })
             .await??;
         Ok(self.handle(start))
     }
 
-    /// Finds the device holding `code` and pairs with it.
+    /// Finds the device holding `code` and pairs with it, without asking (auto-accept).
     pub async fn join(&self, code: &Code) -> Result<PairedDevice, Error> {
-        self.start_join(code).await?.result().await
+        let options = JoinOptions { auto_accept: true };
+        self.start_join(code, options).await?.result().await
     }
 
     fn handle(&self, (session, events): SessionStart) -> PairingHandle {
@@ -429,8 +450,8 @@ impl PairingHandle {
         });
     }
 
-    /// Waits for the outcome, skipping progress. With `auto_accept` off, an initiator must
-    /// answer the confirm prompt through [`PairingHandle::next_event`] instead.
+    /// Waits for the outcome, skipping progress. With `auto_accept` off, the confirm prompt
+    /// must be answered through [`PairingHandle::next_event`] instead.
     pub async fn result(mut self) -> Result<PairedDevice, Error> {
         while let Some(event) = self.events.next().await {
             match event {

@@ -545,18 +545,23 @@ impl Daemons {
         Ok((generating, words))
     }
 
-    /// Starts `pair join --code WORDS` on `instance` in the background.
+    /// Starts `pair join --yes --code WORDS` on `instance` in the background.
     pub fn spawn_join(&self, instance: &str, words: &str) -> Result<Running, DaemonError> {
-        self.spawn(instance, &["network", "pair", "join", "--code", words])
+        self.spawn(
+            instance,
+            &["network", "pair", "join", "--yes", "--code", words],
+        )
     }
 
-    /// Runs `pair join --code WORDS` on `instance` to its end: its output and how long it
+    /// Runs `pair join --yes --code WORDS` on `instance` to its end: its output and how long it
     /// took.
     pub fn join(&self, instance: &str, words: &str) -> Result<(Output, Duration), DaemonError> {
         let started = Instant::now();
         let out = self.run(
             instance,
-            &["--json", "network", "pair", "join", "--code", words],
+            &[
+                "--json", "network", "pair", "join", "--yes", "--code", words,
+            ],
         )?;
         Ok((out, started.elapsed()))
     }
@@ -570,7 +575,7 @@ impl Daemons {
         let joined_at = started + join;
         let join_command = describe(
             joiner,
-            &["--json", "network", "pair", "join", "--code", "…"],
+            &["--json", "network", "pair", "join", "--yes", "--code", "…"],
         );
         if let Err(e) = succeeded(join_command, joined) {
             // The initiator would wait for its code to expire.

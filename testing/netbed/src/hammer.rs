@@ -161,6 +161,8 @@ pub async fn hammer(
                         report.challenges += 1;
                         let prove = Message::Prove(Prove {
                             nonce,
+                            eph: EphemeralKey(rand32()),
+                            info: DeviceInfo::new("mallory").expect("a valid name"),
                             mac: Mac(rand32()),
                         })
                         .encode();

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use paircode_core::{Code, FailReason, PairedDevice, RejectReason};
-use paircode_net::{Discovery, Error, GenerateOptions, Multiaddr, Node, NodeEvent, PairingEvent};
+use paircode_net::{
+    Discovery, Error, GenerateOptions, JoinOptions, Multiaddr, Node, NodeEvent, PairingEvent,
+};
 use paircode_netbed::{loopback_config, Rt};
 
 const AUTO: GenerateOptions = GenerateOptions {
@@ -163,7 +165,10 @@ async fn one_session_at_a_time_and_cancel() {
     let (_code, handle) = alice.generate(AUTO).await.unwrap();
     assert!(matches!(alice.generate(AUTO).await, Err(Error::Busy)));
     let other = Code::generate(&mut rand_core::OsRng);
-    assert!(matches!(alice.start_join(&other).await, Err(Error::Busy)));
+    assert!(matches!(
+        alice.start_join(&other, JoinOptions::default()).await,
+        Err(Error::Busy)
+    ));
     handle.cancel();
     assert!(matches!(
         handle.result().await,
@@ -193,7 +198,7 @@ async fn confirm_prompt_decline_then_accept() {
         let answering = async move {
             loop {
                 match handle.next_event().await.expect("events until the end") {
-                    PairingEvent::ConfirmRequested { peer, info } => {
+                    PairingEvent::ConfirmRequested { peer, info, .. } => {
                         assert_eq!(info.name, "bob");
                         handle.confirm(&peer, accept);
                     }

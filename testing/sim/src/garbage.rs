@@ -2,8 +2,8 @@
 //! other protocol versions, well-formed envelopes around ill-formed bodies, and CBOR built
 //! to exhaust a careless decoder (deep nesting, absurd declared lengths).
 
-use paircode_core::messages::{Mac, Message, Nonce, Prove};
-use paircode_core::MAX_MESSAGE_LEN;
+use paircode_core::messages::{EphemeralKey, Mac, Message, Nonce, Prove};
+use paircode_core::{DeviceInfo, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 use rand_core::RngCore;
 
 use crate::random::{below, index};
@@ -82,7 +82,8 @@ pub fn make(kind: Garbage, sample: &[u8], rng: &mut impl RngCore) -> Vec<u8> {
             out
         }
         Garbage::OtherVersion => {
-            let versions = [0u64, 2, 3, 255, 256, u64::MAX];
+            let this = u64::from(PROTOCOL_VERSION);
+            let versions = [0u64, this - 1, this + 1, 255, 256, u64::MAX];
             let v = versions[index(rng, versions.len())];
             envelope(&uint(v), &prove_body(&[7; 32]))
         }
@@ -90,11 +91,11 @@ pub fn make(kind: Garbage, sample: &[u8], rng: &mut impl RngCore) -> Vec<u8> {
             let mut body = map_head(1);
             body.extend(text("Hello"));
             body.extend(map_head(0));
-            envelope(&uint(1), &body)
+            envelope(&current(), &body)
         }
         Garbage::ShortKey => {
             let len = [0usize, 1, 31, 33, 64][index(rng, 5)];
-            envelope(&uint(1), &prove_body(&vec![9; len]))
+            envelope(&current(), &prove_body(&vec![9; len]))
         }
         Garbage::WrongFieldType => {
             let mut body = map_head(1);
@@ -104,17 +105,17 @@ pub fn make(kind: Garbage, sample: &[u8], rng: &mut impl RngCore) -> Vec<u8> {
             body.extend(bytes(&[6; 32]));
             body.extend(text("mac"));
             body.extend(text("not bytes but a string of text"));
-            envelope(&uint(1), &body)
+            envelope(&current(), &body)
         }
         Garbage::BadDeviceName => {
             let names = ["", "\u{1b}[2J", "tab\there", &"x".repeat(65), "nul\0"];
             let name = names[index(rng, names.len())];
-            envelope(&uint(1), &join_body(name))
+            envelope(&current(), &join_body(name))
         }
         Garbage::MissingBody => {
             let mut out = map_head(1);
             out.extend(text("v"));
-            out.extend(uint(1));
+            out.extend(current());
             out
         }
         Garbage::DeepNesting => {
@@ -123,7 +124,7 @@ pub fn make(kind: Garbage, sample: &[u8], rng: &mut impl RngCore) -> Vec<u8> {
             let depth = 3000 + below(rng, 1000) as usize;
             let mut m = vec![0x81; depth];
             m.push(0x00);
-            envelope(&uint(1), &m)
+            envelope(&current(), &m)
         }
         Garbage::HugeDeclaredLength => {
             // A byte string, array or map header claiming up to 2^64-1 items, then EOF: a
@@ -131,7 +132,7 @@ pub fn make(kind: Garbage, sample: &[u8], rng: &mut impl RngCore) -> Vec<u8> {
             let major = [2u8, 3, 4, 5][index(rng, 4)];
             let mut m = head(major, u64::MAX - below(rng, 1 << 20));
             m.extend([0u8; 8]);
-            envelope(&uint(1), &m)
+            envelope(&current(), &m)
         }
         Garbage::TrailingJunk => {
             let mut out = sample.to_vec();
@@ -147,6 +148,8 @@ pub fn make(kind: Garbage, sample: &[u8], rng: &mut impl RngCore) -> Vec<u8> {
 pub fn default_sample() -> Vec<u8> {
     Message::Prove(Prove {
         nonce: Nonce([6; 32]),
+        eph: EphemeralKey([8; 32]),
+        info: DeviceInfo::new("bob").expect("a valid name"),
         mac: Mac([7; 32]),
     })
     .encode()
@@ -208,12 +211,23 @@ fn envelope(version: &[u8], body: &[u8]) -> Vec<u8> {
 fn prove_body(mac: &[u8]) -> Vec<u8> {
     let mut body = map_head(1);
     body.extend(text("Prove"));
-    body.extend(map_head(2));
+    body.extend(map_head(4));
     body.extend(text("nonce"));
     body.extend(bytes(&[6; 32]));
+    body.extend(text("eph"));
+    body.extend(bytes(&[8; 32]));
+    body.extend(text("info"));
+    body.extend(map_head(1));
+    body.extend(text("name"));
+    body.extend(text("bob"));
     body.extend(text("mac"));
     body.extend(bytes(mac));
     body
+}
+
+/// The envelope's `v` of this build.
+fn current() -> Vec<u8> {
+    uint(u64::from(PROTOCOL_VERSION))
 }
 
 fn join_body(name: &str) -> Vec<u8> {
@@ -240,7 +254,10 @@ mod tests {
 
     #[test]
     fn the_hand_written_cbor_matches_the_real_encoding() {
-        assert_eq!(envelope(&uint(1), &prove_body(&[7; 32])), default_sample());
+        assert_eq!(
+            envelope(&current(), &prove_body(&[7; 32])),
+            default_sample()
+        );
     }
 
     /// Families that are malformed by construction must be refused by the decoder; bit

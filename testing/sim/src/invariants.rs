@@ -226,7 +226,7 @@ impl Invariants {
                 self.check_completion(sim, id, entry.at, device)?;
             }
             Recorded::Failed(_) => self.terminal[id] = Some(entry.at),
-            Recorded::Confirm { peer, info } => {
+            Recorded::Confirm { peer, info, .. } => {
                 knows_same_code(nodes, id, peer, info).map_err(|(inv, e)| {
                     (inv, format!("asked the user to confirm {peer:?}, {e}"))
                 })?;

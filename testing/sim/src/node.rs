@@ -79,20 +79,14 @@ pub struct Node {
 /// The observable state of a session, compared before and after each input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
-    Initiator {
-        state: InitiatorState,
-        pending_attempts: usize,
-    },
+    Initiator(InitiatorState),
     Joiner(JoinerState),
 }
 
 impl SessionState {
     pub fn of(pairing: &Pairing) -> Self {
         match pairing {
-            Pairing::Initiator(i) => SessionState::Initiator {
-                state: i.state(),
-                pending_attempts: i.pending_attempts(),
-            },
+            Pairing::Initiator(i) => SessionState::Initiator(i.state()),
             Pairing::Joiner(j) => SessionState::Joiner(j.state()),
         }
     }
@@ -100,7 +94,7 @@ impl SessionState {
     /// The state enum alone, without the attempt count.
     pub fn phase(&self) -> Phase {
         match self {
-            SessionState::Initiator { state, .. } => Phase::Initiator(*state),
+            SessionState::Initiator(state) => Phase::Initiator(*state),
             SessionState::Joiner(state) => Phase::Joiner(*state),
         }
     }

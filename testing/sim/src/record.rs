@@ -5,18 +5,34 @@
 
 use std::time::Duration;
 
-use paircode_core::{Action, DeviceInfo, DiscoveryId, FailReason, PairedDevice, PeerId, Progress};
+use paircode_core::{
+    Action, DeviceInfo, DiscoveryId, FailReason, PairedDevice, PeerId, Progress, Verification,
+};
 
 use crate::clock::VirtualClock;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    Send { to: PeerId, bytes: Vec<u8> },
-    Publish { key: DiscoveryId, until: Duration },
-    Unpublish { key: DiscoveryId },
-    Lookup { key: DiscoveryId },
+    Send {
+        to: PeerId,
+        bytes: Vec<u8>,
+    },
+    Publish {
+        key: DiscoveryId,
+        until: Duration,
+    },
+    Unpublish {
+        key: DiscoveryId,
+    },
+    Lookup {
+        key: DiscoveryId,
+    },
     Progress(Progress),
-    Confirm { peer: PeerId, info: DeviceInfo },
+    Confirm {
+        peer: PeerId,
+        info: DeviceInfo,
+        verification: Verification,
+    },
     Completed(Box<PairedDevice>),
     Failed(FailReason),
 }
@@ -35,9 +51,14 @@ impl Recorded {
             Action::Unpublish { key } => Recorded::Unpublish { key: *key },
             Action::Lookup { key } => Recorded::Lookup { key: *key },
             Action::Progress(p) => Recorded::Progress(p.clone()),
-            Action::Confirm { peer, info } => Recorded::Confirm {
+            Action::Confirm {
+                peer,
+                info,
+                verification,
+            } => Recorded::Confirm {
                 peer: peer.clone(),
                 info: info.clone(),
+                verification: *verification,
             },
             Action::Completed(device) => Recorded::Completed(device.clone()),
             Action::Failed(reason) => Recorded::Failed(reason.clone()),

@@ -153,7 +153,7 @@ impl Scenario {
                 cfg: self.cfg.clone(),
                 seed: bytes32(setup),
                 start_at,
-                policy: ConfirmPolicy::Never,
+                policy: ConfirmPolicy::AutoAccept,
             })
         };
         let bob = sim.add_node(
@@ -293,7 +293,7 @@ impl Scenario {
                         cfg: self.cfg.clone(),
                         seed: bytes32(attack_rng),
                         start_at: self.bob_start,
-                        policy: ConfirmPolicy::Never,
+                        policy: ConfirmPolicy::AutoAccept,
                     });
                     sim.add_node(
                         synthetic_device(setup, &format!("wrong-{i}-{k}")),

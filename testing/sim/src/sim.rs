@@ -375,7 +375,9 @@ impl Simulator {
             Brain::Session(s) => {
                 let spec = &s.spec;
                 let mut rng = ChaCha20Rng::from_seed(spec.seed);
-                let (cfg, code) = (spec.cfg.clone(), &spec.code);
+                let (mut cfg, code) = (spec.cfg.clone(), &spec.code);
+                // A user who says yes at once is one who is never asked.
+                cfg.auto_accept |= spec.policy == ConfirmPolicy::AutoAccept;
                 let started = host.start(spec.role, cfg, code, now, &mut rng);
                 let joiner = spec.role == Role::Joiner;
                 s.session = Some(started.expect("a simulated device runs one session"));

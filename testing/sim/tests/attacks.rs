@@ -216,7 +216,8 @@ fn a_thousand_wrong_codes_do_not_stop_the_real_joiner() {
 }
 
 /// 1000 attackers that know the public discovery id but not the auth key: each Join is
-/// taken (Alice must spend an attempt on it), each Prove fails. Bob still pairs.
+/// answered (Alice spends a Challenge on it, but keeps nothing), each Prove fails. Bob
+/// still pairs.
 #[test]
 fn a_thousand_attackers_with_the_discovery_id_do_not_stop_the_real_joiner() {
     let attackers = ProveStrategy::ALL
@@ -260,19 +261,25 @@ fn a_thousand_attackers_with_the_discovery_id_do_not_stop_the_real_joiner() {
         .iter()
         .filter(|&&n| sent(alice, world.sim.node(n), "Challenge") > 0)
         .count();
+    let answered = world
+        .adversaries
+        .iter()
+        .filter(|&&n| {
+            let n = world.sim.node(n);
+            ["Challenge", "Done"].iter().any(|k| sent(alice, n, k) > 0)
+        })
+        .count();
     let bad = rejections(alice, RejectReason::BadProof);
-    let busy = rejections(alice, RejectReason::Busy);
     let none = rejections(alice, RejectReason::NoSession);
-    // Most attempts are evicted by later ones before their Prove arrives (the table holds
-    // 32); the rest fail on the MAC. Either way the flood really reached Alice.
+    // Nothing is evicted any more (the Challenge is stateless): attempts before Bob's
+    // proof get a Challenge and fail on the MAC, later ones hear "busy" or "no session".
+    // Either way the flood really reached Alice.
     assert!(
-        challenged > 500,
+        challenged > 200,
         "only {challenged} attackers got a challenge"
     );
-    assert!(
-        bad > 100 && busy > 1000,
-        "bad proofs {bad}, evictions {busy}"
-    );
+    assert!(answered > 900, "only {answered} attackers got an answer");
+    assert!(bad > 100, "bad proofs {bad}");
     assert!(none > 0);
     let verified: Vec<_> = alice
         .log

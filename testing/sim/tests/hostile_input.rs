@@ -41,7 +41,9 @@ struct Duo {
     seen_by_alice: Vec<Vec<u8>>,
     seen_by_bob: Vec<Vec<u8>>,
     told_bob: bool,
-    confirm: Option<PeerId>,
+    /// A question to a user: which side asks, about whom.
+    confirm: Option<(Side, PeerId)>,
+    /// Alice's user's answer; Bob's user always says yes.
     accept: bool,
     completed: [Option<PairedDevice>; 2],
     failed: [Option<FailReason>; 2],
@@ -102,7 +104,7 @@ impl Duo {
                 Action::Send { peer, bytes } if side == Side::Alice && *peer == self.b.peer => {
                     self.to_bob.push_back(bytes.clone())
                 }
-                Action::Confirm { peer, .. } => self.confirm = Some(peer.clone()),
+                Action::Confirm { peer, .. } => self.confirm = Some((side, peer.clone())),
                 Action::Completed(d) => self.completed[side as usize] = Some((**d).clone()),
                 Action::Failed(r) => self.failed[side as usize] = Some(r.clone()),
                 _ => {}
@@ -130,10 +132,10 @@ impl Duo {
             self.seen_by_bob.push(bytes.clone());
             self.bob.handle_message(&alice, &bytes, now);
             self.drain(Side::Bob);
-        } else if let Some(peer) = self.confirm.take() {
-            let accept = self.accept;
-            self.alice.handle_confirm(&peer, accept, now);
-            self.drain(Side::Alice);
+        } else if let Some((side, peer)) = self.confirm.take() {
+            let accept = side == Side::Bob || self.accept;
+            self.pairing(side).handle_confirm(&peer, accept, now);
+            self.drain(side);
         } else {
             return false;
         }
@@ -199,6 +201,8 @@ fn made_up(kind: u8, rng: &mut ChaCha20Rng) -> Vec<u8> {
         }),
         2 => Message::Prove(Prove {
             nonce: Nonce(bytes32(rng)),
+            eph: EphemeralKey(bytes32(rng)),
+            info,
             mac: Mac(bytes32(rng)),
         }),
         _ => Message::Done(match kind % 8 {

@@ -1,4 +1,4 @@
-//! Known-answer vectors for handshake v1, in `tests/vectors/handshake-v1.txt`.
+//! Known-answer vectors for handshake v2, in `tests/vectors/handshake-v2.txt`.
 //!
 //! With fixed inputs (code entropy, identities, device names, RNG seeds) the handshake is
 //! run through paircode-core, and every derived value is also recomputed straight from
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use paircode_core::keys::CodeKeys;
-use paircode_core::messages::{Done, Message, Prove};
-use paircode_core::{Action, Code, Config, PairedDevice, Pairing, PROTOCOL_VERSION};
+use paircode_core::messages::{self, Done, Message, Prove};
+use paircode_core::{Action, Code, Config, PairedDevice, Pairing, Verification, PROTOCOL_VERSION};
 use paircode_sim::ids::real_device;
 use paircode_sim::transcript::transcript;
 use rand_chacha::ChaCha20Rng;
@@ -37,7 +37,7 @@ const ALICE_RNG_SEED: [u8; 32] = [0xa1; 32];
 const BOB_RNG_SEED: [u8; 32] = [0xb0; 32];
 
 const HEADER: &str = "\
-# paircode handshake v1: known-answer vectors (DESIGN sections 2 and 3).
+# paircode handshake v2: known-answer vectors (docs/PROTOCOL.md sections 2 and 3).
 #
 # Format: one `name = value` per line; values are lowercase hex unless noted; `#` starts a
 # comment. Checked by testing/sim/tests/vectors.rs, which recomputes every value both through
@@ -50,16 +50,22 @@ const HEADER: &str = "\
 #   (identity multihash of the protobuf public key), used as raw bytes in the transcript.
 # - device names: alice_info / bob_info (text, UTF-8).
 # - randomness: each side's RNG is ChaCha20 seeded with *_rng_seed. paircode-core draws
-#   32 bytes from it as the seed of a second ChaCha20 (the *_session_seed), and from that
-#   draws, per attempt, first the X25519 ephemeral secret (32 bytes), then the nonce (32).
-#   Another implementation can skip this and take *_eph_secret and *_nonce as given.
+#   32 bytes from it as the seed of a second ChaCha20 (the *_session_seed). The joiner
+#   draws from that, per attempt, first the X25519 ephemeral secret (32 bytes), then the
+#   nonce (32). The initiator draws once, the cookie_key (32 bytes), and derives its
+#   per-attempt values from it (below). Another implementation can skip the RNGs and take
+#   join_eph_secret, join_nonce and cookie_key as given.
 # - Alice is the initiator with auto-accept; Bob the joiner. Messages in order:
 #   msg_join (Bob to Alice), msg_challenge, msg_prove, msg_done (Done{Accepted}).
 #
 # Derivations
 # - prk = HKDF-Extract(salt = \"paircode v1\", ikm = E); discovery_id = HKDF-Expand(prk,
 #   \"discovery\", 32); auth_key = HKDF-Expand(prk, \"auth\", 32).
-# - transcript = SHA-256 over the fields version (1 byte, 0x01), discovery_id, nonce_j,
+# - cookie_digest = SHA-256 over the length-prefixed fields version, discovery_id, nonce_j,
+#   eph_j, info_j, peer_j; with HKDF(salt = cookie_key, ikm = cookie_digest):
+#   challenge_eph_secret = Expand(\"cookie ephemeral\", 32), challenge_nonce =
+#   Expand(\"cookie nonce\", 32).
+# - transcript = SHA-256 over the fields version (1 byte, 0x02), discovery_id, nonce_j,
 #   eph_j, info_j (name bytes), peer_j, nonce_i, eph_i, info_i, peer_i, each preceded by
 #   its length as a 4-byte big-endian integer.
 # - mac_i = HMAC-SHA256(auth_key, \"initiator\" || transcript);
@@ -68,12 +74,20 @@ const HEADER: &str = "\
 # - with HKDF(salt = transcript, ikm = x25519_shared || auth_key): pairing_secret =
 #   Expand(\"pairing secret\", 32), key_initiator_to_joiner = Expand(\"session initiator to
 #   joiner\", 32), key_joiner_to_initiator = Expand(\"session joiner to initiator\", 32).
-# - messages are CBOR maps {\"v\": 1, \"m\": {<Kind>: {fields}}} with 32-byte fields as
-#   byte strings and info as {\"name\": text}; Done{Accepted} is {\"Done\": \"Accepted\"}.
+# - verification: HKDF(salt = \"paircode verification\", ikm = transcript),
+#   Expand(\"verification string\", 8) read as a big-endian u64; its top 44 bits are 4
+#   indices of 11 bits into the BIP39 English list (verification_words, text).
+# - mac_x = HMAC-SHA256(auth_key, \"expired\" || SHA-256 over the length-prefixed fields
+#   version, discovery_id, nonce_j, peer_j, peer_i): what an expired initiator sends with
+#   Done{Rejected(Expired)} (msg_done_expired) to a Join with nonce_j from peer_j.
+# - messages are CBOR maps {\"v\": 2, \"m\": {<Kind>: {fields}}} with 32-byte fields as
+#   byte strings and info as {\"name\": text}; Prove repeats nonce, eph and info of the
+#   Join; Done is {\"re\": nonce_j, \"outcome\": \"Accepted\" or {\"Rejected\": reason},
+#   \"proof\": null or mac_x}.
 ";
 
 fn path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/handshake-v1.txt")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/handshake-v2.txt")
 }
 
 /// Runs the handshake to completion, returning every message in order and both outcomes.
@@ -135,7 +149,7 @@ fn run_handshake() -> (Vec<Vec<u8>>, PairedDevice, PairedDevice) {
     )
 }
 
-/// What paircode-core draws for one side: session seed, ephemeral secret, nonce.
+/// What paircode-core draws for a joiner: session seed, ephemeral secret, nonce.
 fn drawn(caller_seed: [u8; 32]) -> ([u8; 32], [u8; 32], [u8; 32]) {
     let mut session_seed = [0u8; 32];
     ChaCha20Rng::from_seed(caller_seed).fill_bytes(&mut session_seed);
@@ -209,7 +223,18 @@ fn compute() -> Vec<(&'static str, String)> {
     assert_eq!(discovery, keys.discovery_id.0);
     assert_eq!(&auth, keys.auth_key());
     let (bob_session, bob_eph, bob_nonce) = drawn(BOB_RNG_SEED);
-    let (alice_session, alice_eph, alice_nonce) = drawn(ALICE_RNG_SEED);
+    // The initiator's first draw is its cookie key; its values follow from it and the Join.
+    let (alice_session, cookie_key, _) = drawn(ALICE_RNG_SEED);
+    let cookie_digest = design_transcript(&[
+        &[PROTOCOL_VERSION],
+        &discovery,
+        &join.nonce.0,
+        &join.eph.0,
+        BOB_NAME.as_bytes(),
+        bob.peer.as_bytes(),
+    ]);
+    let alice_eph = hkdf32(&cookie_key, &cookie_digest, "cookie ephemeral");
+    let alice_nonce = hkdf32(&cookie_key, &cookie_digest, "cookie nonce");
     let public = |s: [u8; 32]| PublicKey::from(&StaticSecret::from(s)).to_bytes();
     assert_eq!(join.nonce.0, bob_nonce);
     assert_eq!(join.eph.0, public(bob_eph));
@@ -252,11 +277,39 @@ fn compute() -> Vec<(&'static str, String)> {
     assert_eq!(
         Message::Prove(Prove {
             nonce: join.nonce,
+            eph: join.eph,
+            info: join.info.clone(),
             mac: prove.mac
         })
         .encode(),
         messages[2]
     );
+    // The verification string both users see.
+    let mut sas = [0u8; 8];
+    Hkdf::<Sha256>::new(Some(b"paircode verification"), &transcript)
+        .expand(b"verification string", &mut sas)
+        .expect("8 bytes");
+    let bits = u64::from_be_bytes(sas);
+    let list = bip39::Language::English.word_list();
+    let words: Vec<&str> = (0..4)
+        .map(|i| list[((bits >> (64 - 11 * (i + 1))) & 0x7ff) as usize])
+        .collect();
+    let verification = Verification::of(&t);
+    assert_eq!(verification.to_string(), words.join(" "));
+    // An expired initiator's proof of the code, and the verdict that carries it.
+    let expired_fields = design_transcript(&[
+        &[PROTOCOL_VERSION],
+        &discovery,
+        &join.nonce.0,
+        bob.peer.as_bytes(),
+        alice.peer.as_bytes(),
+    ]);
+    let mac_x = hmac(&auth, "expired", &expired_fields);
+    assert_eq!(
+        keys.expired_mac(&join.nonce, &bob.peer, &alice.peer).0,
+        mac_x
+    );
+    let done_expired = Message::Done(Done::expired(join.nonce, messages::Mac(mac_x))).encode();
 
     fn h(bytes: impl AsRef<[u8]>) -> String {
         hex::encode(bytes)
@@ -274,6 +327,7 @@ fn compute() -> Vec<(&'static str, String)> {
         ("bob_info", BOB_NAME.to_string()),
         ("alice_rng_seed", h(ALICE_RNG_SEED)),
         ("alice_session_seed", h(alice_session)),
+        ("cookie_key", h(cookie_key)),
         ("bob_rng_seed", h(BOB_RNG_SEED)),
         ("bob_session_seed", h(bob_session)),
         ("discovery_id", h(discovery)),
@@ -281,6 +335,7 @@ fn compute() -> Vec<(&'static str, String)> {
         ("join_nonce", h(join.nonce)),
         ("join_eph_secret", h(bob_eph)),
         ("join_eph_public", h(join.eph)),
+        ("cookie_digest", h(cookie_digest)),
         ("challenge_nonce", h(challenge.nonce)),
         ("challenge_eph_secret", h(alice_eph)),
         ("challenge_eph_public", h(challenge.eph)),
@@ -291,10 +346,13 @@ fn compute() -> Vec<(&'static str, String)> {
         ("pairing_secret", h(pairing_secret)),
         ("key_initiator_to_joiner", h(i2j)),
         ("key_joiner_to_initiator", h(j2i)),
+        ("verification_words", words.join(" ")),
+        ("mac_x", h(mac_x)),
         ("msg_join", h(&messages[0])),
         ("msg_challenge", h(&messages[1])),
         ("msg_prove", h(&messages[2])),
         ("msg_done", h(&messages[3])),
+        ("msg_done_expired", h(&done_expired)),
     ]
 }
 
@@ -312,7 +370,7 @@ fn parse(text: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn handshake_v1_matches_the_committed_vectors() {
+fn handshake_v2_matches_the_committed_vectors() {
     let computed = compute();
     if std::env::var_os("PAIRCODE_WRITE_VECTORS").is_some() {
         let mut text = HEADER.to_string();
@@ -322,7 +380,7 @@ fn handshake_v1_matches_the_committed_vectors() {
         }
         std::fs::write(path(), text).expect("write the vectors");
     }
-    let text = std::fs::read_to_string(path()).expect("tests/vectors/handshake-v1.txt");
+    let text = std::fs::read_to_string(path()).expect("tests/vectors/handshake-v2.txt");
     let committed = parse(&text);
     let computed: Vec<(String, String)> = computed
         .into_iter()
@@ -342,7 +400,7 @@ fn handshake_v1_matches_the_committed_vectors() {
 /// a user's input goes through.
 #[test]
 fn the_committed_code_words_parse_to_the_committed_entropy() {
-    let text = std::fs::read_to_string(path()).expect("tests/vectors/handshake-v1.txt");
+    let text = std::fs::read_to_string(path()).expect("tests/vectors/handshake-v2.txt");
     let values = parse(&text);
     let get = |n: &str| &values.iter().find(|(k, _)| k == n).expect(n).1;
     let code = Code::parse(get("code_words")).expect("valid words");

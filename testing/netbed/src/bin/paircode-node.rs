@@ -34,8 +34,8 @@ use std::str::FromStr;
 
 use paircode_core::{Code, DeviceIdentity, PeerId};
 use paircode_net::{
-    Error, EventStream, FailReason, GenerateOptions, MeetingPointState, Node, NodeConfig,
-    NodeEvent, PairingEvent, PairingHandle,
+    Error, EventStream, FailReason, GenerateOptions, JoinOptions, MeetingPointState, Node,
+    NodeConfig, NodeEvent, PairingEvent, PairingHandle,
 };
 use paircode_netbed::{device_json, NodeArgsError, Rt};
 use serde_json::json;
@@ -313,7 +313,10 @@ async fn run(args: Args, mut stdin: mpsc::UnboundedReceiver<String>) {
                 }
             };
             let started = Instant::now();
-            match node.start_join(&code).await {
+            match node
+                .start_join(&code, JoinOptions { auto_accept: true })
+                .await
+            {
                 Ok(handle) => {
                     if report(handle, &mut events, started).await {
                         break;

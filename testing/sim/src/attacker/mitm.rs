@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use paircode_core::messages::{Challenge, EphemeralKey, Join, Message, Nonce, Prove};
+use paircode_core::messages::{Challenge, EphemeralKey, Join, Message, Prove};
 use paircode_core::{DeviceInfo, PeerId};
 use rand_chacha::ChaCha20Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -31,8 +31,8 @@ pub struct Mitm {
     eph_public: EphemeralKey,
     /// Relayed messages left; the relay ends so that a run ends.
     budget: u32,
-    /// The nonce of the last Join relayed to Alice, for a reflected proof to name.
-    join_nonce: Nonce,
+    /// The last Join relayed to Alice, for a reflected proof to repeat.
+    join: Option<Join>,
 }
 
 impl Mitm {
@@ -43,7 +43,7 @@ impl Mitm {
             mode,
             eph_public: EphemeralKey(PublicKey::from(&secret).to_bytes()),
             budget,
-            join_nonce: Nonce([0; 32]),
+            join: None,
         }
     }
 
@@ -69,13 +69,15 @@ impl Mitm {
             (MitmMode::Verbatim, _) | (_, Err(_)) => bytes.to_vec(),
             (_, Ok(Message::Join(join))) => {
                 let join = self.rewrite_join(join);
-                self.join_nonce = join.nonce;
+                self.join = Some(join.clone());
                 Message::Join(join).encode()
             }
             (_, Ok(Message::Challenge(challenge))) => {
-                if self.mode == MitmMode::ReflectMac {
+                if let (MitmMode::ReflectMac, Some(join)) = (self.mode, &self.join) {
                     let reflected = Message::Prove(Prove {
-                        nonce: self.join_nonce,
+                        nonce: join.nonce,
+                        eph: join.eph,
+                        info: join.info.clone(),
                         mac: challenge.mac,
                     })
                     .encode();

@@ -124,6 +124,8 @@ impl Prober {
                     from,
                     Message::Prove(Prove {
                         nonce: join.nonce,
+                        eph: join.eph,
+                        info: join.info.clone(),
                         mac,
                     })
                     .encode(),
