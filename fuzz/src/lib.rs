@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use paircode_core::testing::device;
 use paircode_core::messages::Message;
+use paircode_core::testing::device;
 use paircode_core::{Action, Code, Config, Pairing, PeerId, Verification};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -166,7 +166,9 @@ pub fn run(side: Side, ops: &[Op]) {
             match action {
                 Action::Send { peer, bytes } if peer == other.peer => {
                     // A joiner proves the code only after its user said yes.
-                    if side == Side::Joiner && matches!(Message::decode(&bytes), Ok(Message::Prove(_))) {
+                    if side == Side::Joiner
+                        && matches!(Message::decode(&bytes), Ok(Message::Prove(_)))
+                    {
                         assert!(target_said_yes, "proved the code before the user said yes");
                     }
                     to_honest.push_back(bytes)
