@@ -34,7 +34,7 @@ code=$(head -n 1 "$PAIRCODE_DATA_DIR/generate.out" | sed -n 's/.*"words":"\([^"]
 echo "alice's code: $code"
 echo
 
-run --instance bob network pair join --code "$code"
+run --instance bob network pair join --yes --code "$code"
 wait "$generator"
 echo "alice saw: $(tail -n 1 "$PAIRCODE_DATA_DIR/generate.out")"
 echo
