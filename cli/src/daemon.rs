@@ -118,6 +118,11 @@ impl Daemon {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .expect("installing a SIGTERM handler");
+        // Like SIGTERM's, one listener for the daemon's life: one made afresh in each round
+        // would miss a Ctrl+C that arrives between two rounds.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .expect("installing a SIGINT handler");
         loop {
             tokio::select! {
                 accepted = server.accept() => {
@@ -129,7 +134,7 @@ impl Daemon {
                 }
                 _ = self.stop.notified() => break,
                 _ = terminate.recv() => break,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = interrupt.recv() => break,
             }
         }
         tracing::info!("stopping");

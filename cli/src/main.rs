@@ -725,6 +725,11 @@ async fn follow(
     // must not keep the process alive once the session is over.
     let (answer_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
     let mut asking = false;
+    // One listener for the whole command, registered at the first poll: a listener made
+    // afresh in each round would miss a Ctrl+C that arrives between two rounds (while an
+    // event is shown, e.g. just as the y/N question appears).
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         let response = tokio::select! {
             r = client.receive() => r?,
@@ -738,7 +743,7 @@ async fn follow(
                 progress.resume("finishing…");
                 continue;
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut interrupted => {
                 end_question(json, asking);
                 progress.finish();
                 return Err(CliError::Interrupted);
