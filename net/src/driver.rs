@@ -29,6 +29,7 @@ use paircode_core::{
 
 mod address_book;
 mod connections;
+mod observed;
 mod presence;
 mod reach;
 mod rendezvous;
@@ -93,6 +94,8 @@ where
     published: HashSet<RecordKey>,
     /// Paired devices' rendezvous keys (see `rendezvous`).
     rendezvous: rendezvous::Rendezvous,
+    /// Our addresses as peers observe them, until enough agree (see `observed`).
+    observed: observed::Observed,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     shutdown: Option<(Instant, Vec<futures::channel::oneshot::Sender<()>>)>,
 }
@@ -142,6 +145,7 @@ where
             reach,
             published: HashSet::new(),
             rendezvous: rendezvous::Rendezvous::default(),
+            observed: observed::Observed::default(),
             timer: None,
             shutdown: None,
         }
@@ -611,6 +615,13 @@ where
                 tracing::debug!(%address, "listening");
                 self.reach_listen_addr(listener_id, &address);
             }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                if let Some(port) = observed::tcp_port(&address) {
+                    for gone in self.observed.listen_port_closed(port) {
+                        self.swarm.remove_external_address(&gone);
+                    }
+                }
+            }
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,
@@ -647,6 +658,7 @@ where
                     }
                     self.learn_address(peer_id, addr);
                 }
+                self.observed_by(peer_id, info.observed_addr);
                 self.reach_identified(peer_id, false);
             }
             BehaviourEvent::Identify(identify::Event::Sent { peer_id, .. }) => {
@@ -683,6 +695,38 @@ where
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A publication of the running session's provider record ended. One that timed out
+    /// (a slow or churning DHT) is sent again while the session lasts: until it reaches
+    /// the closest peers, joiners elsewhere cannot find the session.
+    fn on_published(&mut self, result: kad::AddProviderResult, stats: &kad::QueryStats) {
+        match result {
+            Ok(_) => tracing::debug!(duration = ?stats.duration(), "provider record published"),
+            Err(kad::AddProviderError::Timeout { key }) => {
+                if self.published.contains(&key) {
+                    tracing::debug!("publishing the provider record timed out; again");
+                    if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                        tracing::warn!("cannot publish the session in the DHT: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A peer told us the address it reaches us at; confirmed once enough peers agree,
+    /// and then carried in our provider records.
+    fn observed_by(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
+        let listen_ports = self
+            .swarm
+            .listeners()
+            .filter_map(observed::tcp_port)
+            .collect();
+        if let Some(addr) = self.observed.report(peer, addr, &listen_ports) {
+            tracing::info!(%addr, "address confirmed by peers' observations");
+            self.swarm.add_external_address(addr);
+            self.republish();
         }
     }
 
@@ -786,6 +830,11 @@ where
                     self.presence_lookup_done();
                 }
             }
+            kad::Event::OutboundQueryProgressed {
+                result: QueryResult::StartProviding(result),
+                stats,
+                ..
+            } => self.on_published(result, &stats),
             kad::Event::RoutingUpdated {
                 peer, addresses, ..
             } => {

@@ -457,7 +457,7 @@ where
 
     /// Publishes the running session's provider records again, so that they carry the
     /// external addresses confirmed since.
-    fn republish(&mut self) {
+    pub(super) fn republish(&mut self) {
         let keys: Vec<RecordKey> = self.published.iter().cloned().collect();
         for key in keys {
             if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
