@@ -418,6 +418,7 @@ impl Daemon {
                             let verification = verification.to_string();
                             (Event::ConfirmRequested { name: info.name, peer: peer.to_string(), verification }, false)
                         }
+                        PairingEvent::NotAnnounced { reason } => (Event::NotAnnounced { reason }, false),
                         PairingEvent::Completed(device) => match self.remember(&device) {
                             Ok(view) => (Event::Paired(view), true),
                             Err(error) => (Event::Failed(error), true),

@@ -116,6 +116,11 @@ pub enum Event {
         peer: String,
         verification: String,
     },
+    /// The code could not be announced in the DHT (devices on other networks may not
+    /// find it); the daemon keeps trying. Not the last event.
+    NotAnnounced {
+        reason: String,
+    },
     Paired(DeviceView),
     Failed(DaemonError),
 }

@@ -781,6 +781,14 @@ async fn follow(
                     &text,
                 );
             }
+            Event::NotAnnounced { reason } => progress.stage(
+                "not-announced",
+                serde_json::json!({ "reason": reason }),
+                &format!(
+                    "could not announce the code in the DHT: {reason}; devices on this \
+                     network can still join, others may not find it (still trying)…"
+                ),
+            ),
             Event::ConfirmRequested {
                 name,
                 peer,

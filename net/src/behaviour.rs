@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use libp2p::kad::store::MemoryStore;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
@@ -15,6 +14,7 @@ use libp2p::{autonat, dcutr, identify, kad, mdns, ping, relay};
 use crate::limits::ConnectionLimits;
 use crate::protocol::{PairCodec, DEVICE_PROTOCOL, PAIR_PROTOCOL};
 pub(crate) use crate::protocol::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
+use crate::store::{BoundedStore, StoreLimits};
 
 /// `M` is the runtime's mDNS behaviour: `libp2p::mdns::Provider` cannot be named outside
 /// libp2p, so the shared code cannot spell `mdns::Behaviour<P>` and takes any behaviour
@@ -30,7 +30,8 @@ where
     pub(crate) pair: request_response::Behaviour<PairCodec>,
     /// Paired devices' presence and unpair notices (`paircode_core::presence`).
     pub(crate) device: request_response::Behaviour<PairCodec>,
-    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    /// Provider records, bounded per remote peer; our own always fit (see `store`).
+    pub(crate) kad: kad::Behaviour<BoundedStore>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     /// Behind a toggle so it can be off, and replaced by a fresh instance when a join
@@ -74,7 +75,8 @@ where
         kad_config.set_provider_record_ttl(Some(record_ttl));
         kad_config.set_provider_publication_interval(None);
         kad_config.set_query_timeout(Duration::from_secs(10));
-        let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad_config);
+        let store = BoundedStore::new(peer, StoreLimits::device());
+        let mut kad = kad::Behaviour::with_config(peer, store, kad_config);
         // Auto mode would stay a client until an external address is confirmed, which never
         // happens on a LAN or loopback: peers would then neither store nor answer records.
         // With meeting points it would turn server on the relayed address alone; the

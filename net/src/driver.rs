@@ -31,6 +31,7 @@ mod address_book;
 mod connections;
 mod observed;
 mod presence;
+mod publication;
 mod reach;
 mod rendezvous;
 
@@ -46,6 +47,7 @@ use crate::node::{
     Command, Discovery, GenerateOptions, JoinOptions, NodeEvent, PairingEvent, Runtime,
     SessionStart,
 };
+use crate::protocol::dht_key;
 
 /// How long shutdown waits for replies already queued to reach their peers.
 const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(1);
@@ -89,9 +91,8 @@ where
     subscribers: Vec<mpsc::UnboundedSender<NodeEvent>>,
     /// Meeting points, AutoNAT's verdict and each connection's path (see `reach`).
     reach: Reach,
-    /// Provider records of the running session, published again when a new external
-    /// address is confirmed (Kademlia copies the addresses into the record when it is put).
-    published: HashSet<RecordKey>,
+    /// The running session's provider records (see `publication`).
+    publication: publication::Publication,
     /// Paired devices' rendezvous keys (see `rendezvous`).
     rendezvous: rendezvous::Rendezvous,
     /// Our addresses as peers observe them, until enough agree (see `observed`).
@@ -121,6 +122,10 @@ where
         reach.listening_on(swarm.listeners());
         let mut connections = Connections::new(usize::MAX);
         connections.set_meeting_points(reach.meeting_point_peers());
+        let mut publication = publication::Publication::default();
+        if reach.meeting_point_peers().next().is_some() {
+            publication.has_entry_points();
+        }
         Driver {
             swarm,
             runtime,
@@ -143,7 +148,7 @@ where
             presence_lookups: HashSet::new(),
             subscribers: Vec::new(),
             reach,
-            published: HashSet::new(),
+            publication,
             rendezvous: rendezvous::Rendezvous::default(),
             observed: observed::Observed::default(),
             timer: None,
@@ -159,6 +164,7 @@ where
         }
         self.connections
             .set_bootstrap(peers.iter().map(|(peer, _)| *peer));
+        self.publication.has_entry_points();
         for (peer, addr) in peers {
             self.swarm
                 .behaviour_mut()
@@ -230,6 +236,7 @@ where
             self.presence.poll_timeout(),
             self.reach.poll_timeout(),
             self.rendezvous.poll_timeout(),
+            self.publication.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -252,6 +259,7 @@ where
         self.drain_presence();
         self.reach_timeout(now);
         self.rendezvous_timeout(now);
+        self.publication_timeout(now);
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -421,24 +429,19 @@ where
         match action {
             Action::Send { peer, bytes } => self.send(&peer, bytes),
             Action::Publish { key, until } => {
-                let key = RecordKey::new(&key.0);
+                let key = dht_key(&key.0);
                 tracing::debug!(?until, "publishing provider record");
-                self.published.insert(key.clone());
-                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
-                    tracing::warn!("cannot publish the session in the DHT: {e}");
-                }
+                self.publish(key);
             }
             Action::Unpublish { key } => {
-                let key = RecordKey::new(&key.0);
-                self.published.remove(&key);
-                self.swarm.behaviour_mut().kad.stop_providing(&key);
+                self.unpublish(dht_key(&key.0));
             }
             Action::Lookup { key } => {
                 let query = self
                     .swarm
                     .behaviour_mut()
                     .kad
-                    .get_providers(RecordKey::new(&key.0));
+                    .get_providers(dht_key(&key.0));
                 self.lookups.insert(query);
             }
             Action::Progress(Progress::Contacting { peer }) => {
@@ -695,23 +698,6 @@ where
                 }
             }
             _ => {}
-        }
-    }
-
-    /// A publication of the running session's provider record ended. One that timed out
-    /// (a slow or churning DHT) is sent again while the session lasts: until it reaches
-    /// the closest peers, joiners elsewhere cannot find the session.
-    fn on_published(&mut self, result: kad::AddProviderResult, stats: &kad::QueryStats) {
-        match result {
-            Ok(_) => tracing::debug!(duration = ?stats.duration(), "provider record published"),
-            Err(kad::AddProviderError::Timeout { key }) => {
-                if self.published.contains(&key) {
-                    tracing::debug!("publishing the provider record timed out; again");
-                    if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
-                        tracing::warn!("cannot publish the session in the DHT: {e}");
-                    }
-                }
-            }
         }
     }
 

@@ -33,6 +33,7 @@ pub mod meeting_point;
 mod node;
 pub mod protocol;
 mod reach;
+mod store;
 mod streams;
 mod transport;
 

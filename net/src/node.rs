@@ -144,6 +144,13 @@ pub enum PairingEvent {
         /// Four words both screens show (`docs/PROTOCOL.md`, "Verification string").
         verification: Verification,
     },
+    /// The initiator's provider record could not be published in the DHT (`reason`), so
+    /// a joiner on another network may not find the session; LAN discovery is unaffected,
+    /// and the node keeps trying while the session lasts. Tell the user.
+    NotAnnounced {
+        /// What went wrong, e.g. the DHT query timed out.
+        reason: String,
+    },
     /// Paired: the device to store (the embedder persists it).
     Completed(Box<PairedDevice>),
     /// The session ended without a pairing.

@@ -24,8 +24,25 @@ use paircode_core::MAX_MESSAGE_LEN;
 pub const PAIR_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/pair/1");
 
 /// Kademlia under paircode's own protocol name, so paircode's DHT stays separate from
-/// IPFS's; provider keys are discovery ids. A meeting point must serve it.
+/// IPFS's; provider keys are [`dht_key`]s. A meeting point must serve it.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode/kad/1.0.0");
+
+/// Multicodec of sha2-256 in a multihash.
+const SHA2_256: u64 = 0x12;
+
+/// The DHT key under which `preimage` is announced: its sha2-256 multihash,
+/// `0x12 0x20 ‖ SHA-256(preimage)` (34 bytes). DHT servers of other libp2p implementations
+/// accept only multihashes as provider keys (go-libp2p-kad-dht rejects anything else), so
+/// a third-party meeting point stores and answers these. Pairing sessions are announced
+/// under `dht_key(discovery_id)`, paired devices meet under
+/// `dht_key("paircode rendezvous v1" ‖ secret ‖ epoch)`.
+pub fn dht_key(preimage: &[u8]) -> libp2p::kad::RecordKey {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(preimage);
+    let hash = libp2p::multihash::Multihash::<32>::wrap(SHA2_256, &digest)
+        .expect("a 32-byte digest fits a 32-byte multihash");
+    libp2p::kad::RecordKey::from(hash)
+}
 
 /// The protocol-version string paircode nodes send in identify (`/ipfs/id/1.0.0`).
 pub const IDENTIFY_PROTOCOL: &str = "/paircode/id/1.0.0";
@@ -157,5 +174,23 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
             assert!(sink.into_inner().is_empty());
         });
+    }
+}
+
+#[cfg(test)]
+mod dht_key_tests {
+    use super::*;
+
+    #[test]
+    fn dht_keys_are_sha2_256_multihashes() {
+        use sha2::{Digest, Sha256};
+        let key = dht_key(b"discovery id");
+        let bytes = key.as_ref();
+        assert_eq!(bytes.len(), 34);
+        assert_eq!(&bytes[..2], &[0x12, 0x20]);
+        assert_eq!(&bytes[2..], Sha256::digest(b"discovery id").as_slice());
+        // What other implementations parse it as.
+        let parsed = libp2p::multihash::Multihash::<64>::from_bytes(bytes).unwrap();
+        assert_eq!((parsed.code(), parsed.size()), (0x12, 32));
     }
 }

@@ -454,15 +454,4 @@ where
             self.republish();
         }
     }
-
-    /// Publishes the running session's provider records again, so that they carry the
-    /// external addresses confirmed since.
-    pub(super) fn republish(&mut self) {
-        let keys: Vec<RecordKey> = self.published.iter().cloned().collect();
-        for key in keys {
-            if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
-                tracing::warn!("cannot publish the session in the DHT: {e}");
-            }
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! Paired devices find each other again across networks: each pair meets under a DHT key
 //! only the two devices can compute, and that changes every hour.
 //!
-//! `key(epoch) = SHA-256("paircode rendezvous v1" ‖ secret ‖ epoch)`, `epoch` the Unix
+//! `key(epoch) = dht_key("paircode rendezvous v1" ‖ secret ‖ epoch)` (the sha2-256
+//! multihash, see `protocol::dht_key`), `epoch` the Unix
 //! hour as 8 big-endian bytes, `secret` the pair's [`RENDEZVOUS_LABEL`] exporter key (see
 //! `paircode_core::export_key`: both sides derive the same one, and it reveals nothing
 //! of the pairing secret). Each device puts a provider record under the current key
@@ -19,8 +20,6 @@
 //! PeerIds that publish and look up, as it sees every connection; that is the stated
 //! limit of what it learns (issue 12: PeerIds, addresses and discovery ids).
 
-use sha2::{Digest, Sha256};
-
 use super::*;
 
 /// The exporter label of the rendezvous secret.
@@ -29,11 +28,8 @@ const CONTEXT: &[u8] = b"paircode rendezvous v1";
 const EPOCH_SECS: u64 = 3600;
 
 fn key(secret: &[u8; 32], epoch: u64) -> RecordKey {
-    let mut hash = Sha256::new();
-    hash.update(CONTEXT);
-    hash.update(secret);
-    hash.update(epoch.to_be_bytes());
-    RecordKey::new(&hash.finalize().as_slice())
+    let preimage = [CONTEXT, secret, &epoch.to_be_bytes()].concat();
+    crate::protocol::dht_key(&preimage)
 }
 
 fn epoch_now() -> u64 {

@@ -6,9 +6,9 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, identify, kad, ping, relay};
 
-use super::store::BoundedStore;
 use super::MeetingPointConfig;
 use crate::behaviour::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
+use crate::store::BoundedStore;
 
 /// The protocols a meeting point serves.
 #[derive(NetworkBehaviour)]

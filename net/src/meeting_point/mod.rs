@@ -9,7 +9,6 @@
 
 mod behaviour;
 pub mod key_file;
-mod store;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,9 +23,9 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, noise, relay, yamux, Multiaddr, PeerId, Swarm};
 
+pub use crate::store::StoreLimits;
 use behaviour::{MeetingPointBehaviour, MeetingPointBehaviourEvent};
 pub use libp2p::identity::Keypair;
-pub use store::StoreLimits;
 
 use crate::behaviour::KAD_PROTOCOL;
 use crate::{Executor, Runtime};

@@ -263,3 +263,36 @@ async fn presence(events: &mut paircode_net::EventStream) -> (bool, paircode_cor
         }
     }
 }
+
+/// The only DHT peer accepts TCP connections and never answers: the initiator's
+/// publication times out, and its session says so (the CLI shows it), instead of DHT
+/// discovery silently never working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswering_dht_tells_the_initiator_its_code_is_not_announced() {
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = black_hole.local_addr().unwrap().port();
+    let nobody = paircode_core::DeviceIdentity::generate(&mut rand_core::OsRng).peer_id();
+    let entry: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{nobody}")
+        .parse()
+        .unwrap();
+    let alice = node(Rt::Tokio, "alice", vec![entry]).await;
+    let (_code, mut handle) = alice.generate(AUTO).await.expect("generate");
+    let reason = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match handle.next_event().await {
+                Some(PairingEvent::NotAnnounced { reason }) => return reason,
+                Some(_) => {}
+                None => panic!("the session ended"),
+            }
+        }
+    })
+    .await
+    .expect("told within the DHT's query timeout");
+    // A timed-out query, or one that reached nobody, depending on which timer fires first.
+    assert!(
+        reason.contains("did not answer") || reason.contains("could be reached"),
+        "{reason}"
+    );
+    handle.cancel();
+    alice.shutdown().await;
+}

@@ -1,11 +1,16 @@
-//! The meeting point's Kademlia store: a `MemoryStore` that holds provider records only,
-//! at most `per_peer` of them from any one provider and `total` in all.
+//! The Kademlia store of every paircode node, meeting point and device alike: a
+//! `MemoryStore` that holds provider records only, at most `per_peer` of them from any one
+//! remote provider and `total` in all.
 //!
 //! libp2p-kad bounds a `MemoryStore` per key (`max_providers_per_key`) and in keys
-//! (`max_provided_keys`), but not per remote provider: one peer could
-//! announce keys until the server runs out of memory and crowd out everybody else. Kad
-//! also never deletes expired remote provider records (it only skips them when answering),
-//! so this store prunes them itself before it counts.
+//! (`max_provided_keys`), but not per remote provider: one peer could announce keys until
+//! the store is full, and crowd out everybody else, the node's own records included — a
+//! device's `start_providing` then fails and its session is never announced (issue 10,
+//! item 5). So the limits apply to remote providers only: the node's own records (added by
+//! its own `start_providing`, a handful at a time) are always accepted, also into a key
+//! that is full of others' records, where one of those makes room. Kad also never deletes
+//! expired remote provider records (it only skips them when answering), so this store
+//! prunes them itself before it counts.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -15,7 +20,7 @@ use libp2p::kad::store::{self, MemoryStore, MemoryStoreConfig, RecordStore};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::PeerId;
 
-/// Limits of the meeting point's provider-record store.
+/// Limits of a node's provider-record store (remote providers' records only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
     /// Provider records one peer may have stored here at once.
@@ -27,9 +32,10 @@ pub struct StoreLimits {
 }
 
 impl Default for StoreLimits {
+    /// A meeting point's: it serves every device that uses it.
     fn default() -> Self {
-        // A device announces one key while it shows a code, plus (later) one rendezvous
-        // key per paired device: 64 leaves room for a large household.
+        // A device announces one key while it shows a code, plus one rendezvous key per
+        // paired device: 64 leaves room for a large household.
         StoreLimits {
             per_peer: 64,
             total: 65_536,
@@ -38,8 +44,20 @@ impl Default for StoreLimits {
     }
 }
 
+impl StoreLimits {
+    /// A device's: it serves the DHT only on a LAN or when publicly reachable, and holds
+    /// at most as many records as libp2p's default store (1,024).
+    pub fn device() -> Self {
+        StoreLimits {
+            total: 1024,
+            ..StoreLimits::default()
+        }
+    }
+}
+
 /// A Kademlia store of provider records only, bounded per remote provider and in total.
 pub(crate) struct BoundedStore {
+    local: PeerId,
     inner: MemoryStore,
     limits: StoreLimits,
     /// The keys each remote provider has records under, as far as this store knows; kept in
@@ -57,10 +75,13 @@ impl BoundedStore {
             max_value_bytes: 0,
             max_providers_per_key: limits.per_key,
             // Despite its name and doc, MemoryStore 0.47 checks this against the number of
-            // keys it holds provider records for, remote providers' included.
-            max_provided_keys: limits.total,
+            // keys it holds provider records for, remote providers' and ours together; the
+            // bounds are this wrapper's, which counts remote records only (each adds at
+            // most one key), so the inner store must never refuse.
+            max_provided_keys: usize::MAX,
         };
         BoundedStore {
+            local,
             inner: MemoryStore::with_config(local, config),
             limits,
             keys_by_provider: HashMap::new(),
@@ -98,6 +119,29 @@ impl BoundedStore {
         }
     }
 
+    /// Our own record: never refused. A key full of others' records (MemoryStore would
+    /// silently drop ours) gives up one of them, the last stored.
+    fn add_own(&mut self, record: ProviderRecord, now: Instant) -> store::Result<()> {
+        let providers = self.inner.providers(&record.key);
+        let ours = providers.iter().any(|r| r.provider == self.local);
+        if !ours && providers.len() >= self.limits.per_key {
+            if let Some(last) = providers.last() {
+                let (key, peer) = (last.key.clone(), last.provider);
+                self.remove_provider(&key, &peer);
+            }
+        }
+        self.prune_all_if_full(now);
+        self.inner.add_provider(record)
+    }
+
+    /// Expired records are pruned only when the store looks full: pruning everything is
+    /// linear in the store's size.
+    fn prune_all_if_full(&mut self, now: Instant) {
+        if self.stored >= self.limits.total {
+            self.prune_all(now);
+        }
+    }
+
     fn prune_all(&mut self, now: Instant) {
         let peers: Vec<PeerId> = self.keys_by_provider.keys().copied().collect();
         for peer in peers {
@@ -129,6 +173,9 @@ impl RecordStore for BoundedStore {
     fn add_provider(&mut self, record: ProviderRecord) -> store::Result<()> {
         let now = Instant::now();
         let peer = record.provider;
+        if peer == self.local {
+            return self.add_own(record, now);
+        }
         let renewal = self
             .keys_by_provider
             .get(&peer)
@@ -138,9 +185,7 @@ impl RecordStore for BoundedStore {
                 return Err(store::Error::MaxProvidedKeys);
             }
             if self.stored >= self.limits.total {
-                // Pruning everything is linear in the store's size, so it runs only when
-                // the store looks full.
-                self.prune_all(now);
+                self.prune_all_if_full(now);
                 if self.stored >= self.limits.total {
                     return Err(store::Error::MaxProvidedKeys);
                 }
@@ -236,6 +281,49 @@ mod tests {
         assert!(store
             .providers(&RecordKey::new(&0u32.to_be_bytes()))
             .is_empty());
+    }
+
+    /// Issue 10, item 5: a hostile peer (with as many identities as it likes) fills a
+    /// device's store with provider records for random keys; the device's own
+    /// `start_providing` still succeeds, and the device answers for its key. With libp2p's
+    /// `MemoryStore` (what devices used before) the same flood makes it fail.
+    #[test]
+    fn a_hostile_peer_filling_the_store_cannot_stop_our_own_publication() {
+        use libp2p::kad;
+        let me = PeerId::random();
+        let limits = StoreLimits::device();
+        let flood = limits.total as u32 + 500;
+        let hostile = |key| record(key, PeerId::random(), None);
+
+        let mut before = MemoryStore::new(me);
+        for key in 0..flood {
+            let _ = before.add_provider(hostile(key));
+        }
+        let mut kad = kad::Behaviour::new(me, before);
+        assert!(
+            kad.start_providing(RecordKey::new(b"ours")).is_err(),
+            "the attack works on a MemoryStore"
+        );
+
+        let mut store = BoundedStore::new(me, limits);
+        let refused = (0..flood)
+            .filter(|key| store.add_provider(hostile(*key)).is_err())
+            .count();
+        assert_eq!(refused, 500, "the store is full");
+        // The hostile peers also fill the very key we announce.
+        let ours = 7u32;
+        for _ in 0..limits.per_key {
+            let _ = store.add_provider(hostile(ours));
+        }
+        let mut kad = kad::Behaviour::new(me, store);
+        for key in [ours, 1_000_000] {
+            let key = RecordKey::new(&key.to_be_bytes());
+            kad.start_providing(key.clone()).expect("our publication");
+            let providers = kad.store_mut().providers(&key);
+            assert!(providers.iter().any(|r| r.provider == me));
+            assert!(providers.len() <= limits.per_key);
+        }
+        assert_eq!(kad.store_mut().provided().count(), 2);
     }
 
     #[test]
