@@ -214,6 +214,8 @@ mod tests {
         assert_eq!(key(&a, 7), key(&a, 7));
         assert_ne!(key(&a, 7), key(&a, 8));
         assert_ne!(key(&a, 7), key(&b, 7));
-        assert_eq!(key(&a, 7).as_ref().len(), 32);
+        // A sha2-256 multihash: code, length, 32-byte digest.
+        assert_eq!(key(&a, 7).as_ref().len(), 34);
+        assert_eq!(&key(&a, 7).as_ref()[..2], &[0x12, 0x20]);
     }
 }
