@@ -29,6 +29,7 @@ use paircode_core::{
 
 mod address_book;
 mod connections;
+mod direct;
 mod observed;
 mod presence;
 mod publication;
@@ -71,16 +72,22 @@ where
     /// Addresses learnt from mDNS, identify, Kademlia and the bootstrap list.
     addresses: AddressBook,
     mdns_peers: HashSet<Libp2pPeerId>,
-    /// Messages waiting for a connection to their peer.
+    /// Messages waiting for a connection to their peer (or for its relayed connections to
+    /// close, see `direct`).
     pending: HashMap<Libp2pPeerId, Vec<Vec<u8>>>,
+    /// Relayed connections being closed because a direct one exists (see `direct`).
+    leaving_relay: HashMap<Libp2pPeerId, HashSet<ConnectionId>>,
     our_dials: HashMap<ConnectionId, Libp2pPeerId>,
     /// Established connections, and which one makes room for a newcomer.
     connections: Connections,
     /// The request being handled: a message the core sends to its author goes back as the
     /// response.
     reply_to: Option<(Libp2pPeerId, ResponseChannel<Vec<u8>>)>,
-    responses_in_flight: HashSet<InboundRequestId>,
-    requests_in_flight: HashSet<OutboundRequestId>,
+    /// Pairing messages under way, and with whom (see `direct`: a relayed connection is
+    /// closed only once nothing is under way on it).
+    responses_in_flight: HashMap<InboundRequestId, Libp2pPeerId>,
+    /// With the bytes: a request lost with a closing relayed connection goes again.
+    requests_in_flight: HashMap<OutboundRequestId, (Libp2pPeerId, Vec<u8>)>,
     lookups: HashSet<kad::QueryId>,
     /// Paired devices' presence and unpair notices: every decision is the core's.
     presence: Presence,
@@ -137,11 +144,12 @@ where
             addresses: AddressBook::new(),
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
+            leaving_relay: HashMap::new(),
             our_dials: HashMap::new(),
             connections,
             reply_to: None,
-            responses_in_flight: HashSet::new(),
-            requests_in_flight: HashSet::new(),
+            responses_in_flight: HashMap::new(),
+            requests_in_flight: HashMap::new(),
             lookups: HashSet::new(),
             presence,
             device_requests: HashMap::new(),
@@ -520,8 +528,16 @@ where
     }
 
     fn request(&mut self, peer: Libp2pPeerId, bytes: Vec<u8>) {
-        let id = self.swarm.behaviour_mut().pair.send_request(&peer, bytes);
-        self.requests_in_flight.insert(id);
+        if self.leaving_relay(&peer) {
+            self.pending.entry(peer).or_default().push(bytes);
+            return;
+        }
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .pair
+            .send_request(&peer, bytes.clone());
+        self.requests_in_flight.insert(id, (peer, bytes));
     }
 
     fn respond(&mut self, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) {
@@ -589,6 +605,7 @@ where
                 self.connections.closed(connection_id);
                 let cause = cause.map_or_else(|| "closed".to_owned(), |e| e.to_string());
                 self.reach_closed(peer_id, connection_id, cause);
+                self.left_relay(peer_id, connection_id);
                 if num_established == 0 {
                     self.presence_disconnected(peer_id);
                     self.unreachable(peer_id);
@@ -729,7 +746,7 @@ where
                     },
                 ..
             } => {
-                self.responses_in_flight.insert(request_id);
+                self.responses_in_flight.insert(request_id, peer);
                 self.connections.used(&peer, Instant::now());
                 self.reply_to = Some((peer, channel));
                 self.on_message(peer, &request);
@@ -751,6 +768,7 @@ where
                 if !response.is_empty() {
                     self.on_message(peer, &response);
                 }
+                self.leave_relay(peer);
             }
             Event::OutboundFailure {
                 peer,
@@ -759,8 +777,20 @@ where
                 ..
             } => {
                 tracing::debug!(%peer, "request failed: {error}");
-                self.requests_in_flight.remove(&request_id);
-                self.unreachable(peer);
+                let sent = self.requests_in_flight.remove(&request_id);
+                match sent {
+                    // Its connection closed under it (a relayed one, closed on either side
+                    // because a direct one exists: see `direct`) but the peer is still
+                    // connected: the same bytes go again; the core takes duplicates.
+                    Some((_, bytes))
+                        if matches!(error, request_response::OutboundFailure::ConnectionClosed)
+                            && self.swarm.is_connected(&peer) =>
+                    {
+                        self.request(peer, bytes)
+                    }
+                    _ => self.unreachable(peer),
+                }
+                self.leave_relay(peer);
             }
             Event::InboundFailure {
                 peer,
@@ -770,9 +800,13 @@ where
             } => {
                 tracing::debug!(%peer, "inbound request failed: {error}");
                 self.responses_in_flight.remove(&request_id);
+                self.leave_relay(peer);
             }
-            Event::ResponseSent { request_id, .. } => {
+            Event::ResponseSent {
+                peer, request_id, ..
+            } => {
                 self.responses_in_flight.remove(&request_id);
+                self.leave_relay(peer);
             }
         }
     }

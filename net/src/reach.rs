@@ -16,6 +16,10 @@ pub struct ReachStatus {
     pub public_addr: Option<Multiaddr>,
     /// Every connected peer (meeting points excluded) and how it is reached.
     pub connections: Vec<(PeerId, ConnectionPath)>,
+    /// Every connected peer (meeting points excluded) and how many of its connections go
+    /// through a relay. Once a direct connection exists the relayed ones are closed, so a
+    /// peer reached directly has 0 here soon after.
+    pub relayed_connections: Vec<(PeerId, usize)>,
 }
 
 impl ReachStatus {
@@ -25,6 +29,14 @@ impl ReachStatus {
             .iter()
             .find(|(p, _)| p == peer)
             .map(|(_, path)| *path)
+    }
+
+    /// How many of `peer`'s connections go through a relay (0 if not connected).
+    pub fn relayed_connections(&self, peer: &PeerId) -> usize {
+        self.relayed_connections
+            .iter()
+            .find(|(p, _)| p == peer)
+            .map_or(0, |(_, n)| *n)
     }
 }
 

@@ -129,11 +129,14 @@ where
                     self.presence
                         .handle_acknowledged(&to_core(&peer), message, Instant::now());
                     self.drain_presence();
+                    self.leave_relay(peer);
                 }
             }
             Event::OutboundFailure { request_id, .. } => {
                 // `presence` sends whatever is still owed again at its next tick.
-                self.device_requests.remove(&request_id);
+                if let Some((peer, _)) = self.device_requests.remove(&request_id) {
+                    self.leave_relay(peer);
+                }
             }
             Event::InboundFailure { .. } | Event::ResponseSent { .. } => {}
         }

@@ -178,10 +178,22 @@ impl Reach {
                 (to_core(peer), path)
             })
             .collect();
+        let relayed_connections = self
+            .connections
+            .iter()
+            .filter(|(peer, _)| !self.is_meeting_point(peer))
+            .map(|(peer, connections)| {
+                (
+                    to_core(peer),
+                    connections.values().filter(|c| c.relayed).count(),
+                )
+            })
+            .collect();
         ReachStatus {
             meeting_points,
             public_addr: self.public_addr.clone(),
             connections,
+            relayed_connections,
         }
     }
 }
@@ -371,7 +383,24 @@ where
                     received: false,
                 };
             }
+            return;
         }
+        self.leave_relay(peer);
+    }
+
+    /// The connections to `peer` that go through a relay, if another one goes direct.
+    pub(super) fn superseded_relayed(&self, peer: &Libp2pPeerId) -> Vec<ConnectionId> {
+        let Some(connections) = self.reach.connections.get(peer) else {
+            return Vec::new();
+        };
+        if connections.values().all(|c| c.relayed) {
+            return Vec::new();
+        }
+        connections
+            .iter()
+            .filter(|(_, c)| c.relayed)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     pub(super) fn reach_closed(

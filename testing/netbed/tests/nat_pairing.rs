@@ -72,6 +72,24 @@ struct Outcome {
     first_path: Option<String>,
     direct_after_pairing: Option<Duration>,
     reserved_after_ms: f64,
+    /// Once direct: how long until no relayed connection was left (bob's view).
+    relay_left_after_direct: Option<Duration>,
+    /// Once the relay was left: a stream bob opened to alice, and the path right after.
+    echo: Option<Value>,
+}
+
+/// Polls `node`'s relayed connections to `peer` until none is left (at most `limit`).
+fn relay_left(node: &mut NodeProcess, peer: &str, limit: Duration) -> Option<Duration> {
+    let since = Instant::now();
+    while since.elapsed() < limit {
+        node.send(&format!("path {peer}"));
+        let answer = node.expect("path", EVENT_TIMEOUT);
+        if answer["path"] == "direct" && answer["relayed_connections"] == 0 {
+            return Some(since.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 fn pair_across(nat_a: Nat, nat_b: Nat, delay: Duration, watch: Duration) -> Option<Outcome> {
@@ -129,6 +147,19 @@ fn pair_across(nat_a: Nat, nat_b: Nat, delay: Duration, watch: Duration) -> Opti
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let (mut relay_left_after_direct, mut echo) = (None, None);
+    if direct_after_pairing.is_some() {
+        // As the daemons do after pairing: each adds the other to its paired set.
+        alice.send(&format!("paired {bob_id}"));
+        alice.expect("paired", EVENT_TIMEOUT);
+        bob.send(&format!("paired {alice_id}"));
+        bob.expect("paired", EVENT_TIMEOUT);
+        relay_left_after_direct = relay_left(&mut bob, &alice_id, Duration::from_secs(10));
+        if relay_left_after_direct.is_some() {
+            bob.send(&format!("echo {alice_id}"));
+            echo = Some(bob.expect("echo", EVENT_TIMEOUT));
+        }
+    }
     alice.quit();
     bob.quit();
     Some(Outcome {
@@ -136,6 +167,8 @@ fn pair_across(nat_a: Nat, nat_b: Nat, delay: Duration, watch: Duration) -> Opti
         first_path,
         direct_after_pairing,
         reserved_after_ms,
+        relay_left_after_direct,
+        echo,
     })
 }
 
@@ -146,12 +179,16 @@ fn log_outcome(scenario: &str, outcome: &Outcome) {
     };
     log(format!(
         "[nat-pairing] {scenario}: path {path}; bob reserved in {:.0} ms; join → paired {:.0} ms; \
-         first path {:?}; direct {}",
+         first path {:?}; direct {}; relayed connection closed {}",
         outcome.reserved_after_ms,
         outcome.paired_after.as_secs_f64() * 1000.0,
         outcome.first_path,
         match outcome.direct_after_pairing {
             Some(d) => format!("{:.0} ms after pairing", d.as_secs_f64() * 1000.0),
+            None => "never".to_owned(),
+        },
+        match outcome.relay_left_after_direct {
+            Some(d) => format!("{:.0} ms after direct", d.as_secs_f64() * 1000.0),
             None => "never".to_owned(),
         },
     ));
@@ -174,6 +211,26 @@ fn two_port_preserving_homes_pair_with_the_code_and_end_direct() {
         outcome.direct_after_pairing.is_some(),
         "the connection never became direct"
     );
+    assert_direct_only(&outcome);
+}
+
+/// Once direct, traffic leaves the relay: the relayed connection is closed, and a stream
+/// opened afterwards (`Node::connect`, what `paircode send` uses) goes direct.
+fn assert_direct_only(outcome: &Outcome) {
+    assert!(
+        outcome.relay_left_after_direct.is_some(),
+        "the relayed connection stayed open next to the direct one"
+    );
+    let echo = outcome
+        .echo
+        .as_ref()
+        .expect("a stream after the relay was left");
+    assert_eq!(echo["ok"], true, "the stream went through: {echo}");
+    assert_eq!(echo["path"], "direct", "{echo}");
+    assert_eq!(
+        echo["relayed_connections"], 0,
+        "no relayed connection came back: {echo}"
+    );
 }
 
 /// Scenario 5 for scenario 1: 20 ms one way on each home's uplink.
@@ -192,6 +249,7 @@ fn two_port_preserving_homes_with_20ms_per_link_end_direct() {
         outcome.direct_after_pairing.is_some(),
         "the connection never became direct"
     );
+    assert_direct_only(&outcome);
 }
 
 /// Scenario 2: one symmetric NAT: pairing works, the connection stays relayed.

@@ -11,8 +11,12 @@
 //!   unreachable (at most 20 s), before anything else happens:
 //!   `{"event":"meeting_points","elapsed_ms":…,"states":["reserved"|"unreachable"|…]}`;
 //! - after the outcome, a line `path <peer id>` on stdin is answered with
-//!   `{"event":"path","peer":…,"path":"direct"|"relayed"|null}`, and paired devices
-//!   coming online are reported as `{"event":"online","peer":…}`;
+//!   `{"event":"path","peer":…,"path":"direct"|"relayed"|null,"relayed_connections":N}`,
+//!   and paired devices coming online are reported as `{"event":"online","peer":…}`;
+//!   `paired <peer id>` adds the peer to the paired set (as a daemon does after pairing),
+//!   answered with `{"event":"paired"}`; `echo <peer id>` opens a stream to it
+//!   (`Node::connect`), which its node echoes back, and answers
+//!   `{"event":"echo","ok":…,"path":…,"relayed_connections":N}` (the path right after);
 //! - role `device` pairs with no one: with `--identity HEX` (its 32-byte secret) and
 //!   `--paired PEER=PAIRING_SECRET_HEX` it is a restarted device that looks for the
 //!   devices it paired with (across networks through the meeting points' rendezvous).
@@ -231,9 +235,49 @@ async fn settle_meeting_points(node: &Node, started: Instant) {
     }
 }
 
-/// Answers `path <peer id>` lines and reports paired devices coming online, until stdin
-/// closes.
+/// The protocol of the `echo` command's streams.
+const ECHO: &str = "/paircode-node/echo/1";
+
+/// How `peer` is reached now, and over how many relayed connections.
+async fn path_of(node: &Node, peer: &str) -> (Option<&'static str>, usize) {
+    match node.reach().await {
+        Ok(reach) => {
+            let found = reach
+                .connections
+                .iter()
+                .find(|(p, _)| p.to_string() == peer)
+                .map(|(p, path)| (path.as_str(), reach.relayed_connections(p)));
+            match found {
+                Some((path, relayed)) => (Some(path), relayed),
+                None => (None, 0),
+            }
+        }
+        Err(_) => (None, 0),
+    }
+}
+
+/// Opens a stream to `peer`, sends a few bytes and reads them back.
+async fn echo(node: &Node, peer: &PeerId) -> Result<(), String> {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = node.connect(peer, ECHO).await.map_err(|e| e.to_string())?;
+    stream.write_all(b"ping").await.map_err(|e| e.to_string())?;
+    stream.close().await.map_err(|e| e.to_string())?;
+    let mut back = Vec::new();
+    stream
+        .read_to_end(&mut back)
+        .await
+        .map_err(|e| e.to_string())?;
+    match back == b"ping" {
+        true => Ok(()),
+        false => Err(format!("echoed {back:?}")),
+    }
+}
+
+/// Answers `path`, `paired` and `echo` lines, echoes streams, and reports paired devices
+/// coming online, until stdin closes.
 async fn serve(node: &Node, events: &mut EventStream, stdin: &mut mpsc::UnboundedReceiver<String>) {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let mut incoming = node.accept(ECHO).expect("the echo protocol is free").fuse();
     loop {
         let line = futures::select! {
             line = stdin.next() => match line {
@@ -246,19 +290,48 @@ async fn serve(node: &Node, events: &mut EventStream, stdin: &mut mpsc::Unbounde
                 }
                 continue;
             }
+            stream = incoming.next() => {
+                if let Some((_, mut stream)) = stream {
+                    let mut data = Vec::new();
+                    if stream.read_to_end(&mut data).await.is_ok() {
+                        let _ = stream.write_all(&data).await;
+                        let _ = stream.close().await;
+                    }
+                }
+                continue;
+            }
         };
-        let Some(peer) = line.strip_prefix("path ") else {
-            continue;
-        };
-        let path = match node.reach().await {
-            Ok(reach) => reach
-                .connections
-                .iter()
-                .find(|(p, _)| p.to_string() == peer.trim())
-                .map(|(_, path)| path.as_str()),
-            Err(_) => None,
-        };
-        say(json!({"event": "path", "peer": peer.trim(), "path": path}));
+        let (command, peer) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let peer = peer.trim();
+        match command {
+            "path" => {
+                let (path, relayed) = path_of(node, peer).await;
+                say(
+                    json!({"event": "path", "peer": peer, "path": path, "relayed_connections": relayed}),
+                );
+            }
+            "paired" => {
+                if let Ok(peer) = libp2p::PeerId::from_str(peer) {
+                    let _ = node.add_paired(PeerId::from(peer));
+                }
+                say(json!({"event": "paired"}));
+            }
+            "echo" => {
+                let result = match libp2p::PeerId::from_str(peer) {
+                    Ok(device) => echo(node, &PeerId::from(device)).await,
+                    Err(e) => Err(e.to_string()),
+                };
+                let (path, relayed) = path_of(node, peer).await;
+                say(json!({
+                    "event": "echo",
+                    "ok": result.is_ok(),
+                    "error": result.err(),
+                    "path": path,
+                    "relayed_connections": relayed,
+                }));
+            }
+            _ => {}
+        }
     }
 }
 
