@@ -17,7 +17,9 @@
 //!   (home b, a new instance each run, its daemon started with `--relay` and holding its
 //!   reservation, which is not timed) runs `pair join`: from starting the join until both
 //!   have stored the pairing. Bob finds alice only through the meeting point (DHT), and
-//!   reaches her through its relay first.
+//!   reaches her through its relay first. The join starts `--typing-ms` (1 s) after the
+//!   code is shown: a person takes longer than that to type 12 words, and meanwhile
+//!   alice's daemon announces the code through the meeting point.
 //! - **pairing → direct**: from both stored until bob's `network devices --json` says
 //!   `"connection": "direct"` for alice (polled every 10 ms).
 //! - **restart → online again**: alice and one paired bob stop, then start at the same
@@ -55,6 +57,8 @@ fn ms(d: Duration) -> f64 {
 
 struct Options {
     runs: usize,
+    /// From showing the code to starting the join.
+    typing: Duration,
     restarts: usize,
     paircode: Option<PathBuf>,
     write: bool,
@@ -65,6 +69,7 @@ fn options() -> Result<Options, BenchError> {
     let write = report::take_write_flag(&mut args);
     let mut o = Options {
         runs: 30,
+        typing: Duration::from_secs(1),
         restarts: 10,
         paircode: None,
         write,
@@ -84,6 +89,7 @@ fn options() -> Result<Options, BenchError> {
         match a.as_str() {
             "--runs" => o.runs = number()?,
             "--restarts" => o.restarts = number()?,
+            "--typing-ms" => o.typing = Duration::from_millis(number()? as u64),
             "--paircode" => o.paircode = Some(PathBuf::from(value)),
             _ => return Err(BenchError::Setup(format!("unknown argument {a}"))),
         }
@@ -351,7 +357,7 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
         let joiner = format!("bob{run}");
         site.daemons.init(&joiner)?;
         start_device(&site, &bob, &joiner, &relay.addr)?;
-        let times = site.daemons.pair("alice", &joiner)?;
+        let times = site.daemons.pair_after("alice", &joiner, o.typing)?;
         let direct_at = direct(&site, &joiner, &alice_id)?;
         site.daemons.stop(&joiner)?;
         if let (Ok(samples), Ok((_, rs))) = (&mut wormhole, &tools) {
@@ -454,13 +460,13 @@ fn run() -> Result<(), BenchError> {
     }
     let conditions = Conditions::now();
     let f = measure(&o)?;
-    let (runs, restarts) = (o.runs, o.restarts);
+    let (runs, restarts, typing) = (o.runs, o.restarts, o.typing.as_millis());
     let mut section = format!(
         "{HEADING}\n\nCommand (as root; release build):\n\n```sh\n\
          nice cargo install magic-wormhole-cli --locked   # wormhole-rs, for its row\n\
          ~/.cache/paircode-bench/venv/bin/pip install magic-wormhole-mailbox-server magic-wormhole-transit-relay\n\
          cargo build --release -p paircode-cli\n\
-         cargo run --release -p paircode-bench --bin across-nats -- --runs {runs} --restarts {restarts} --write\n```\n\n\
+         cargo run --release -p paircode-bench --bin across-nats -- --runs {runs} --restarts {restarts} --typing-ms {typing} --write\n```\n\n\
          {}\n\n\
          | case | runs | p50 ms | p95 ms | max ms | goal (ms) |\n\
          | --- | ---: | ---: | ---: | ---: | --- |\n",
@@ -507,7 +513,7 @@ fn run() -> Result<(), BenchError> {
             f.wormhole_failed
         ));
     }
-    section.push_str(
+    section.push_str(&format!(
         "\n- **Topology**: the NAT lab (`paircode_netbed::lab`): an internet segment with a \
          server, two homes behind port-preserving nftables NATs, 20 ms one way on each \
          home's uplink (the lab's userspace link; this kernel has no netem), so 80 ms RTT \
@@ -516,7 +522,9 @@ fn run() -> Result<(), BenchError> {
          - **join → both paired**: each run a new bob (new instance and identity, daemon up, \
          relay reservation held; not timed), so nothing connects the two devices before \
          the join: bob finds alice's provider record through the meeting point and reaches \
-         her through its relay. From starting `pair join` on bob until the join exited and \
+         her through its relay. The join starts {typing} ms after alice's code is shown (a \
+         person takes longer to type 12 words; meanwhile the code is announced). From \
+         starting `pair join` on bob until the join exited and \
          alice's `pair generate --auto-accept` reported the pairing stored. CLI start-up \
          included. One unmeasured run first.\n\
          - **pairing → direct**: from both stored until bob's `network devices --json` shows \
@@ -531,7 +539,7 @@ fn run() -> Result<(), BenchError> {
          `paircode relay`), until both exited; the file goes through whichever transit \
          connection wins (the homes' direct hints are unreachable across the NATs). \
          Process start-up included, as for paircode's CLI.\n",
-    );
+    ));
     println!("{section}");
     if o.write {
         let path = report::write_section(HEADING, &section)

@@ -569,7 +569,19 @@ impl Daemons {
     /// Generates a code on `initiator` (auto-accept) and joins it from `joiner`; both must
     /// succeed, and the initiator's last report must be the pairing.
     pub fn pair(&self, initiator: &str, joiner: &str) -> Result<PairTimes, DaemonError> {
+        self.pair_after(initiator, joiner, Duration::ZERO)
+    }
+
+    /// [`Daemons::pair`], with the join started `typing` after the code is shown (the time
+    /// a person takes to type it, during which the initiator announces it).
+    pub fn pair_after(
+        &self,
+        initiator: &str,
+        joiner: &str,
+        typing: Duration,
+    ) -> Result<PairTimes, DaemonError> {
         let (mut generating, words) = self.generate(initiator, &["--auto-accept"])?;
+        std::thread::sleep(typing);
         let started = Instant::now();
         let (joined, join) = self.join(joiner, &words)?;
         let joined_at = started + join;
