@@ -317,6 +317,8 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
                     &format!("tcp:4000:interface={}", server.addr),
                 ],
             )
+            // The servers keep their databases in the working directory.
+            .current_dir(&work)
             .spawn();
             let transit = in_ns(
                 &server,
@@ -327,6 +329,7 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
                     &format!("tcp:4001:interface={}", server.addr),
                 ],
             )
+            .current_dir(&work)
             .spawn();
             match (mailbox, transit) {
                 (Ok(m), Ok(t)) => {
