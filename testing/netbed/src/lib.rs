@@ -10,6 +10,7 @@
 //! [`daemon`] drives real `paircode` daemons through the CLI, on loopback or on lab hosts.
 
 pub mod daemon;
+pub mod dht;
 mod error;
 pub mod flood;
 pub mod hammer;

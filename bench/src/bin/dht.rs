@@ -1,0 +1,99 @@
+//! The DHT path's reliability and latency (issue 12), in release: a private DHT of 30
+//! paircode nodes on 127.0.0.1 (mDNS off), then joins, each by a fresh joiner bootstrapped
+//! from a random node that is not the initiator, so it finds the initiator only through its
+//! provider record (`paircode_netbed::dht`; the same run as the test
+//! `testing/netbed/tests/dht_reliability.rs`, which asserts ≥ 99 %).
+//!
+//! ```sh
+//! cargo run --release -p paircode-bench --bin dht -- [--population 30] [--joins 100] [--parallel 6] [--write]
+//! ```
+//!
+//! Prints the table with the date and load average; `--write` replaces its section of
+//! BENCHMARKS.md.
+
+use paircode_bench::report::{self, Conditions};
+use paircode_netbed::dht::{joins_from_random_bootstraps, DhtRun};
+
+const HEADING: &str = "## DHT reliability (issue 12)";
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let write = report::take_write_flag(&mut args);
+    let mut run = DhtRun {
+        population: 30,
+        joins: 100,
+        parallel: 6,
+        seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    };
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        let value = args
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0);
+        let Some(value) = value else {
+            eprintln!("dht: {a} needs a positive number");
+            std::process::exit(2);
+        };
+        match a.as_str() {
+            "--population" => run.population = value.max(2),
+            "--joins" => run.joins = value,
+            "--parallel" => run.parallel = value.min(run.population - 1),
+            _ => {
+                eprintln!("dht: unknown argument {a}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let conditions = Conditions::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let outcome = runtime.block_on(joins_from_random_bootstraps(run));
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let DhtRun {
+        population,
+        joins,
+        parallel,
+        seed,
+    } = run;
+    let mut section = format!(
+        "{HEADING}\n\nCommand (release build):\n\n```sh\n\
+         cargo run --release -p paircode-bench --bin dht -- --population {population} --joins {joins} --parallel {parallel} --write\n```\n\n\
+         {} Seed {seed}.\n\n\
+         | case | joins | paired | failed | p50 ms | p95 ms | max ms | goal |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n\
+         | {population} nodes, joiner bootstrapped from a random other node: join → both paired | {joins} | {} | {} | {:.0} | {:.0} | {:.0} | ≥ 99 % paired |\n\n",
+        conditions.line(),
+        outcome.paired.len(),
+        outcome.failures.len(),
+        ms(outcome.percentile(50)),
+        ms(outcome.percentile(95)),
+        ms(outcome.percentile(100)),
+    );
+    for failure in &outcome.failures {
+        section.push_str(&format!("- failed: {failure}\n"));
+    }
+    section.push_str(&format!(
+        "- All {population} nodes and every joiner run in this one process on 127.0.0.1 \
+         with mDNS off; each node started from a random earlier one. Each join: a random \
+         initiator generates a code, a new joiner bootstrapped from a random node other \
+         than the initiator joins with it; {parallel} joins at a time, each with its own \
+         initiator. From the joiner's `join` until both sides completed, after `generate` \
+         returned (the record is announced meanwhile: the joiner's first lookups may find \
+         nothing, and it looks up again every 2 s).\n"
+    ));
+    println!("{section}");
+    if write {
+        match report::write_section(HEADING, &section) {
+            Ok(path) => eprintln!("written to {}", path.display()),
+            Err(e) => {
+                eprintln!("dht: writing BENCHMARKS.md: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
