@@ -182,12 +182,11 @@ pub enum FindError {
     Ambiguous(String, usize),
 }
 
-/// The name a device gets when none was chosen: the host's.
+/// The name a device gets when none was chosen: the host's, if it is a valid name.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+        .and_then(|s| device_name(s.trim()).ok())
         .unwrap_or_else(|| "paircode device".to_string())
 }
 

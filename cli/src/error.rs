@@ -70,6 +70,8 @@ pub enum CliError {
     Unexpected(Box<Response>),
     #[error("starting the network node: {0}")]
     Node(NetError),
+    #[error(transparent)]
+    NodeEnded(#[from] crate::daemon::NodeEnded),
     #[error("the daemon's socket {}: {source}", .path.display())]
     Socket {
         path: PathBuf,
@@ -222,7 +224,9 @@ impl CliError {
             E::Daemon(D::UnknownDevice(_)) => 13,
             E::Daemon(D::Busy) => 14,
             E::Daemon(D::Transfer(e)) => e.exit_code(),
-            E::Daemon(D::BadRequest(_) | D::BadCode(_) | D::ConfirmWithoutSession) => 2,
+            E::Daemon(
+                D::BadRequest(_) | D::BadCode(_) | D::ConfirmWithoutSession | D::BadExpiry { .. },
+            ) => 2,
             E::Daemon(
                 D::Pairing {
                     reason: FailReason::NoAnswer { .. },
@@ -249,7 +253,8 @@ impl CliError {
             | E::Input { .. }
             | E::Relay(_)
             | E::Runtime(_)
-            | E::Downloads { .. } => 1,
+            | E::Downloads { .. }
+            | E::NodeEnded(_) => 1,
             // Derived by this same function in the process that reported it.
             E::Reported(body) => body.exit,
         }
@@ -299,11 +304,13 @@ impl CliError {
                 D::BadRequest(_) => "bad_request",
                 D::BadCode(_) => "bad_code",
                 D::ConfirmWithoutSession => "bad_request",
+                D::BadExpiry { .. } => "usage",
                 D::Transfer(e) => e.kind(),
             },
             E::Connect { .. } | E::Ipc(_) | E::Unexpected(_) => "ipc",
             E::DaemonHungUp => "daemon_hung_up",
             E::Node(_) => "node",
+            E::NodeEnded(_) => "node_ended",
             E::Socket { .. } => "socket",
             E::Log { .. } | E::Logging(_) => "logging",
             E::Spawn { .. } | E::DaemonExited { .. } => "daemon_start",

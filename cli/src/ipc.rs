@@ -3,6 +3,7 @@
 //! a clear message instead of misreading each other.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use paircode_core::device::DeviceInfoError;
 use paircode_core::{FailReason, PeerId, RejectReason};
@@ -27,6 +28,24 @@ pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 pub const MAX_REQUEST_LEN: usize = 16 * 1024;
 /// What a frame's buffer starts with; requests are far smaller.
 const INITIAL_FRAME_BUFFER: usize = 4096;
+/// The longest a code may stay valid, in seconds (`generate --expires`): long enough to
+/// walk to the other device, short enough that a code seen over a shoulder soon stops
+/// working. The CLI checks it when parsing, the daemon again for whatever reaches its
+/// socket.
+pub const MAX_EXPIRES_SECS: u64 = 3600;
+
+/// The code lifetime a `Generate` asks for: `default` if none, else `expires_secs`
+/// (1 to [`MAX_EXPIRES_SECS`]).
+pub fn code_lifetime(
+    expires_secs: Option<u64>,
+    default: Duration,
+) -> Result<Duration, DaemonError> {
+    match expires_secs {
+        None => Ok(default),
+        Some(secs @ 1..=MAX_EXPIRES_SECS) => Ok(Duration::from_secs(secs)),
+        Some(secs) => Err(DaemonError::BadExpiry { secs }),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -208,6 +227,11 @@ pub enum DaemonError {
     BadCode(String),
     #[error("a confirmation belongs to the connection that generated the code")]
     ConfirmWithoutSession,
+    /// A `Generate` asked for a code lifetime outside 1 to [`MAX_EXPIRES_SECS`] seconds.
+    #[error(
+        "a code lifetime of {secs} s was asked for: it must be 1 to {MAX_EXPIRES_SECS} seconds"
+    )]
+    BadExpiry { secs: u64 },
     #[error(transparent)]
     Transfer(#[from] TransferError),
 }
@@ -278,6 +302,9 @@ enum DeviceInfoErrorDef {
     EmptyName,
     NameTooLong(usize),
     ControlCharacters,
+    Invisible(char),
+    Whitespace(char),
+    EdgeSpace,
 }
 
 mod peer_bytes {

@@ -1,0 +1,143 @@
+//! Issue 10 (protocol hardening), the parts that live in the binary, each test named for
+//! the attack or fault it shows failing: names that impersonate (item 7), durations out of
+//! range and a network task that dies (item 6).
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use paircode_cli::instance::Instance;
+use paircode_cli::ipc::{read_frame, write_frame, DaemonError, Request, Response};
+use support::{alice_and_bob, daemons, stderr, TestResult};
+
+const LOOPBACK: [&str; 3] = ["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+
+#[test]
+fn names_with_bidi_overrides_invisible_characters_or_look_alike_spaces_are_usage_errors(
+) -> TestResult {
+    let bed = daemons()?;
+    let reversed = "bob\u{202E}enohp";
+    let zero_width = "ali\u{200B}ce";
+    let no_break = "bob\u{00A0}phone";
+    for (args, shown) in [
+        (
+            vec!["network", "init", "--name", reversed],
+            "invisible character U+202E",
+        ),
+        (
+            vec!["network", "init", "--name", " bob"],
+            "starts or ends with a space",
+        ),
+        (
+            vec!["network", "rename", zero_width],
+            "invisible character U+200B",
+        ),
+        (vec!["network", "rename", no_break], "U+00A0"),
+        (
+            [&["start", "--name", "a\u{2028}b"][..], &LOOPBACK[..]].concat(),
+            "U+2028",
+        ),
+    ] {
+        let out = bed.run("carol", &args)?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(shown), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!bed.instance_dir("carol").join("identity").exists());
+    // The same name without the trick is fine.
+    bed.ok("carol", &["network", "init", "--name", "bob phone"])?;
+    Ok(())
+}
+
+/// One request on the instance's socket, as any program of the user could send it.
+fn raw_request(bed: &support::Daemons, instance: &str, request: Request) -> Response {
+    let instance = Instance::resolve(Some(bed.data_dir()), instance).expect("instance");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut stream = tokio::net::UnixStream::connect(instance.socket())
+            .await
+            .expect("the daemon listens");
+        write_frame(&mut stream, &request).await.expect("sent");
+        tokio::time::timeout(Duration::from_secs(10), read_frame(&mut stream))
+            .await
+            .expect("the daemon answers")
+            .expect("a frame")
+    })
+}
+
+/// `--expires` is checked by the CLI, but the socket takes requests from any program:
+/// 2^63 s used to reach the node and panic its task on `Instant + Duration`.
+#[test]
+fn an_out_of_range_code_lifetime_sent_over_ipc_is_refused_and_the_daemon_lives_on() -> TestResult {
+    let bed = alice_and_bob()?;
+    for secs in [0, 3601, 1 << 63, u64::MAX] {
+        let response = raw_request(
+            &bed,
+            "alice",
+            Request::Generate {
+                auto_accept: true,
+                expires_secs: Some(secs),
+            },
+        );
+        assert_eq!(
+            response,
+            Response::Error(DaemonError::BadExpiry { secs }),
+            "{secs}"
+        );
+        let message = DaemonError::BadExpiry { secs }.to_string();
+        assert!(message.contains("1 to 3600 seconds"), "{message}");
+    }
+    // Still there, and still able to pair.
+    bed.ok("alice", &["status"])?;
+    bed.pair("alice", "bob")?;
+    Ok(())
+}
+
+/// The network task can end without the daemon asking (a panic in it, say). The daemon
+/// used to keep answering `status` while it could no longer pair; now it logs why, exits
+/// non-zero, and `status` says it is not running.
+#[test]
+fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running() -> TestResult {
+    let bed = daemons()?;
+    bed.init("alice")?;
+    let mut child = bed
+        .cmd("alice")
+        .env("PAIRCODE_TEST_END_NODE_AFTER_MS", "1500")
+        .args([&["start", "--foreground"][..], &LOOPBACK[..]].concat())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("paircode runs");
+    // Up and answering first.
+    let ready = Instant::now() + Duration::from_secs(20);
+    while bed.run("alice", &["status"])?.status.code() != Some(0) {
+        assert!(Instant::now() < ready, "the daemon never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the daemon kept running without its network task");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("network task ended unexpectedly"),
+        "{}",
+        stderr(&out)
+    );
+    let out = bed.run("alice", &["status"])?;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // It starts again as usual.
+    bed.start("alice", None)?;
+    Ok(())
+}
