@@ -368,10 +368,9 @@ impl Daemon {
                 match self.node.generate(options).await {
                     Ok((code, handle)) => {
                         let expires_at = Instant::now().checked_add(ttl);
-                        let words = code.words().to_string();
                         let secs = ttl.as_secs();
                         let first = Response::Code {
-                            words,
+                            words: code.words(),
                             expires_secs: secs,
                         };
                         if write_frame(&mut writer, &first).await.is_err() {

@@ -649,15 +649,21 @@ async fn join(
     words: Vec<String>,
 ) -> Result<(), CliError> {
     // Checked here, before anything is sent: a typo is caught while the user still looks.
+    // The words given as arguments are wiped here; clap's own copies of the command line
+    // are not (and the command line is visible in `ps`: the prompt is the private way).
+    let (code, words) = (
+        code.map(zeroize::Zeroizing::new),
+        zeroize::Zeroizing::new(words),
+    );
     let code = match (code, words.is_empty()) {
-        (Some(code), _) => Code::parse(&zeroize::Zeroizing::new(code))?,
+        (Some(code), _) => Code::parse(&code)?,
         (None, false) => Code::parse(&zeroize::Zeroizing::new(words.join(" ")))?,
         (None, true) => read_code()?,
     };
     let mut client = Client::connect(instance).await?;
     client
         .send(&Request::Join {
-            words: code.words().to_string(),
+            words: code.words(),
             auto_accept,
         })
         .await?;
@@ -679,7 +685,9 @@ fn read_code() -> Result<Code, CliError> {
         source,
     };
     if !std::io::stdin().is_terminal() {
-        let mut line = zeroize::Zeroizing::new(String::new());
+        // Sized for any code line, so that reading it never reallocates (which would free an
+        // unwiped copy).
+        let mut line = zeroize::Zeroizing::new(String::with_capacity(1024));
         std::io::stdin()
             .lock()
             .read_line(&mut line)
