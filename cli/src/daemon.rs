@@ -274,6 +274,7 @@ impl Daemon {
             StoreError::Corrupt { why, .. } => why,
             e @ (StoreError::WrongPassword { .. }
             | StoreError::Missing { .. }
+            | StoreError::RolledBack { .. }
             | StoreError::EmptyPassword
             | StoreError::Kdf(_)) => e.to_string(),
         };

@@ -197,7 +197,11 @@ impl CliError {
             E::Usage(_) | E::Instance(_) | E::Password(_) => 2,
             E::NotRunning { .. } => 3,
             E::Store(StoreError::WrongPassword { .. }) => 4,
-            E::Store(StoreError::Corrupt { .. } | StoreError::Missing { .. }) => 5,
+            E::Store(
+                StoreError::Corrupt { .. }
+                | StoreError::Missing { .. }
+                | StoreError::RolledBack { .. },
+            ) => 5,
             E::Store(
                 StoreError::Io { .. }
                 | StoreError::Save { .. }
@@ -272,6 +276,7 @@ impl CliError {
                 StoreError::WrongPassword { .. } => "wrong_password",
                 StoreError::Corrupt { .. } => "corrupt_store",
                 StoreError::Missing { .. } => "store_file_missing",
+                StoreError::RolledBack { .. } => "store_rolled_back",
                 StoreError::Io { .. } => "store_io",
                 StoreError::Save { .. } => "store_save_failed",
                 StoreError::EmptyPassword => "empty_password",

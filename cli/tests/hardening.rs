@@ -141,3 +141,49 @@ fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running()
     bed.start("alice", None)?;
     Ok(())
 }
+
+/// Item 8: a copy of the device list put back after an unpairing (a restored backup, a
+/// sync tool, someone with access to the files) used to bring the unpaired device back
+/// silently. Now the daemon refuses to start, naming the file and what to do, and changes
+/// nothing.
+#[test]
+fn a_rolled_back_devices_file_is_refused_and_resurrects_nothing() -> TestResult {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
+    generating.finish()?;
+    let bob = bed.peer_id("bob")?;
+    assert_eq!(bed.devices("alice")?.len(), 1);
+    let devices = bed.instance_dir("alice").join("devices");
+    let copy = std::fs::read(&devices).unwrap();
+
+    bed.ok("alice", &["network", "unpair", &bob])?;
+    assert!(bed.devices("alice")?.is_empty());
+    bed.stop("alice")?;
+    std::fs::write(&devices, &copy).unwrap();
+
+    let start = [&["start"][..], &LOOPBACK[..]].concat();
+    let out = bed.run("alice", &start)?;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let said = stderr(&out);
+    for words in [
+        &devices.display().to_string()[..],
+        "older than the device list this store last saved",
+        "bring back devices unpaired since",
+        "Nothing was changed",
+        "network init --force",
+    ] {
+        assert!(said.contains(words), "{words:?} missing from: {said}");
+    }
+    assert_eq!(std::fs::read(&devices).unwrap(), copy, "left as it was");
+    let (error, code) = bed.json_error("alice", &start)?;
+    assert_eq!(
+        (code, error["kind"].as_str()),
+        (Some(5), Some("store_rolled_back")),
+        "{error}"
+    );
+    Ok(())
+}
