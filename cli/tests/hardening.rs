@@ -113,9 +113,17 @@ fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running()
         .expect("paircode runs");
     // Up and answering first.
     let ready = Instant::now() + Duration::from_secs(20);
-    while bed.run("alice", &["status"])?.status.code() != Some(0) {
-        assert!(Instant::now() < ready, "the daemon never answered");
-        std::thread::sleep(Duration::from_millis(50));
+    let answered = loop {
+        match bed.run("alice", &["status"]) {
+            Ok(out) if out.status.code() == Some(0) => break true,
+            _ if Instant::now() > ready => break false,
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    if !answered {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the daemon never answered");
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -124,6 +132,7 @@ fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running()
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("the daemon kept running without its network task");
         }
         std::thread::sleep(Duration::from_millis(50));
