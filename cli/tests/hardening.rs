@@ -105,22 +105,24 @@ fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running()
     bed.init("alice")?;
     let mut child = bed
         .cmd("alice")
-        .env("PAIRCODE_TEST_END_NODE_AFTER_MS", "1500")
+        .env("PAIRCODE_TEST_END_NODE_AFTER_MS", "3000")
         .args([&["start", "--foreground"][..], &LOOPBACK[..]].concat())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("paircode runs");
-    // Up and answering first.
+    // Up and answering first (unless a slow machine let the node end before a `status`
+    // got through: what matters is what follows).
     let ready = Instant::now() + Duration::from_secs(20);
     let answered = loop {
         match bed.run("alice", &["status"]) {
             Ok(out) if out.status.code() == Some(0) => break true,
+            _ if child.try_wait().ok().flatten().is_some() => break false,
             _ if Instant::now() > ready => break false,
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     };
-    if !answered {
+    if !answered && child.try_wait().ok().flatten().is_none() {
         let _ = child.kill();
         let _ = child.wait();
         panic!("the daemon never answered");
@@ -194,5 +196,44 @@ fn a_rolled_back_devices_file_is_refused_and_resurrects_nothing() -> TestResult 
         (Some(5), Some("store_rolled_back")),
         "{error}"
     );
+    Ok(())
+}
+
+/// The meeting point's durations reach libp2p, which adds them to `Instant::now()`: an
+/// absurd one ("500000000y" parses) must be a usage error, not a panic in its task.
+#[test]
+fn absurd_meeting_point_durations_are_usage_errors() -> TestResult {
+    let bed = daemons()?;
+    for option in [
+        "--record-ttl",
+        "--reservation-duration",
+        "--max-circuit-duration",
+    ] {
+        let mut child = bed
+            .cmd("relay")
+            .args([
+                "relay",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                option,
+                "500000000y",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("paircode runs");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{option} 500000000y was taken");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().expect("output");
+        assert_eq!(out.status.code(), Some(2), "{option}: {}", stderr(&out));
+        assert!(stderr(&out).contains("7days"), "{option}: {}", stderr(&out));
+    }
     Ok(())
 }
