@@ -237,3 +237,47 @@ fn absurd_meeting_point_durations_are_usage_errors() -> TestResult {
     }
     Ok(())
 }
+
+/// A name stored before the rule existed (or by another build) is shown escaped in every
+/// list and message, so it cannot pass for another device's name.
+#[test]
+fn a_stored_name_with_a_bidi_override_is_shown_escaped() -> TestResult {
+    use paircode_cli::devices::DeviceList;
+    use paircode_cli::store::Vault;
+
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
+    generating.finish()?;
+    bed.stop("alice")?;
+    let dir = bed.instance_dir("alice");
+    let vault = Vault::open(
+        &dir,
+        "identity",
+        paircode_netbed::daemon::PASSWORD.as_bytes(),
+    )
+    .expect("the store opens");
+    let mut list = DeviceList::load(&vault).expect("the list loads");
+    list.devices[0].name = "bob\u{202E}enohp".into();
+    list.save(&vault).expect("saved");
+    bed.start("alice", None)?;
+
+    let shown = bed.ok("alice", &["network", "devices"])?;
+    assert!(shown.contains("bob\\u{202e}enohp"), "{shown}");
+    assert!(!shown.contains('\u{202E}'), "{shown}");
+    // Programs get the name as stored.
+    assert_eq!(
+        bed.devices("alice")?[0]["name"].as_str(),
+        Some("bob\u{202E}enohp")
+    );
+    let bob = bed.peer_id("bob")?;
+    let unpaired = bed.ok("alice", &["network", "unpair", &bob])?;
+    assert!(
+        unpaired.contains("unpaired bob\\u{202e}enohp"),
+        "{unpaired}"
+    );
+    Ok(())
+}
