@@ -127,6 +127,7 @@ fn run_handshake() -> (Vec<Vec<u8>>, PairedDevice, PairedDevice) {
                     messages.push(bytes.clone());
                     a.handle_message(&bob.peer, &bytes, t);
                 }
+                Action::Store(d) => b.handle_stored(&d.peer, true, t),
                 Action::Completed(d) => on_bob = Some(*d),
                 _ => {}
             }
@@ -137,6 +138,7 @@ fn run_handshake() -> (Vec<Vec<u8>>, PairedDevice, PairedDevice) {
                     messages.push(bytes.clone());
                     b.handle_message(&alice.peer, &bytes, t);
                 }
+                Action::Store(d) => a.handle_stored(&d.peer, true, t),
                 Action::Completed(d) => on_alice = Some(*d),
                 _ => {}
             }
