@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use paircode_core::{Code, PairedDevice, PeerId};
+use paircode_core::{Code, FailReason, PairedDevice, PeerId};
 use paircode_net::{
     EventStream, GenerateOptions, JoinOptions, Node, NodeEvent, PairingEvent, PairingHandle,
 };
@@ -163,11 +163,23 @@ impl Daemon {
             match event {
                 NodeEvent::PairedOnline(peer) => self.presence(peer, true),
                 NodeEvent::PairedOffline(peer) => self.presence(peer, false),
-                NodeEvent::UnpairedByPeer(peer) => {
-                    if let Err(e) = self.forget(&peer, false) {
-                        tracing::error!("the other device unpaired us: {e}");
-                    }
-                }
+                NodeEvent::UnpairedByPeer(peer) => match self.forget(&peer, false) {
+                    Ok(Some(record)) => tracing::warn!(
+                        peer = %peer,
+                        name = %record.name,
+                        "{} no longer knows this device (it unpaired it, or never finished saving the pairing); removed here",
+                        record.name
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(
+                        peer = %peer,
+                        "{peer} no longer knows this device, but it could not be removed here: {e}"
+                    ),
+                },
+                NodeEvent::ToldNotPaired(peer) => tracing::warn!(
+                    peer = %peer,
+                    "{peer} greets this device as paired, but it is not paired here (a pairing this device never finished saving); told it to forget this device"
+                ),
                 NodeEvent::UnpairDelivered(peer) => {
                     let mut devices = self.devices.lock().expect("devices lock");
                     devices
@@ -220,7 +232,6 @@ impl Daemon {
             }
             false => {
                 let _ = self.node.remove_paired(peer.clone());
-                tracing::info!(peer = %peer, "the other device unpaired us");
             }
         }
         Ok(Some(record))
@@ -397,6 +408,9 @@ impl Daemon {
             cancel: cancel_tx,
         });
         let mut confirming: Option<PeerId> = None;
+        // What the save on `StoreRequested` gave: the device as listed, or why it failed
+        // (the file and the OS's reason, more use to the user than "not stored").
+        let mut saved: Option<(PeerId, Result<DeviceView, DaemonError>)> = None;
         let mut cli_gone = false;
         loop {
             tokio::select! {
@@ -418,11 +432,38 @@ impl Daemon {
                             let verification = verification.to_string();
                             (Event::ConfirmRequested { name: info.name, peer: peer.to_string(), verification }, false)
                         }
-                        PairingEvent::Completed(device) => match self.remember(&device) {
-                            Ok(view) => (Event::Paired(view), true),
-                            Err(error) => (Event::Failed(error), true),
+                        // Saved before anyone is told: an initiator acknowledges the pairing
+                        // only after this answer.
+                        PairingEvent::StoreRequested(device) => {
+                            self.set_stage(format!("saving the pairing with {}", device.info.name));
+                            let result = self.remember(&device);
+                            handle.stored(&device.peer, result.is_ok());
+                            saved = Some((device.peer.clone(), result));
+                            continue;
+                        }
+                        PairingEvent::Completed(device) => match saved.take() {
+                            Some((_, Ok(view))) => (Event::Paired(view), true),
+                            // The core completes only after a successful save.
+                            Some((_, Err(error))) => (Event::Failed(error), true),
+                            None => {
+                                let reason = FailReason::NotStored { peer: device.peer.clone() };
+                                (Event::Failed(DaemonError::Pairing { reason }), true)
+                            }
                         },
-                        PairingEvent::Failed(e) => (Event::Failed(e.into()), true),
+                        PairingEvent::Failed(e) => {
+                            let error = match saved.take() {
+                                // Our own save failed: say which file and why.
+                                Some((_, Err(error))) => error,
+                                // Saved, but the session ended anyway (the answer came too late,
+                                // or a cancel crossed it): the other side does not count on it.
+                                Some((peer, Ok(_))) => {
+                                    self.unsave(&peer, &e);
+                                    e.into()
+                                }
+                                None => e.into(),
+                            };
+                            (Event::Failed(error), true)
+                        }
                     };
                     if !cli_gone && write_frame(&mut writer, &Response::Event(out)).await.is_err() {
                         cli_gone = true;
@@ -454,6 +495,15 @@ impl Daemon {
     fn set_stage(&self, stage: String) {
         if let Some(session) = self.session.lock().expect("session lock").as_mut() {
             session.stage = stage;
+        }
+    }
+
+    /// Removes a pairing saved for a session that then failed, so that nothing one-sided
+    /// stays behind on this side.
+    fn unsave(&self, peer: &PeerId, why: &paircode_net::Error) {
+        match self.forget(peer, false) {
+            Ok(_) => tracing::warn!(peer = %peer, "the pairing was saved but did not complete ({why}); removed again"),
+            Err(e) => tracing::error!(peer = %peer, "the pairing was saved but did not complete ({why}), and could not be removed again: {e}; it will be removed when the devices next meet"),
         }
     }
 

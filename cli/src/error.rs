@@ -225,7 +225,7 @@ impl CliError {
             E::Daemon(D::BadRequest(_) | D::BadCode(_) | D::ConfirmWithoutSession) => 2,
             E::Daemon(
                 D::Pairing {
-                    reason: FailReason::NoAnswer { .. },
+                    reason: FailReason::NoAnswer { .. } | FailReason::NotStored { .. },
                 }
                 | D::NodeStopped
                 | D::Transport(_)
@@ -287,6 +287,7 @@ impl CliError {
                     FailReason::NoAnswer { .. } => "no_answer",
                     FailReason::Cancelled => "cancelled",
                     FailReason::ConfirmTimeout { .. } => "confirm_timeout",
+                    FailReason::NotStored { .. } => "not_stored",
                 },
                 D::Busy => "busy",
                 D::NodeStopped => "node_stopped",

@@ -294,6 +294,15 @@ where
                 self.host.handle_cancel(SessionId(session), Instant::now());
                 self.drain();
             }
+            Command::Stored {
+                session,
+                peer,
+                saved,
+            } => {
+                self.host
+                    .handle_stored(SessionId(session), &peer, saved, Instant::now());
+                self.drain();
+            }
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::Presence(command) => self.on_presence_command(command),
             Command::ListenAddrs(reply) => {
@@ -452,6 +461,7 @@ where
                 info,
                 verification,
             }),
+            Action::Store(device) => self.session_event(PairingEvent::StoreRequested(device)),
             Action::Completed(device) => self.finish(PairingEvent::Completed(device)),
             Action::Failed(reason) => self.finish(PairingEvent::Failed(reason.into())),
         }

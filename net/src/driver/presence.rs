@@ -179,6 +179,7 @@ where
                 PresenceAction::UnpairDelivered(peer) => {
                     self.emit(NodeEvent::UnpairDelivered(peer))
                 }
+                PresenceAction::ToldNotPaired(peer) => self.emit(NodeEvent::ToldNotPaired(peer)),
             }
         }
     }
