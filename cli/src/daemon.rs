@@ -502,8 +502,12 @@ impl Daemon {
     /// stays behind on this side.
     fn unsave(&self, peer: &PeerId, why: &paircode_net::Error) {
         match self.forget(peer, false) {
-            Ok(_) => tracing::warn!(peer = %peer, "the pairing was saved but did not complete ({why}); removed again"),
-            Err(e) => tracing::error!(peer = %peer, "the pairing was saved but did not complete ({why}), and could not be removed again: {e}; it will be removed when the devices next meet"),
+            Ok(_) => {
+                tracing::warn!(peer = %peer, "the pairing was saved but did not complete ({why}); removed again")
+            }
+            Err(e) => {
+                tracing::error!(peer = %peer, "the pairing was saved but did not complete ({why}), and could not be removed again: {e}; it will be removed when the devices next meet")
+            }
         }
     }
 

@@ -313,8 +313,11 @@ fn compute() -> Vec<(&'static str, String)> {
     );
     let done_expired = Message::Done(Done::expired(join.nonce, messages::Mac(mac_x))).encode();
     // An initiator that could not store the pairing turns the proven attempt down (v3).
-    let done_not_stored =
-        Message::Done(Done::rejected(join.nonce, messages::RejectReason::NotStored)).encode();
+    let done_not_stored = Message::Done(Done::rejected(
+        join.nonce,
+        messages::RejectReason::NotStored,
+    ))
+    .encode();
 
     fn h(bytes: impl AsRef<[u8]>) -> String {
         hex::encode(bytes)
