@@ -15,12 +15,13 @@
 //! A pairing can end up one-sided: a device killed between the initiator's save and its
 //! own, or whose save failed, knows nothing of a device that still counts it as paired.
 //! That device keeps greeting it, so a `Hello` from a connected device that is not paired
-//! here is answered with `Unpaired` (and the greeter forgets us, as after any unpair) —
-//! but only once the same device has kept greeting for [`STRANGER_GRACE`]: right after a
-//! pairing the initiator's first `Hello` may overtake the joiner's own save. The time of
-//! that first `Hello` is kept in the entry of the connected peer, so the connection
-//! limits bound it and a disconnect forgets it: an attacker with fresh identities grows
-//! no table of its own.
+//! here is answered with `Unpaired` (and the greeter forgets us, as after any unpair). At
+//! once if no pairing session runs here and none ended within [`STRANGER_GRACE`]; else
+//! only once the same device has kept greeting for [`STRANGER_GRACE`]: right after a
+//! pairing the initiator's first `Hello` may overtake the joiner's own save (the embedder
+//! says when sessions run, [`Presence::handle_pairing`]). The time of that first `Hello`
+//! is kept in the entry of the connected peer, so the connection limits bound it and a
+//! disconnect forgets it: an attacker with fresh identities grows no table of its own.
 
 mod message;
 #[cfg(test)]
@@ -86,6 +87,16 @@ pub enum PresenceAction {
     ToldNotPaired(PeerId),
 }
 
+/// Whether this device is pairing, which makes a greeting stranger possibly a device whose
+/// pairing with us is being saved right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Pairing {
+    #[default]
+    Idle,
+    Running,
+    EndedAt(Instant),
+}
+
 /// Where we stand with a device we care about. Only a paired device can be online.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Relation {
@@ -109,6 +120,7 @@ pub struct Presence {
     connected: BTreeMap<PeerId, Option<Instant>>,
     /// DHT searches started and not reported done.
     lookups: usize,
+    pairing: Pairing,
     next_tick: Option<Instant>,
     actions: VecDeque<PresenceAction>,
 }
@@ -198,8 +210,9 @@ impl Presence {
 
     /// A request from `peer` on `/paircode/device/1` (always answered empty). `Unpaired`
     /// from a paired device unpairs it here; `Hello` from a connected device that is not
-    /// paired here (nor owed a notice) is answered with `Unpaired` once it has kept
-    /// greeting for [`STRANGER_GRACE`]. Anything that does not decode strictly is ignored,
+    /// paired here (nor owed a notice) is answered with `Unpaired`: at once, or, around a
+    /// pairing session ([`Presence::handle_pairing`]), once it has kept greeting for
+    /// [`STRANGER_GRACE`]. Anything that does not decode strictly is ignored,
     /// and the error says why.
     pub fn handle_message(
         &mut self,
@@ -227,7 +240,12 @@ impl Presence {
             return;
         };
         let first = *since.get_or_insert(now);
-        if now.saturating_duration_since(first) >= STRANGER_GRACE {
+        let pairing_lately = match self.pairing {
+            Pairing::Idle => false,
+            Pairing::Running => true,
+            Pairing::EndedAt(at) => now.saturating_duration_since(at) < STRANGER_GRACE,
+        };
+        if !pairing_lately || now.saturating_duration_since(first) >= STRANGER_GRACE {
             self.send(peer.clone(), DeviceMessage::Unpaired);
             self.actions
                 .push_back(PresenceAction::ToldNotPaired(peer.clone()));
@@ -259,6 +277,18 @@ impl Presence {
             self.actions
                 .push_back(PresenceAction::Dial { peer: peer.clone() });
         }
+    }
+
+    /// Whether a pairing session runs on this device now (call whenever that may have
+    /// changed; repeats are harmless). While one runs, and for [`STRANGER_GRACE`] after it
+    /// ended, a greeting device that is not paired here gets the grace period before it is
+    /// told `Unpaired`; otherwise it is told at once.
+    pub fn handle_pairing(&mut self, running: bool, now: Instant) {
+        self.pairing = match (running, self.pairing) {
+            (true, _) => Pairing::Running,
+            (false, Pairing::Running) => Pairing::EndedAt(now),
+            (false, other) => other,
+        };
     }
 
     /// A DHT search started by [`PresenceAction::Lookup`] ended, whatever its result; it

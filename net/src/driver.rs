@@ -420,6 +420,9 @@ where
         while let Some(action) = self.host.poll_action() {
             self.carry_out(action);
         }
+        // Presence gives a greeting stranger time only while a pairing may be completing.
+        let running = self.host.session().is_some();
+        self.presence.handle_pairing(running, Instant::now());
     }
 
     fn carry_out(&mut self, action: Action) {

@@ -390,12 +390,39 @@ fn devices_are_visited_in_peer_order() {
     assert_eq!(greeted, [peer(1), peer(2), peer(3)]);
 }
 
-/// Issue 10, item 4: a device that still counts us as paired (a one-sided pairing) keeps
-/// greeting us; after the grace period it is told `Unpaired`, so it forgets us too.
+/// Issue 10, item 4: a device that still counts us as paired (a one-sided pairing, say
+/// after we were killed before our save) greets us; with no pairing going on here it is
+/// told `Unpaired` at once, so it forgets us too.
 #[test]
-fn a_stranger_that_keeps_greeting_is_told_unpaired_after_the_grace_period() {
+fn a_stranger_greeting_an_idle_device_is_told_unpaired_at_once() {
     let now = Instant::now();
     let mut p = Presence::new();
+    p.handle_connected(&peer(5), now);
+    p.handle_message(&peer(5), &DeviceMessage::Hello.encode(), now)
+        .unwrap();
+    assert_eq!(
+        drain(&mut p),
+        [
+            send(5, DeviceMessage::Unpaired),
+            PresenceAction::ToldNotPaired(peer(5))
+        ]
+    );
+    // A session that ended long ago changes nothing.
+    p.handle_pairing(true, now);
+    p.handle_pairing(false, now);
+    let later = now + STRANGER_GRACE;
+    p.handle_message(&peer(5), &DeviceMessage::Hello.encode(), later)
+        .unwrap();
+    assert_eq!(drain(&mut p).len(), 2);
+}
+
+/// Around a pairing the initiator's first `Hello` may overtake our own save: a stranger is
+/// told only after it kept greeting for the grace period.
+#[test]
+fn a_stranger_greeting_while_pairing_is_told_unpaired_after_the_grace_period() {
+    let now = Instant::now();
+    let mut p = Presence::new();
+    p.handle_pairing(true, now);
     p.handle_connected(&peer(5), now);
     let hello = DeviceMessage::Hello.encode();
     assert_eq!(
@@ -434,6 +461,7 @@ fn a_stranger_that_keeps_greeting_is_told_unpaired_after_the_grace_period() {
 fn a_stranger_that_becomes_paired_in_time_is_never_told() {
     let now = Instant::now();
     let mut p = Presence::new();
+    p.handle_pairing(true, now);
     p.handle_connected(&peer(5), now);
     let hello = DeviceMessage::Hello.encode();
     p.handle_message(&peer(5), &hello, now).unwrap();
@@ -442,10 +470,12 @@ fn a_stranger_that_becomes_paired_in_time_is_never_told() {
     p.handle_message(&peer(5), &hello, now + STRANGER_GRACE * 2)
         .unwrap();
     assert_eq!(drain(&mut p), []);
-    // Unpaired later by the user, then greeted again: a fresh grace period.
+    // The session ended; unpaired later by the user, then greeted again within the grace
+    // after the session: a fresh grace period.
+    let ended = now + STRANGER_GRACE * 3;
+    p.handle_pairing(false, ended);
     p.remove_paired(&peer(5));
-    let later = now + STRANGER_GRACE * 3;
-    p.handle_message(&peer(5), &hello, later).unwrap();
+    p.handle_message(&peer(5), &hello, ended).unwrap();
     assert_eq!(drain(&mut p), []);
 }
 
@@ -455,6 +485,7 @@ fn a_stranger_that_becomes_paired_in_time_is_never_told() {
 fn strangers_are_remembered_only_while_connected() {
     let now = Instant::now();
     let mut p = Presence::new();
+    p.handle_pairing(true, now);
     let hello = DeviceMessage::Hello.encode();
     for n in 10..200u8 {
         p.handle_message(&peer(n), &hello, now).unwrap();
