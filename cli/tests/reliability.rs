@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -443,14 +444,20 @@ fn kill9(bed: &Daemons, instance: &str) -> Result<(), DaemonError> {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
     bed.forget(instance);
-    // The daemon's lock is released once the process is gone; a zombie (nobody may reap
-    // it soon: its parent is init) holds nothing any more.
-    let gone = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |stat| stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')))
-    };
+    // Wait for the daemon's lock (an flock on its pid file) to be free: the kernel drops
+    // it only once the last thread is gone, after the process already shows as a zombie.
+    let lock = std::fs::File::open(bed.instance_dir(instance).join("daemon.pid"))
+        .expect("the daemon's pid file");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !gone() && Instant::now() < deadline {
+    loop {
+        // SAFETY: flock on a descriptor we own; a shared lock taken and dropped at once.
+        let free = unsafe {
+            libc::flock(lock.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0
+                && libc::flock(lock.as_raw_fd(), libc::LOCK_UN) == 0
+        };
+        if free || Instant::now() > deadline {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
     Ok(())

@@ -186,12 +186,17 @@ impl Presence {
         self.next_tick.get_or_insert(now + PRESENCE_INTERVAL);
     }
 
-    /// The transport has (another) connection to `peer`. A paired device goes online; one
-    /// owed a notice gets it.
+    /// The transport has (another) connection to `peer`. A paired device goes online and
+    /// is greeted at once (so that a device which lost the pairing says so when the two
+    /// meet, not a tick later); one owed a notice gets it.
     pub fn handle_connected(&mut self, peer: &PeerId, _now: Instant) {
         self.connected.entry(peer.clone()).or_insert(None);
         match self.devices.get(peer) {
-            Some(Relation::Paired { .. }) => self.mark_online_if_connected(peer),
+            Some(Relation::Paired { online: false }) => {
+                self.mark_online_if_connected(peer);
+                self.send(peer.clone(), DeviceMessage::Hello);
+            }
+            Some(Relation::Paired { online: true }) => {}
             Some(Relation::OwesNotice) => self.send(peer.clone(), DeviceMessage::Unpaired),
             None => {}
         }

@@ -81,7 +81,14 @@ fn connecting_and_disconnecting_report_presence_of_paired_devices_only() {
     drain(&mut p);
 
     p.handle_connected(&peer(1), now);
-    assert_eq!(drain(&mut p), [PresenceAction::Online(peer(1))]);
+    assert_eq!(
+        drain(&mut p),
+        [
+            PresenceAction::Online(peer(1)),
+            send(1, DeviceMessage::Hello)
+        ],
+        "greeted at once: a device that lost the pairing says so when the two meet"
+    );
     p.handle_connected(&peer(1), now);
     assert_eq!(drain(&mut p), [], "a second connection changes nothing");
     p.handle_disconnected(&peer(1), now);
