@@ -410,7 +410,7 @@ impl Daemon {
         let mut confirming: Option<PeerId> = None;
         // What the save on `StoreRequested` gave: the device as listed, or why it failed
         // (the file and the OS's reason, more use to the user than "not stored").
-        let mut saved: Option<(PeerId, Result<DeviceView, DaemonError>)> = None;
+        let mut saved: Option<Saved> = None;
         let mut cli_gone = false;
         loop {
             tokio::select! {
@@ -436,15 +436,16 @@ impl Daemon {
                         // only after this answer.
                         PairingEvent::StoreRequested(device) => {
                             self.set_stage(format!("saving the pairing with {}", device.info.name));
+                            let previous = self.devices.lock().expect("devices lock").get_mut(&device.peer).map(|r| r.clone());
                             let result = self.remember(&device);
                             handle.stored(&device.peer, result.is_ok());
-                            saved = Some((device.peer.clone(), result));
+                            saved = Some(Saved { peer: device.peer.clone(), previous, result });
                             continue;
                         }
-                        PairingEvent::Completed(device) => match saved.take() {
-                            Some((_, Ok(view))) => (Event::Paired(view), true),
+                        PairingEvent::Completed(device) => match saved.take().map(|s| s.result) {
+                            Some(Ok(view)) => (Event::Paired(view), true),
                             // The core completes only after a successful save.
-                            Some((_, Err(error))) => (Event::Failed(error), true),
+                            Some(Err(error)) => (Event::Failed(error), true),
                             None => {
                                 let reason = FailReason::NotStored { peer: device.peer.clone() };
                                 (Event::Failed(DaemonError::Pairing { reason }), true)
@@ -453,11 +454,14 @@ impl Daemon {
                         PairingEvent::Failed(e) => {
                             let error = match saved.take() {
                                 // Our own save failed: say which file and why.
-                                Some((_, Err(error))) => error,
+                                Some(Saved { peer, result: Err(error), .. }) => {
+                                    tracing::warn!(peer = %peer, "the pairing could not be saved here; if the other device saved it, it forgets it when the two next meet");
+                                    error
+                                }
                                 // Saved, but the session ended anyway (the answer came too late,
                                 // or a cancel crossed it): the other side does not count on it.
-                                Some((peer, Ok(_))) => {
-                                    self.unsave(&peer, &e);
+                                Some(Saved { peer, previous, result: Ok(_) }) => {
+                                    self.unsave(&peer, previous, &e);
                                     e.into()
                                 }
                                 None => e.into(),
@@ -498,10 +502,20 @@ impl Daemon {
         }
     }
 
-    /// Removes a pairing saved for a session that then failed, so that nothing one-sided
-    /// stays behind on this side.
-    fn unsave(&self, peer: &PeerId, why: &paircode_net::Error) {
-        match self.forget(peer, false) {
+    /// Undoes the save of a pairing whose session then failed, so that nothing one-sided
+    /// stays behind on this side: the device's earlier record comes back if it had one
+    /// (pairing again with a paired device), else it is removed.
+    fn unsave(&self, peer: &PeerId, previous: Option<DeviceRecord>, why: &paircode_net::Error) {
+        let undone = match previous {
+            Some(record) => {
+                let mut devices = self.devices.lock().expect("devices lock");
+                let mut updated = devices.clone();
+                updated.upsert(record);
+                updated.save(&self.vault).map(|()| *devices = updated)
+            }
+            None => self.forget(peer, false).map(drop),
+        };
+        match undone {
             Ok(_) => {
                 tracing::warn!(peer = %peer, "the pairing was saved but did not complete ({why}); removed again")
             }
@@ -609,4 +623,14 @@ impl Daemon {
             meeting_points,
         }
     }
+}
+
+/// What saving a pairing on `PairingEvent::StoreRequested` gave, kept until the session's
+/// outcome: the device as listed, or why the save failed (the file and the OS's reason,
+/// more use to the user than "not stored"); and the device's earlier record, to put back
+/// should the session fail after all.
+struct Saved {
+    peer: PeerId,
+    previous: Option<DeviceRecord>,
+    result: Result<DeviceView, DaemonError>,
 }
