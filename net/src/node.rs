@@ -344,6 +344,8 @@ impl Node {
     }
 
     /// Finds the device holding `code` and pairs with it, without asking (auto-accept).
+    /// The store request is answered "stored" at once ([`PairingHandle::result`]): the
+    /// caller keeps the returned device itself.
     pub async fn join(&self, code: &Code) -> Result<PairedDevice, Error> {
         let options = JoinOptions { auto_accept: true };
         self.start_join(code, options).await?.result().await
