@@ -206,9 +206,8 @@ impl Daemon {
                 NodeEvent::UnpairedByPeer(peer) => match self.forget(&peer, false) {
                     Ok(Some(record)) => tracing::warn!(
                         peer = %peer,
-                        name = %record.name,
                         "{} no longer knows this device (it unpaired it, or never finished saving the pairing); removed here",
-                        record.name
+                        paircode_core::name::escaped(&record.name)
                     ),
                     Ok(None) => {}
                     Err(e) => tracing::error!(

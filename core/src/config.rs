@@ -67,6 +67,7 @@ impl Config {
             retry_interval: cap(self.retry_interval),
             lookup_interval: cap(self.lookup_interval),
             confirm_timeout: cap(self.confirm_timeout),
+            store_timeout: cap(self.store_timeout),
             failure_block: cap(self.failure_block),
             ..self
         }
@@ -93,6 +94,7 @@ mod tests {
             retry_interval: huge,
             lookup_interval: huge,
             confirm_timeout: huge,
+            store_timeout: huge,
             failure_block: huge,
             ..Config::default()
         };
