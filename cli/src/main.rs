@@ -55,7 +55,8 @@ struct Cli {
     /// errors included.
     #[arg(long, global = true)]
     json: bool,
-    /// More detail in the daemon's log (RUST_LOG overrides).
+    /// More detail: in the daemon's log (RUST_LOG overrides), and on stderr each step of a
+    /// command's exchange with its daemon (socket, request, reply, timings).
     #[arg(long, short, global = true)]
     verbose: bool,
     #[command(subcommand)]
@@ -253,12 +254,27 @@ fn main() -> ExitCode {
         Command::Man { dir } => return man(json, dir.as_deref()),
         _ => {}
     }
+    let started = std::time::Instant::now();
+    let verbose = cli.verbose;
+    paircode_cli::client::set_verbose(verbose);
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(CliError::Runtime)
-        .and_then(|runtime| runtime.block_on(run(cli)));
+        .and_then(|runtime| {
+            paircode_cli::client::trace(format_args!(
+                "runtime ready after {}",
+                paircode_cli::client::micros(started.elapsed())
+            ));
+            runtime.block_on(run(cli))
+        });
+    if verbose {
+        paircode_cli::client::trace(format_args!(
+            "done in {} after parsing the arguments",
+            paircode_cli::client::micros(started.elapsed())
+        ));
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
