@@ -75,9 +75,17 @@ async fn receive(listen: &str) -> Result<(), String> {
             break;
         }
     }
+    // The count must reach the sender before this process exits: it is flushed by the
+    // connection's task, so the receiver waits for the sender to hang up.
+    let (closed_tx, closed) = tokio::sync::oneshot::channel();
     let driver = tokio::spawn(async move {
+        let mut closed_tx = Some(closed_tx);
         loop {
-            swarm.select_next_some().await;
+            if let SwarmEvent::ConnectionClosed { .. } = swarm.select_next_some().await {
+                if let Some(tx) = closed_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
         }
     });
     let (_, mut stream) = incoming.next().await.ok_or("no stream")?;
@@ -95,9 +103,7 @@ async fn receive(listen: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     stream.close().await.map_err(|e| e.to_string())?;
-    // Until the sender has the count and hangs up.
-    let mut rest = [0u8; 1];
-    let _ = stream.read(&mut rest).await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), closed).await;
     driver.abort();
     Ok(())
 }
