@@ -25,6 +25,10 @@ const CTRL_C: u8 = 0x03;
 const CTRL_D: u8 = 0x04;
 const CTRL_U: u8 = 0x15;
 const BACKSPACE: [u8; 2] = [0x7f, 0x08];
+/// The longest line the prompt takes (a code is at most 12 × 8 letters and 11 spaces). The
+/// line's buffer is allocated once at this size and never grows, since growing would free
+/// a copy of what was typed without wiping it; keys past it are ignored.
+const MAX_LINE: usize = 256;
 
 /// Shows `prompt` on stderr and reads one line from the terminal on stdin.
 pub fn read(prompt: &str) -> io::Result<Typed> {
@@ -33,7 +37,7 @@ pub fn read(prompt: &str) -> io::Result<Typed> {
     let mut out = io::stderr();
     write!(out, "{prompt}")?;
     out.flush()?;
-    let mut line = Zeroizing::new(Vec::<u8>::new());
+    let mut line = Zeroizing::new(Vec::<u8>::with_capacity(MAX_LINE));
     let mut input = stdin.lock();
     let mut byte = [0u8; 1];
     loop {
@@ -65,9 +69,14 @@ pub fn read(prompt: &str) -> io::Result<Typed> {
             }
             b'\t' => {
                 let rest = completion(&line);
-                line.extend_from_slice(rest.as_bytes());
-                rest.into_bytes()
+                if line.len() + rest.len() > MAX_LINE {
+                    Vec::new()
+                } else {
+                    line.extend_from_slice(rest.as_bytes());
+                    rest.into_bytes()
+                }
             }
+            _ if line.len() >= MAX_LINE => Vec::new(),
             b if b >= 0x20 => {
                 line.push(b);
                 vec![b]
@@ -82,7 +91,7 @@ pub fn read(prompt: &str) -> io::Result<Typed> {
 /// What Tab adds: the rest of the only word starting with the last piece, and a space;
 /// or, with several, as much as they all share.
 fn completion(line: &[u8]) -> String {
-    let text = String::from_utf8_lossy(line).to_lowercase();
+    let text = Zeroizing::new(String::from_utf8_lossy(line).to_lowercase());
     let piece = text.rsplit(' ').next().unwrap_or("");
     if piece.is_empty() {
         return String::new();

@@ -18,8 +18,8 @@ use tokio::time::timeout;
 use crate::devices::{DeviceList, DeviceRecord};
 use crate::instance::{Instance, DEVICES_FILE};
 use crate::ipc::{
-    read_frame_up_to, write_frame, DaemonError, DeviceView, Event, FrameError, Request, Response,
-    SaveContext, SessionView, StatusInfo, MAX_REQUEST_LEN,
+    code_lifetime, read_frame_up_to, write_frame, DaemonError, DeviceView, Event, FrameError,
+    Request, Response, SaveContext, SessionView, StatusInfo, MAX_REQUEST_LEN,
 };
 use crate::ipc_server::{Idle, IpcServer, REPLY_TIMEOUT, REQUEST_TIMEOUT};
 use crate::store::{StoreError, Vault};
@@ -49,6 +49,12 @@ struct Session {
     expires_at: Option<Instant>,
     cancel: mpsc::UnboundedSender<()>,
 }
+
+/// The node's task ended without the daemon asking it to: the daemon cannot pair or send
+/// any more, so it stops (exit status 1) instead of answering as if it could.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the daemon's network task ended unexpectedly; the daemon stopped (its log says what came before): start it again with `paircode start`")]
+pub struct NodeEnded;
 
 /// How long shutdown waits for the node-event watcher to write its last save.
 const WATCHER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -109,9 +115,15 @@ impl Daemon {
         })
     }
 
-    /// Serves the socket until `stop` is requested or a termination signal arrives.
-    pub async fn serve(self: Arc<Self>, listener: UnixListener) {
-        let watcher = tokio::spawn(self.clone().watch_node());
+    /// Serves the socket until `stop` is requested or a termination signal arrives, or
+    /// until the node ends on its own: then the daemon stops too and says so, since a
+    /// daemon without its network task would answer `status` but never pair or send.
+    pub async fn serve(self: Arc<Self>, listener: UnixListener) -> Result<(), NodeEnded> {
+        // The watcher reads the node's events, which end only when the node's task does.
+        let mut watcher = tokio::spawn(self.clone().watch_node());
+        #[cfg(debug_assertions)]
+        self.clone().end_node_for_tests();
+        let mut node_ended = false;
         tokio::spawn(self.clone().accept_transfers());
         let trim = tokio::spawn(crate::memory::trim_periodically());
         let mut server = IpcServer::new(listener);
@@ -135,7 +147,17 @@ impl Daemon {
                 _ = self.stop.notified() => break,
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
+                _ = &mut watcher => {
+                    node_ended = true;
+                    break;
+                }
             }
+        }
+        if node_ended {
+            tracing::error!("{NodeEnded}");
+            trim.abort();
+            let _ = std::fs::remove_file(self.instance.socket());
+            return Err(NodeEnded);
         }
         tracing::info!("stopping");
         trim.abort();
@@ -144,7 +166,6 @@ impl Daemon {
         // offline). It must be done before the caller releases the instance lock: a save
         // after that could overwrite a store the user or a new daemon now owns. The node's
         // event stream ends with the node; the bound only guards against a stuck save.
-        let mut watcher = watcher;
         if tokio::time::timeout(WATCHER_DRAIN, &mut watcher)
             .await
             .is_err()
@@ -153,6 +174,25 @@ impl Daemon {
         }
         self.seen_until_now();
         let _ = std::fs::remove_file(self.instance.socket());
+        Ok(())
+    }
+
+    /// The test seam for a network task that dies (debug builds only): with
+    /// `PAIRCODE_TEST_END_NODE_AFTER_MS` set, the node is shut down that long after the
+    /// daemon starts serving, without the daemon being asked to stop — to the daemon, the
+    /// same as the task panicking or returning.
+    #[cfg(debug_assertions)]
+    fn end_node_for_tests(self: Arc<Self>) {
+        let Some(ms) = std::env::var("PAIRCODE_TEST_END_NODE_AFTER_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            self.node.shutdown().await;
+        });
     }
 
     /// At stop, every device still online was seen until now: after a restart "last seen"
@@ -252,6 +292,7 @@ impl Daemon {
             StoreError::Corrupt { why, .. } => why,
             e @ (StoreError::WrongPassword { .. }
             | StoreError::Missing { .. }
+            | StoreError::RolledBack { .. }
             | StoreError::EmptyPassword
             | StoreError::Kdf(_)) => e.to_string(),
         };
@@ -330,25 +371,32 @@ impl Daemon {
             } => {
                 // Decided here and handed to the node, so what the user is told is what
                 // the node enforces.
-                let ttl = expires_secs.map_or(self.code_ttl, Duration::from_secs);
+                let ttl = match code_lifetime(expires_secs, self.code_ttl) {
+                    Ok(ttl) => ttl,
+                    Err(e) => {
+                        let _ =
+                            timeout(REPLY_TIMEOUT, write_frame(&mut writer, &Response::Error(e)))
+                                .await;
+                        return;
+                    }
+                };
                 let options = GenerateOptions {
                     auto_accept,
                     ttl: Some(ttl),
                 };
                 match self.node.generate(options).await {
                     Ok((code, handle)) => {
-                        let expires_at = Instant::now() + ttl;
-                        let words = code.words().to_string();
+                        let expires_at = Instant::now().checked_add(ttl);
                         let secs = ttl.as_secs();
                         let first = Response::Code {
-                            words,
+                            words: code.words(),
                             expires_secs: secs,
                         };
                         if write_frame(&mut writer, &first).await.is_err() {
                             handle.cancel();
                             return;
                         }
-                        self.run_session("initiator", Some(expires_at), handle, writer, rx)
+                        self.run_session("initiator", expires_at, handle, writer, rx)
                             .await;
                         return;
                     }

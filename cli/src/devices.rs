@@ -20,6 +20,15 @@ pub struct IdentityRecord {
     #[zeroize(skip)]
     #[serde(default)]
     pub name: Option<String>,
+    /// The newest generation of the device list this store saved. It lives here because a
+    /// rollback of the device list alone cannot undo it: whoever can copy files can bring
+    /// back an old list, but not this number with it without also bringing back this file
+    /// as it was then (which is restoring the whole store from a backup: that cannot be
+    /// told from here, and loses nothing the backup did not have). 0 in stores from before
+    /// the list had generations.
+    #[zeroize(skip)]
+    #[serde(default)]
+    pub devices_generation: u64,
 }
 
 impl IdentityRecord {
@@ -28,6 +37,7 @@ impl IdentityRecord {
             secret: *identity.secret_bytes(),
             created_at,
             name: Some(name),
+            devices_generation: 0,
         }
     }
 
@@ -118,17 +128,48 @@ pub struct DeviceList {
 
 impl DeviceList {
     /// The list is written before the identity at `init`, so once the identity exists a
-    /// missing list is a lost file, never an empty one.
+    /// missing list is a lost file, never an empty one. A list older than the newest one
+    /// this store saved (a copy put back) is refused: it would silently bring back devices
+    /// that were unpaired since.
     pub fn load(vault: &Vault) -> Result<Self, StoreError> {
-        vault
-            .read(DEVICES_FILE)?
-            .ok_or_else(|| StoreError::Missing {
-                path: vault.dir().join(DEVICES_FILE),
-            })
+        let path = vault.dir().join(DEVICES_FILE);
+        let (list, found) = vault
+            .read_generation(DEVICES_FILE)?
+            .ok_or_else(|| StoreError::Missing { path: path.clone() })?;
+        let newest = load_identity(vault)?.map_or(0, |id| id.devices_generation);
+        if found < newest {
+            return Err(StoreError::RolledBack {
+                path,
+                found,
+                newest,
+            });
+        }
+        Ok(list)
     }
 
+    /// Saves the list as its next generation, then records that generation in the
+    /// identity file. Written in that order, a crash between the two leaves a list newer
+    /// than the record (accepted), never older. Failing to record it is logged and not an
+    /// error: the list is saved, and only the check against a rollback to the generation
+    /// just before is weaker until the next save.
     pub fn save(&self, vault: &Vault) -> Result<(), StoreError> {
-        vault.write(DEVICES_FILE, self)
+        vault.write(DEVICES_FILE, self)?;
+        let Some(generation) = vault.generation(DEVICES_FILE) else {
+            return Ok(());
+        };
+        let recorded = load_identity(vault).and_then(|identity| match identity {
+            // At `init` the list is written first, and the identity records none yet.
+            None => Ok(()),
+            Some(mut identity) if identity.devices_generation < generation => {
+                identity.devices_generation = generation;
+                save_identity(vault, &identity)
+            }
+            Some(_) => Ok(()),
+        });
+        if let Err(e) = recorded {
+            tracing::warn!("recording the device list's generation {generation}: {e}");
+        }
+        Ok(())
     }
 
     /// A re-pairing with a known peer replaces its record: the new secret wins.
@@ -182,12 +223,11 @@ pub enum FindError {
     Ambiguous(String, usize),
 }
 
-/// The name a device gets when none was chosen: the host's.
+/// The name a device gets when none was chosen: the host's, if it is a valid name.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+        .and_then(|s| device_name(s.trim()).ok())
         .unwrap_or_else(|| "paircode device".to_string())
 }
 

@@ -70,6 +70,8 @@ pub enum CliError {
     Unexpected(Box<Response>),
     #[error("starting the network node: {0}")]
     Node(NetError),
+    #[error(transparent)]
+    NodeEnded(#[from] crate::daemon::NodeEnded),
     #[error("the daemon's socket {}: {source}", .path.display())]
     Socket {
         path: PathBuf,
@@ -195,7 +197,11 @@ impl CliError {
             E::Usage(_) | E::Instance(_) | E::Password(_) => 2,
             E::NotRunning { .. } => 3,
             E::Store(StoreError::WrongPassword { .. }) => 4,
-            E::Store(StoreError::Corrupt { .. } | StoreError::Missing { .. }) => 5,
+            E::Store(
+                StoreError::Corrupt { .. }
+                | StoreError::Missing { .. }
+                | StoreError::RolledBack { .. },
+            ) => 5,
             E::Store(
                 StoreError::Io { .. }
                 | StoreError::Save { .. }
@@ -222,7 +228,9 @@ impl CliError {
             E::Daemon(D::UnknownDevice(_)) => 13,
             E::Daemon(D::Busy) => 14,
             E::Daemon(D::Transfer(e)) => e.exit_code(),
-            E::Daemon(D::BadRequest(_) | D::BadCode(_) | D::ConfirmWithoutSession) => 2,
+            E::Daemon(
+                D::BadRequest(_) | D::BadCode(_) | D::ConfirmWithoutSession | D::BadExpiry { .. },
+            ) => 2,
             E::Daemon(
                 D::Pairing {
                     reason: FailReason::NoAnswer { .. },
@@ -249,7 +257,8 @@ impl CliError {
             | E::Input { .. }
             | E::Relay(_)
             | E::Runtime(_)
-            | E::Downloads { .. } => 1,
+            | E::Downloads { .. }
+            | E::NodeEnded(_) => 1,
             // Derived by this same function in the process that reported it.
             E::Reported(body) => body.exit,
         }
@@ -267,6 +276,7 @@ impl CliError {
                 StoreError::WrongPassword { .. } => "wrong_password",
                 StoreError::Corrupt { .. } => "corrupt_store",
                 StoreError::Missing { .. } => "store_file_missing",
+                StoreError::RolledBack { .. } => "store_rolled_back",
                 StoreError::Io { .. } => "store_io",
                 StoreError::Save { .. } => "store_save_failed",
                 StoreError::EmptyPassword => "empty_password",
@@ -299,11 +309,13 @@ impl CliError {
                 D::BadRequest(_) => "bad_request",
                 D::BadCode(_) => "bad_code",
                 D::ConfirmWithoutSession => "bad_request",
+                D::BadExpiry { .. } => "usage",
                 D::Transfer(e) => e.kind(),
             },
             E::Connect { .. } | E::Ipc(_) | E::Unexpected(_) => "ipc",
             E::DaemonHungUp => "daemon_hung_up",
             E::Node(_) => "node",
+            E::NodeEnded(_) => "node_ended",
             E::Socket { .. } => "socket",
             E::Log { .. } | E::Logging(_) => "logging",
             E::Spawn { .. } | E::DaemonExited { .. } => "daemon_start",

@@ -1,8 +1,14 @@
 //! The CLI ↔ daemon protocol over the instance's Unix socket: length-prefixed CBOR frames,
 //! each carrying the protocol version so a CLI and a daemon from different builds fail with
 //! a clear message instead of misreading each other.
+//!
+//! The words of a code cross this socket (`Join`, `Code`). They travel in `Zeroizing`
+//! strings, and every buffer a frame passes through on either side (the encoded frame, the
+//! bytes read, the decoder's scratch space) is wiped when dropped, so the words do not
+//! linger in freed memory of the CLI or the daemon.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use paircode_core::device::DeviceInfoError;
 use paircode_core::{FailReason, PeerId, RejectReason};
@@ -10,6 +16,7 @@ use paircode_net::Error as NetError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroizing;
 
 use crate::devices::FindError;
 use crate::transfer::log::{Arriving, ReceivedEntry};
@@ -25,8 +32,29 @@ pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 /// more, so clients cannot make it hold megabytes each. The CLI refuses a larger request
 /// itself, with an error that says why.
 pub const MAX_REQUEST_LEN: usize = 16 * 1024;
-/// What a frame's buffer starts with; requests are far smaller.
+/// What a frame's buffer starts with; requests are far smaller. A frame that carries the
+/// words is, so its buffer is never reallocated (which would free a copy unwiped).
 const INITIAL_FRAME_BUFFER: usize = 4096;
+/// The CBOR decoder's scratch space for one text or byte string.
+const SCRATCH_LEN: usize = 4096;
+/// The longest a code may stay valid, in seconds (`generate --expires`): long enough to
+/// walk to the other device, short enough that a code seen over a shoulder soon stops
+/// working. The CLI checks it when parsing, the daemon again for whatever reaches its
+/// socket.
+pub const MAX_EXPIRES_SECS: u64 = 3600;
+
+/// The code lifetime a `Generate` asks for: `default` if none, else `expires_secs`
+/// (1 to [`MAX_EXPIRES_SECS`]).
+pub fn code_lifetime(
+    expires_secs: Option<u64>,
+    default: Duration,
+) -> Result<Duration, DaemonError> {
+    match expires_secs {
+        None => Ok(default),
+        Some(secs @ 1..=MAX_EXPIRES_SECS) => Ok(Duration::from_secs(secs)),
+        Some(secs) => Err(DaemonError::BadExpiry { secs }),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -42,7 +70,7 @@ pub enum Request {
     /// Without `auto_accept` the connection gets an `Event::ConfirmRequested` once the
     /// other device proved the code.
     Join {
-        words: String,
+        words: Zeroizing<String>,
         auto_accept: bool,
     },
     /// The user's answer to `Event::ConfirmRequested`, on the session's connection.
@@ -81,7 +109,7 @@ pub enum Response {
     Status(StatusInfo),
     Done,
     Code {
-        words: String,
+        words: Zeroizing<String>,
         expires_secs: u64,
     },
     Event(Event),
@@ -208,6 +236,11 @@ pub enum DaemonError {
     BadCode(String),
     #[error("a confirmation belongs to the connection that generated the code")]
     ConfirmWithoutSession,
+    /// A `Generate` asked for a code lifetime outside 1 to [`MAX_EXPIRES_SECS`] seconds.
+    #[error(
+        "a code lifetime of {secs} s was asked for: it must be 1 to {MAX_EXPIRES_SECS} seconds"
+    )]
+    BadExpiry { secs: u64 },
     #[error(transparent)]
     Transfer(#[from] TransferError),
 }
@@ -278,6 +311,9 @@ enum DeviceInfoErrorDef {
     EmptyName,
     NameTooLong(usize),
     ControlCharacters,
+    Invisible(char),
+    Whitespace(char),
+    EdgeSpace,
 }
 
 mod peer_bytes {
@@ -315,9 +351,15 @@ struct EnvelopeOut<'a, T> {
 }
 
 #[derive(Deserialize)]
-struct EnvelopeIn {
+struct EnvelopeIn<T> {
     v: u32,
-    body: ciborium::Value,
+    body: T,
+}
+
+/// Only the version, for a frame whose body did not decode: another build's, or damaged.
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
 }
 
 /// How many bytes `value` takes as a frame body, to refuse a request the daemon would not
@@ -340,13 +382,13 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     value: &T,
 ) -> Result<(), FrameError> {
-    let mut buf = Vec::with_capacity(128);
+    let mut buf = Zeroizing::new(Vec::with_capacity(INITIAL_FRAME_BUFFER));
     ciborium::into_writer(
         &EnvelopeOut {
             v: IPC_VERSION,
             body: value,
         },
-        &mut buf,
+        &mut *buf,
     )
     .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if buf.len() > MAX_FRAME_LEN {
@@ -385,20 +427,27 @@ pub async fn read_frame_up_to<R: AsyncRead + Unpin, T: DeserializeOwned>(
     }
     // The announced length is only a claim: memory grows with the bytes that arrive, so a
     // client announcing a megabyte and sending nothing costs nothing.
-    let mut buf = Vec::with_capacity(len.min(INITIAL_FRAME_BUFFER));
+    let mut buf = Zeroizing::new(Vec::with_capacity(len.min(INITIAL_FRAME_BUFFER)));
     r.take(len as u64).read_to_end(&mut buf).await?;
     if buf.len() < len {
         return Err(FrameError::Closed);
     }
-    let envelope: EnvelopeIn =
-        ciborium::from_reader(buf.as_slice()).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if envelope.v != IPC_VERSION {
-        return Err(FrameError::Version(envelope.v));
+    decode_frame(&buf)
+}
+
+/// The body of a frame, decoded straight into `T` (no intermediate `Value` holding copies
+/// of its strings) through a scratch buffer that is wiped afterwards.
+fn decode_frame<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    let mut scratch = Zeroizing::new([0u8; SCRATCH_LEN]);
+    match ciborium::de::from_reader_with_buffer::<EnvelopeIn<T>, _>(bytes, &mut *scratch) {
+        Ok(envelope) if envelope.v == IPC_VERSION => Ok(envelope.body),
+        Ok(envelope) => Err(FrameError::Version(envelope.v)),
+        // Another version's body need not fit this one's types: say which version it was.
+        Err(e) => match ciborium::de::from_reader::<VersionOnly, _>(bytes) {
+            Ok(VersionOnly { v }) if v != IPC_VERSION => Err(FrameError::Version(v)),
+            _ => Err(FrameError::Malformed(e.to_string())),
+        },
     }
-    envelope
-        .body
-        .deserialized()
-        .map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -459,6 +508,52 @@ mod tests {
             .to_string(),
             reason.to_string()
         );
+    }
+
+    /// The words travel in `Zeroizing` strings, and their frames fit the first buffer (so
+    /// no reallocation leaves an unwiped copy behind).
+    #[tokio::test]
+    async fn the_words_of_a_code_travel_in_wiped_buffers() {
+        let words = paircode_core::Code::from_entropy([0xff; 16]).words();
+        let join = Request::Join {
+            words: words.clone(),
+            auto_accept: false,
+        };
+        let code = Response::Code {
+            words: words.clone(),
+            expires_secs: 3600,
+        };
+        assert!(encoded_len(&join) + 4 < INITIAL_FRAME_BUFFER);
+        assert!(encoded_len(&code) + 4 < INITIAL_FRAME_BUFFER);
+        assert!(words.len() < SCRATCH_LEN);
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        write_frame(&mut a, &join).await.unwrap();
+        match read_frame::<_, Request>(&mut b).await.unwrap() {
+            Request::Join { words: got, .. } => assert_eq!(*got, *words),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn another_versions_body_is_reported_as_that_version() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let mut buf = Vec::new();
+        ciborium::into_writer(
+            &EnvelopeOut {
+                v: 1,
+                body: &("a body this version has no type for", 7u8),
+            },
+            &mut buf,
+        )
+        .unwrap();
+        a.write_all(&(buf.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        a.write_all(&buf).await.unwrap();
+        assert!(matches!(
+            read_frame::<_, Request>(&mut b).await,
+            Err(FrameError::Version(1))
+        ));
     }
 
     #[tokio::test]

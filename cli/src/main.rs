@@ -13,7 +13,7 @@ use paircode_cli::devices::{
 };
 use paircode_cli::error::{CliError, UsageError};
 use paircode_cli::instance::{Instance, DEVICES_FILE, IDENTITY_FILE};
-use paircode_cli::ipc::{DeviceView, Event, Request, Response, StatusInfo};
+use paircode_cli::ipc::{DeviceView, Event, Request, Response, StatusInfo, MAX_EXPIRES_SECS};
 use paircode_cli::output;
 use paircode_cli::password::{self, Confirm};
 use paircode_cli::progress::{self, Progress};
@@ -21,12 +21,9 @@ use paircode_cli::relay;
 use paircode_cli::start::{self, StartOptions};
 use paircode_cli::store::{KdfParams, Vault};
 use paircode_cli::transfer::command as transfer;
+use paircode_core::name::escaped;
 use paircode_core::{Code, DeviceIdentity};
 use paircode_net::Multiaddr;
-
-/// The longest a code may stay valid: long enough to walk to the other device, short
-/// enough that a code seen over a shoulder soon stops working.
-const MAX_EXPIRES_SECS: u64 = 3600;
 
 #[derive(Parser)]
 #[command(
@@ -457,7 +454,7 @@ async fn network(instance: &Instance, json: bool, command: NetworkCommand) -> Re
         NetworkCommand::Unpair { who } => {
             match Client::call(instance, &Request::Unpair { who }).await? {
                 Response::Unpaired(device) => {
-                    let text = format!("unpaired {}", device.name);
+                    let text = format!("unpaired {}", escaped(&device.name));
                     output::result(json, serde_json::json!({ "unpaired": device }), text);
                     Ok(())
                 }
@@ -653,6 +650,8 @@ async fn generate(
     } else {
         show_code(&words, expires_secs, qr);
     }
+    // What the daemon says, bounded as the daemon bounds what it is asked.
+    let expires_secs = expires_secs.min(MAX_EXPIRES_SECS);
     let deadline = asked + std::time::Duration::from_secs(expires_secs);
     let progress = Progress::until(json, "waiting for the other device…", deadline);
     follow(&mut client, json, Side::Generating, progress).await
@@ -687,15 +686,21 @@ async fn join(
     words: Vec<String>,
 ) -> Result<(), CliError> {
     // Checked here, before anything is sent: a typo is caught while the user still looks.
+    // The words given as arguments are wiped here; clap's own copies of the command line
+    // are not (and the command line is visible in `ps`: the prompt is the private way).
+    let (code, words) = (
+        code.map(zeroize::Zeroizing::new),
+        zeroize::Zeroizing::new(words),
+    );
     let code = match (code, words.is_empty()) {
-        (Some(code), _) => Code::parse(&zeroize::Zeroizing::new(code))?,
+        (Some(code), _) => Code::parse(&code)?,
         (None, false) => Code::parse(&zeroize::Zeroizing::new(words.join(" ")))?,
         (None, true) => read_code()?,
     };
     let mut client = Client::connect(instance).await?;
     client
         .send(&Request::Join {
-            words: code.words().to_string(),
+            words: code.words(),
             auto_accept,
         })
         .await?;
@@ -717,7 +722,9 @@ fn read_code() -> Result<Code, CliError> {
         source,
     };
     if !std::io::stdin().is_terminal() {
-        let mut line = zeroize::Zeroizing::new(String::new());
+        // Sized for any code line, so that reading it never reallocates (which would free an
+        // unwiped copy).
+        let mut line = zeroize::Zeroizing::new(String::with_capacity(1024));
         std::io::stdin()
             .lock()
             .read_line(&mut line)
@@ -803,11 +810,12 @@ async fn follow(
             }
             Event::Found { name, peer } => {
                 // The joiner's user has nothing to do: the question is on the other screen.
+                let shown = escaped(&name);
                 let text = match side {
-                    Side::Generating => format!("found {name} ({}), verifying…", short(&peer)),
+                    Side::Generating => format!("found {shown} ({}), verifying…", short(&peer)),
                     Side::Joining => {
                         format!(
-                            "found {name} ({}); waiting for {name} to accept…",
+                            "found {shown} ({}); waiting for {shown} to accept…",
                             short(&peer)
                         )
                     }
@@ -835,7 +843,7 @@ async fn follow(
             }
             Event::Paired(device) => {
                 progress.finish();
-                let text = format!("paired with {}", device.name);
+                let text = format!("paired with {}", escaped(&device.name));
                 output::result(json, serde_json::json!({ "paired": device }), text);
                 return Ok(());
             }
@@ -857,8 +865,9 @@ fn ask(json: bool, name: &str, peer: &str, verification: &str) {
         );
     } else {
         eprint!(
-            "Pair with {name} ({})?\n  Verification: {verification}\n  \
+            "Pair with {} ({})?\n  Verification: {verification}\n  \
              Check that the other screen shows the same words. [y/N] ",
+            escaped(name),
             short(peer)
         );
     }
@@ -889,7 +898,7 @@ fn print_status(json: bool, status: &StatusInfo) {
         "instance:  {} (pid {})",
         status.instance, status.pid
     ));
-    output::line(format_args!("device:    {}", status.name));
+    output::line(format_args!("device:    {}", escaped(&status.name)));
     output::line(format_args!("peer id:   {}", status.peer_id));
     // Addresses another machine can reach first; loopback only helps this one.
     let loopback = |addr: &&String| addr.starts_with("/ip4/127.") || addr.starts_with("/ip6/::1/");
@@ -943,7 +952,7 @@ fn print_devices(json: bool, devices: &[DeviceView]) {
         };
         output::line(format_args!(
             "{:<20} {:<54} {:<22} {status}",
-            d.name,
+            escaped(&d.name),
             d.peer_id,
             paircode_cli::progress::time(d.paired_at)
         ));

@@ -130,5 +130,22 @@ pub fn minutes(left: Duration) -> String {
 
 /// Unix seconds as an RFC 3339 UTC time.
 pub fn time(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+    // humantime panics from the year 10000 on: a time that far (a damaged record) is shown
+    // as the number.
+    const YEAR_10000: u64 = 253_402_300_800;
+    match unix {
+        ..YEAR_10000 => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+        }
+        _ => format!("@{unix}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn any_unix_time_formats_without_panicking() {
+        assert_eq!(super::time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::time(u64::MAX), format!("@{}", u64::MAX));
+    }
 }

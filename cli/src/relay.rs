@@ -31,7 +31,7 @@ pub struct RelayArgs {
     #[arg(long, value_name = "N")]
     max_reservations_per_peer: Option<usize>,
     /// How long a reservation lasts before the device must renew it [default: 1h].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = at_most_a_week)]
     reservation_duration: Option<humantime::Duration>,
     /// Relayed connections open at once [default: 256].
     #[arg(long, value_name = "N")]
@@ -40,7 +40,7 @@ pub struct RelayArgs {
     #[arg(long, value_name = "N")]
     max_circuits_per_peer: Option<usize>,
     /// How long one relayed connection may last [default: 10m].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = at_most_a_week)]
     max_circuit_duration: Option<humantime::Duration>,
     /// Bytes one relayed connection may carry [default: 1048576].
     #[arg(long, value_name = "BYTES")]
@@ -49,11 +49,25 @@ pub struct RelayArgs {
     #[arg(long, value_name = "N")]
     max_records_per_peer: Option<usize>,
     /// How long a provider record is kept at most [default: 1h].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = at_most_a_week)]
     record_ttl: Option<humantime::Duration>,
     /// AutoNAT also dials back private addresses (test beds, LAN-only meeting points).
     #[arg(long)]
     autonat_private_ips: bool,
+}
+
+/// The longest duration the meeting point takes. libp2p adds these to `Instant::now()`,
+/// which panics past the clock's range ("500000000y" parses); a week is already far
+/// beyond any useful reservation, circuit or record lifetime.
+const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A humantime duration of at most [`LONGEST`] (a usage error, exit 2, otherwise).
+fn at_most_a_week(value: &str) -> Result<humantime::Duration, String> {
+    let duration: humantime::Duration = value.parse().map_err(|e| format!("{e}"))?;
+    match *duration <= LONGEST {
+        true => Ok(duration),
+        false => Err(format!("{value} is longer than the longest allowed, 7days")),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -169,7 +169,7 @@ pub async fn run_foreground(
             out,
             "paircode daemon for '{}' running as {} ({})",
             instance.name,
-            name,
+            paircode_core::name::escaped(&name),
             node.peer_id()
         );
         for addr in addrs {
@@ -177,7 +177,7 @@ pub async fn run_foreground(
         }
     }
     let transfers = Transfers::new(downloads, received);
-    Daemon::new(
+    let outcome = Daemon::new(
         instance.clone(),
         node,
         vault,
@@ -190,6 +190,7 @@ pub async fn run_foreground(
     .serve(listener)
     .await;
     drop(lock);
+    outcome?;
     if json && !detached {
         let stopped = output::result_json(serde_json::json!({ "stopped": instance.name }));
         let _ = writeln!(out, "{stopped}");

@@ -4,11 +4,18 @@
 //! A key-check value next to the ciphertext tells "wrong password" apart from "this file is
 //! damaged", so a typo never looks like corruption and corruption is never papered over.
 //! Files are created 0600 in a 0700 directory; nothing is ever silently replaced.
+//!
+//! From format 3 on, each file's associated data also binds its role (the file's name in
+//! the store, so `received` copied over `devices` fails to open) and a generation that
+//! grows with every write of that file. [`crate::devices`] keeps the highest generation of
+//! the device list in the identity file, and refuses an older list (a rolled-back copy).
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -22,18 +29,25 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 8] = b"PAIRCODE";
-/// Format 2 seals the header: a digest over it tells a damaged header ("corrupt") from a
-/// wrong password, and the key check covers the KDF parameters and salt. Format 1 files
-/// (no digest, key check over a fixed label) are still read.
-const FORMAT: u8 = 2;
+/// Format 3 adds the file's generation to the header and binds the file's role into the
+/// associated data. Format 2 seals the header: a digest over it tells a damaged header
+/// ("corrupt") from a wrong password, and the key check covers the KDF parameters and
+/// salt. Format 1 (no digest, key check over a fixed label) and 2 files are still read;
+/// every write is format 3, so an older file is upgraded on its next save.
+const FORMAT: u8 = 3;
+const FORMAT_2: u8 = 2;
 const FORMAT_1: u8 = 1;
 const SALT_LEN: usize = 16;
 const CHECK_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const DIGEST_LEN: usize = 16;
+const GENERATION_LEN: usize = 8;
 /// magic, format, three KDF parameters, salt, key check, nonce.
 const HEADER_1_LEN: usize = 8 + 1 + 4 * 3 + SALT_LEN + CHECK_LEN + NONCE_LEN;
-const HEADER_LEN: usize = HEADER_1_LEN + DIGEST_LEN;
+/// Format 2: format 1's, then the digest.
+const HEADER_2_LEN: usize = HEADER_1_LEN + DIGEST_LEN;
+/// Format 3: format 1's, the generation (big-endian), then the digest over all of it.
+const HEADER_LEN: usize = HEADER_1_LEN + GENERATION_LEN + DIGEST_LEN;
 /// Store files are small; anything bigger is not ours.
 const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 
@@ -97,6 +111,12 @@ pub enum StoreError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{} is older than the device list this store last saved (generation {found}, the newest was {newest}): a copy restored from an earlier time would bring back devices unpaired since. Nothing was changed: put back the newest copy of the file, or start over with `paircode network init --force`, which keeps a copy", .path.display())]
+    RolledBack {
+        path: PathBuf,
+        found: u64,
+        newest: u64,
     },
     #[error("the password is empty")]
     EmptyPassword,
@@ -187,6 +207,8 @@ impl StoreKey {
 
 struct Header {
     format: u8,
+    /// How many times the file was written (format 3; 0 before).
+    generation: u64,
     /// Bytes before the ciphertext (authenticated as its associated data).
     len: usize,
     params: KdfParams,
@@ -211,15 +233,25 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
     let format = bytes[8];
     let len = match format {
         FORMAT => HEADER_LEN,
+        FORMAT_2 => HEADER_2_LEN,
         FORMAT_1 => HEADER_1_LEN,
         other => return Err(corrupt(&format!("unknown format version {other}"))),
     };
     if bytes.len() < len + 16 {
         return Err(corrupt("truncated"));
     }
-    if format == FORMAT && header_digest(&bytes[..HEADER_1_LEN]) != bytes[HEADER_1_LEN..len] {
+    let sealed = len - DIGEST_LEN;
+    if format != FORMAT_1 && header_digest(&bytes[..sealed]) != bytes[sealed..len] {
         return Err(corrupt("its header is damaged (checksum mismatch)"));
     }
+    let generation = match format {
+        FORMAT => u64::from_be_bytes(
+            bytes[HEADER_1_LEN..HEADER_1_LEN + GENERATION_LEN]
+                .try_into()
+                .expect("8 bytes"),
+        ),
+        _ => 0,
+    };
     let u32_at = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
     let params = KdfParams {
         memory_kib: u32_at(9),
@@ -240,6 +272,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
     };
     Ok(Header {
         format,
+        generation,
         len,
         params,
         salt: take(SALT_LEN).try_into().expect("salt length"),
@@ -248,10 +281,24 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, StoreError> {
     })
 }
 
+/// The associated data of a file: its header, and from format 3 on its role (its name in
+/// the store), so that a file moved to another name does not open.
+fn associated_data(header: &[u8], format: u8, name: &str) -> Vec<u8> {
+    let mut aad = header.to_vec();
+    if format == FORMAT {
+        aad.extend_from_slice(b"paircode store role ");
+        aad.extend_from_slice(name.as_bytes());
+    }
+    aad
+}
+
 /// A directory of encrypted files sharing one password.
 pub struct Vault {
     dir: PathBuf,
     key: StoreKey,
+    /// The generation of each file as last read or written here; the next write is one
+    /// more.
+    generations: Mutex<HashMap<String, u64>>,
 }
 
 impl Vault {
@@ -261,6 +308,7 @@ impl Vault {
         Ok(Vault {
             dir: dir.to_path_buf(),
             key: StoreKey::create(password, params)?,
+            generations: Mutex::default(),
         })
     }
 
@@ -277,6 +325,7 @@ impl Vault {
         Ok(Vault {
             dir: dir.to_path_buf(),
             key,
+            generations: Mutex::default(),
         })
     }
 
@@ -290,6 +339,24 @@ impl Vault {
 
     /// Reads and decrypts `name`. `Ok(None)` if the file does not exist.
     pub fn read<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        Ok(self.read_generation(name)?.map(|(value, _)| value))
+    }
+
+    /// The generation of `name` as last read or written through this vault.
+    pub fn generation(&self, name: &str) -> Option<u64> {
+        self.generations
+            .lock()
+            .expect("generations lock")
+            .get(name)
+            .copied()
+    }
+
+    /// Like [`read`](Self::read), with the file's generation (0 for files older than
+    /// format 3).
+    pub fn read_generation<T: DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<(T, u64)>, StoreError> {
         let path = self.dir.join(name);
         if !path.exists() {
             return Ok(None);
@@ -318,22 +385,31 @@ impl Vault {
                     Nonce::from_slice(&header.nonce),
                     Payload {
                         msg: &bytes[header.len..],
-                        aad: &bytes[..header.len],
+                        aad: &associated_data(&bytes[..header.len], header.format, name),
                     },
                 )
                 .map_err(|_| {
-                    corrupt("authentication failed: the contents were altered or damaged")
+                    corrupt(&format!(
+                        "authentication failed: the contents were altered or damaged, or it is \
+                         another file of the store put in place of the {name} file"
+                    ))
                 })?,
         );
         let value = ciborium::from_reader(plain.as_slice())
             .map_err(|e| corrupt(&format!("undecodable contents: {e}")))?;
-        Ok(Some(value))
+        self.generations
+            .lock()
+            .expect("generations lock")
+            .insert(name.to_string(), header.generation);
+        Ok(Some((value, header.generation)))
     }
 
     /// Encrypts `value` into `name`, atomically: either the old file or the new one exists,
-    /// never a mix, even across a crash.
+    /// never a mix, even across a crash. Its generation is one more than the last one read
+    /// or written here.
     pub fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
         let path = self.dir.join(name);
+        let generation = self.generation(name).unwrap_or(0).saturating_add(1);
         let mut plain = Zeroizing::new(Vec::new());
         ciborium::into_writer(value, &mut *plain).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
@@ -348,6 +424,7 @@ impl Vault {
         out.extend_from_slice(&self.key.salt);
         out.extend_from_slice(&self.key.check_value(FORMAT));
         out.extend_from_slice(&nonce);
+        out.extend_from_slice(&generation.to_be_bytes());
         let digest = header_digest(&out);
         out.extend_from_slice(&digest);
         let sealed = self
@@ -357,12 +434,17 @@ impl Vault {
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: &plain,
-                    aad: &out,
+                    aad: &associated_data(&out, FORMAT, name),
                 },
             )
             .expect("encryption of an in-memory buffer cannot fail");
         out.extend_from_slice(&sealed);
-        write_atomic(&path, &out)
+        write_atomic(&path, &out)?;
+        self.generations
+            .lock()
+            .expect("generations lock")
+            .insert(name.to_string(), generation);
+        Ok(())
     }
 }
 
@@ -569,8 +651,9 @@ mod tests {
     /// Rewrites the header digest after a deliberate change, as a forger (not a bit flip)
     /// would.
     fn reseal_header(bytes: &mut [u8]) {
-        let digest = header_digest(&bytes[..HEADER_1_LEN]);
-        bytes[HEADER_1_LEN..HEADER_LEN].copy_from_slice(&digest);
+        let sealed = HEADER_LEN - DIGEST_LEN;
+        let digest = header_digest(&bytes[..sealed]);
+        bytes[sealed..HEADER_LEN].copy_from_slice(&digest);
     }
 
     #[test]
@@ -641,6 +724,110 @@ mod tests {
             Vault::open(dir.path(), "identity", b"other"),
             Err(StoreError::WrongPassword { .. })
         ));
+    }
+
+    /// A format-2 file as the previous release wrote it.
+    fn format_2_file(key: &StoreKey, value: &Thing) -> Vec<u8> {
+        let mut file = Vec::new();
+        file.extend_from_slice(MAGIC);
+        file.push(FORMAT_2);
+        file.extend_from_slice(&key.params.to_bytes());
+        file.extend_from_slice(&key.salt);
+        file.extend_from_slice(&key.check_value(FORMAT_2));
+        file.extend_from_slice(&[5; NONCE_LEN]);
+        let digest = header_digest(&file);
+        file.extend_from_slice(&digest);
+        let mut plain = Vec::new();
+        ciborium::into_writer(value, &mut plain).unwrap();
+        let sealed = key
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&[5; NONCE_LEN]),
+                Payload {
+                    msg: &plain,
+                    aad: &file,
+                },
+            )
+            .unwrap();
+        file.extend_from_slice(&sealed);
+        file
+    }
+
+    #[test]
+    fn format_2_files_open_as_generation_0_and_are_upgraded_on_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        vault.write("identity", &thing()).unwrap();
+        let path = dir.path().join("devices");
+        fs::write(&path, format_2_file(&vault.key, &thing())).unwrap();
+        let vault = Vault::open(dir.path(), "identity", b"pw").unwrap();
+        assert_eq!(
+            vault.read_generation::<Thing>("devices").unwrap(),
+            Some((thing(), 0))
+        );
+        vault.write("devices", &thing()).unwrap();
+        assert_eq!(fs::read(&path).unwrap()[8], FORMAT);
+        assert_eq!(vault.generation("devices"), Some(1));
+        let again = Vault::open(dir.path(), "identity", b"pw").unwrap();
+        assert_eq!(
+            again.read_generation::<Thing>("devices").unwrap(),
+            Some((thing(), 1))
+        );
+    }
+
+    #[test]
+    fn every_write_is_one_generation_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        for _ in 0..3 {
+            vault.write("devices", &thing()).unwrap();
+        }
+        let again = Vault::open(dir.path(), "devices", b"pw").unwrap();
+        assert_eq!(
+            again
+                .read_generation::<Thing>("devices")
+                .unwrap()
+                .unwrap()
+                .1,
+            3
+        );
+        again.write("devices", &thing()).unwrap();
+        assert_eq!(again.generation("devices"), Some(4));
+    }
+
+    /// The generation is in the associated data: editing it (and resealing the header's
+    /// digest, as a forger would) breaks the authentication.
+    #[test]
+    fn a_forged_generation_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        vault.write("devices", &thing()).unwrap();
+        let path = dir.path().join("devices");
+        let mut forged = fs::read(&path).unwrap();
+        forged[HEADER_1_LEN + GENERATION_LEN - 1] = 99;
+        reseal_header(&mut forged);
+        fs::write(&path, &forged).unwrap();
+        let err = vault.read::<Thing>("devices").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { why, .. } if why.contains("authentication failed")),
+            "{err}"
+        );
+    }
+
+    /// One file of the store put in the place of another (the received log as the device
+    /// list, say) does not open: the role is in the associated data.
+    #[test]
+    fn a_file_moved_to_another_role_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        vault.write("received", &thing()).unwrap();
+        fs::copy(dir.path().join("received"), dir.path().join("devices")).unwrap();
+        let err = vault.read::<Thing>("devices").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { why, .. } if why.contains("put in place of the devices file")),
+            "{err}"
+        );
+        assert_eq!(vault.read::<Thing>("received").unwrap(), Some(thing()));
     }
 
     #[test]

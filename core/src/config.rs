@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// The longest any duration of a session may be: a day, far beyond any sensible code
+/// lifetime or timeout. A longer one is taken as this, so that no `now + duration` inside
+/// the machines can overflow `Instant` (which panics), whatever an embedder passes in.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Timeouts and limits of one pairing session; see [`Config::default`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -43,5 +48,64 @@ impl Default for Config {
             failure_block: Duration::from_secs(60),
             parallel_attempts: 128,
         }
+    }
+}
+
+impl Config {
+    /// This configuration with every duration at most [`MAX_DURATION`]; the machines run on
+    /// it, never on durations as given.
+    pub fn bounded(self) -> Self {
+        let cap = |d: Duration| d.min(MAX_DURATION);
+        Config {
+            code_ttl: cap(self.code_ttl),
+            join_timeout: cap(self.join_timeout),
+            attempt_timeout: cap(self.attempt_timeout),
+            retry_interval: cap(self.retry_interval),
+            lookup_interval: cap(self.lookup_interval),
+            confirm_timeout: cap(self.confirm_timeout),
+            failure_block: cap(self.failure_block),
+            ..self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::Fixture;
+    use crate::{Action, Pairing};
+
+    use super::*;
+
+    /// `--expires 9223372036854775807` once reached the initiator as a 2^63 s code
+    /// lifetime, and `now + ttl` panicked inside the network task.
+    #[test]
+    fn a_code_ttl_of_2_pow_63_seconds_does_not_panic() {
+        let mut f = Fixture::new();
+        let huge = Duration::from_secs(1 << 63);
+        f.cfg = Config {
+            code_ttl: huge,
+            join_timeout: huge,
+            attempt_timeout: huge,
+            retry_interval: huge,
+            lookup_interval: huge,
+            confirm_timeout: huge,
+            failure_block: huge,
+            ..Config::default()
+        };
+        let mut initiator = f.initiator();
+        match initiator.poll_action() {
+            Some(Action::Publish { until, .. }) => assert_eq!(until, f.now + MAX_DURATION),
+            other => panic!("expected Publish, got {other:?}"),
+        }
+        assert_eq!(initiator.poll_timeout(), Some(f.now + MAX_DURATION));
+        let mut joiner = f.joiner();
+        while joiner.poll_action().is_some() {}
+        assert!(joiner.poll_timeout().is_some());
+        assert!(matches!(joiner, Pairing::Joiner(_)));
+    }
+
+    #[test]
+    fn ordinary_durations_are_kept() {
+        assert_eq!(Config::default().bounded(), Config::default());
     }
 }

@@ -5,28 +5,14 @@ use serde::{Deserialize, Serialize};
 use crate::identity::PeerId;
 use crate::keys::{SessionKeys, KEY_LEN};
 
-/// Longest device name accepted from the wire, in bytes.
-pub const MAX_NAME_LEN: usize = 64;
+pub use crate::name::{DeviceInfoError, MAX_NAME_LEN};
 
 /// Self-description exchanged in the handshake (`info_j`, `info_i`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
-    /// A short, printable name the other user recognises ("Alice's laptop").
+    /// A short, printable name the other user recognises ("Alice's laptop"); see
+    /// [`crate::name`] for what a name may contain.
     pub name: String,
-}
-
-/// Why a device name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeviceInfoError {
-    /// The name is empty.
-    #[error("device name is empty")]
-    EmptyName,
-    /// The name is longer than [`MAX_NAME_LEN`] bytes (it is this long).
-    #[error("device name is {0} bytes long, at most {MAX_NAME_LEN} are allowed")]
-    NameTooLong(usize),
-    /// The name contains control characters, which a terminal might obey.
-    #[error("device name contains control characters")]
-    ControlCharacters,
 }
 
 impl DeviceInfo {
@@ -37,18 +23,9 @@ impl DeviceInfo {
         Ok(info)
     }
 
-    /// Names come from other devices and end up in terminals: keep them short and printable.
+    /// Names come from other devices and end up in terminals: see [`crate::name`].
     pub fn validate(&self) -> Result<(), DeviceInfoError> {
-        if self.name.is_empty() {
-            return Err(DeviceInfoError::EmptyName);
-        }
-        if self.name.len() > MAX_NAME_LEN {
-            return Err(DeviceInfoError::NameTooLong(self.name.len()));
-        }
-        if self.name.chars().any(char::is_control) {
-            return Err(DeviceInfoError::ControlCharacters);
-        }
-        Ok(())
+        crate::name::validate(&self.name)
     }
 }
 

@@ -104,6 +104,7 @@ mod initiator;
 mod joiner;
 pub mod keys;
 pub mod messages;
+pub mod name;
 mod pairing;
 pub mod presence;
 mod rate_limit;
@@ -121,7 +122,7 @@ pub mod testing;
 
 pub use action::{Action, FailReason, Progress};
 pub use code::{Code, CodeError};
-pub use config::Config;
+pub use config::{Config, MAX_DURATION};
 pub use device::{DeviceInfo, PairedDevice, Role};
 pub use exporter::export_key;
 pub use host::{HostError, PairingHost, SessionId, LINGER};

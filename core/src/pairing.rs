@@ -60,7 +60,7 @@ impl Pairing {
         rng: &mut impl CryptoRngCore,
     ) -> Self {
         Pairing::Initiator(Box::new(Initiator::new(
-            cfg,
+            cfg.bounded(),
             local,
             code.keys(),
             now,
@@ -78,7 +78,7 @@ impl Pairing {
         rng: &mut impl CryptoRngCore,
     ) -> Self {
         Pairing::Joiner(Box::new(Joiner::new(
-            cfg,
+            cfg.bounded(),
             local,
             code.keys(),
             now,

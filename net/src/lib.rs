@@ -106,6 +106,10 @@ where
     F: Fn(libp2p::PeerId) -> io::Result<M> + Send + 'static,
 {
     let info = DeviceInfo::new(config.device_name.clone())?;
+    // Durations as the core runs them (at most a day), before libp2p sees any: the provider
+    // record's lifetime is the code's, and libp2p adds it to `Instant::now()`.
+    let mut config = config;
+    config.pairing = config.pairing.bounded();
     let bootstrap = with_peer_ids(&config.bootstrap, TransportError::BootstrapWithoutPeerId)?;
     let meeting_points = with_peer_ids(&config.relays, TransportError::RelayWithoutPeerId)?;
     let keypair = config.identity.libp2p_keypair();

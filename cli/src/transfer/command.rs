@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use paircode_core::name::escaped;
 use tokio::sync::mpsc;
 
 use super::log::{Arriving, ReceivedEntry, ReceivedWhat};
@@ -103,7 +104,7 @@ pub async fn send(
                     eprintln!(
                         "sending {items} item(s), {} to {}",
                         HumanBytes(bytes),
-                        device.name
+                        escaped(&device.name)
                     );
                 }
                 bar = Bar::new(json, bytes);
@@ -299,7 +300,11 @@ async fn follow_received(
                 bar.position(offset);
                 bar.message(&name);
                 if bar.0.is_none() {
-                    eprintln!("receiving {name} ({}) from {from}", HumanBytes(size));
+                    eprintln!(
+                        "receiving {name} ({}) from {}",
+                        HumanBytes(size),
+                        escaped(&from)
+                    );
                 }
             }
             Arriving::Bytes { done, .. } => bar.position(done),
@@ -309,7 +314,7 @@ async fn follow_received(
             }
             Arriving::Failed { from, error } => {
                 bar.finish();
-                eprintln!("from {from}: {error}");
+                eprintln!("from {}: {error}", escaped(&from));
             }
         }
     }
@@ -324,7 +329,7 @@ fn describe(entry: &ReceivedEntry) -> String {
     let head = format!(
         "{}  from {}  {:>10}  sha256 {}…",
         crate::progress::time(entry.time),
-        entry.from,
+        escaped(&entry.from),
         HumanBytes(entry.size).to_string(),
         &entry.sha256[..entry.sha256.len().min(12)],
     );
@@ -345,7 +350,7 @@ pub async fn set_receive(
         Response::ReceiveSet(device) => {
             let text = format!(
                 "receiving from {} ({}) is {}",
-                device.name,
+                escaped(&device.name),
                 device.peer_id,
                 if on { "on" } else { "off" }
             );
