@@ -172,6 +172,7 @@ impl Daemon {
         {
             watcher.abort();
         }
+        self.seen_until_now();
         let _ = std::fs::remove_file(self.instance.socket());
         Ok(())
     }
@@ -192,6 +193,23 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             self.node.shutdown().await;
         });
+    }
+
+    /// At stop, every device still online was seen until now: after a restart "last seen"
+    /// must say when this daemon last saw it, not when it came online.
+    fn seen_until_now(&self) {
+        let online = std::mem::take(&mut *self.online.lock().expect("online lock"));
+        if online.is_empty() {
+            return;
+        }
+        let now = unix_now();
+        let mut devices = self.devices.lock().expect("devices lock");
+        for peer in &online {
+            if let Some(record) = devices.get_mut(peer) {
+                record.last_seen = Some(now);
+            }
+        }
+        self.save(&devices, "saving the last-seen times at stop");
     }
 
     /// Keeps the online set, last-seen times and unpairings current.
