@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent check of testing/sim/tests/vectors/handshake-v2.txt against docs/PROTOCOL.md.
+"""Independent check of testing/sim/tests/vectors/handshake-v3.txt against docs/PROTOCOL.md.
 
 Everything here is written from the specification alone, with nothing but the Python
 standard library: ChaCha20 (the RNG chain), X25519, the Ed25519 public key, the libp2p
@@ -25,8 +25,8 @@ import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROTOCOL_VERSION = 2
-DEFAULT_VECTORS = os.path.join(HERE, "..", "testing", "sim", "tests", "vectors", "handshake-v2.txt")
+PROTOCOL_VERSION = 3
+DEFAULT_VECTORS = os.path.join(HERE, "..", "testing", "sim", "tests", "vectors", "handshake-v3.txt")
 
 
 # ---------------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def msg_done(attempt_nonce, reason=None, proof=None):
 # Worked examples printed in docs/PROTOCOL.md (§3.5, §4.6), checked here too.
 DOC_EXAMPLES = [
     ("Done{re: 0x00*32, Rejected(NoSession)}", lambda: msg_done(bytes(32), "NoSession"),
-     "a2" "6176" "02" "616d" "a1" "64446f6e65" "a3" "627265" "5820" + "00" * 32
+     "a2" "6176" "03" "616d" "a1" "64446f6e65" "a3" "627265" "5820" + "00" * 32
      + "67" "6f7574636f6d65" "a1" "6852656a6563746564" "69" "4e6f53657373696f6e"
      + "65" "70726f6f66" "f6"),
     ("device Hello", lambda: cbor("Hello"), "6548656c6c6f"),
@@ -434,6 +434,7 @@ def compute(given, words):
     out["msg_prove"] = msg_prove(nonce_j, eph_j, given["bob_info"], mac_j).hex()
     out["msg_done"] = msg_done(nonce_j).hex()
     out["msg_done_expired"] = msg_done(nonce_j, "Expired", mac_x).hex()
+    out["msg_done_not_stored"] = msg_done(nonce_j, "NotStored").hex()
     return out
 
 

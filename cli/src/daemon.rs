@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use paircode_core::{Code, PairedDevice, PeerId};
+use paircode_core::{Code, FailReason, PairedDevice, PeerId};
 use paircode_net::{
     EventStream, GenerateOptions, JoinOptions, Node, NodeEvent, PairingEvent, PairingHandle,
 };
@@ -172,6 +172,7 @@ impl Daemon {
         {
             watcher.abort();
         }
+        self.seen_until_now();
         let _ = std::fs::remove_file(self.instance.socket());
         Ok(())
     }
@@ -194,6 +195,23 @@ impl Daemon {
         });
     }
 
+    /// At stop, every device still online was seen until now: after a restart "last seen"
+    /// must say when this daemon last saw it, not when it came online.
+    fn seen_until_now(&self) {
+        let online = std::mem::take(&mut *self.online.lock().expect("online lock"));
+        if online.is_empty() {
+            return;
+        }
+        let now = unix_now();
+        let mut devices = self.devices.lock().expect("devices lock");
+        for peer in &online {
+            if let Some(record) = devices.get_mut(peer) {
+                record.last_seen = Some(now);
+            }
+        }
+        self.save(&devices, "saving the last-seen times at stop");
+    }
+
     /// Keeps the online set, last-seen times and unpairings current.
     async fn watch_node(self: Arc<Self>) {
         let Some(mut events) = self.events.lock().expect("events lock").take() else {
@@ -203,11 +221,22 @@ impl Daemon {
             match event {
                 NodeEvent::PairedOnline(peer) => self.presence(peer, true),
                 NodeEvent::PairedOffline(peer) => self.presence(peer, false),
-                NodeEvent::UnpairedByPeer(peer) => {
-                    if let Err(e) = self.forget(&peer, false) {
-                        tracing::error!("the other device unpaired us: {e}");
-                    }
-                }
+                NodeEvent::UnpairedByPeer(peer) => match self.forget(&peer, false) {
+                    Ok(Some(record)) => tracing::warn!(
+                        peer = %peer,
+                        "{} no longer knows this device (it unpaired it, or never finished saving the pairing); removed here",
+                        paircode_core::name::escaped(&record.name)
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(
+                        peer = %peer,
+                        "{peer} no longer knows this device, but it could not be removed here: {e}"
+                    ),
+                },
+                NodeEvent::ToldNotPaired(peer) => tracing::warn!(
+                    peer = %peer,
+                    "{peer} greets this device as paired, but it is not paired here (a pairing this device never finished saving); told it to forget this device"
+                ),
                 NodeEvent::UnpairDelivered(peer) => {
                     let mut devices = self.devices.lock().expect("devices lock");
                     devices
@@ -260,7 +289,6 @@ impl Daemon {
             }
             false => {
                 let _ = self.node.remove_paired(peer.clone());
-                tracing::info!(peer = %peer, "the other device unpaired us");
             }
         }
         Ok(Some(record))
@@ -445,6 +473,9 @@ impl Daemon {
             cancel: cancel_tx,
         });
         let mut confirming: Option<PeerId> = None;
+        // What the save on `StoreRequested` gave: the device as listed, or why it failed
+        // (the file and the OS's reason, more use to the user than "not stored").
+        let mut saved: Option<Saved> = None;
         let mut cli_gone = false;
         loop {
             tokio::select! {
@@ -467,11 +498,42 @@ impl Daemon {
                             (Event::ConfirmRequested { name: info.name, peer: peer.to_string(), verification }, false)
                         }
                         PairingEvent::NotAnnounced { reason } => (Event::NotAnnounced { reason }, false),
-                        PairingEvent::Completed(device) => match self.remember(&device) {
-                            Ok(view) => (Event::Paired(view), true),
-                            Err(error) => (Event::Failed(error), true),
+                        // Saved before anyone is told: an initiator acknowledges the pairing
+                        // only after this answer.
+                        PairingEvent::StoreRequested(device) => {
+                            self.set_stage(format!("saving the pairing with {}", device.info.name));
+                            let previous = self.devices.lock().expect("devices lock").get_mut(&device.peer).map(|r| r.clone());
+                            let result = self.remember(&device);
+                            handle.stored(&device.peer, result.is_ok());
+                            saved = Some(Saved { peer: device.peer.clone(), previous, result });
+                            continue;
+                        }
+                        PairingEvent::Completed(device) => match saved.take().map(|s| s.result) {
+                            Some(Ok(view)) => (Event::Paired(view), true),
+                            // The core completes only after a successful save.
+                            Some(Err(error)) => (Event::Failed(error), true),
+                            None => {
+                                let reason = FailReason::NotStored { peer: device.peer.clone() };
+                                (Event::Failed(DaemonError::Pairing { reason }), true)
+                            }
                         },
-                        PairingEvent::Failed(e) => (Event::Failed(e.into()), true),
+                        PairingEvent::Failed(e) => {
+                            let error = match saved.take() {
+                                // Our own save failed: say which file and why.
+                                Some(Saved { peer, result: Err(error), .. }) => {
+                                    tracing::warn!(peer = %peer, "the pairing could not be saved here; if the other device saved it, it forgets it when the two next meet");
+                                    error
+                                }
+                                // Saved, but the session ended anyway (the answer came too late,
+                                // or a cancel crossed it): the other side does not count on it.
+                                Some(Saved { peer, previous, result: Ok(_) }) => {
+                                    self.unsave(&peer, previous, &e);
+                                    e.into()
+                                }
+                                None => e.into(),
+                            };
+                            (Event::Failed(error), true)
+                        }
                     };
                     if !cli_gone && write_frame(&mut writer, &Response::Event(out)).await.is_err() {
                         cli_gone = true;
@@ -503,6 +565,29 @@ impl Daemon {
     fn set_stage(&self, stage: String) {
         if let Some(session) = self.session.lock().expect("session lock").as_mut() {
             session.stage = stage;
+        }
+    }
+
+    /// Undoes the save of a pairing whose session then failed, so that nothing one-sided
+    /// stays behind on this side: the device's earlier record comes back if it had one
+    /// (pairing again with a paired device), else it is removed.
+    fn unsave(&self, peer: &PeerId, previous: Option<DeviceRecord>, why: &paircode_net::Error) {
+        let undone = match previous {
+            Some(record) => {
+                let mut devices = self.devices.lock().expect("devices lock");
+                let mut updated = devices.clone();
+                updated.upsert(record);
+                updated.save(&self.vault).map(|()| *devices = updated)
+            }
+            None => self.forget(peer, false).map(drop),
+        };
+        match undone {
+            Ok(_) => {
+                tracing::warn!(peer = %peer, "the pairing was saved but did not complete ({why}); removed again")
+            }
+            Err(e) => {
+                tracing::error!(peer = %peer, "the pairing was saved but did not complete ({why}), and could not be removed again: {e}; it will be removed when the devices next meet")
+            }
         }
     }
 
@@ -604,4 +689,14 @@ impl Daemon {
             meeting_points,
         }
     }
+}
+
+/// What saving a pairing on `PairingEvent::StoreRequested` gave, kept until the session's
+/// outcome: the device as listed, or why the save failed (the file and the OS's reason,
+/// more use to the user than "not stored"); and the device's earlier record, to put back
+/// should the session fail after all.
+struct Saved {
+    peer: PeerId,
+    previous: Option<DeviceRecord>,
+    result: Result<DeviceView, DaemonError>,
 }

@@ -233,7 +233,7 @@ impl CliError {
             ) => 2,
             E::Daemon(
                 D::Pairing {
-                    reason: FailReason::NoAnswer { .. },
+                    reason: FailReason::NoAnswer { .. } | FailReason::NotStored { .. },
                 }
                 | D::NodeStopped
                 | D::Transport(_)
@@ -297,6 +297,7 @@ impl CliError {
                     FailReason::NoAnswer { .. } => "no_answer",
                     FailReason::Cancelled => "cancelled",
                     FailReason::ConfirmTimeout { .. } => "confirm_timeout",
+                    FailReason::NotStored { .. } => "not_stored",
                 },
                 D::Busy => "busy",
                 D::NodeStopped => "node_stopped",

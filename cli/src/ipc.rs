@@ -254,7 +254,8 @@ pub enum DaemonError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SaveContext {
-    /// A pairing completed on the wire; the other device may have stored it.
+    /// A pairing was agreed on the wire; the initiator has not acknowledged it yet, or (on
+    /// the joiner) it forgets it when the two devices next meet.
     Paired,
     Unpaired,
     Receive,
@@ -263,7 +264,7 @@ pub enum SaveContext {
 impl std::fmt::Display for SaveContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            SaveContext::Paired => "the pairing completed",
+            SaveContext::Paired => "the pairing was agreed",
             SaveContext::Unpaired => "the device was to be unpaired",
             SaveContext::Receive => "receiving from the device was to be switched",
         })
@@ -305,6 +306,10 @@ enum FailReasonDef {
     },
     Cancelled,
     ConfirmTimeout {
+        #[serde(with = "peer_bytes")]
+        peer: PeerId,
+    },
+    NotStored {
         #[serde(with = "peer_bytes")]
         peer: PeerId,
     },

@@ -168,6 +168,11 @@ pub fn set_rendezvous<'a>(node: &Node, devices: impl Iterator<Item = &'a DeviceR
 
 /// `devices` with each online device's path filled in.
 pub async fn with_paths(node: &Node, mut devices: Vec<DeviceView>) -> Vec<DeviceView> {
+    // Only online devices have a path: without one, `network devices` needs no word from
+    // the node's event loop.
+    if !devices.iter().any(|d| d.online) {
+        return devices;
+    }
     let Ok(reach) = node.reach().await else {
         return devices;
     };

@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -410,5 +411,203 @@ fn address_floods_leave_memory_bounded() -> TestResult {
         "{rss_before} KiB before, {after:?} KiB after each flood"
     );
     timed_status(&bed, "alice")?;
+    Ok(())
+}
+
+/// A small seeded generator (splitmix64) for the kill moments, so that a failing run can be
+/// replayed with `PAIRCODE_KILL_SEED`.
+struct Moments(u64);
+
+impl Moments {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A duration drawn uniformly from `[0, max)`.
+    fn within(&mut self, max: Duration) -> Duration {
+        let micros = max.as_micros().max(1) as u64;
+        Duration::from_micros(self.next() % micros)
+    }
+
+    fn coin(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+}
+
+fn kill9(bed: &Daemons, instance: &str) -> Result<(), DaemonError> {
+    let pid = bed.pid(instance)?;
+    // SAFETY: kill(2) on a process this test started (the daemon's pid file names it).
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    bed.forget(instance);
+    // Wait for the daemon's lock (an flock on its pid file) to be free: the kernel drops
+    // it only once the last thread is gone, after the process already shows as a zombie.
+    let lock = std::fs::File::open(bed.instance_dir(instance).join("daemon.pid"))
+        .expect("the daemon's pid file");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // SAFETY: flock on a descriptor we own; a shared lock taken and dropped at once.
+        let free = unsafe {
+            libc::flock(lock.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0
+                && libc::flock(lock.as_raw_fd(), libc::LOCK_UN) == 0
+        };
+        if free || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Issue 11, item 8 (and issue 10, item 4): both daemons of a pair are killed with SIGKILL
+/// at random moments while they pair or unpair (either may be the initiator, either the one
+/// that unpairs, either is killed first), then both are restarted. Their stores must agree
+/// (each lists the other, or neither does), or be brought to agree when the two meet:
+/// a pending unpair notice is delivered, and a one-sided pairing is told `Unpaired` after
+/// the stranger grace period (`STRANGER_GRACE`, 20 s). Prints the seed, the iterations and
+/// how many inconsistent pairs were found and repaired.
+#[test]
+fn kill_nine_while_pairing_or_unpairing_leaves_the_stores_consistent() -> TestResult {
+    const ITERATIONS: usize = 100;
+    const REPAIR_PATIENCE: Duration = Duration::from_secs(60);
+    let iterations = std::env::var("PAIRCODE_KILL_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ITERATIONS);
+    let seed = std::env::var("PAIRCODE_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("kill -9 loop: seed {seed} (replay with PAIRCODE_KILL_SEED={seed})");
+    let mut moments = Moments(seed);
+
+    let bed = daemons()?;
+    let names = ["alice", "bob"];
+    for name in names {
+        bed.init(name)?;
+    }
+    let ports = [free_port(), free_port()];
+    let mut ids = [String::new(), String::new()];
+    let start = |i: usize, ids: &[String; 2]| {
+        let listen = format!("/ip4/127.0.0.1/tcp/{}", ports[i]);
+        let mut args = vec!["--listen", &listen, "--no-mdns", "--name", names[i]];
+        let bootstrap;
+        if !ids[1 - i].is_empty() {
+            bootstrap = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[1 - i], ids[1 - i]);
+            args.extend(["--bootstrap", &bootstrap]);
+        }
+        bed.start_with(None, names[i], &args)
+    };
+    start(0, &ids)?;
+    start(1, &ids)?;
+    ids = [bed.peer_id("alice")?, bed.peer_id("bob")?];
+    bed.stop("alice")?;
+    bed.stop("bob")?;
+    start(0, &ids)?;
+    start(1, &ids)?;
+
+    // How long an undisturbed pairing and unpairing take here: the kill moments are drawn
+    // from that span (and a little beyond, to also kill after the end).
+    let timed = |f: &dyn Fn() -> Result<(), DaemonError>| -> Result<Duration, DaemonError> {
+        let started = Instant::now();
+        f()?;
+        Ok(started.elapsed())
+    };
+    let pair_span = timed(&|| bed.pair("alice", "bob").map(drop))?;
+    bed.eventually("bob lists alice", || bed.lists("bob", "alice"))?;
+    let unpair_span = timed(&|| bed.ok("alice", &["network", "unpair", "bob"]).map(drop))?;
+    bed.eventually("bob forgets alice", || Ok(!bed.lists("bob", "alice")?))?;
+    println!(
+        "kill -9 loop: an undisturbed pairing takes {} ms, an unpairing {} ms",
+        pair_span.as_millis(),
+        unpair_span.as_millis()
+    );
+
+    let lists = |owner: usize| -> Result<bool, DaemonError> {
+        let peer = &ids[1 - owner];
+        Ok(bed
+            .devices(names[owner])?
+            .iter()
+            .any(|d| d["peer_id"] == peer.as_str()))
+    };
+    let started = Instant::now();
+    let (mut pairs, mut unpairs, mut inconsistent, mut repaired) = (0, 0, 0, 0);
+    let mut slowest_repair = Duration::ZERO;
+    let mut unrepaired = Vec::new();
+    let mut paired = false;
+    for iteration in 0..iterations {
+        let (first, span);
+        let mut commands = Vec::new();
+        if paired {
+            // One side unpairs the other.
+            unpairs += 1;
+            let who = usize::from(moments.coin());
+            commands.push(bed.spawn(names[who], &["network", "unpair", names[1 - who]])?);
+            span = unpair_span;
+        } else {
+            // One side generates, the other joins.
+            pairs += 1;
+            let initiator = usize::from(moments.coin());
+            let (generating, words) = bed.generate(names[initiator], &["--auto-accept"])?;
+            commands.push(generating);
+            commands.push(bed.spawn_join(names[1 - initiator], &words)?);
+            span = pair_span;
+        }
+        first = usize::from(moments.coin());
+        std::thread::sleep(moments.within(span + span / 4));
+        kill9(&bed, names[first])?;
+        std::thread::sleep(moments.within(span / 4));
+        kill9(&bed, names[1 - first])?;
+        for mut command in commands {
+            let _ = command.child.kill();
+            let _ = command.finish();
+        }
+        start(0, &ids)?;
+        start(1, &ids)?;
+        let (a, b) = (lists(0)?, lists(1)?);
+        if a != b {
+            inconsistent += 1;
+            let found = Instant::now();
+            let mut agreed = false;
+            while found.elapsed() < REPAIR_PATIENCE {
+                if lists(0)? == lists(1)? {
+                    agreed = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            match agreed {
+                true => {
+                    repaired += 1;
+                    slowest_repair = slowest_repair.max(found.elapsed());
+                }
+                false => unrepaired.push((iteration, a, b)),
+            }
+        }
+        paired = lists(0)? && lists(1)?;
+    }
+    let _ = bed.stop("alice");
+    let _ = bed.stop("bob");
+    println!(
+        "kill -9 loop: seed {seed}, {iterations} iterations ({pairs} pairings, {unpairs} \
+         unpairings) in {} s; {inconsistent} inconsistent pairs found after restart, \
+         {repaired} repaired when the devices met (slowest {} ms), {} left inconsistent",
+        started.elapsed().as_secs(),
+        slowest_repair.as_millis(),
+        unrepaired.len()
+    );
+    assert!(
+        unrepaired.is_empty(),
+        "left inconsistent (iteration, alice lists bob, bob lists alice): {unrepaired:?}"
+    );
     Ok(())
 }

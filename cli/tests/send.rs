@@ -585,6 +585,17 @@ fn signal(child: &std::process::Child, sig: &str) {
     assert!(ok, "kill {sig}");
 }
 
+/// Waits, looking every millisecond, until the first bytes of a send reach `dir`: a
+/// 64 MiB send takes a tenth of a second on loopback, so the harness's 100 ms polling could
+/// see the first bytes only once the send is over.
+fn first_bytes_arrive(dir: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while partial_bytes(dir) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no bytes arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn partial_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir.join(".paircode-partial"))
         .into_iter()
@@ -616,8 +627,7 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() -> TestResult {
 
     // Ctrl+C mid-file: the command says cancelled, Bob drops what arrived.
     let child = spawn();
-    bed.eventually("bytes arrive", || Ok(partial_bytes(&bob_dl) > 0))
-        .expect("bytes arrive");
+    first_bytes_arrive(&bob_dl);
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
@@ -627,8 +637,7 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() -> TestResult {
 
     // Killed mid-file: Bob keeps what arrived, and sending again continues from there.
     let mut child = spawn();
-    bed.eventually("bytes arrive", || Ok(partial_bytes(&bob_dl) > 0))
-        .expect("bytes arrive");
+    first_bytes_arrive(&bob_dl);
     child.kill().unwrap();
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -644,8 +653,7 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() -> TestResult {
     // The receiver stops mid-file: the sender says the connection was lost, and once Bob
     // is back, sending again resumes.
     let child = spawn();
-    bed.eventually("bytes arrive", || Ok(partial_bytes(&bob_dl) > 0))
-        .expect("bytes arrive");
+    first_bytes_arrive(&bob_dl);
     bed.stop("bob").expect("bob stops");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(18), "{}", stderr(&out));

@@ -50,7 +50,12 @@ pub enum Action {
         /// What the other device's screen shows too, if nobody is in the middle.
         verification: Verification,
     },
-    /// Paired. Terminal.
+    /// Save this pairing durably now, then answer with `handle_stored`. The pairing
+    /// counts only once it is stored: an initiator acknowledges it to the joiner after a
+    /// successful save (and rejects the joiner if the save fails or takes longer than
+    /// `Config::store_timeout`), a joiner completes after it. Comes before `Completed`.
+    Store(Box<PairedDevice>),
+    /// Paired, and stored on this side (`Store` was answered with success). Terminal.
     Completed(Box<PairedDevice>),
     /// Not paired. Terminal.
     Failed(FailReason),
@@ -106,6 +111,14 @@ pub enum FailReason {
     /// The local user cancelled the session.
     #[error("the pairing was cancelled")]
     Cancelled,
+    /// This device could not store the pairing (`handle_stored` said so, or did not come
+    /// within `store_timeout`). An initiator told the joiner; a joiner's initiator may
+    /// already hold the pairing, and forgets it when the two next meet (presence).
+    #[error("the pairing with {peer} could not be saved on this device")]
+    NotStored {
+        /// The device whose pairing was not stored.
+        peer: PeerId,
+    },
     /// The local user did not answer `Action::Confirm` within `confirm_timeout`.
     #[error("{peer} proved the code, but nobody answered whether to pair with it in time")]
     ConfirmTimeout {

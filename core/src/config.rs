@@ -25,6 +25,9 @@ pub struct Config {
     /// How long the local user has to answer a confirmation (both); a joiner that proved
     /// the code also waits this long for the initiator's verdict (keep it equal on both).
     pub confirm_timeout: Duration,
+    /// How long the embedder may take to answer `Action::Store` (both). A save is a few
+    /// file writes; past this the pairing is treated as not stored.
+    pub store_timeout: Duration,
     /// Failed proofs or malformed messages a peer may send before it is blocked (initiator).
     pub max_failures_per_peer: u32,
     /// How long a peer stays blocked (initiator).
@@ -44,6 +47,7 @@ impl Default for Config {
             retry_interval: Duration::from_secs(1),
             lookup_interval: Duration::from_secs(2),
             confirm_timeout: Duration::from_secs(120),
+            store_timeout: Duration::from_secs(10),
             max_failures_per_peer: 5,
             failure_block: Duration::from_secs(60),
             parallel_attempts: 128,
@@ -63,6 +67,7 @@ impl Config {
             retry_interval: cap(self.retry_interval),
             lookup_interval: cap(self.lookup_interval),
             confirm_timeout: cap(self.confirm_timeout),
+            store_timeout: cap(self.store_timeout),
             failure_block: cap(self.failure_block),
             ..self
         }
@@ -89,6 +94,7 @@ mod tests {
             retry_interval: huge,
             lookup_interval: huge,
             confirm_timeout: huge,
+            store_timeout: huge,
             failure_block: huge,
             ..Config::default()
         };

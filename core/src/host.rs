@@ -192,6 +192,16 @@ impl PairingHost {
         }
     }
 
+    /// The answer to the [`Action::Store`] of session `session`: whether the pairing with
+    /// `peer` is now durably stored. Ignored if that session is no longer running. Ends
+    /// the session either way ([`Action::Completed`] or [`Action::Failed`]).
+    pub fn handle_stored(&mut self, session: SessionId, peer: &PeerId, stored: bool, now: Instant) {
+        if let Some(current) = self.current.as_mut().filter(|c| c.id == session) {
+            current.pairing.handle_stored(peer, stored, now);
+            self.collect(now);
+        }
+    }
+
     /// The local user cancels session `session`; ignored if it is no longer running.
     /// Ends the session, so `poll_timeout` changes.
     pub fn handle_cancel(&mut self, session: SessionId, now: Instant) {

@@ -58,6 +58,13 @@ enum State {
         proven: Proven,
         deadline: Instant,
     },
+    /// The user said yes; waiting for the embedder to store the pairing (`Action::Store`)
+    /// until `deadline`. The joiner hears `Accepted` only once it is stored here.
+    Storing {
+        device: Box<PairedDevice>,
+        proven: Proven,
+        deadline: Instant,
+    },
     /// Kept so a retransmitted proof from the paired peer is answered again.
     Completed {
         peer: PeerId,
@@ -74,6 +81,8 @@ pub enum InitiatorState {
     Open,
     /// A joiner proved the code; waiting for the local user's answer.
     Confirming,
+    /// The user accepted; waiting for the pairing to be stored before acknowledging it.
+    Storing,
     /// Paired; still answers a repeated proof from the paired joiner.
     Completed,
     /// Ended without pairing.
@@ -112,6 +121,7 @@ impl Initiator {
         match self.state {
             State::Open => InitiatorState::Open,
             State::Confirming { .. } => InitiatorState::Confirming,
+            State::Storing { .. } => InitiatorState::Storing,
             State::Completed { .. } => InitiatorState::Completed,
             State::Failed(_) => InitiatorState::Failed,
         }
@@ -159,7 +169,7 @@ impl Initiator {
             _ => return,
         };
         if accept {
-            self.complete();
+            self.store(now);
         } else {
             self.reply(
                 peer,
@@ -169,9 +179,25 @@ impl Initiator {
         }
     }
 
+    /// The embedder's answer to `Action::Store`: only a pairing stored here is
+    /// acknowledged to the joiner; otherwise the joiner is told it was not stored.
+    pub(crate) fn handle_stored(&mut self, peer: &PeerId, stored: bool, now: Instant) {
+        self.check_deadlines(now);
+        match &self.state {
+            State::Storing { device, .. } if &device.peer == peer => {}
+            _ => return,
+        }
+        if stored {
+            self.complete();
+        } else {
+            self.tell_waiting(RejectReason::NotStored);
+            self.fail(FailReason::NotStored { peer: peer.clone() });
+        }
+    }
+
     pub(crate) fn handle_cancel(&mut self, now: Instant) {
         self.check_deadlines(now);
-        self.tell_confirming(RejectReason::Cancelled);
+        self.tell_waiting(RejectReason::Cancelled);
         if self.is_live() {
             self.fail(FailReason::Cancelled);
         }
@@ -185,18 +211,26 @@ impl Initiator {
     /// complete after them, whenever the driver gets round to `handle_timeout`.
     fn check_deadlines(&mut self, now: Instant) {
         if self.is_live() && now >= self.expires_at {
-            self.tell_confirming(RejectReason::Expired);
+            self.tell_waiting(RejectReason::Expired);
             self.fail(FailReason::CodeExpired);
         }
-        if let State::Confirming {
-            deadline, device, ..
-        } = &self.state
-        {
-            if now >= *deadline {
+        match &self.state {
+            State::Confirming {
+                deadline, device, ..
+            } if now >= *deadline => {
                 let peer = device.peer.clone();
-                self.tell_confirming(RejectReason::Timeout);
+                self.tell_waiting(RejectReason::Timeout);
                 self.fail(FailReason::ConfirmTimeout { peer });
             }
+            // The embedder never answered: as good as a failed save.
+            State::Storing {
+                deadline, device, ..
+            } if now >= *deadline => {
+                let peer = device.peer.clone();
+                self.tell_waiting(RejectReason::NotStored);
+                self.fail(FailReason::NotStored { peer });
+            }
+            _ => {}
         }
     }
 
@@ -212,12 +246,18 @@ impl Initiator {
             State::Confirming { deadline, .. } => [(*deadline, Timer::Confirmation), expiry]
                 .into_iter()
                 .min_by_key(|(at, _)| *at),
+            State::Storing { deadline, .. } => [(*deadline, Timer::Store), expiry]
+                .into_iter()
+                .min_by_key(|(at, _)| *at),
             State::Completed { .. } | State::Failed(_) => None,
         }
     }
 
     fn is_live(&self) -> bool {
-        matches!(self.state, State::Open | State::Confirming { .. })
+        matches!(
+            self.state,
+            State::Open | State::Confirming { .. } | State::Storing { .. }
+        )
     }
 
     fn on_join(&mut self, peer: &PeerId, join: Join, now: Instant) {
@@ -234,7 +274,7 @@ impl Initiator {
             }
             State::Failed(reason) => Some(answer_after(reason)),
             // A copy of the Join that led here: its attempt is past this point already.
-            State::Confirming { device, proven, .. }
+            State::Confirming { device, proven, .. } | State::Storing { device, proven, .. }
                 if &device.peer == peer && proven.nonce == attempt_nonce =>
             {
                 None
@@ -242,7 +282,7 @@ impl Initiator {
             State::Completed { peer: p, proven } if p == peer && proven.nonce == attempt_nonce => {
                 None
             }
-            State::Confirming { .. } => Some(RejectReason::Busy),
+            State::Confirming { .. } | State::Storing { .. } => Some(RejectReason::Busy),
             State::Completed { .. } => Some(RejectReason::NoSession),
             State::Open if self.limiter.is_blocked(peer, now) => Some(RejectReason::RateLimited),
             State::Open => {
@@ -292,12 +332,12 @@ impl Initiator {
                 }
                 return;
             }
-            State::Confirming { device, proven, .. }
+            State::Confirming { device, proven, .. } | State::Storing { device, proven, .. }
                 if &device.peer == peer && proven.nonce == attempt_nonce =>
             {
-                return; // a copy of the proof the user is deciding about
+                return; // a copy of the proof the user (or the store) is deciding about
             }
-            State::Confirming { .. } => {
+            State::Confirming { .. } | State::Storing { .. } => {
                 self.reply(peer, Done::rejected(attempt_nonce, RejectReason::Busy));
                 return;
             }
@@ -363,13 +403,34 @@ impl Initiator {
             deadline: now + self.cfg.confirm_timeout,
         };
         if self.cfg.auto_accept {
-            self.complete();
+            self.store(now);
         }
     }
 
-    /// Finishes a session that is confirming; does nothing in any other state.
+    /// The user said yes: asks the embedder to store the pairing before the joiner hears
+    /// of it. Does nothing unless confirming.
+    fn store(&mut self, now: Instant) {
+        let (device, proven, confirm_deadline) = match &self.state {
+            State::Confirming {
+                device,
+                proven,
+                deadline,
+            } => (device.clone(), *proven, *deadline),
+            _ => return,
+        };
+        self.actions.push_back(Action::Store(device.clone()));
+        self.state = State::Storing {
+            device,
+            proven,
+            // The joiner stops waiting for the verdict at the confirmation deadline, so a
+            // slow save may not push the answer past it either.
+            deadline: confirm_deadline.min(now + self.cfg.store_timeout),
+        };
+    }
+
+    /// Finishes a session whose pairing was stored; does nothing in any other state.
     fn complete(&mut self) {
-        let State::Confirming { device, proven, .. } = &self.state else {
+        let State::Storing { device, proven, .. } = &self.state else {
             return;
         };
         let (peer, proven) = (device.peer.clone(), *proven);
@@ -377,8 +438,8 @@ impl Initiator {
             peer: peer.clone(),
             proven,
         };
-        let State::Confirming { device, .. } = std::mem::replace(&mut self.state, completed) else {
-            unreachable!("the state was Confirming a moment ago");
+        let State::Storing { device, .. } = std::mem::replace(&mut self.state, completed) else {
+            unreachable!("the state was Storing a moment ago");
         };
         self.reply(&peer, Done::accepted(proven.nonce));
         self.actions.push_back(Action::Unpublish {
@@ -387,9 +448,12 @@ impl Initiator {
         self.actions.push_back(Action::Completed(device));
     }
 
-    /// Tells the joiner whose proof awaits the user's answer that it will not come.
-    fn tell_confirming(&mut self, reason: RejectReason) {
-        if let State::Confirming { device, proven, .. } = &self.state {
+    /// Tells the joiner whose proof awaits the user's answer (or the store) that the
+    /// pairing will not happen.
+    fn tell_waiting(&mut self, reason: RejectReason) {
+        if let State::Confirming { device, proven, .. } | State::Storing { device, proven, .. } =
+            &self.state
+        {
             let (peer, attempt_nonce) = (device.peer.clone(), proven.nonce);
             self.reply(&peer, Done::rejected(attempt_nonce, reason));
         }
@@ -419,6 +483,7 @@ fn answer_after(reason: &FailReason) -> RejectReason {
         FailReason::Declined { .. }
         | FailReason::Cancelled
         | FailReason::ConfirmTimeout { .. }
+        | FailReason::NotStored { .. }
         | FailReason::NoDeviceAnswered
         | FailReason::Rejected { .. }
         | FailReason::NoAnswer { .. } => RejectReason::NoSession,

@@ -6,7 +6,7 @@ use crate::action::{Action, FailReason, Progress};
 use crate::initiator::InitiatorState;
 use crate::messages::{Done, Mac, Message, Nonce, Outcome, Prove, RejectReason};
 use crate::test_support::{
-    device, drain, join_bytes, only_bytes_to, peer, prove_for, sent_to, verdicts, Fixture,
+    device, drain, join_bytes, only_bytes_to, peer, prove_for, sent_to, stored, verdicts, Fixture,
 };
 use crate::Pairing;
 
@@ -135,6 +135,8 @@ fn valid_proof_with_auto_accept_completes() {
     let (_, prove) = up_to_prove(&mut f, &mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(3));
     let out = drain(&mut a);
+    assert_eq!(state(&a), InitiatorState::Storing);
+    let out = stored(&mut a, &out, f.at(3));
     assert_eq!(verdicts(&out, &f.bob.peer), vec![Outcome::Accepted]);
     assert!(out.contains(&Action::Unpublish {
         key: f.code.keys().discovery_id
@@ -305,6 +307,7 @@ fn user_accepts() {
     );
     a.handle_confirm(&f.bob.peer, true, f.at(4));
     let out = drain(&mut a);
+    let out = stored(&mut a, &out, f.at(4));
     assert_eq!(verdicts(&out, &f.bob.peer), vec![Outcome::Accepted]);
     assert!(out.iter().any(|a| matches!(a, Action::Completed(_))));
     assert_eq!(state(&a), InitiatorState::Completed);
@@ -385,6 +388,8 @@ fn completed_repeats_its_verdict_to_the_paired_peer_only() {
     f.cfg.auto_accept = true;
     let mut a = open(&mut f);
     let prove = confirming(&mut f, &mut a);
+    a.handle_stored(&f.bob.peer, true, f.at(3));
+    drain(&mut a);
     a.handle_message(&f.bob.peer, &prove, f.at(4));
     let Ok(Message::Prove(p)) = Message::decode(&prove) else {
         panic!("a proof")
@@ -495,6 +500,96 @@ fn verdicts_name_the_attempt() {
         panic!("a proof")
     };
     a.handle_message(&f.bob.peer, &prove, f.at(3));
-    let done = sent_to(&drain(&mut a), &f.bob.peer);
+    let out = drain(&mut a);
+    let done = sent_to(&stored(&mut a, &out, f.at(3)), &f.bob.peer);
     assert_eq!(done, vec![Message::Done(Done::accepted(p.nonce))]);
+}
+
+/// Issue 10, item 4: a pairing is acknowledged only once it is stored here; a save that
+/// fails reaches the joiner as a rejection it can show.
+#[test]
+fn a_failed_store_rejects_the_joiner_instead_of_accepting() {
+    let mut f = Fixture::new();
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
+    a.handle_confirm(&f.bob.peer, true, f.at(4));
+    let out = drain(&mut a);
+    assert!(matches!(out.as_slice(), [Action::Store(d)] if d.peer == f.bob.peer));
+    assert_eq!(state(&a), InitiatorState::Storing);
+    // Another peer's store answer changes nothing.
+    a.handle_stored(&peer(9), true, f.at(5));
+    assert!(drain(&mut a).is_empty());
+    a.handle_stored(&f.bob.peer, false, f.at(5));
+    let out = drain(&mut a);
+    assert_eq!(
+        verdicts(&out, &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::NotStored)]
+    );
+    assert!(out.contains(&Action::Failed(FailReason::NotStored {
+        peer: f.bob.peer.clone()
+    })));
+    assert!(!out.iter().any(|a| matches!(a, Action::Completed(_))));
+    assert_eq!(state(&a), InitiatorState::Failed);
+    // A late "stored after all" is too late.
+    a.handle_stored(&f.bob.peer, true, f.at(6));
+    assert!(drain(&mut a).is_empty());
+}
+
+#[test]
+fn an_unanswered_store_times_out_as_not_stored() {
+    let mut f = Fixture::new();
+    f.cfg.auto_accept = true;
+    let mut a = open(&mut f);
+    let prove = confirming(&mut f, &mut a);
+    let deadline = f.at(3) + f.cfg.store_timeout;
+    assert_eq!(a.next_timer(), Some((deadline, crate::Timer::Store)));
+    // A copy of the proof while the store runs gets no answer yet.
+    a.handle_message(&f.bob.peer, &prove, f.at(4));
+    assert!(drain(&mut a).is_empty());
+    a.handle_timeout(deadline);
+    let out = drain(&mut a);
+    assert_eq!(
+        verdicts(&out, &f.bob.peer),
+        vec![Outcome::Rejected(RejectReason::NotStored)]
+    );
+    assert!(out.contains(&Action::Failed(FailReason::NotStored {
+        peer: f.bob.peer.clone()
+    })));
+    a.handle_stored(&f.bob.peer, true, deadline);
+    assert!(
+        drain(&mut a).is_empty(),
+        "a store answer after the deadline is ignored"
+    );
+}
+
+/// The joiner waits for the verdict only until the confirmation deadline: a store
+/// started just before it may not answer after it.
+#[test]
+fn the_store_deadline_never_passes_the_confirmation_deadline() {
+    let mut f = Fixture::new();
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
+    let confirm_deadline = f.at(3) + f.cfg.confirm_timeout;
+    let late = confirm_deadline - Duration::from_secs(1);
+    a.handle_confirm(&f.bob.peer, true, late);
+    drain(&mut a);
+    assert_eq!(
+        a.next_timer(),
+        Some((confirm_deadline, crate::Timer::Store))
+    );
+}
+
+#[test]
+fn a_second_joiner_is_busy_while_the_store_runs() {
+    let mut f = Fixture::new();
+    f.cfg.auto_accept = true;
+    let mut a = open(&mut f);
+    confirming(&mut f, &mut a);
+    let mut carol = f.joiner();
+    let join = join_bytes(&mut carol, &f.alice.peer, f.now);
+    a.handle_message(&peer(7), &join, f.at(4));
+    assert_eq!(
+        verdicts(&drain(&mut a), &peer(7)),
+        vec![Outcome::Rejected(RejectReason::Busy)]
+    );
 }

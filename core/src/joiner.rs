@@ -48,7 +48,16 @@ enum State {
     Confirming(Confirming),
     /// A peer proved it holds the code; we proved it back and wait for its verdict.
     Proving(Proving),
+    /// The initiator accepted (it stored the pairing); waiting for our embedder to store
+    /// it too (`Action::Store`).
+    Storing(Storing),
     Finished,
+}
+
+struct Storing {
+    device: Box<PairedDevice>,
+    /// When an unanswered store counts as failed.
+    deadline: Instant,
 }
 
 /// Looking for the initiator among the peers discovery reports.
@@ -126,6 +135,8 @@ pub enum JoinerState {
     Confirming,
     /// Proved the code to a peer; waiting for its verdict.
     Proving,
+    /// The initiator accepted; waiting for the pairing to be stored here.
+    Storing,
     /// Completed or failed; nothing more will happen.
     Finished,
 }
@@ -166,6 +177,7 @@ impl Joiner {
             State::Searching(_) => JoinerState::Searching,
             State::Confirming(_) => JoinerState::Confirming,
             State::Proving(_) => JoinerState::Proving,
+            State::Storing(_) => JoinerState::Storing,
             State::Finished => JoinerState::Finished,
         }
     }
@@ -176,6 +188,7 @@ impl Joiner {
         let device = match &self.state {
             State::Confirming(c) => &c.device,
             State::Proving(p) => &p.device,
+            State::Storing(s) => &s.device,
             State::Searching(_) | State::Finished => return None,
         };
         Some(Verification::of(&device.keys.transcript))
@@ -277,6 +290,26 @@ impl Joiner {
         self.prove_pending(now);
     }
 
+    /// The embedder's answer to `Action::Store`. The initiator already holds the pairing;
+    /// if it could not be stored here, the initiator learns it when the two next meet
+    /// (presence answers a device that is not paired here with `Unpaired`).
+    pub(crate) fn handle_stored(&mut self, peer: &PeerId, stored: bool, now: Instant) {
+        if self.deadline().is_some_and(|deadline| now >= deadline) {
+            self.handle_timeout(now);
+        }
+        let State::Storing(storing) = &mut self.state else {
+            return;
+        };
+        if storing.device.peer != *peer {
+            return;
+        }
+        let action = match stored {
+            true => Action::Completed(storing.device.clone()),
+            false => Action::Failed(FailReason::NotStored { peer: peer.clone() }),
+        };
+        self.finish(action);
+    }
+
     pub(crate) fn handle_cancel(&mut self, _now: Instant) {
         if !matches!(self.state, State::Finished) {
             self.finish(Action::Failed(FailReason::Cancelled));
@@ -290,6 +323,12 @@ impl Joiner {
                 if now >= confirming.deadline {
                     let peer = confirming.device.peer.clone();
                     self.finish(Action::Failed(FailReason::ConfirmTimeout { peer }));
+                }
+            }
+            State::Storing(storing) => {
+                if now >= storing.deadline {
+                    let peer = storing.device.peer.clone();
+                    self.finish(Action::Failed(FailReason::NotStored { peer }));
                 }
             }
             State::Proving(proving) => {
@@ -322,6 +361,7 @@ impl Joiner {
         match &self.state {
             State::Finished => None,
             State::Confirming(c) => Some((c.deadline, Timer::Confirmation)),
+            State::Storing(s) => Some((s.deadline, Timer::Store)),
             State::Proving(p) => [
                 (p.resend_at, Timer::ResendProof),
                 (p.deadline, Timer::VerdictDue),
@@ -338,6 +378,7 @@ impl Joiner {
             State::Searching(search) => Some(search.deadline),
             State::Confirming(confirming) => Some(confirming.deadline),
             State::Proving(proving) => Some(proving.deadline),
+            State::Storing(storing) => Some(storing.deadline),
             State::Finished => None,
         }
     }
@@ -351,7 +392,7 @@ impl Joiner {
             State::Confirming(c) if c.device.peer == *peer => return Some(c.nonce),
             State::Confirming(c) => &c.search,
             State::Searching(search) => search,
-            State::Finished => return None,
+            State::Storing(_) | State::Finished => return None,
         };
         let attempt = search.candidates.get(peer)?.attempt.as_ref()?;
         Some(attempt.join.nonce)
@@ -466,6 +507,7 @@ impl Joiner {
     fn on_verdict(&mut self, done: Done, now: Instant) {
         let cfg = &self.ctx.cfg;
         let (join_timeout, retry_interval) = (cfg.join_timeout, cfg.retry_interval);
+        let store_deadline = now + cfg.store_timeout;
         let mut ended = None;
         self.transition(|state| {
             let State::Proving(proving) = state else {
@@ -474,8 +516,11 @@ impl Joiner {
             let peer = proving.device.peer.clone();
             let reason = match done.outcome {
                 Outcome::Accepted => {
-                    ended = Some(Action::Completed(proving.device));
-                    return State::Finished;
+                    ended = Some(Action::Store(proving.device.clone()));
+                    return State::Storing(Storing {
+                        device: proving.device,
+                        deadline: store_deadline,
+                    });
                 }
                 // Our attempt is gone on the other side (evicted or timed out): a fresh one.
                 Outcome::Rejected(RejectReason::NoSession | RejectReason::Busy) => {

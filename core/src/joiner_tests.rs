@@ -5,7 +5,9 @@ use std::time::Duration;
 use crate::action::{Action, FailReason, Progress};
 use crate::joiner::JoinerState;
 use crate::messages::{Challenge, Done, EphemeralKey, Mac, Message, Nonce, Outcome, RejectReason};
-use crate::test_support::{device, drain, join_bytes, only_bytes_to, peer, sent_to, Fixture};
+use crate::test_support::{
+    device, drain, join_bytes, only_bytes_to, peer, sent_to, stored, Fixture,
+};
 use crate::Pairing;
 use crate::PeerId;
 
@@ -316,6 +318,8 @@ fn accepted_completes() {
         f.at(3),
     );
     let out = drain(&mut b);
+    assert_eq!(state(&b), JoinerState::Storing);
+    let out = stored(&mut b, &out, f.at(3));
     assert!(
         matches!(out.as_slice(), [Action::Completed(d)] if d.peer == f.alice.peer && d.info.name == "alice")
     );
@@ -518,7 +522,11 @@ fn a_verdict_about_another_attempt_is_ignored() {
         &verdict(&b, &f.alice.peer, Outcome::Accepted),
         f.at(4),
     );
-    assert!(matches!(drain(&mut b).as_slice(), [Action::Completed(_)]));
+    let out = drain(&mut b);
+    assert!(matches!(
+        stored(&mut b, &out, f.at(4)).as_slice(),
+        [Action::Completed(_)]
+    ));
 }
 
 #[test]
@@ -634,4 +642,86 @@ fn an_unreachable_candidate_is_asked_again_later() {
         sent_to(&drain(&mut b), &peer(1)).as_slice(),
         [Message::Join(_)]
     ));
+}
+
+/// Issue 10, item 4: the joiner completes only once its embedder stored the pairing.
+#[test]
+fn accepted_but_not_stored_fails_as_not_stored() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    b.handle_message(
+        &f.alice.peer,
+        &verdict(&b, &f.alice.peer, Outcome::Accepted),
+        f.at(3),
+    );
+    let out = drain(&mut b);
+    assert!(matches!(out.as_slice(), [Action::Store(d)] if d.peer == f.alice.peer));
+    b.handle_stored(&peer(4), true, f.at(4));
+    assert!(
+        drain(&mut b).is_empty(),
+        "a store answer about another peer"
+    );
+    b.handle_stored(&f.alice.peer, false, f.at(4));
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::NotStored {
+            peer: f.alice.peer.clone()
+        })]
+    );
+    assert_eq!(state(&b), JoinerState::Finished);
+}
+
+#[test]
+fn an_unanswered_store_fails_at_its_deadline() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    b.handle_message(
+        &f.alice.peer,
+        &verdict(&b, &f.alice.peer, Outcome::Accepted),
+        f.at(3),
+    );
+    drain(&mut b);
+    let deadline = f.at(3) + f.cfg.store_timeout;
+    assert_eq!(b.next_timer(), Some((deadline, crate::Timer::Store)));
+    b.handle_timeout(deadline);
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Failed(FailReason::NotStored {
+            peer: f.alice.peer.clone()
+        })]
+    );
+    b.handle_stored(&f.alice.peer, true, deadline);
+    assert!(drain(&mut b).is_empty());
+}
+
+#[test]
+fn the_initiators_failed_store_reaches_the_user() {
+    let mut f = Fixture::new();
+    let (_, mut b) = proving(&mut f);
+    drain(&mut b);
+    b.handle_message(
+        &f.alice.peer,
+        &verdict(
+            &b,
+            &f.alice.peer,
+            Outcome::Rejected(RejectReason::NotStored),
+        ),
+        f.at(3),
+    );
+    let out = drain(&mut b);
+    let [Action::Failed(reason)] = out.as_slice() else {
+        panic!("the session fails: {out:?}")
+    };
+    assert_eq!(
+        *reason,
+        FailReason::Rejected {
+            peer: f.alice.peer.clone(),
+            reason: RejectReason::NotStored
+        }
+    );
+    assert!(reason
+        .to_string()
+        .contains("the other device could not save the pairing"));
 }

@@ -17,7 +17,8 @@
 //!    ([`handle_peer`](PairingHost::handle_peer)), lost peers
 //!    ([`handle_unreachable`](PairingHost::handle_unreachable)), the user's answers
 //!    ([`handle_confirm`](PairingHost::handle_confirm),
-//!    [`handle_cancel`](PairingHost::handle_cancel));
+//!    [`handle_cancel`](PairingHost::handle_cancel)), and whether a pairing it was asked to
+//!    store ([`Action::Store`]) is saved ([`handle_stored`](PairingHost::handle_stored));
 //! 2. after each input, carries out every [`Action`] that
 //!    [`poll_action`](PairingHost::poll_action) returns, until it returns `None`;
 //! 3. sleeps until [`poll_timeout`](PairingHost::poll_timeout) — asking again after every
@@ -77,6 +78,12 @@
 //!         acted = true;
 //!         match action {
 //!             Action::Send { bytes, .. } => other.handle_message(&me.local().peer, &bytes, now),
+//!             // Save it durably (a real embedder writes its device list), then say so: an
+//!             // initiator acknowledges the pairing only after this.
+//!             Action::Store(device) => {
+//!                 let session = me.session().unwrap();
+//!                 me.handle_stored(session, &device.peer, true, now);
+//!             }
 //!             Action::Completed(device) => *paired = Some(device),
 //!             Action::Failed(reason) => panic!("{reason}"),
 //!             // Publish, Lookup, Progress, …: the DHT and the UI, not needed here.

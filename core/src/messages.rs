@@ -9,7 +9,7 @@ use crate::device::DeviceInfo;
 use crate::keys::{DiscoveryId, KEY_LEN};
 
 /// The version every message's envelope carries (`v`).
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// No message is decoded above this size; honest messages are a few hundred bytes.
 pub const MAX_MESSAGE_LEN: usize = 4096;
 
@@ -201,6 +201,9 @@ pub enum RejectReason {
     /// The initiator's user did not answer in time.
     #[error("the other user did not answer in time")]
     Timeout,
+    /// The initiator could not save the pairing, so it does not hold it (since v3).
+    #[error("the other device could not save the pairing")]
+    NotStored,
 }
 
 /// Why bytes are not a message.

@@ -121,6 +121,16 @@ impl Pairing {
         }
     }
 
+    /// The embedder's answer to an `Action::Store` for `peer`: whether the pairing is now
+    /// durably stored on this device. Only a stored pairing completes; an initiator
+    /// acknowledges it to the joiner only then.
+    pub fn handle_stored(&mut self, peer: &PeerId, stored: bool, now: Instant) {
+        match self {
+            Pairing::Initiator(i) => i.handle_stored(peer, stored, now),
+            Pairing::Joiner(j) => j.handle_stored(peer, stored, now),
+        }
+    }
+
     /// The local user cancels. Ends the session (`poll_timeout` becomes `None`) and tells
     /// a joiner waiting for our verdict.
     pub fn handle_cancel(&mut self, now: Instant) {

@@ -11,11 +11,23 @@
 //! [`DeviceMessage::Hello`] (or [`DeviceMessage::Unpaired`] if it is owed that notice),
 //! which keeps the connection from going idle, so "online" means reachable now; each
 //! absent one is dialled again and looked up in the DHT.
+//!
+//! A pairing can end up one-sided: a device killed between the initiator's save and its
+//! own, or whose save failed, knows nothing of a device that still counts it as paired.
+//! That device keeps greeting it, so a `Hello` from a connected device that is not paired
+//! here is answered with `Unpaired` (and the greeter forgets us, as after any unpair). At
+//! once if no pairing session runs here and none ended within [`STRANGER_GRACE`]; else
+//! only once the same device has kept greeting for [`STRANGER_GRACE`]: right after a
+//! pairing the initiator's first `Hello` may overtake the joiner's own save (the embedder
+//! says when sessions run, [`Presence::handle_pairing`]). The time of that first `Hello`
+//! is kept in the entry of the connected peer, so the connection limits bound it and a
+//! disconnect forgets it: an attacker with fresh identities grows no table of its own.
 
 mod message;
 #[cfg(test)]
 mod tests;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -27,6 +39,10 @@ pub use message::DeviceMessage;
 pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(10);
 /// DHT searches for absent devices running at once.
 pub const MAX_PRESENCE_LOOKUPS: usize = 8;
+/// How long a connected device that is not paired here must keep greeting us before it
+/// is told `Unpaired`: longer than a joiner may take to store a pairing
+/// (`Config::store_timeout`), so a pairing that is completing is never torn down.
+pub const STRANGER_GRACE: Duration = Duration::from_secs(20);
 
 /// What the driver must do, or report, for presence. Drained with [`Presence::poll_action`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +82,19 @@ pub enum PresenceAction {
     UnpairedByPeer(PeerId),
     /// A device we unpaired acknowledged our notice.
     UnpairDelivered(PeerId),
+    /// A device that is not paired here kept greeting us as paired for
+    /// [`STRANGER_GRACE`] (a one-sided pairing): it was sent `Unpaired`, so it forgets us.
+    ToldNotPaired(PeerId),
+}
+
+/// Whether this device is pairing, which makes a greeting stranger possibly a device whose
+/// pairing with us is being saved right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Pairing {
+    #[default]
+    Idle,
+    Running,
+    EndedAt(Instant),
 }
 
 /// Where we stand with a device we care about. Only a paired device can be online.
@@ -86,10 +115,12 @@ enum Relation {
 pub struct Presence {
     devices: BTreeMap<PeerId, Relation>,
     /// Every peer the transport is connected to, whether we care about it or not, so that
-    /// a device registered later is known to be online at once.
-    connected: BTreeSet<PeerId>,
+    /// a device registered later is known to be online at once; with, for one that is not
+    /// paired here, when it first greeted us as paired.
+    connected: BTreeMap<PeerId, Option<Instant>>,
     /// DHT searches started and not reported done.
     lookups: usize,
+    pairing: Pairing,
     next_tick: Option<Instant>,
     actions: VecDeque<PresenceAction>,
 }
@@ -148,19 +179,24 @@ impl Presence {
     /// ([`PresenceAction::UnpairDelivered`]). Starts the tick if none runs.
     pub fn unpair(&mut self, peer: PeerId, now: Instant) {
         self.devices.insert(peer.clone(), Relation::OwesNotice);
-        match self.connected.contains(&peer) {
+        match self.connected.contains_key(&peer) {
             true => self.send(peer, DeviceMessage::Unpaired),
             false => self.seek(peer),
         }
         self.next_tick.get_or_insert(now + PRESENCE_INTERVAL);
     }
 
-    /// The transport has (another) connection to `peer`. A paired device goes online; one
-    /// owed a notice gets it.
+    /// The transport has (another) connection to `peer`. A paired device goes online and
+    /// is greeted at once (so that a device which lost the pairing says so when the two
+    /// meet, not a tick later); one owed a notice gets it.
     pub fn handle_connected(&mut self, peer: &PeerId, _now: Instant) {
-        self.connected.insert(peer.clone());
+        self.connected.entry(peer.clone()).or_insert(None);
         match self.devices.get(peer) {
-            Some(Relation::Paired { .. }) => self.mark_online_if_connected(peer),
+            Some(Relation::Paired { online: false }) => {
+                self.mark_online_if_connected(peer);
+                self.send(peer.clone(), DeviceMessage::Hello);
+            }
+            Some(Relation::Paired { online: true }) => {}
             Some(Relation::OwesNotice) => self.send(peer.clone(), DeviceMessage::Unpaired),
             None => {}
         }
@@ -178,33 +214,62 @@ impl Presence {
     }
 
     /// A request from `peer` on `/paircode/device/1` (always answered empty). `Unpaired`
-    /// from a paired device unpairs it here; anything that does not decode strictly is
-    /// ignored, and the error says why.
+    /// from a paired device unpairs it here; `Hello` from a connected device that is not
+    /// paired here (nor owed a notice) is answered with `Unpaired`: at once, or, around a
+    /// pairing session ([`Presence::handle_pairing`]), once it has kept greeting for
+    /// [`STRANGER_GRACE`]. Anything that does not decode strictly is ignored,
+    /// and the error says why.
     pub fn handle_message(
         &mut self,
         peer: &PeerId,
         bytes: &[u8],
-        _now: Instant,
+        now: Instant,
     ) -> Result<DeviceMessage, crate::messages::DecodeError> {
         let message = DeviceMessage::decode(bytes)?;
-        if message == DeviceMessage::Unpaired
-            && matches!(self.devices.get(peer), Some(Relation::Paired { .. }))
-        {
-            self.devices.remove(peer);
-            self.actions
-                .push_back(PresenceAction::UnpairedByPeer(peer.clone()));
+        match (message, self.devices.get(peer)) {
+            (DeviceMessage::Unpaired, Some(Relation::Paired { .. })) => {
+                self.devices.remove(peer);
+                self.actions
+                    .push_back(PresenceAction::UnpairedByPeer(peer.clone()));
+            }
+            (DeviceMessage::Hello, None) => self.on_stranger_hello(peer, now),
+            _ => {}
         }
         Ok(message)
     }
 
+    /// A `Hello` from a device that is not paired here: it holds a pairing we do not.
+    fn on_stranger_hello(&mut self, peer: &PeerId, now: Instant) {
+        // Not (or no longer) connected: nothing to remember it by, and no reply path.
+        let Some(since) = self.connected.get_mut(peer) else {
+            return;
+        };
+        let first = *since.get_or_insert(now);
+        let pairing_lately = match self.pairing {
+            Pairing::Idle => false,
+            Pairing::Running => true,
+            Pairing::EndedAt(at) => now.saturating_duration_since(at) < STRANGER_GRACE,
+        };
+        if !pairing_lately || now.saturating_duration_since(first) >= STRANGER_GRACE {
+            self.send(peer.clone(), DeviceMessage::Unpaired);
+            self.actions
+                .push_back(PresenceAction::ToldNotPaired(peer.clone()));
+        }
+    }
+
     /// `peer` answered the `message` we sent it ([`PresenceAction::Send`]). An answered
-    /// `Unpaired` means the notice was delivered.
+    /// `Unpaired` means the notice was delivered (one told to a device that greeted us
+    /// without being paired here was owed nothing, and is not reported).
     pub fn handle_acknowledged(&mut self, peer: &PeerId, message: DeviceMessage, _now: Instant) {
         if message != DeviceMessage::Unpaired {
             return;
         }
-        if self.devices.get(peer) == Some(&Relation::OwesNotice) {
-            self.devices.remove(peer);
+        match self.devices.get(peer) {
+            Some(Relation::OwesNotice) => {
+                self.devices.remove(peer);
+            }
+            None if self.connected.get(peer).is_some_and(Option::is_some) => return,
+            _ => {}
         }
         self.actions
             .push_back(PresenceAction::UnpairDelivered(peer.clone()));
@@ -213,10 +278,22 @@ impl Presence {
     /// Discovery (mDNS, a DHT search) came across `peer` with addresses: dial it if it is
     /// a device we care about and it is not connected.
     pub fn handle_found(&mut self, peer: &PeerId, _now: Instant) {
-        if self.devices.contains_key(peer) && !self.connected.contains(peer) {
+        if self.devices.contains_key(peer) && !self.connected.contains_key(peer) {
             self.actions
                 .push_back(PresenceAction::Dial { peer: peer.clone() });
         }
+    }
+
+    /// Whether a pairing session runs on this device now (call whenever that may have
+    /// changed; repeats are harmless). While one runs, and for [`STRANGER_GRACE`] after it
+    /// ended, a greeting device that is not paired here gets the grace period before it is
+    /// told `Unpaired`; otherwise it is told at once.
+    pub fn handle_pairing(&mut self, running: bool, now: Instant) {
+        self.pairing = match (running, self.pairing) {
+            (true, _) => Pairing::Running,
+            (false, Pairing::Running) => Pairing::EndedAt(now),
+            (false, other) => other,
+        };
     }
 
     /// A DHT search started by [`PresenceAction::Lookup`] ended, whatever its result; it
@@ -253,7 +330,7 @@ impl Presence {
             .map(|(peer, relation)| (peer.clone(), *relation))
             .collect();
         for (peer, relation) in devices {
-            if !self.connected.contains(&peer) {
+            if !self.connected.contains_key(&peer) {
                 self.seek(peer);
                 continue;
             }
@@ -265,8 +342,15 @@ impl Presence {
         }
     }
 
+    /// Also forgets when a now-paired `peer` first greeted us as a stranger.
     fn mark_online_if_connected(&mut self, peer: &PeerId) {
-        let connected = self.connected.contains(peer);
+        let connected = match self.connected.entry(peer.clone()) {
+            Entry::Occupied(mut entry) => {
+                entry.insert(None);
+                true
+            }
+            Entry::Vacant(_) => false,
+        };
         if let Some(Relation::Paired { online }) = self.devices.get_mut(peer) {
             if connected && !*online {
                 *online = true;

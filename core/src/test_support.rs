@@ -120,3 +120,25 @@ pub fn prove_for(joiner: &mut Pairing, from: &PeerId, challenge: &[u8], now: Ins
     }
     only_bytes_to(&out, from)
 }
+
+/// Checks that `out` asks to store a pairing and neither completes nor acknowledges it
+/// yet, answers that it is stored (at `now`) and returns what `p` does next.
+pub fn stored(p: &mut Pairing, out: &[Action], now: Instant) -> Vec<Action> {
+    let device = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Store(d) => Some(d.peer.clone()),
+            _ => None,
+        })
+        .expect("asked to store the pairing");
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Completed(_))),
+        "completed before it was stored"
+    );
+    assert!(
+        !verdicts(out, &device).contains(&crate::messages::Outcome::Accepted),
+        "acknowledged before it was stored"
+    );
+    p.handle_stored(&device, true, now);
+    drain(p)
+}

@@ -52,6 +52,10 @@ pub struct Pair {
     pub initiator_actions: Vec<Action>,
     /// Everything Bob's host asked for, in order.
     pub joiner_actions: Vec<Action>,
+    /// How Alice's embedder answers `Action::Store` (at once): saved (the default) or not.
+    pub initiator_saves: bool,
+    /// How Bob's embedder answers `Action::Store` (at once).
+    pub joiner_saves: bool,
     to_initiator: VecDeque<Vec<u8>>,
     to_joiner: VecDeque<Vec<u8>>,
 }
@@ -94,6 +98,8 @@ impl Pair {
             joiner_session,
             initiator_actions: Vec::new(),
             joiner_actions: Vec::new(),
+            initiator_saves: true,
+            joiner_saves: true,
             to_initiator: VecDeque::new(),
             to_joiner: VecDeque::new(),
         }
@@ -124,12 +130,14 @@ impl Pair {
         }
         moved |= collect(
             &mut self.initiator,
+            (self.initiator_session, self.initiator_saves, self.now),
             &bob,
             &mut self.to_joiner,
             &mut self.initiator_actions,
         );
         moved |= collect(
             &mut self.joiner,
+            (self.joiner_session, self.joiner_saves, self.now),
             &alice,
             &mut self.to_initiator,
             &mut self.joiner_actions,
@@ -187,20 +195,21 @@ impl Pair {
     }
 }
 
-/// Logs what `host` asks for and puts what it sends to `peer` in flight; `true` if it
-/// asked for anything.
+/// Logs what `host` asks for, answers its `Store` (for `session`, with `saves`, at `now`)
+/// and puts what it sends to `peer` in flight; `true` if it asked for anything.
 fn collect(
     host: &mut PairingHost,
+    (session, saves, now): (SessionId, bool, Instant),
     peer: &PeerId,
     in_flight: &mut VecDeque<Vec<u8>>,
     log: &mut Vec<Action>,
 ) -> bool {
     let before = log.len();
     while let Some(action) = host.poll_action() {
-        if let Action::Send { peer: to, bytes } = &action {
-            if to == peer {
-                in_flight.push_back(bytes.clone());
-            }
+        match &action {
+            Action::Send { peer: to, bytes } if to == peer => in_flight.push_back(bytes.clone()),
+            Action::Store(device) => host.handle_stored(session, &device.peer, saves, now),
+            _ => {}
         }
         log.push(action);
     }

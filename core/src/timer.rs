@@ -12,6 +12,8 @@ pub enum Timer {
     Attempt,
     /// The local user's answer to a confirmation is due (both).
     Confirmation,
+    /// The embedder's answer to `Action::Store` is due (both).
+    Store,
     /// The joiner gives up searching.
     SearchEnd,
     /// The joiner repeats its DHT lookup.

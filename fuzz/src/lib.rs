@@ -57,6 +57,11 @@ pub enum Op {
     Advance {
         millis: u32,
     },
+    /// The target's embedder answers a store request (even `who`: about the honest side).
+    Stored {
+        who: u8,
+        saved: bool,
+    },
 }
 
 fn stranger(n: u8) -> PeerId {
@@ -99,6 +104,8 @@ pub fn run(side: Side, ops: &[Op]) {
     let mut joiner_shown: Vec<Verification> = Vec::new();
     let mut initiator_shown: Vec<Verification> = Vec::new();
     let mut target_said_yes = false;
+    // Whether the target's embedder said it stored the pairing with the honest side.
+    let mut target_stored = false;
 
     for op in ops {
         match op {
@@ -137,6 +144,11 @@ pub fn run(side: Side, ops: &[Op]) {
                 target.handle_confirm(&peer, *accept, now);
             }
             Op::Cancel => target.handle_cancel(now),
+            Op::Stored { who, saved } => {
+                let peer = pick(*who, &other.peer);
+                target_stored |= *saved && peer == other.peer;
+                target.handle_stored(&peer, *saved, now);
+            }
             Op::Advance { millis } => {
                 now += Duration::from_millis(u64::from(*millis % 120_000));
                 target.handle_timeout(now);
@@ -158,6 +170,7 @@ pub fn run(side: Side, ops: &[Op]) {
                     }
                     honest.handle_confirm(&peer, true, now);
                 }
+                Action::Store(d) => honest.handle_stored(&d.peer, true, now),
                 Action::Completed(d) => honest_completed = Some(*d),
                 _ => {}
             }
@@ -171,6 +184,13 @@ pub fn run(side: Side, ops: &[Op]) {
                     {
                         assert!(target_said_yes, "proved the code before the user said yes");
                     }
+                    // An initiator acknowledges only a pairing its embedder stored.
+                    if side == Side::Initiator
+                        && matches!(Message::decode(&bytes), Ok(Message::Done(d))
+                            if d.outcome == paircode_core::messages::Outcome::Accepted)
+                    {
+                        assert!(target_stored, "accepted before the pairing was stored");
+                    }
                     to_honest.push_back(bytes)
                 }
                 Action::Confirm { verification, .. } => match side {
@@ -178,6 +198,7 @@ pub fn run(side: Side, ops: &[Op]) {
                     Side::Joiner => joiner_shown.push(verification),
                 },
                 Action::Completed(d) => {
+                    assert!(target_stored, "completed before the pairing was stored");
                     if side == Side::Initiator {
                         assert!(
                             now < start + cfg.code_ttl,

@@ -314,6 +314,15 @@ where
                 self.host.handle_cancel(SessionId(session), Instant::now());
                 self.drain();
             }
+            Command::Stored {
+                session,
+                peer,
+                saved,
+            } => {
+                self.host
+                    .handle_stored(SessionId(session), &peer, saved, Instant::now());
+                self.drain();
+            }
             Command::Subscribe(tx) => self.subscribers.push(tx),
             Command::Presence(command) => self.on_presence_command(command),
             Command::ListenAddrs(reply) => {
@@ -431,6 +440,9 @@ where
         while let Some(action) = self.host.poll_action() {
             self.carry_out(action);
         }
+        // Presence gives a greeting stranger time only while a pairing may be completing.
+        let running = self.host.session().is_some();
+        self.presence.handle_pairing(running, Instant::now());
     }
 
     fn carry_out(&mut self, action: Action) {
@@ -467,6 +479,7 @@ where
                 info,
                 verification,
             }),
+            Action::Store(device) => self.session_event(PairingEvent::StoreRequested(device)),
             Action::Completed(device) => self.finish(PairingEvent::Completed(device)),
             Action::Failed(reason) => self.finish(PairingEvent::Failed(reason.into())),
         }

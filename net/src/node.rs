@@ -151,7 +151,13 @@ pub enum PairingEvent {
         /// What went wrong, e.g. the DHT query timed out.
         reason: String,
     },
-    /// Paired: the device to store (the embedder persists it).
+    /// Save this pairing durably now, then answer with [`PairingHandle::stored`]. An
+    /// initiator acknowledges the pairing to the joiner only after a successful save, and
+    /// turns the joiner down (it hears "the other device could not save the pairing") if
+    /// the save fails or takes longer than the store timeout; a joiner completes only
+    /// after it. Comes before `Completed`.
+    StoreRequested(Box<PairedDevice>),
+    /// Paired, and stored (the answer to `StoreRequested` was yes).
     Completed(Box<PairedDevice>),
     /// The session ended without a pairing.
     Failed(Error),
@@ -173,8 +179,13 @@ pub enum NodeEvent {
     PairedOnline(PeerId),
     /// Its last connection closed.
     PairedOffline(PeerId),
-    /// This peer told us it forgot us ([`Node::notify_unpaired`] on its side).
+    /// This peer told us it forgot us: it unpaired us ([`Node::notify_unpaired`] on its
+    /// side), or it had lost the pairing (killed before it saved it, or its save failed)
+    /// and we kept greeting it. Either way it is no longer paired here.
     UnpairedByPeer(PeerId),
+    /// A device that is not paired here kept greeting us as paired (a one-sided pairing,
+    /// see [`NodeEvent::UnpairedByPeer`] on its side): it was told to forget us.
+    ToldNotPaired(PeerId),
     /// The peer we unpaired has been told so.
     UnpairDelivered(PeerId),
 }
@@ -202,6 +213,11 @@ pub(crate) enum Command {
     },
     Cancel {
         session: u64,
+    },
+    Stored {
+        session: u64,
+        peer: PeerId,
+        saved: bool,
     },
     Subscribe(mpsc::UnboundedSender<NodeEvent>),
     Presence(PresenceCommand),
@@ -335,6 +351,8 @@ impl Node {
     }
 
     /// Finds the device holding `code` and pairs with it, without asking (auto-accept).
+    /// The store request is answered "stored" at once ([`PairingHandle::result`]): the
+    /// caller keeps the returned device itself.
     pub async fn join(&self, code: &Code) -> Result<PairedDevice, Error> {
         let options = JoinOptions { auto_accept: true };
         self.start_join(code, options).await?.result().await
@@ -449,6 +467,16 @@ impl PairingHandle {
         });
     }
 
+    /// The answer to [`PairingEvent::StoreRequested`]: whether the pairing with `peer` is
+    /// now durably stored on this device.
+    pub fn stored(&self, peer: &PeerId, saved: bool) {
+        let _ = self.commands.unbounded_send(Command::Stored {
+            session: self.session,
+            peer: peer.clone(),
+            saved,
+        });
+    }
+
     /// Ends the session; its result becomes [`Error::Pairing`] with
     /// [`FailReason::Cancelled`](crate::FailReason::Cancelled).
     pub fn cancel(&self) {
@@ -458,10 +486,15 @@ impl PairingHandle {
     }
 
     /// Waits for the outcome, skipping progress. With `auto_accept` off, the confirm prompt
-    /// must be answered through [`PairingHandle::next_event`] instead.
+    /// must be answered through [`PairingHandle::next_event`] instead. It answers
+    /// [`PairingEvent::StoreRequested`] with "stored" itself, for callers that keep the
+    /// returned device in memory or save it later; an embedder that persists pairings
+    /// answers it through `next_event` after its save, so that the other side is told
+    /// only then.
     pub async fn result(mut self) -> Result<PairedDevice, Error> {
         while let Some(event) = self.events.next().await {
             match event {
+                PairingEvent::StoreRequested(device) => self.stored(&device.peer, true),
                 PairingEvent::Completed(device) => return Ok(*device),
                 PairingEvent::Failed(error) => return Err(error),
                 _ => {}

@@ -1,6 +1,6 @@
 //! The receiving end of one stream: items land in the downloads directory only once their
 //! SHA-256 is verified, under names that [`names`] checked and chose. Bytes go
-//! through one fixed buffer straight to disk, whatever the size of the file.
+//! through a few fixed buffers straight to disk ([`Sink`]), whatever the size of the file.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use paircode_core::PeerId;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::error::Refusal;
 use super::names::{self, Placement};
 use super::partial::{self, Active, PARTIAL_DIR};
+use super::sink::Sink;
 use super::wire::{self, Chunk, Header, Item, ReceiverFrame, SenderFrame, WireError, MAX_CHUNK};
 
 /// Texts are kept in the received log, so they are kept small.
@@ -323,33 +324,48 @@ impl Inbox {
         });
         let mut reported = Instant::now();
         let mut received = held;
+        let file = file.into_std().await;
+        let mut sink = Sink::start(file, hasher, held);
+        // What ended the loop early; the sink is finished first either way, so that what
+        // arrived is on disk (for a resume) before anyone looks at the file.
+        let mut ended = None;
         while received < size {
-            let n = match data(stream, buf, size, received).await {
-                Ok(n) => n,
-                Err(Ended::Interrupted) => {
-                    let _ = file.flush().await;
-                    return Err(Ended::Interrupted);
-                }
-                Err(e) => return Err(e),
+            let Some(mut chunk) = sink.buffer().await else {
+                break;
             };
-            if let Err(e) = file.write_all(&buf[..n]).await {
-                return Err(self.write_failed(&e, size - received));
+            let n = match data(stream, &mut chunk, size, received).await {
+                Ok(n) => n,
+                Err(e) => {
+                    ended = Some(e);
+                    break;
+                }
+            };
+            if !sink.write(chunk, n).await {
+                break;
             }
-            hasher.update(&buf[..n]);
             received += n as u64;
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = Instant::now();
                 observe(Seen::Bytes(received));
             }
         }
-        if let Err(e) = file.flush().await {
-            return Err(self.write_failed(&e, 0));
+        let written = sink.finish().await;
+        if let Some(e) = ended {
+            return Err(e);
         }
-        if <[u8; 32]>::from(hasher.finalize()) != *sha256 {
+        let written = match written {
+            Ok(written) if received == size => written,
+            Ok(_) => return Err(storage(&io::Error::other("the disk side stopped"))),
+            Err(e) => return Err(self.write_failed(&e, size - received)),
+        };
+        if <[u8; 32]>::from(written.hasher.finalize()) != *sha256 {
             return Err(Ended::Refused(Refusal::HashMismatch));
         }
-        file.sync_all()
+        let file = written.file;
+        tokio::task::spawn_blocking(move || file.sync_all())
             .await
+            .map_err(io::Error::other)
+            .and_then(|synced| synced)
             .map_err(|e| self.write_failed(&e, 0))?;
         Ok(held)
     }

@@ -81,7 +81,14 @@ fn connecting_and_disconnecting_report_presence_of_paired_devices_only() {
     drain(&mut p);
 
     p.handle_connected(&peer(1), now);
-    assert_eq!(drain(&mut p), [PresenceAction::Online(peer(1))]);
+    assert_eq!(
+        drain(&mut p),
+        [
+            PresenceAction::Online(peer(1)),
+            send(1, DeviceMessage::Hello)
+        ],
+        "greeted at once: a device that lost the pairing says so when the two meet"
+    );
     p.handle_connected(&peer(1), now);
     assert_eq!(drain(&mut p), [], "a second connection changes nothing");
     p.handle_disconnected(&peer(1), now);
@@ -388,4 +395,139 @@ fn devices_are_visited_in_peer_order() {
         })
         .collect();
     assert_eq!(greeted, [peer(1), peer(2), peer(3)]);
+}
+
+/// Issue 10, item 4: a device that still counts us as paired (a one-sided pairing, say
+/// after we were killed before our save) greets us; with no pairing going on here it is
+/// told `Unpaired` at once, so it forgets us too.
+#[test]
+fn a_stranger_greeting_an_idle_device_is_told_unpaired_at_once() {
+    let now = Instant::now();
+    let mut p = Presence::new();
+    p.handle_connected(&peer(5), now);
+    p.handle_message(&peer(5), &DeviceMessage::Hello.encode(), now)
+        .unwrap();
+    assert_eq!(
+        drain(&mut p),
+        [
+            send(5, DeviceMessage::Unpaired),
+            PresenceAction::ToldNotPaired(peer(5))
+        ]
+    );
+    // A session that ended long ago changes nothing.
+    p.handle_pairing(true, now);
+    p.handle_pairing(false, now);
+    let later = now + STRANGER_GRACE;
+    p.handle_message(&peer(5), &DeviceMessage::Hello.encode(), later)
+        .unwrap();
+    assert_eq!(drain(&mut p).len(), 2);
+}
+
+/// Around a pairing the initiator's first `Hello` may overtake our own save: a stranger is
+/// told only after it kept greeting for the grace period.
+#[test]
+fn a_stranger_greeting_while_pairing_is_told_unpaired_after_the_grace_period() {
+    let now = Instant::now();
+    let mut p = Presence::new();
+    p.handle_pairing(true, now);
+    p.handle_connected(&peer(5), now);
+    let hello = DeviceMessage::Hello.encode();
+    assert_eq!(
+        p.handle_message(&peer(5), &hello, now),
+        Ok(DeviceMessage::Hello)
+    );
+    assert_eq!(
+        drain(&mut p),
+        [],
+        "the first greeting may overtake our own save"
+    );
+    let almost = now + STRANGER_GRACE - Duration::from_millis(1);
+    p.handle_message(&peer(5), &hello, almost).unwrap();
+    assert_eq!(drain(&mut p), []);
+    p.handle_message(&peer(5), &hello, now + STRANGER_GRACE)
+        .unwrap();
+    assert_eq!(
+        drain(&mut p),
+        [
+            send(5, DeviceMessage::Unpaired),
+            PresenceAction::ToldNotPaired(peer(5))
+        ]
+    );
+    // Its acknowledgement is no delivered notice of ours.
+    p.handle_acknowledged(&peer(5), DeviceMessage::Unpaired, now + STRANGER_GRACE);
+    assert_eq!(drain(&mut p), []);
+    assert_eq!(
+        p.poll_timeout(),
+        None,
+        "a stranger is no device we care about"
+    );
+}
+
+/// The joiner's save finished within the grace period: the pairing stands.
+#[test]
+fn a_stranger_that_becomes_paired_in_time_is_never_told() {
+    let now = Instant::now();
+    let mut p = Presence::new();
+    p.handle_pairing(true, now);
+    p.handle_connected(&peer(5), now);
+    let hello = DeviceMessage::Hello.encode();
+    p.handle_message(&peer(5), &hello, now).unwrap();
+    p.add_paired(peer(5), now + Duration::from_secs(1));
+    drain(&mut p);
+    p.handle_message(&peer(5), &hello, now + STRANGER_GRACE * 2)
+        .unwrap();
+    assert_eq!(drain(&mut p), []);
+    // The session ended; unpaired later by the user, then greeted again within the grace
+    // after the session: a fresh grace period.
+    let ended = now + STRANGER_GRACE * 3;
+    p.handle_pairing(false, ended);
+    p.remove_paired(&peer(5));
+    p.handle_message(&peer(5), &hello, ended).unwrap();
+    assert_eq!(drain(&mut p), []);
+}
+
+/// What is remembered of a stranger lives in its connection entry: a disconnect forgets
+/// it (the grace starts again), and a peer that is not connected leaves nothing behind.
+#[test]
+fn strangers_are_remembered_only_while_connected() {
+    let now = Instant::now();
+    let mut p = Presence::new();
+    p.handle_pairing(true, now);
+    let hello = DeviceMessage::Hello.encode();
+    for n in 10..200u8 {
+        p.handle_message(&peer(n), &hello, now).unwrap();
+    }
+    assert!(
+        p.connected.is_empty(),
+        "greetings without a connection add nothing"
+    );
+    p.handle_connected(&peer(5), now);
+    p.handle_message(&peer(5), &hello, now).unwrap();
+    p.handle_disconnected(&peer(5), now);
+    p.handle_connected(&peer(5), now + STRANGER_GRACE);
+    p.handle_message(&peer(5), &hello, now + STRANGER_GRACE)
+        .unwrap();
+    assert_eq!(
+        drain(&mut p),
+        [],
+        "the grace starts again after a reconnect"
+    );
+    assert_eq!(p.connected.len(), 1);
+}
+
+/// A device owed our notice gets it on the tick anyway; its Hello adds nothing.
+#[test]
+fn a_device_owed_a_notice_is_not_a_stranger() {
+    let now = Instant::now();
+    let mut p = Presence::new();
+    p.handle_connected(&peer(2), now);
+    p.unpair(peer(2), now);
+    drain(&mut p);
+    let hello = DeviceMessage::Hello.encode();
+    p.handle_message(&peer(2), &hello, now).unwrap();
+    p.handle_message(&peer(2), &hello, now + STRANGER_GRACE)
+        .unwrap();
+    assert_eq!(drain(&mut p), []);
+    p.handle_acknowledged(&peer(2), DeviceMessage::Unpaired, now);
+    assert_eq!(drain(&mut p), [PresenceAction::UnpairDelivered(peer(2))]);
 }

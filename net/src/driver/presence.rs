@@ -182,6 +182,7 @@ where
                 PresenceAction::UnpairDelivered(peer) => {
                     self.emit(NodeEvent::UnpairDelivered(peer))
                 }
+                PresenceAction::ToldNotPaired(peer) => self.emit(NodeEvent::ToldNotPaired(peer)),
             }
         }
     }

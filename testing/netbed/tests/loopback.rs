@@ -202,6 +202,8 @@ async fn confirm_prompt_decline_then_accept() {
                         assert_eq!(info.name, "bob");
                         handle.confirm(&peer, accept);
                     }
+                    // Bob hears "accepted" only after this answer.
+                    PairingEvent::StoreRequested(device) => handle.stored(&device.peer, true),
                     PairingEvent::Completed(device) => return Ok(*device),
                     PairingEvent::Failed(e) => return Err(e),
                     _ => {}

@@ -6,6 +6,10 @@
 //! 4. At most one completed pairing per code; nothing completes after expiry.
 //! 5. Malformed, oversized, duplicated or out-of-order input never panics and never
 //!    advances the state.
+//! 6. A pairing is acknowledged only once it is stored: an initiator sends `Done{Accepted}`
+//!    only in the step where its embedder reported the pairing saved, or later to repeat
+//!    it (after its `Completed`). With 4, a joiner completes only if the initiator did, so
+//!    no run ends with a pairing stored on the joiner's side alone.
 //!
 //! "Knowing the code" is decided from the simulator's ground truth: a peer knows it when it
 //! runs a session created with that very code. A completion is legitimate only between an
@@ -18,9 +22,9 @@ use paircode_core::keys::CodeKeys;
 use paircode_core::messages::{Done, Message, Outcome, RejectReason};
 use paircode_core::{Code, DeviceInfo, PairedDevice, Pairing, PeerId, Progress, Role};
 
-use crate::node::{Label, Node, NodeId, Phase};
+use crate::node::{Label, Node, NodeId, Phase, StorePolicy};
 use crate::record::{LogEntry, Recorded};
-use crate::sim::{Simulator, StepReport};
+use crate::sim::{Simulator, StepKind, StepReport};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -123,6 +127,8 @@ impl Invariants {
                 self.check_action(sim, id, entry)
                     .map_err(|(inv, e)| fail(inv, id, e))?;
             }
+            check_acknowledged_after_store(&nodes[id], id, start, step)
+                .map_err(|e| fail(6, id, e))?;
         }
         self.check_wire(sim).map_err(|e| fail(2, step.node, e))
     }
@@ -410,6 +416,45 @@ impl Invariants {
     /// Completions seen so far, as (node, offset, device).
     pub fn completions(&self) -> impl Iterator<Item = (NodeId, Duration, &PairedDevice)> {
         self.completions.iter().map(|c| (c.node, c.at, &c.device))
+    }
+}
+
+/// Invariant 6 for the entries `node` logged in `step` from `start` on.
+fn check_acknowledged_after_store(
+    node: &Node,
+    id: NodeId,
+    start: usize,
+    step: &StepReport,
+) -> Result<(), String> {
+    let Some(session) = node.session().filter(|s| s.spec.role == Role::Initiator) else {
+        return Ok(());
+    };
+    let (earlier, now) = node.log.split_at(start);
+    let accepted = now.iter().any(|e| match &e.action {
+        Recorded::Send { bytes, .. } => matches!(
+            Message::decode(bytes),
+            Ok(Message::Done(Done {
+                outcome: Outcome::Accepted,
+                ..
+            }))
+        ),
+        _ => false,
+    });
+    if !accepted {
+        return Ok(());
+    }
+    let repeat = earlier
+        .iter()
+        .any(|e| matches!(e.action, Recorded::Completed(_)));
+    let just_saved = step.kind == StepKind::Store
+        && step.node == id
+        && matches!(session.spec.store, StorePolicy::Saves { .. });
+    match repeat || just_saved {
+        true => Ok(()),
+        false => Err(format!(
+            "sent Accepted in a {:?} step, before its embedder reported the pairing stored",
+            step.kind
+        )),
     }
 }
 

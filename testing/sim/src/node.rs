@@ -26,6 +26,26 @@ pub enum ConfirmPolicy {
     Never,
 }
 
+/// How a device's embedder answers `Action::Store`: whether its save succeeds, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorePolicy {
+    /// The save succeeds after `after`.
+    Saves { after: Duration },
+    /// The save fails (a full disk, say) after `after`.
+    Fails { after: Duration },
+    /// The embedder never answers (it hangs); only `Config::store_timeout` ends the wait.
+    Hangs,
+}
+
+impl Default for StorePolicy {
+    /// A save that succeeds at once.
+    fn default() -> Self {
+        StorePolicy::Saves {
+            after: Duration::ZERO,
+        }
+    }
+}
+
 /// Who a node is in the story, for reports and for invariants that name the honest pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Label {
@@ -48,6 +68,7 @@ pub struct SessionSpec {
     pub seed: [u8; 32],
     pub start_at: Duration,
     pub policy: ConfirmPolicy,
+    pub store: StorePolicy,
 }
 
 pub struct SessionNode {

@@ -33,6 +33,7 @@ pub enum Recorded {
         info: DeviceInfo,
         verification: Verification,
     },
+    Store(Box<PairedDevice>),
     Completed(Box<PairedDevice>),
     Failed(FailReason),
 }
@@ -60,6 +61,7 @@ impl Recorded {
                 info: info.clone(),
                 verification: *verification,
             },
+            Action::Store(device) => Recorded::Store(device.clone()),
             Action::Completed(device) => Recorded::Completed(device.clone()),
             Action::Failed(reason) => Recorded::Failed(reason.clone()),
         }

@@ -11,7 +11,7 @@ use crate::attacker::{Attacker, Intel, Mitm, MitmMode, Noise, Prober, ProveStrat
 use crate::ids::synthetic_device;
 use crate::invariants::{Invariants, Violation};
 use crate::net::{Captured, NetConfig};
-use crate::node::{Brain, ConfirmPolicy, Label, NodeId, SessionSpec};
+use crate::node::{Brain, ConfirmPolicy, Label, NodeId, SessionSpec, StorePolicy};
 use crate::random::{bytes32, fork, stream_rng, Stream};
 use crate::sim::{session_brain, Simulator};
 
@@ -55,6 +55,9 @@ pub struct Scenario {
     pub partition: bool,
     /// Give the attacker the traffic of an earlier pairing between the same two devices.
     pub earlier_session: bool,
+    /// How Alice's and Bob's embedders answer `Action::Store`.
+    pub alice_store: StorePolicy,
+    pub bob_store: StorePolicy,
 }
 
 /// A built scenario, ready to run.
@@ -103,6 +106,8 @@ impl Scenario {
             attackers: Vec::new(),
             partition: false,
             earlier_session: false,
+            alice_store: StorePolicy::default(),
+            bob_store: StorePolicy::default(),
         }
     }
 
@@ -144,9 +149,10 @@ impl Scenario {
                 seed: bytes32(&mut setup),
                 start_at: self.alice_start,
                 policy: self.confirm,
+                store: self.alice_store,
             }),
         );
-        let joiner = |code: &Code, setup: &mut ChaCha20Rng, start_at| {
+        let joiner = |code: &Code, setup: &mut ChaCha20Rng, start_at, store| {
             session_brain(SessionSpec {
                 role: Role::Joiner,
                 code: code.clone(),
@@ -154,19 +160,20 @@ impl Scenario {
                 seed: bytes32(setup),
                 start_at,
                 policy: ConfirmPolicy::AutoAccept,
+                store,
             })
         };
         let bob = sim.add_node(
             bob_dev.clone(),
             Label::Bob,
-            joiner(&code, &mut setup, self.bob_start),
+            joiner(&code, &mut setup, self.bob_start, self.bob_store),
         );
         if self.partition {
             sim.cut(alice, bob);
         }
         let rival = self.rival.then(|| {
             let dev = synthetic_device(&mut setup, "rival");
-            let brain = joiner(&code, &mut setup, self.bob_start);
+            let brain = joiner(&code, &mut setup, self.bob_start, StorePolicy::default());
             sim.add_node(dev, Label::Rival, brain)
         });
         for i in 0..self.idle_bystanders {
@@ -187,6 +194,7 @@ impl Scenario {
                 policy: ConfirmPolicy::Accept {
                     after: Duration::ZERO,
                 },
+                store: StorePolicy::default(),
             });
             sim.add_node(dev, Label::Bystander, brain);
         }
@@ -294,6 +302,7 @@ impl Scenario {
                         seed: bytes32(attack_rng),
                         start_at: self.bob_start,
                         policy: ConfirmPolicy::AutoAccept,
+                        store: StorePolicy::default(),
                     });
                     sim.add_node(
                         synthetic_device(setup, &format!("wrong-{i}-{k}")),
@@ -358,6 +367,7 @@ fn earlier_session(
             seed: bytes32(setup),
             start_at: Duration::ZERO,
             policy: ConfirmPolicy::AutoAccept,
+            store: StorePolicy::default(),
         });
         sim.add_node(dev.clone(), label, brain);
     }

@@ -9,7 +9,7 @@ use proptest::test_runner::Config as ProptestConfig;
 
 use crate::attacker::{MitmMode, ProveStrategy};
 use crate::net::NetConfig;
-use crate::node::ConfirmPolicy;
+use crate::node::{ConfirmPolicy, StorePolicy};
 use crate::scenario::{sim_config, AttackerSpec, Scenario};
 
 /// At least this many cases per property unless `PROPTEST_CASES` says otherwise.
@@ -150,28 +150,44 @@ pub fn any_scenario(duplicates: bool) -> impl Strategy<Value = Scenario> {
         0u64..3000,
         0u64..3000,
     );
-    (any::<u64>(), any_net(duplicates), who, when).prop_map(|(seed, net, who, when)| {
-        let (idle, busy, rival, attackers, partition, earlier) = who;
-        let (confirm, ttl, join_secs, alice_ms, bob_ms) = when;
-        Scenario {
-            seed,
-            net,
-            cfg: Config {
-                code_ttl: ttl,
-                join_timeout: Duration::from_secs(join_secs),
-                ..sim_config()
-            },
-            confirm,
-            alice_start: ms(alice_ms),
-            bob_start: ms(bob_ms),
-            idle_bystanders: idle,
-            busy_bystanders: busy,
-            rival,
-            attackers,
-            partition,
-            earlier_session: earlier,
-        }
-    })
+    let stores = (any_store(), any_store());
+    (any::<u64>(), any_net(duplicates), who, when, stores).prop_map(
+        |(seed, net, who, when, stores)| {
+            let (idle, busy, rival, attackers, partition, earlier) = who;
+            let (alice_store, bob_store) = stores;
+            let (confirm, ttl, join_secs, alice_ms, bob_ms) = when;
+            Scenario {
+                seed,
+                net,
+                cfg: Config {
+                    code_ttl: ttl,
+                    join_timeout: Duration::from_secs(join_secs),
+                    ..sim_config()
+                },
+                confirm,
+                alice_start: ms(alice_ms),
+                bob_start: ms(bob_ms),
+                idle_bystanders: idle,
+                busy_bystanders: busy,
+                rival,
+                attackers,
+                partition,
+                earlier_session: earlier,
+                alice_store,
+                bob_store,
+            }
+        },
+    )
+}
+
+/// How an embedder answers `Action::Store`: mostly a save that succeeds, sometimes late,
+/// sometimes one that fails or never answers (full disk, hung file system).
+pub fn any_store() -> impl Strategy<Value = StorePolicy> {
+    prop_oneof![
+        6 => (0u64..2000).prop_map(|v| StorePolicy::Saves { after: ms(v) }),
+        1 => (0u64..2000).prop_map(|v| StorePolicy::Fails { after: ms(v) }),
+        1 => Just(StorePolicy::Hangs),
+    ]
 }
 
 /// Timeouts for the liveness property. A round trip on `tame_net` takes at most 1.8 s, under

@@ -16,7 +16,7 @@ use crate::attacker::{Attacker, Ctx, Out};
 use crate::clock::VirtualClock;
 use crate::net::{Captured, Links, NetConfig};
 use crate::node::{
-    Brain, ConfirmPolicy, Label, Node, NodeId, SessionNode, SessionSpec, SessionState,
+    Brain, ConfirmPolicy, Label, Node, NodeId, SessionNode, SessionSpec, SessionState, StorePolicy,
 };
 use crate::random::{duration_between, stream_rng, Stream};
 use crate::record::{Fate, LogEntry, NetRecord, Recorded};
@@ -31,6 +31,7 @@ pub enum StepKind {
     Deliver,
     Discover,
     Confirm,
+    Store,
     Tick,
 }
 
@@ -88,6 +89,11 @@ enum Event {
         node: NodeId,
         peer: PeerId,
         accept: bool,
+    },
+    Stored {
+        node: NodeId,
+        peer: PeerId,
+        saved: bool,
     },
     Tick {
         node: NodeId,
@@ -352,6 +358,17 @@ impl Simulator {
                 self.settle(node);
                 (StepKind::Confirm, node)
             }
+            Event::Stored { node, peer, saved } => {
+                let now = self.now();
+                let session = self.nodes[node].session().and_then(|s| s.session);
+                if let Some(session) = session {
+                    self.nodes[node]
+                        .host
+                        .handle_stored(session, &peer, saved, now);
+                }
+                self.settle(node);
+                (StepKind::Store, node)
+            }
             Event::Tick { node } => {
                 self.with_attacker(node, |a, ctx| a.on_tick(ctx));
                 (StepKind::Tick, node)
@@ -516,6 +533,30 @@ impl Simulator {
                             node: id,
                             peer,
                             accept,
+                        },
+                    );
+                }
+            }
+            Action::Store(device) => {
+                let policy = match &self.nodes[id].brain {
+                    Brain::Session(s) => s.spec.store,
+                    _ => StorePolicy::Hangs,
+                };
+                let answer = match policy {
+                    StorePolicy::Saves { after } => Some((after, true)),
+                    StorePolicy::Fails { after } => Some((after, false)),
+                    StorePolicy::Hangs => None,
+                };
+                if let Some((after, saved)) = answer {
+                    let at = self.clock.elapsed() + after;
+                    let peer = device.peer.clone();
+                    self.schedule(
+                        at,
+                        CLASS_OTHER,
+                        Event::Stored {
+                            node: id,
+                            peer,
+                            saved,
                         },
                     );
                 }

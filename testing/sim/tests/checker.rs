@@ -27,6 +27,7 @@ fn an_adversary_holding_the_code_is_flagged() {
             seed: [5; 32],
             start_at: Duration::from_millis(10),
             policy: ConfirmPolicy::AutoAccept,
+            store: Default::default(),
         };
         let dev = paircode_sim::ids::synthetic_device(&mut rng, "leaked");
         world.sim.add_node(dev, label, session_brain(spec));

@@ -276,6 +276,12 @@ impl Lab {
                         host.handle_peer(&initiator, now + 2 * self.latency);
                     }
                 }
+                Action::Store(device) => {
+                    // Every device here saves at once.
+                    let host = self.hosts.get_mut(peer).unwrap();
+                    let session = host.session().expect("a session asked to store");
+                    host.handle_stored(session, &device.peer, true, now);
+                }
                 Action::Completed(device) => {
                     self.completed
                         .insert(peer.clone(), (now - self.start, device));
@@ -455,6 +461,7 @@ fn converse(parties: &mut [Party], now: Instant) {
                         party.shown.push(verification);
                         party.pairing.handle_confirm(&peer, true, now);
                     }
+                    Action::Store(device) => party.pairing.handle_stored(&device.peer, true, now),
                     _ => {}
                 }
             }

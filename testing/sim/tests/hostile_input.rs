@@ -43,6 +43,8 @@ struct Duo {
     told_bob: bool,
     /// A question to a user: which side asks, about whom.
     confirm: Option<(Side, PeerId)>,
+    /// A pairing waiting to be stored: which side, with whom (it saves when next stepped).
+    store: Option<(Side, PeerId)>,
     /// Alice's user's answer; Bob's user always says yes.
     accept: bool,
     completed: [Option<PairedDevice>; 2],
@@ -73,6 +75,7 @@ impl Duo {
             seen_by_bob: Vec::new(),
             told_bob: false,
             confirm: None,
+            store: None,
             accept,
             completed: [None, None],
             failed: [None, None],
@@ -105,6 +108,7 @@ impl Duo {
                     self.to_bob.push_back(bytes.clone())
                 }
                 Action::Confirm { peer, .. } => self.confirm = Some((side, peer.clone())),
+                Action::Store(d) => self.store = Some((side, d.peer.clone())),
                 Action::Completed(d) => self.completed[side as usize] = Some((**d).clone()),
                 Action::Failed(r) => self.failed[side as usize] = Some(r.clone()),
                 _ => {}
@@ -135,6 +139,9 @@ impl Duo {
         } else if let Some((side, peer)) = self.confirm.take() {
             let accept = side == Side::Bob || self.accept;
             self.pairing(side).handle_confirm(&peer, accept, now);
+            self.drain(side);
+        } else if let Some((side, peer)) = self.store.take() {
+            self.pairing(side).handle_stored(&peer, true, now);
             self.drain(side);
         } else {
             return false;
@@ -314,6 +321,7 @@ proptest! {
                 let forbidden = matches!(
                     action,
                     Action::Completed(_)
+                        | Action::Store(_)
                         | Action::Failed(_)
                         | Action::Confirm { .. }
                         | Action::Progress(Progress::Verified { .. })

@@ -6,11 +6,13 @@
 //! alternates with "offline"; unpair notices and their deliveries are reported once, and
 //! only after an unpairing. At the end, once the link has stayed up and loss-free for two
 //! presence intervals: every notice has been delivered, and devices still paired see each
-//! other online.
+//! other online. A device may also lose the pairing silently (killed before its save, or
+//! the save failed); once the link has stayed up for the stranger grace period, the other
+//! side must have been told and forgotten it too: no one-sided pairing survives a meeting.
 
 use std::time::{Duration, Instant};
 
-use paircode_core::presence::PRESENCE_INTERVAL;
+use paircode_core::presence::{PRESENCE_INTERVAL, STRANGER_GRACE};
 use paircode_core::{PeerId, Presence, PresenceAction};
 use paircode_sim::schedule::proptest_config;
 use proptest::prelude::*;
@@ -24,6 +26,8 @@ enum Step {
     Wait(Duration),
     /// Device 0 or 1 unpairs the other.
     Unpair(usize),
+    /// Device 0 or 1 loses the pairing without a word (kill -9 before its save).
+    Forget(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -33,6 +37,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::Lossy),
         4 => (0u64..25_000).prop_map(|ms| Step::Wait(Duration::from_millis(ms))),
         1 => (0usize..2).prop_map(Step::Unpair),
+        1 => (0usize..2).prop_map(Step::Forget),
     ]
 }
 
@@ -44,6 +49,8 @@ struct Device {
     paired: bool,
     /// It unpaired the other.
     unpaired: bool,
+    /// It lost the pairing silently.
+    forgot: bool,
     online: bool,
     delivered: bool,
 }
@@ -62,6 +69,7 @@ impl World {
             presence: Presence::new(),
             paired: true,
             unpaired: false,
+            forgot: false,
             online: false,
             delivered: false,
         };
@@ -108,6 +116,14 @@ impl World {
                 device.presence.unpair(other, self.now);
             }
             Step::Unpair(_) => {}
+            Step::Forget(i) if self.devices[i].paired => {
+                let device = &mut self.devices[i];
+                device.paired = false;
+                device.forgot = true;
+                device.online = false;
+                device.presence.set_paired([], self.now);
+            }
+            Step::Forget(_) => {}
         }
         self.pump()
     }
@@ -184,7 +200,7 @@ impl World {
                 device.online = false;
             }
             PresenceAction::UnpairedByPeer(peer) => {
-                let unpaired_by_other = self.devices[j].unpaired;
+                let unpaired_by_other = self.devices[j].unpaired || self.devices[j].forgot;
                 let device = &mut self.devices[i];
                 if peer != other || !device.paired || !unpaired_by_other {
                     return Err(format!(
@@ -193,6 +209,17 @@ impl World {
                 }
                 device.paired = false;
                 device.online = false;
+            }
+            PresenceAction::ToldNotPaired(peer) => {
+                // Only a device that lost or dropped the pairing tells the other so (the
+                // other may have acted on the notice already).
+                let device = &self.devices[i];
+                if peer != other || device.paired || !(device.forgot || device.unpaired) {
+                    return Err(format!(
+                        "device {i} told a device it does not know wrongly (paired {})",
+                        device.paired
+                    ));
+                }
             }
             PresenceAction::UnpairDelivered(peer) => {
                 let device = &mut self.devices[i];
@@ -214,8 +241,11 @@ fn run(steps: &[Step]) -> Result<(), String> {
     }
     world.apply(Step::Lossy(false))?;
     world.apply(Step::Connect)?;
-    world.apply(Step::Wait(2 * PRESENCE_INTERVAL))?;
+    world.apply(Step::Wait(2 * PRESENCE_INTERVAL + STRANGER_GRACE))?;
     for (i, device) in world.devices.iter().enumerate() {
+        if device.paired && !world.devices[1 - i].paired {
+            return Err(format!("device {i} still holds a one-sided pairing"));
+        }
         if device.unpaired && !device.delivered {
             return Err(format!("device {i}'s unpair notice was never delivered"));
         }
@@ -251,6 +281,18 @@ fn an_unpair_notice_waits_for_the_link_and_then_arrives_once() {
         Step::Connect,
         Step::Lossy(true),
         Step::Wait(PRESENCE_INTERVAL),
+    ];
+    run(&steps).unwrap();
+}
+
+/// Issue 10, item 4: device 1 was killed before it saved the pairing; device 0 keeps it
+/// until they meet, then is told and forgets it within the grace period and a tick.
+#[test]
+fn a_one_sided_pairing_is_repaired_when_the_devices_meet() {
+    let steps = [
+        Step::Forget(1),
+        Step::Wait(PRESENCE_INTERVAL * 3),
+        Step::Connect,
     ];
     run(&steps).unwrap();
 }

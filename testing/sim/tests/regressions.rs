@@ -59,12 +59,14 @@ impl Pair {
     }
 }
 
-/// The bytes of every `Send` queued on `p`, and whether it completed.
-fn drain(p: &mut Pairing) -> (Vec<Vec<u8>>, Option<PairedDevice>) {
+/// The bytes of every `Send` queued on `p`, and whether it completed; a pairing it asks
+/// to store is saved at once (at `now`).
+fn drain(p: &mut Pairing, now: Instant) -> (Vec<Vec<u8>>, Option<PairedDevice>) {
     let (mut sent, mut done) = (Vec::new(), None);
     while let Some(action) = p.poll_action() {
         match action {
             Action::Send { bytes, .. } => sent.push(bytes),
+            Action::Store(d) => p.handle_stored(&d.peer, true, now),
             Action::Completed(d) => done = Some(*d),
             _ => {}
         }
@@ -93,20 +95,20 @@ fn a_duplicated_rejection_from_an_earlier_attempt_is_ignored() {
     let (a, b, t0) = (pair.a.peer.clone(), pair.b.peer.clone(), pair.now);
     // Bob finds Alice's device before her session starts: it answers "no session".
     pair.bob.handle_peer(&a, t0);
-    let (joins, _) = drain(&mut pair.bob);
+    let (joins, _) = drain(&mut pair.bob, t0);
     let no_session = reply_without_session(&joins[0]).expect("a Join is answered");
     pair.bob.handle_message(&a, &no_session, t0);
-    drain(&mut pair.bob);
+    drain(&mut pair.bob, t0);
     // Alice starts; Bob retries and gets to Proving.
     let mut alice = pair.alice(t0);
-    drain(&mut alice);
+    drain(&mut alice, t0);
     let t1 = t0 + pair.cfg.retry_interval;
     pair.bob.handle_timeout(t1);
-    let (joins, _) = drain(&mut pair.bob);
+    let (joins, _) = drain(&mut pair.bob, t1);
     alice.handle_message(&b, &joins[0], t1);
-    let (challenge, _) = drain(&mut alice);
+    let (challenge, _) = drain(&mut alice, t1);
     pair.bob.handle_message(&a, &challenge[0], t1);
-    let (prove, _) = drain(&mut pair.bob);
+    let (prove, _) = drain(&mut pair.bob, t1);
     assert_eq!(joiner_state(&pair.bob), JoinerState::Proving);
     // The network delivers the first "no session" a second time.
     pair.bob.handle_message(&a, &no_session, t1);
@@ -116,11 +118,11 @@ fn a_duplicated_rejection_from_an_earlier_attempt_is_ignored() {
         "a duplicate moved bob"
     );
     alice.handle_message(&b, &prove[0], t1);
-    let (accepted, on_alice) = drain(&mut alice);
+    let (accepted, on_alice) = drain(&mut alice, t1);
     assert!(on_alice.is_some());
     pair.bob.handle_message(&a, &accepted[0], t1);
     assert!(
-        drain(&mut pair.bob).1.is_some(),
+        drain(&mut pair.bob, t1).1.is_some(),
         "alice paired, bob did not"
     );
 }
@@ -136,29 +138,29 @@ fn a_repeated_join_while_confirming_does_not_make_the_pairing_one_sided() {
     let mut pair = Pair::new(Config::default());
     let (a, b, t) = (pair.a.peer.clone(), pair.b.peer.clone(), pair.now);
     let mut alice = pair.alice(t);
-    drain(&mut alice);
+    drain(&mut alice, t);
     pair.bob.handle_peer(&a, t);
-    let (join, _) = drain(&mut pair.bob);
+    let (join, _) = drain(&mut pair.bob, t);
     alice.handle_message(&b, &join[0], t);
-    let (challenge, _) = drain(&mut alice);
+    let (challenge, _) = drain(&mut alice, t);
     pair.bob.handle_message(&a, &challenge[0], t);
-    let (prove, _) = drain(&mut pair.bob);
+    let (prove, _) = drain(&mut pair.bob, t);
     alice.handle_message(&b, &prove[0], t);
-    drain(&mut alice); // Confirm
+    drain(&mut alice, t); // Confirm
     alice.handle_message(&b, &join[0], t); // the duplicate
-    let (replies, _) = drain(&mut alice);
+    let (replies, _) = drain(&mut alice, t);
     for reply in replies {
         pair.bob.handle_message(&a, &reply, t);
     }
-    drain(&mut pair.bob);
+    drain(&mut pair.bob, t);
     alice.handle_confirm(&b, true, t);
-    let (accepted, on_alice) = drain(&mut alice);
+    let (accepted, on_alice) = drain(&mut alice, t);
     assert!(on_alice.is_some());
     for bytes in accepted {
         pair.bob.handle_message(&a, &bytes, t);
     }
     assert!(
-        drain(&mut pair.bob).1.is_some(),
+        drain(&mut pair.bob, t).1.is_some(),
         "alice paired, bob did not"
     );
 }
@@ -201,23 +203,23 @@ fn a_lost_prove_is_recovered_by_its_retransmission() {
     let mut pair = Pair::new(Config::default());
     let (a, b, t0) = (pair.a.peer.clone(), pair.b.peer.clone(), pair.now);
     let mut alice = pair.alice(t0);
-    drain(&mut alice);
+    drain(&mut alice, t0);
     pair.bob.handle_peer(&a, t0);
-    let (join, _) = drain(&mut pair.bob);
+    let (join, _) = drain(&mut pair.bob, t0);
     alice.handle_message(&b, &join[0], t0);
-    let (challenge, _) = drain(&mut alice);
+    let (challenge, _) = drain(&mut alice, t0);
     pair.bob.handle_message(&a, &challenge[0], t0);
-    drain(&mut pair.bob); // the Prove is lost
+    drain(&mut pair.bob, t0); // the Prove is lost
     let resend = pair.bob.poll_timeout().expect("bob will resend");
     // Drive both sides' timers in time order up to the resend.
     while let Some(t) = alice.poll_timeout().filter(|t| *t <= resend) {
         alice.handle_timeout(t);
-        drain(&mut alice);
+        drain(&mut alice, t);
     }
     pair.bob.handle_timeout(resend);
-    let (again, _) = drain(&mut pair.bob);
+    let (again, _) = drain(&mut pair.bob, resend);
     alice.handle_message(&b, &again[0], resend);
-    drain(&mut alice);
+    drain(&mut alice, resend);
     let confirming = matches!(&alice, Pairing::Initiator(i)
         if i.state() == paircode_core::InitiatorState::Confirming);
     assert!(confirming, "the retransmitted proof found no attempt");

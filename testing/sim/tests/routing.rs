@@ -20,6 +20,8 @@ enum Input {
     Start(Instant),
     Message(Instant, PeerId, Vec<u8>),
     Timeout(Instant),
+    /// Alice's embedder reports the pairing with this peer saved.
+    Stored(Instant, PeerId),
 }
 
 #[test]
@@ -31,6 +33,7 @@ fn a_prove_for_the_lingering_initiator_is_answered_alike_by_simulator_and_driver
     let base = Instant::now();
     let mut world = scenario.build(base);
     let (alice, bob) = (world.alice, world.bob);
+    let bob_peer = world.sim.node(bob).local.peer.clone();
     let mut inputs = Vec::new();
     let mut record = |sim: &paircode_sim::sim::Simulator, step: &paircode_sim::sim::StepReport| {
         if step.node != alice {
@@ -40,6 +43,7 @@ fn a_prove_for_the_lingering_initiator_is_answered_alike_by_simulator_and_driver
         match (step.kind, &step.delivery) {
             (StepKind::Start, _) => inputs.push(Input::Start(at)),
             (StepKind::Timer, _) => inputs.push(Input::Timeout(at)),
+            (StepKind::Store, _) => inputs.push(Input::Stored(at, bob_peer.clone())),
             (StepKind::Deliver, Some(d)) => {
                 let from = sim.node(d.from).local.peer.clone();
                 let bytes = sim.tap()[d.msg as usize].bytes.clone();
@@ -57,7 +61,6 @@ fn a_prove_for_the_lingering_initiator_is_answered_alike_by_simulator_and_driver
     assert!(world.sim.node(alice).host.lingering().is_some());
 
     // Bob lost the verdict (say) and proves the code again, well within the lingering.
-    let bob_peer = world.sim.node(bob).local.peer.clone();
     let prove = world
         .sim
         .tap()
@@ -91,6 +94,7 @@ fn a_prove_for_the_lingering_initiator_is_answered_alike_by_simulator_and_driver
     let spec = &node.session().expect("alice runs a session").spec;
     let mut host = PairingHost::new(node.local.clone());
     let mut sent = Vec::new();
+    let mut session = None;
     let mut drain = |host: &mut PairingHost| {
         while let Some(action) = host.poll_action() {
             if let Action::Send { peer, bytes } = action {
@@ -102,11 +106,17 @@ fn a_prove_for_the_lingering_initiator_is_answered_alike_by_simulator_and_driver
         match input {
             Input::Start(at) => {
                 let mut rng = ChaCha20Rng::from_seed(spec.seed);
-                host.start(spec.role, spec.cfg.clone(), &spec.code, *at, &mut rng)
-                    .expect("the host is idle");
+                session = Some(
+                    host.start(spec.role, spec.cfg.clone(), &spec.code, *at, &mut rng)
+                        .expect("the host is idle"),
+                );
             }
             Input::Message(at, from, bytes) => host.handle_message(from, bytes, *at),
             Input::Timeout(at) => host.handle_timeout(*at),
+            Input::Stored(at, peer) => {
+                let session = session.expect("started before anything was stored");
+                host.handle_stored(session, peer, true, *at)
+            }
         }
         drain(&mut host);
     }

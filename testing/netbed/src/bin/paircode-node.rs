@@ -187,6 +187,7 @@ fn error_kind(e: &Error) -> &'static str {
             FailReason::Declined { .. } => "Declined",
             FailReason::NoAnswer { .. } => "NoAnswer",
             FailReason::ConfirmTimeout { .. } => "ConfirmTimeout",
+            FailReason::NotStored { .. } => "NotStored",
             FailReason::Cancelled => "Cancelled",
         },
         Error::Busy => "Busy",
