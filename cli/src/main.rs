@@ -674,8 +674,28 @@ fn show_code(words: &str, expires_secs: u64, qr: bool) {
         }
     }
     output::line(format_args!(
-        "On the other device run:\n\n    paircode network pair join --code \"{words}\"\n"
+        "On the other device run:\n\n{}",
+        join_command(words)
     ));
+}
+
+/// The join command with the code, indented, in lines that fit an 80-column terminal: a
+/// terminal would otherwise break the line in the middle of a word. Pasted into a shell
+/// the lines are one command (a continued line, then a quoted code that spans two
+/// lines); the code reads any whitespace between words.
+fn join_command(words: &str) -> String {
+    const COMMAND: &str = "paircode network pair join --code";
+    let one_line = format!("    {COMMAND} \"{words}\"\n");
+    if one_line.chars().count() <= 80 {
+        return one_line;
+    }
+    let list: Vec<&str> = words.split(' ').collect();
+    let (first, second) = list.split_at(list.len().div_ceil(2));
+    format!(
+        "    {COMMAND} \\\n      \"{}\n      {}\"\n",
+        first.join(" "),
+        second.join(" ")
+    )
 }
 
 async fn join(
@@ -769,6 +789,8 @@ async fn follow(
     // must not keep the process alive once the session is over.
     let (answer_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
     let mut asking = false;
+    // The other device's name, once known, for the waiting line after our answer.
+    let mut other: Option<String> = None;
     // One listener for the whole command, registered at the first poll: a listener made
     // afresh in each round would miss a Ctrl+C that arrives between two rounds (while an
     // event is shown, e.g. just as the y/N question appears).
@@ -784,7 +806,13 @@ async fn follow(
                     .map_err(|source| CliError::Input { what: "the answer", source })?;
                 let accept = matches!(line.trim().to_lowercase().as_str(), "y" | "yes");
                 client.send(&Request::Confirm { accept }).await?;
-                progress.resume("finishing…");
+                // The joiner answers first; the question then goes to the other screen.
+                match (side, accept, &other) {
+                    (Side::Joining, true, Some(name)) => {
+                        progress.resume(&format!("waiting for {} to accept…", escaped(name)))
+                    }
+                    _ => progress.resume("finishing…"),
+                }
                 continue;
             }
             _ = &mut interrupted => {
@@ -809,6 +837,7 @@ async fn follow(
                 )
             }
             Event::Found { name, peer } => {
+                other = Some(name.clone());
                 // The joiner's user has nothing to do: the question is on the other screen.
                 let shown = escaped(&name);
                 let text = match side {
@@ -841,6 +870,7 @@ async fn follow(
             } => {
                 progress.pause();
                 ask(json, &name, &peer, &verification);
+                other = Some(name);
                 let answer_tx = answer_tx.clone();
                 std::thread::spawn(move || {
                     let mut line = String::new();
@@ -970,6 +1000,30 @@ fn print_devices(json: bool, devices: &[DeviceView]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The longest words make the longest code; every line must still fit 80 columns, and
+    /// what a shell makes of the lines must parse as the same code.
+    #[test]
+    fn the_join_command_fits_80_columns_and_pastes_as_the_code() {
+        for words in [
+            "abandon ability able about above absent absorb abstract absurd abuse access \
+             accident",
+            "strategy strategy strategy strategy strategy strategy strategy strategy \
+             strategy strategy strategy strategy",
+            "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong",
+        ] {
+            let text = join_command(words);
+            for line in text.lines() {
+                assert!(line.chars().count() <= 80, "{line:?} is too long");
+            }
+            // What the shell passes as the argument: the text between the quotes.
+            let quoted = text.split('"').nth(1).expect("a quoted code");
+            assert_eq!(
+                quoted.split_whitespace().collect::<Vec<_>>(),
+                words.split(' ').collect::<Vec<_>>()
+            );
+        }
+    }
 
     #[test]
     fn the_command_line_is_consistent() {
