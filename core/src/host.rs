@@ -176,6 +176,17 @@ impl PairingHost {
         }
     }
 
+    /// A message sent to `peer` while `session` ran (`None`: while none did) went
+    /// unanswered though the connection stayed up. Only that session hears of it, as of an
+    /// unreachable peer: the request of an earlier session timing out late (a link that
+    /// came back after a cut) must not cut short the session that runs now.
+    pub fn handle_undelivered(&mut self, session: Option<SessionId>, peer: &PeerId, now: Instant) {
+        if let Some(current) = self.current.as_mut().filter(|c| Some(c.id) == session) {
+            current.pairing.handle_unreachable(peer, now);
+            self.collect(now);
+        }
+    }
+
     /// The local user's answer to the [`Action::Confirm`] of session `session`. Ignored if
     /// that session is no longer running. An initiator's session ends either way; a
     /// joiner's ends on "no" and proves the code on "yes".
@@ -336,6 +347,39 @@ mod tests {
             .start(Role::Joiner, f.cfg.clone(), &f.code, f.now, &mut f.rng)
             .unwrap();
         assert_ne!(next, id);
+    }
+
+    /// A request of an earlier session that times out late must not shorten the wait of
+    /// the session running now (seen in the lab: a link back after a cut, then a new code).
+    #[test]
+    fn an_earlier_sessions_undelivered_request_leaves_the_running_one_alone() {
+        let mut f = Fixture::new();
+        let mut bob = PairingHost::new(f.bob.clone());
+        let alice = crate::test_support::peer(1);
+        let old = bob
+            .start(Role::Joiner, f.cfg.clone(), &f.code, f.now, &mut f.rng)
+            .unwrap();
+        bob.handle_cancel(old, f.now);
+        drain(&mut bob);
+        let current = bob
+            .start(Role::Joiner, f.cfg.clone(), &f.code, f.now, &mut f.rng)
+            .unwrap();
+        bob.handle_peer(&alice, f.now);
+        drain(&mut bob);
+        let waiting = bob.poll_timeout();
+        bob.handle_undelivered(Some(old), &alice, f.now);
+        bob.handle_undelivered(None, &alice, f.now);
+        assert_eq!(
+            bob.poll_timeout(),
+            waiting,
+            "an earlier session's failure is ignored"
+        );
+        bob.handle_undelivered(Some(current), &alice, f.now);
+        assert_ne!(
+            bob.poll_timeout(),
+            waiting,
+            "the running session's own failure moves its retry"
+        );
     }
 
     #[test]

@@ -86,8 +86,9 @@ where
     /// Pairing messages under way, and with whom (see `direct`: a relayed connection is
     /// closed only once nothing is under way on it).
     responses_in_flight: HashMap<InboundRequestId, Libp2pPeerId>,
-    /// With the bytes: a request lost with a closing relayed connection goes again.
-    requests_in_flight: HashMap<OutboundRequestId, (Libp2pPeerId, Vec<u8>)>,
+    /// With the bytes (a request lost with a closing relayed connection goes again) and
+    /// the session that sent it (only that session hears that it went unanswered).
+    requests_in_flight: HashMap<OutboundRequestId, (Libp2pPeerId, Vec<u8>, Option<SessionId>)>,
     lookups: HashSet<kad::QueryId>,
     /// Paired devices' presence and unpair notices: every decision is the core's.
     presence: Presence,
@@ -550,7 +551,8 @@ where
             .behaviour_mut()
             .pair
             .send_request(&peer, bytes.clone());
-        self.requests_in_flight.insert(id, (peer, bytes));
+        let session = self.host.session();
+        self.requests_in_flight.insert(id, (peer, bytes, session));
     }
 
     fn respond(&mut self, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) {
@@ -795,11 +797,18 @@ where
                     // Its connection closed under it (a relayed one, closed on either side
                     // because a direct one exists: see `direct`) but the peer is still
                     // connected: the same bytes go again; the core takes duplicates.
-                    Some((_, bytes))
+                    Some((_, bytes, _))
                         if matches!(error, request_response::OutboundFailure::ConnectionClosed)
                             && self.swarm.is_connected(&peer) =>
                     {
                         self.request(peer, bytes)
+                    }
+                    // Unanswered on a connection that is still up: only the session that
+                    // sent it may give up on the peer (see `handle_undelivered`).
+                    Some((_, _, session)) if self.swarm.is_connected(&peer) => {
+                        self.host
+                            .handle_undelivered(session, &to_core(&peer), Instant::now());
+                        self.drain();
                     }
                     _ => self.unreachable(peer),
                 }

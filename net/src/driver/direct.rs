@@ -66,7 +66,7 @@ where
     }
 
     fn exchanging_with(&self, peer: &Libp2pPeerId) -> bool {
-        self.requests_in_flight.values().any(|(p, _)| p == peer)
+        self.requests_in_flight.values().any(|(p, _, _)| p == peer)
             || self.responses_in_flight.values().any(|p| p == peer)
             || self.device_requests.values().any(|(p, _)| p == peer)
     }
