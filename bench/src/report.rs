@@ -147,10 +147,3 @@ pub fn write_section(heading: &str, section: &str) -> std::io::Result<PathBuf> {
     std::fs::write(&path, updated.trim_end().to_owned() + "\n")?;
     Ok(path)
 }
-
-/// Whether `--write` is among the arguments (then removed from them).
-pub fn take_write_flag(args: &mut Vec<String>) -> bool {
-    let before = args.len();
-    args.retain(|a| a != "--write");
-    args.len() != before
-}
