@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use paircode_bench::args::{ArgError, Args};
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::report::{self, ms, Conditions};
 use paircode_bench::{tools, wormhole};
 use paircode_netbed::daemon::{DaemonError, Site};
 use paircode_netbed::lab::{self, Host, Impairment};
@@ -53,10 +53,6 @@ enum BenchError {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     let what = what.into();
     move |source| BenchError::Io { what, source }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 struct Options {

@@ -63,6 +63,11 @@ fn machine() -> String {
     std::env::var("PAIRCODE_BENCH_MACHINE").unwrap_or_else(|_| "the standard machine".into())
 }
 
+/// `d` in milliseconds, the unit of every table.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// The median of `samples` (the mean of the middle two for an even count).
 pub fn median(samples: &[f64]) -> f64 {
     let mut s = samples.to_vec();

@@ -35,7 +35,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use paircode_bench::args::{ArgError, Args};
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::report::{self, ms, Conditions};
 use paircode_bench::tools;
 use paircode_netbed::daemon::{DaemonError, Site};
 use paircode_netbed::lab::{self, Host, Impairment, Nat};
@@ -53,10 +53,6 @@ enum BenchError {
     Args(#[from] ArgError),
     #[error("{0}")]
     Setup(String),
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 struct Options {

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use paircode_bench::args::{ArgError, Args};
 use paircode_bench::handshake::crypto_floor;
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::report::{self, ms, Conditions};
 use paircode_bench::tools;
 use paircode_core::Code;
 use paircode_netbed::daemon::Daemons;
@@ -40,10 +40,6 @@ fn main() {
         eprintln!("client-latency: {e}");
         std::process::exit(1);
     }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// Wall time of running `program args` to its end, output discarded.

@@ -12,7 +12,7 @@
 //! BENCHMARKS.md.
 
 use paircode_bench::args::{ArgError, Args};
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::report::{self, ms, Conditions};
 use paircode_netbed::dht::{joins_from_random_bootstraps, DhtRun};
 
 const HEADING: &str = "## DHT reliability (issue 12)";
@@ -50,7 +50,6 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let outcome = runtime.block_on(joins_from_random_bootstraps(run));
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let DhtRun {
         population,
         joins,
