@@ -6,7 +6,7 @@
 //! - [`names`]: the receiver's check of the names it is sent, and where they land.
 //! - [`send`] and [`receive`]: the two ends of one stream.
 //! - [`partial`]: half-received files kept for resuming.
-//! - [`sink`] and [`writeback`]: the receiver's disk side, on a thread of its own.
+//! - `sink` and `writeback`: the receiver's disk side, on a thread of its own.
 //! - [`log`]: what arrived, for `paircode received`.
 //! - [`command`]: the CLI's side of `send`, `received` and `network receive`.
 

@@ -1,6 +1,6 @@
 //! The receiving end of one stream: items land in the downloads directory only once their
 //! SHA-256 is verified, under names that [`names`] checked and chose. Bytes go
-//! through a few fixed buffers straight to disk ([`Sink`]), whatever the size of the file.
+//! through a few fixed buffers straight to disk (`Sink`), whatever the size of the file.
 
 use std::io;
 use std::path::{Path, PathBuf};
