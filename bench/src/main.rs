@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::args::{ArgError, Args};
+use paircode_bench::report::{self, ms, Conditions};
+use paircode_bench::{tools, wormhole};
 use paircode_netbed::daemon::{DaemonError, Site};
 use paircode_netbed::lab::{self, Host, Impairment};
 
@@ -36,6 +38,8 @@ enum BenchError {
     Daemon(#[from] DaemonError),
     #[error(transparent)]
     Lab(#[from] lab::LabError),
+    #[error(transparent)]
+    Args(#[from] ArgError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -51,10 +55,6 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     move |source| BenchError::Io { what, source }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 struct Options {
     blocks: usize,
     runs: usize,
@@ -63,55 +63,25 @@ struct Options {
     write: bool,
 }
 
-fn options() -> Result<Options, BenchError> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let write = report::take_write_flag(&mut args);
+fn options() -> Result<Options, ArgError> {
+    let mut args = Args::from_env();
     let mut o = Options {
         blocks: 10,
         runs: 5,
         cold: 10,
         paircode: None,
-        write,
+        write: args.write,
     };
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| BenchError::Setup(format!("{a} needs a value")))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| BenchError::Setup(format!("{a} needs a positive number")))
-        };
-        match a.as_str() {
-            "--blocks" => o.blocks = number()?,
-            "--runs" => o.runs = number()?,
-            "--cold" => o.cold = number()?,
-            "--paircode" => o.paircode = Some(PathBuf::from(value)),
-            _ => return Err(BenchError::Setup(format!("unknown argument {a}"))),
+    while let Some(flag) = args.next_flag()? {
+        match flag.name.as_str() {
+            "--blocks" => o.blocks = flag.positive()?,
+            "--runs" => o.runs = flag.positive()?,
+            "--cold" => o.cold = flag.positive()?,
+            "--paircode" => o.paircode = Some(PathBuf::from(flag.value)),
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(o)
-}
-
-fn paircode_bin(given: Option<PathBuf>) -> Result<PathBuf, BenchError> {
-    let bin = match given.or_else(|| std::env::var_os("PAIRCODE_BIN").map(PathBuf::from)) {
-        Some(bin) => bin,
-        None => std::env::current_exe()
-            .map_err(io("locating this program"))?
-            .with_file_name("paircode"),
-    };
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(BenchError::Setup(format!(
-            "{} not found: run `cargo build --release -p paircode-cli` first, or pass \
-             --paircode PATH",
-            bin.display()
-        )))
-    }
 }
 
 /// One table row: samples in milliseconds, or why there are none.
@@ -152,7 +122,7 @@ struct Wormholes {
 impl Wormholes {
     fn find() -> Wormholes {
         let python = install_python_wormhole().map_err(|e| e.to_string());
-        let rust = find_wormhole_rs().and_then(|bin| match &python {
+        let rust = tools::wormhole_rs().and_then(|bin| match &python {
             Ok(_) => Ok(bin),
             Err(_) => Err("its mailbox server comes from the Python venv, which failed".into()),
         });
@@ -306,12 +276,8 @@ fn vm_rss_kib(pid: u64) -> Option<u64> {
         .ok()
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from)
-}
-
 fn install_python_wormhole() -> Result<PathBuf, BenchError> {
-    let venv = home().join(".cache/paircode-bench/venv");
+    let venv = tools::home().join(".cache/paircode-bench/venv");
     let bin = venv.join("bin");
     if bin.join("wormhole").exists() && bin.join("twist").exists() {
         return Ok(bin);
@@ -345,46 +311,15 @@ fn install_python_wormhole() -> Result<PathBuf, BenchError> {
     Ok(bin)
 }
 
-fn find_wormhole_rs() -> Result<PathBuf, String> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([home().join(".cargo/bin")])
-        .map(|dir| dir.join("wormhole-rs"))
-        .find(|bin| bin.exists())
-        .ok_or_else(|| {
-            "wormhole-rs not found (install: `nice cargo install magic-wormhole-cli --locked`)"
-                .into()
-        })
-}
-
-/// The start of every wormhole script: inside `unshare -n` (a network namespace of its
-/// own, so no packet can leave the machine), loopback up, a veth pair with 10.79.0.1 (the
-/// Rust CLI offers no loopback address as a direct-connection hint), and a mailbox server
-/// on 127.0.0.1:4000 that the script stops when it ends.
+/// The start of every wormhole script: the mailbox server in a namespace of its own
+/// ([`wormhole::mailbox_prelude`]), then `run_all RUNS`, which runs the exchanges.
 fn wormhole_prelude(venv_bin: &Path, work: &Path) -> String {
-    format!(
-        r#"set -eu
-cd {work}
-ip link set lo up
-ip link add wh0 type veth peer name wh1
-ip addr add 10.79.0.1/24 dev wh0
-ip link set wh0 up
-ip link set wh1 up
-"{venv}/twist" wormhole-mailbox --port tcp:4000:interface=127.0.0.1 >server.log 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null' EXIT
-for i in $(seq 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/4000) 2>/dev/null && break
-  sleep 0.1
-done
-# With the tool's `exchange CODE` defined (it returns non-zero when the exchange failed):
+    wormhole::mailbox_prelude(&venv_bin.join("twist"), work)
+        + r#"# With the tool's `exchange CODE` defined (it returns non-zero when the exchange failed):
 # one unmeasured exchange (the server's first connection pays its own set-up), then $1
 # timed ones. A failed exchange prints `failed CODE` and is repeated with a new code, at
 # most three times; only successful exchanges are samples.
-run_all() {{
+run_all() {
   exchange 999-purple-sausages || exchange 998-purple-sausages || true
   for i in $(seq "$1"); do
     for try in 1 2 3; do
@@ -398,11 +333,8 @@ run_all() {{
       echo "failed $code"
     done
   done
-}}
-"#,
-        work = work.display(),
-        venv = venv_bin.display(),
-    )
+}
+"#
 }
 
 /// What one block of a wormhole's exchanges gave: samples in milliseconds, and how many
@@ -423,17 +355,12 @@ fn run_wormhole_script(
     let work = PathBuf::from(format!("/tmp/pcbw{}{name}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(io("wormhole work dir"))?;
     let script = wormhole_prelude(venv_bin, &work) + body;
-    let out = Command::new("unshare")
-        .args(["-n", "bash", "-c", &script])
-        .output()
-        .map_err(io("unshare -n"));
+    let out = wormhole::run_unshared(&script).map_err(io("unshare -n"));
     let _ = std::fs::remove_dir_all(&work);
     let out = out?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let samples: Vec<f64> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("sample "))
-        .filter_map(|v| v.trim().parse::<f64>().ok())
+    let samples: Vec<f64> = wormhole::samples_us(&stdout)
+        .into_iter()
         .map(|us| us / 1000.0)
         .collect();
     let failed = stdout.lines().filter(|l| l.starts_with("failed ")).count();
@@ -516,7 +443,7 @@ fn run() -> Result<(), BenchError> {
     if let Some(reason) = lab::skip_reason() {
         return Err(BenchError::Setup(format!("cannot build hosts: {reason}")));
     }
-    let bin = paircode_bin(o.paircode.clone())?;
+    let bin = tools::paircode_bin(o.paircode.clone()).map_err(BenchError::Setup)?;
     let conditions = Conditions::now();
     let warm_runs = o.blocks * o.runs;
     eprintln!("finding the wormhole tools …");

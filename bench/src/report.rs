@@ -63,6 +63,11 @@ fn machine() -> String {
     std::env::var("PAIRCODE_BENCH_MACHINE").unwrap_or_else(|_| "the standard machine".into())
 }
 
+/// `d` in milliseconds, the unit of every table.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// The median of `samples` (the mean of the middle two for an even count).
 pub fn median(samples: &[f64]) -> f64 {
     let mut s = samples.to_vec();
@@ -146,11 +151,4 @@ pub fn write_section(heading: &str, section: &str) -> std::io::Result<PathBuf> {
     };
     std::fs::write(&path, updated.trim_end().to_owned() + "\n")?;
     Ok(path)
-}
-
-/// Whether `--write` is among the arguments (then removed from them).
-pub fn take_write_flag(args: &mut Vec<String>) -> bool {
-    let before = args.len();
-    args.retain(|a| a != "--write");
-    args.len() != before
 }

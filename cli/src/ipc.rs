@@ -464,6 +464,17 @@ fn decode_frame<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
 mod tests {
     use super::*;
 
+    /// Writes `body` as one frame in an envelope of version `v`, as a program speaking
+    /// that version would.
+    async fn write_envelope<T: Serialize>(w: &mut (impl AsyncWrite + Unpin), v: u32, body: &T) {
+        let mut buf = Vec::new();
+        ciborium::into_writer(&EnvelopeOut { v, body }, &mut buf).unwrap();
+        w.write_all(&(buf.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        w.write_all(&buf).await.unwrap();
+    }
+
     #[tokio::test]
     async fn frames_round_trip() {
         let (mut a, mut b) = tokio::io::duplex(4096);
@@ -547,19 +558,7 @@ mod tests {
     #[tokio::test]
     async fn another_versions_body_is_reported_as_that_version() {
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let mut buf = Vec::new();
-        ciborium::into_writer(
-            &EnvelopeOut {
-                v: 1,
-                body: &("a body this version has no type for", 7u8),
-            },
-            &mut buf,
-        )
-        .unwrap();
-        a.write_all(&(buf.len() as u32).to_be_bytes())
-            .await
-            .unwrap();
-        a.write_all(&buf).await.unwrap();
+        write_envelope(&mut a, 1, &("a body this version has no type for", 7u8)).await;
         assert!(matches!(
             read_frame::<_, Request>(&mut b).await,
             Err(FrameError::Version(1))
@@ -603,19 +602,7 @@ mod tests {
         ));
 
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let mut buf = Vec::new();
-        ciborium::into_writer(
-            &EnvelopeOut {
-                v: 99,
-                body: &Request::Status,
-            },
-            &mut buf,
-        )
-        .unwrap();
-        a.write_all(&(buf.len() as u32).to_be_bytes())
-            .await
-            .unwrap();
-        a.write_all(&buf).await.unwrap();
+        write_envelope(&mut a, 99, &Request::Status).await;
         assert!(matches!(
             read_frame::<_, Request>(&mut b).await,
             Err(FrameError::Version(99))

@@ -2,25 +2,11 @@
 
 mod support;
 
-use support::{alice_and_bob, daemons, stderr, DaemonError, Daemons, TestResult};
-
-/// Starts that must fail stay on loopback with mDNS off anyway, should they not fail.
-const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
-
-fn paired_bed() -> Result<Daemons, DaemonError> {
-    let bed = alice_and_bob()?;
-    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok(
-        "bob",
-        &["network", "pair", "join", "--yes", "--code", &words],
-    )?;
-    generating.finish()?;
-    Ok(bed)
-}
+use support::{alice_and_bob, daemons, paired_alice_and_bob, stderr, TestResult, LOOPBACK_START};
 
 #[test]
 fn wrong_password_is_refused_and_nothing_is_lost() -> TestResult {
-    let bed = paired_bed()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("alice")?;
     let out = bed
         .cmd("alice")
@@ -37,7 +23,7 @@ fn wrong_password_is_refused_and_nothing_is_lost() -> TestResult {
 
 #[test]
 fn corrupt_store_file_is_named_and_left_alone() -> TestResult {
-    let bed = paired_bed()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("alice")?;
     let path = bed.instance_dir("alice").join("devices");
     let mut bytes = std::fs::read(&path).unwrap();

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use paircode_cli::instance::Instance;
 use paircode_cli::ipc::{read_frame, write_frame, DaemonError, Request, Response};
-use support::{alice_and_bob, daemons, stderr, TestResult};
-
-const LOOPBACK: [&str; 3] = ["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+use support::{
+    alice_and_bob, daemons, output_within_20s, paired_alice_and_bob, stderr, TestResult,
+    LOOPBACK_START,
+};
 
 #[test]
 fn names_with_bidi_overrides_invisible_characters_or_look_alike_spaces_are_usage_errors(
@@ -35,7 +36,7 @@ fn names_with_bidi_overrides_invisible_characters_or_look_alike_spaces_are_usage
         ),
         (vec!["network", "rename", no_break], "U+00A0"),
         (
-            [&["start", "--name", "a\u{2028}b"][..], &LOOPBACK[..]].concat(),
+            [&LOOPBACK_START[..], &["--name", "a\u{2028}b"][..]].concat(),
             "U+2028",
         ),
     ] {
@@ -106,7 +107,7 @@ fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running()
     let mut child = bed
         .cmd("alice")
         .env("PAIRCODE_TEST_END_NODE_AFTER_MS", "3000")
-        .args([&["start", "--foreground"][..], &LOOPBACK[..]].concat())
+        .args([&LOOPBACK_START[..], &["--foreground"][..]].concat())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -127,20 +128,8 @@ fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running()
         let _ = child.wait();
         panic!("the daemon never answered");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the daemon kept running without its network task");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = child.wait_with_output().expect("output");
-    assert_eq!(status.code(), Some(1), "{}", stderr(&out));
+    let out = output_within_20s(child, "the daemon kept running without its network task");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("network task ended unexpectedly"),
         "{}",
@@ -159,13 +148,7 @@ fn a_daemon_whose_network_task_ends_exits_non_zero_and_is_reported_not_running()
 /// nothing.
 #[test]
 fn a_rolled_back_devices_file_is_refused_and_resurrects_nothing() -> TestResult {
-    let bed = alice_and_bob()?;
-    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok(
-        "bob",
-        &["network", "pair", "join", "--yes", "--code", &words],
-    )?;
-    generating.finish()?;
+    let bed = paired_alice_and_bob()?;
     let bob = bed.peer_id("bob")?;
     assert_eq!(bed.devices("alice")?.len(), 1);
     let devices = bed.instance_dir("alice").join("devices");
@@ -176,8 +159,7 @@ fn a_rolled_back_devices_file_is_refused_and_resurrects_nothing() -> TestResult 
     bed.stop("alice")?;
     std::fs::write(&devices, &copy).unwrap();
 
-    let start = [&["start"][..], &LOOPBACK[..]].concat();
-    let out = bed.run("alice", &start)?;
+    let out = bed.run("alice", &LOOPBACK_START)?;
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let said = stderr(&out);
     for words in [
@@ -190,7 +172,7 @@ fn a_rolled_back_devices_file_is_refused_and_resurrects_nothing() -> TestResult 
         assert!(said.contains(words), "{words:?} missing from: {said}");
     }
     assert_eq!(std::fs::read(&devices).unwrap(), copy, "left as it was");
-    let (error, code) = bed.json_error("alice", &start)?;
+    let (error, code) = bed.json_error("alice", &LOOPBACK_START)?;
     assert_eq!(
         (code, error["kind"].as_str()),
         (Some(5), Some("store_rolled_back")),
@@ -209,7 +191,7 @@ fn absurd_meeting_point_durations_are_usage_errors() -> TestResult {
         "--reservation-duration",
         "--max-circuit-duration",
     ] {
-        let mut child = bed
+        let child = bed
             .cmd("relay")
             .args([
                 "relay",
@@ -222,16 +204,7 @@ fn absurd_meeting_point_durations_are_usage_errors() -> TestResult {
             .stderr(Stdio::piped())
             .spawn()
             .expect("paircode runs");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().expect("wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{option} 500000000y was taken");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().expect("output");
+        let out = output_within_20s(child, &format!("{option} 500000000y was taken"));
         assert_eq!(out.status.code(), Some(2), "{option}: {}", stderr(&out));
         assert!(stderr(&out).contains("7days"), "{option}: {}", stderr(&out));
     }
@@ -245,13 +218,7 @@ fn a_stored_name_with_a_bidi_override_is_shown_escaped() -> TestResult {
     use paircode_cli::devices::DeviceList;
     use paircode_cli::store::Vault;
 
-    let bed = alice_and_bob()?;
-    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok(
-        "bob",
-        &["network", "pair", "join", "--yes", "--code", &words],
-    )?;
-    generating.finish()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("alice")?;
     let dir = bed.instance_dir("alice");
     let vault = Vault::open(

@@ -4,30 +4,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use paircode_netbed::daemon::{error_of, exit_of, DaemonError, Daemons};
-use support::{alice_and_bob, stderr, TestResult};
-
-/// Makes every save of `instance`'s device list fail, as a full disk would (also for
-/// root): the daemon writes the list through `.devices.tmp-<pid>`, and a directory there
-/// is in the way. Returns the directory, to remove it again.
-fn block_saves(bed: &Daemons, instance: &str) -> Result<PathBuf, DaemonError> {
-    let blocker = bed
-        .instance_dir(instance)
-        .join(format!(".devices.tmp-{}", bed.pid(instance)?));
-    // A save in flight (a last-seen time) owns that name for a moment: wait it out.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Err(e) = std::fs::create_dir(&blocker) {
-        assert!(
-            e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline,
-            "{e}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(blocker)
-}
+use paircode_netbed::daemon::{error_of, exit_of};
+use support::{alice_and_bob, block_saves, stderr, TestResult};
 
 /// Alice cannot save the pairing: Bob's user hears that the other device could not save
 /// it, Alice's user hears which file and why, and neither device lists the other. On the

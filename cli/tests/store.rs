@@ -7,41 +7,21 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use paircode_netbed::daemon::{DaemonError, Daemons};
-use support::{alice_and_bob, stderr, TestResult};
-
-/// Starts that must fail stay on loopback with mDNS off anyway, should they not fail.
-const LOOPBACK_START: [&str; 4] = ["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
-
-fn paired_bed() -> Result<Daemons, DaemonError> {
-    let bed = alice_and_bob()?;
-    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok(
-        "bob",
-        &["network", "pair", "join", "--yes", "--code", &words],
-    )?;
-    generating.finish()?;
-    Ok(bed)
-}
+use paircode_netbed::daemon::Daemons;
+use support::{
+    block_saves, output_within_20s, paired_alice_and_bob, stderr, TestResult, LOOPBACK_START,
+};
 
 /// Runs `args` on `instance`, failing the test (instead of hanging it) after 20 s.
 fn run_bounded(bed: &Daemons, instance: &str, args: &[&str]) -> Output {
-    let mut child = bed
+    let child = bed
         .cmd(instance)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("paircode runs");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("paircode {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
+    output_within_20s(child, &format!("paircode {args:?} hung"))
 }
 
 fn says(out: &Output, words: &[&str]) {
@@ -53,7 +33,7 @@ fn says(out: &Output, words: &[&str]) {
 
 #[test]
 fn init_never_overwrites_a_store_and_force_keeps_a_copy() -> TestResult {
-    let bed = paired_bed()?;
+    let bed = paired_alice_and_bob()?;
     let before = bed.peer_id("alice")?;
     // Not while its daemon runs, even with --force.
     let out = bed.run("alice", &["network", "init", "--force"])?;
@@ -123,7 +103,7 @@ fn init_never_overwrites_a_store_and_force_keeps_a_copy() -> TestResult {
 
 #[test]
 fn a_deleted_device_list_is_an_error_not_zero_devices() -> TestResult {
-    let bed = paired_bed()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("alice")?;
     let devices = bed.instance_dir("alice").join("devices");
     let identity = bed.instance_dir("alice").join("identity");
@@ -145,7 +125,7 @@ fn a_deleted_device_list_is_an_error_not_zero_devices() -> TestResult {
 
 #[test]
 fn a_damaged_identity_header_says_corrupt_not_wrong_password() -> TestResult {
-    let bed = paired_bed()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("alice")?;
     let identity = bed.instance_dir("alice").join("identity");
     let original = std::fs::read(&identity).unwrap();
@@ -179,7 +159,7 @@ fn a_damaged_identity_header_says_corrupt_not_wrong_password() -> TestResult {
 
 #[test]
 fn a_fifo_in_place_of_the_device_list_does_not_hang() -> TestResult {
-    let bed = paired_bed()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("alice")?;
     let devices = bed.instance_dir("alice").join("devices");
     let kept = std::fs::read(&devices).unwrap();
@@ -210,20 +190,9 @@ fn a_fifo_in_place_of_the_device_list_does_not_hang() -> TestResult {
 
 #[test]
 fn a_failed_save_names_the_file_and_the_cause_and_changes_nothing() -> TestResult {
-    let bed = paired_bed()?;
+    let bed = paired_alice_and_bob()?;
     let dir = bed.instance_dir("alice");
-    // The daemon writes the list through `.devices.tmp-<pid>`: a directory there makes every
-    // save fail, as a full disk would, also for root.
-    let blocker = dir.join(format!(".devices.tmp-{}", bed.pid("alice")?));
-    // A save in flight (a last-seen time) owns that name for a moment: wait it out.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Err(e) = std::fs::create_dir(&blocker) {
-        assert!(
-            e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline,
-            "{e}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let blocker = block_saves(&bed, "alice")?;
 
     let out = bed.run("alice", &["network", "unpair", "bob"])?;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

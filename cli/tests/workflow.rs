@@ -3,7 +3,7 @@
 mod support;
 
 use paircode_netbed::daemon::{event_of, paired_of};
-use support::{alice_and_bob, stderr, StopOnDrop, TestResult};
+use support::{alice_and_bob, paired_alice_and_bob, stderr, StopOnDrop, TestResult};
 
 #[test]
 fn generate_with_auto_accept_and_join() -> TestResult {
@@ -102,13 +102,7 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
 
 #[test]
 fn lists_survive_restart_and_devices_come_back_online() -> TestResult {
-    let bed = alice_and_bob()?;
-    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok(
-        "bob",
-        &["network", "pair", "join", "--yes", "--code", &words],
-    )?;
-    generating.finish()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("alice")?;
     bed.stop("bob")?;
     bed.start("alice", None)?;
@@ -123,13 +117,7 @@ fn lists_survive_restart_and_devices_come_back_online() -> TestResult {
 
 #[test]
 fn unpair_removes_the_device_on_both_sides() -> TestResult {
-    let bed = alice_and_bob()?;
-    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok(
-        "bob",
-        &["network", "pair", "join", "--yes", "--code", &words],
-    )?;
-    generating.finish()?;
+    let bed = paired_alice_and_bob()?;
     let unknown = bed.run("alice", &["network", "unpair", "carol"])?;
     assert_eq!(unknown.status.code(), Some(13), "{}", stderr(&unknown));
     let out = bed.ok("alice", &["network", "unpair", "bob"])?;
@@ -163,13 +151,7 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
 
 #[test]
 fn an_impostor_with_a_paired_name_is_not_trusted() -> TestResult {
-    let bed = alice_and_bob()?;
-    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
-    bed.ok(
-        "bob",
-        &["network", "pair", "join", "--yes", "--code", &words],
-    )?;
-    generating.finish()?;
+    let bed = paired_alice_and_bob()?;
     bed.stop("bob")?;
     bed.eventually("alice sees bob go offline", || {
         Ok(bed.devices("alice")?[0]["online"] == false)

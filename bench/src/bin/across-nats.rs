@@ -34,7 +34,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::args::{ArgError, Args};
+use paircode_bench::report::{self, ms, Conditions};
+use paircode_bench::tools;
 use paircode_netbed::daemon::{DaemonError, Site};
 use paircode_netbed::lab::{self, Host, Impairment, Nat};
 
@@ -47,12 +49,10 @@ enum BenchError {
     Daemon(#[from] DaemonError),
     #[error(transparent)]
     Lab(#[from] lab::LabError),
+    #[error(transparent)]
+    Args(#[from] ArgError),
     #[error("{0}")]
     Setup(String),
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 struct Options {
@@ -64,63 +64,30 @@ struct Options {
     write: bool,
 }
 
-fn options() -> Result<Options, BenchError> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let write = report::take_write_flag(&mut args);
+fn options() -> Result<Options, ArgError> {
+    let mut args = Args::from_env();
     let mut o = Options {
         runs: 30,
         typing: Duration::from_secs(1),
         restarts: 10,
         paircode: None,
-        write,
+        write: args.write,
     };
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| BenchError::Setup(format!("{a} needs a value")))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| BenchError::Setup(format!("{a} needs a positive number")))
-        };
-        match a.as_str() {
-            "--runs" => o.runs = number()?,
-            "--restarts" => o.restarts = number()?,
-            "--typing-ms" => o.typing = Duration::from_millis(number()? as u64),
-            "--paircode" => o.paircode = Some(PathBuf::from(value)),
-            _ => return Err(BenchError::Setup(format!("unknown argument {a}"))),
+    while let Some(flag) = args.next_flag()? {
+        match flag.name.as_str() {
+            "--runs" => o.runs = flag.positive()?,
+            "--restarts" => o.restarts = flag.positive()?,
+            "--typing-ms" => o.typing = Duration::from_millis(flag.positive()?),
+            "--paircode" => o.paircode = Some(PathBuf::from(flag.value)),
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(o)
 }
 
-fn paircode_bin(given: Option<PathBuf>) -> Result<PathBuf, BenchError> {
-    let bin = match given.or_else(|| std::env::var_os("PAIRCODE_BIN").map(PathBuf::from)) {
-        Some(bin) => bin,
-        None => std::env::current_exe()
-            .map_err(|e| BenchError::Setup(format!("locating this program: {e}")))?
-            .with_file_name("paircode"),
-    };
-    match bin.exists() {
-        true => Ok(bin),
-        false => Err(BenchError::Setup(format!(
-            "{} not found: run `cargo build --release -p paircode-cli` first, or pass \
-             --paircode PATH",
-            bin.display()
-        ))),
-    }
-}
-
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from)
-}
-
 /// The venv's `bin` with `twist`, and the mailbox and transit relay plugins installed.
 fn wormhole_servers() -> Result<PathBuf, String> {
-    let bin = home().join(".cache/paircode-bench/venv/bin");
+    let bin = tools::home().join(".cache/paircode-bench/venv/bin");
     let python = bin.join("python");
     let has = |module: &str| {
         Command::new(&python)
@@ -144,7 +111,7 @@ fn wormhole_servers() -> Result<PathBuf, String> {
 }
 
 fn wormhole_rs() -> Result<PathBuf, String> {
-    let bin = home().join(".cargo/bin/wormhole-rs");
+    let bin = tools::home().join(".cargo/bin/wormhole-rs");
     match bin.exists() {
         true => Ok(bin),
         false => Err("wormhole-rs not found (`cargo install magic-wormhole-cli --locked`)".into()),
@@ -276,7 +243,7 @@ struct Figures {
 }
 
 fn measure(o: &Options) -> Result<Figures, BenchError> {
-    let bin = paircode_bin(o.paircode.clone())?;
+    let bin = tools::paircode_bin(o.paircode.clone()).map_err(BenchError::Setup)?;
     let mut site = Site::new(&bin)?;
     let internet = site.lab.internet()?;
     let server = site.lab.host("mp", internet, false)?;

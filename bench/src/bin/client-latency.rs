@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use paircode_bench::args::{ArgError, Args};
 use paircode_bench::handshake::crypto_floor;
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::report::{self, ms, Conditions};
+use paircode_bench::tools;
 use paircode_core::Code;
 use paircode_netbed::daemon::Daemons;
 use rand_chacha::ChaCha20Rng;
@@ -37,23 +39,6 @@ fn main() {
     if let Err(e) = run() {
         eprintln!("client-latency: {e}");
         std::process::exit(1);
-    }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// A sibling of this binary in the target directory (`paircode`, `hello`).
-fn sibling(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = exe.with_file_name(name);
-    match path.exists() {
-        true => Ok(path),
-        false => Err(format!(
-            "{} not found: `cargo build --release -p paircode-cli -p paircode-bench` first",
-            path.display()
-        )),
     }
 }
 
@@ -201,16 +186,23 @@ fn fsync_chain(dir: &Path) -> Result<f64, String> {
     Ok(ms(started.elapsed()))
 }
 
+/// `--runs N` (rounds) and `--write`.
+fn options() -> Result<(usize, bool), ArgError> {
+    let mut args = Args::from_env();
+    let mut runs = 200;
+    while let Some(flag) = args.next_flag()? {
+        match flag.name.as_str() {
+            "--runs" => runs = flag.positive()?,
+            _ => return Err(flag.unknown()),
+        }
+    }
+    Ok((runs, args.write))
+}
+
 fn run() -> Result<(), String> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let write = report::take_write_flag(&mut args);
-    let runs = match args.as_slice() {
-        [] => 200,
-        [flag, n] if flag == "--runs" => n.parse().map_err(|_| "--runs needs a number")?,
-        _ => return Err("usage: client-latency [--runs N] [--write]".into()),
-    };
-    let paircode = sibling("paircode")?;
-    let hello = sibling("hello")?;
+    let (runs, write) = options().map_err(|e| e.to_string())?;
+    let paircode = tools::sibling("paircode")?;
+    let hello = tools::sibling("hello")?;
     let truth = PathBuf::from("/bin/true");
 
     let bed = Daemons::new(&paircode).map_err(|e| e.to_string())?;

@@ -11,14 +11,27 @@
 //! Prints the table with the date and load average; `--write` replaces its section of
 //! BENCHMARKS.md.
 
-use paircode_bench::report::{self, Conditions};
+use paircode_bench::args::{ArgError, Args};
+use paircode_bench::report::{self, ms, Conditions};
 use paircode_netbed::dht::{joins_from_random_bootstraps, DhtRun};
 
 const HEADING: &str = "## DHT reliability (issue 12)";
 
+fn options(args: &mut Args, run: &mut DhtRun) -> Result<(), ArgError> {
+    while let Some(flag) = args.next_flag()? {
+        match flag.name.as_str() {
+            "--population" => run.population = flag.positive::<usize>()?.max(2),
+            "--joins" => run.joins = flag.positive()?,
+            "--parallel" => run.parallel = flag.positive::<usize>()?.min(run.population - 1),
+            _ => return Err(flag.unknown()),
+        }
+    }
+    Ok(())
+}
+
 fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let write = report::take_write_flag(&mut args);
+    let mut args = Args::from_env();
+    let write = args.write;
     let mut run = DhtRun {
         population: 30,
         joins: 100,
@@ -27,25 +40,9 @@ fn main() {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
     };
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
-        let value = args
-            .next()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|n| *n > 0);
-        let Some(value) = value else {
-            eprintln!("dht: {a} needs a positive number");
-            std::process::exit(2);
-        };
-        match a.as_str() {
-            "--population" => run.population = value.max(2),
-            "--joins" => run.joins = value,
-            "--parallel" => run.parallel = value.min(run.population - 1),
-            _ => {
-                eprintln!("dht: unknown argument {a}");
-                std::process::exit(2);
-            }
-        }
+    if let Err(e) = options(&mut args, &mut run) {
+        eprintln!("dht: {e}");
+        std::process::exit(2);
     }
     let conditions = Conditions::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,7 +50,6 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let outcome = runtime.block_on(joins_from_random_bootstraps(run));
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let DhtRun {
         population,
         joins,

@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Instant;
 
+use paircode_bench::args::{ArgError, Args};
 use paircode_bench::handshake::{crypto_floor, device, pair};
 use paircode_bench::report::{self, Conditions};
 use paircode_core::Code;
@@ -29,25 +30,18 @@ struct Options {
     write: bool,
 }
 
-fn options() -> Result<Options, String> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let write = report::take_write_flag(&mut args);
+fn options() -> Result<Options, ArgError> {
+    let mut args = Args::from_env();
     let mut o = Options {
         blocks: 20,
         iters: 2000,
-        write,
+        write: args.write,
     };
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
-        let value = args
-            .next()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|v| *v > 0)
-            .ok_or_else(|| format!("{a} needs a positive number"))?;
-        match a.as_str() {
-            "--blocks" => o.blocks = value,
-            "--iters" => o.iters = value,
-            _ => return Err(format!("unknown argument {a}")),
+    while let Some(flag) = args.next_flag()? {
+        match flag.name.as_str() {
+            "--blocks" => o.blocks = flag.positive()?,
+            "--iters" => o.iters = flag.positive()?,
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(o)

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
+use paircode_bench::args::{ArgError, Args};
 use paircode_bench::report::{self, Conditions};
+use paircode_bench::{tools, wormhole};
 use paircode_netbed::daemon::Daemons;
 use paircode_netbed::lab::{self, Host, Lab};
 use rand_chacha::ChaCha20Rng;
@@ -44,41 +46,21 @@ struct Options {
     write: bool,
 }
 
-fn options() -> Result<Options, String> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let write = report::take_write_flag(&mut args);
+fn options() -> Result<Options, ArgError> {
+    let mut args = Args::from_env();
     let mut o = Options {
         mib: 1024,
         runs: 3,
-        write,
+        write: args.write,
     };
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
-        let value: u64 = args
-            .next()
-            .and_then(|v| v.parse().ok())
-            .filter(|v| *v > 0)
-            .ok_or_else(|| format!("{a} needs a positive number"))?;
-        match a.as_str() {
-            "--mib" => o.mib = value,
-            "--runs" => o.runs = value as usize,
-            _ => return Err(format!("unknown argument {a}")),
+    while let Some(flag) = args.next_flag()? {
+        match flag.name.as_str() {
+            "--mib" => o.mib = flag.positive()?,
+            "--runs" => o.runs = flag.positive()?,
+            _ => return Err(flag.unknown()),
         }
     }
     Ok(o)
-}
-
-/// A sibling of this binary in the target directory (`paircode`, `p2p-floor`).
-fn sibling(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = exe.with_file_name(name);
-    match path.exists() {
-        true => Ok(path),
-        false => Err(format!(
-            "{} not found: `cargo build --release -p paircode-cli -p paircode-bench` first",
-            path.display()
-        )),
-    }
 }
 
 /// `mib` MiB of pseudo-random bytes (nothing along the way can compress them).
@@ -268,24 +250,13 @@ impl Drop for Reaped {
     }
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from)
-}
-
 /// `wormhole-rs` and the venv's `twist` (the mailbox server), if both are there.
 fn wormhole_tools() -> Result<(PathBuf, PathBuf), String> {
-    let rs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain([home().join(".cargo/bin")])
-        .map(|dir| dir.join("wormhole-rs"))
-        .find(|bin| bin.exists())
-        .ok_or("wormhole-rs not found (`nice cargo install magic-wormhole-cli --locked`)")?;
+    let rs = tools::wormhole_rs()?;
     let twist = ["venv-bench", "venv"]
         .iter()
         .map(|v| {
-            home()
+            tools::home()
                 .join(".cache/paircode-bench")
                 .join(v)
                 .join("bin/twist")
@@ -313,21 +284,7 @@ fn wormhole(
     let out_dir = work.join(format!("wormhole-out{round}"));
     std::fs::create_dir_all(&out_dir).map_err(err("wormhole out dir"))?;
     let script = format!(
-        r#"set -eu
-cd {work}
-ip link set lo up
-ip link add wh0 type veth peer name wh1
-ip addr add 10.79.0.1/24 dev wh0
-ip link set wh0 up
-ip link set wh1 up
-"{twist}" wormhole-mailbox --port tcp:4000:interface=127.0.0.1 >server.log 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null' EXIT
-for i in $(seq 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/4000) 2>/dev/null && break
-  sleep 0.1
-done
-M="--rendezvous-server ws://127.0.0.1:4000/v1 --force-direct"
+        r#"{prelude}M="--rendezvous-server ws://127.0.0.1:4000/v1 --force-direct"
 t0=$(date +%s%N)
 timeout 600 "{rs}" send $M --no-qr --code 7-purple-sausages "{file}" >/dev/null 2>&1 & sender=$!
 timeout 600 "{rs}" receive $M --noconfirm --out-dir "{out}" 7-purple-sausages >/dev/null 2>&1
@@ -335,23 +292,16 @@ wait $sender
 t1=$(date +%s%N)
 echo "sample $(( (t1 - t0) / 1000 ))"
 "#,
-        work = work.display(),
-        twist = twist.display(),
+        prelude = wormhole::mailbox_prelude(twist, work),
         rs = rs.display(),
         file = file.display(),
         out = out_dir.display(),
     );
-    let out = Command::new("unshare")
-        .args(["-n", "bash", "-c", &script])
-        .output()
-        .map_err(err("unshare -n"));
+    let out = wormhole::run_unshared(&script).map_err(err("unshare -n"));
     let _ = std::fs::remove_dir_all(&out_dir);
     let out = out?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let us: Option<f64> = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("sample "))
-        .and_then(|v| v.trim().parse().ok());
+    let us = wormhole::samples_us(&stdout).first().copied();
     match (out.status.success(), us) {
         (true, Some(us)) => Ok(Sample {
             secs: us / 1e6,
@@ -375,12 +325,12 @@ const CASES: [&str; 5] = [
 ];
 
 fn run() -> Result<(), String> {
-    let o = options()?;
+    let o = options().map_err(|e| e.to_string())?;
     if let Some(reason) = lab::skip_reason() {
         return Err(format!("namespaces are needed: {reason}"));
     }
-    let paircode = sibling("paircode")?;
-    let floor = sibling("p2p-floor")?;
+    let paircode = tools::sibling("paircode")?;
+    let floor = tools::sibling("p2p-floor")?;
     let wormhole_tools = wormhole_tools();
     if let Err(e) = &wormhole_tools {
         eprintln!("no wormhole row: {e}");

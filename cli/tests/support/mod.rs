@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
-use std::process::Output;
+use std::path::PathBuf;
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
 
 pub use paircode_netbed::daemon::{DaemonError, Daemons};
 
@@ -24,6 +26,60 @@ pub fn alice_and_bob() -> Result<Daemons, DaemonError> {
     bed.start("alice", None)?;
     bed.start("bob", Some("alice"))?;
     Ok(bed)
+}
+
+/// Alice and Bob running and paired: Alice generates a code with `--auto-accept`, Bob
+/// joins with it, and both have stored the pairing.
+pub fn paired_alice_and_bob() -> Result<Daemons, DaemonError> {
+    let bed = alice_and_bob()?;
+    let (generating, words) = bed.generate("alice", &["--auto-accept"])?;
+    bed.ok(
+        "bob",
+        &["network", "pair", "join", "--yes", "--code", &words],
+    )?;
+    generating.finish()?;
+    Ok(bed)
+}
+
+/// Daemon options that keep a start on loopback with mDNS off (also starts that must
+/// fail, should they not fail).
+pub const LOOPBACK: [&str; 3] = ["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+
+/// `start` with [`LOOPBACK`].
+pub const LOOPBACK_START: [&str; 4] = ["start", LOOPBACK[0], LOOPBACK[1], LOOPBACK[2]];
+
+/// Waits for `child` to exit and returns its output; after 20 s kills it and fails the
+/// test with `hung` (instead of hanging it).
+pub fn output_within_20s(mut child: Child, hung: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{hung}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Makes every save of `instance`'s device list fail, as a full disk would (also for
+/// root): the daemon writes the list through `.devices.tmp-<pid>`, and a directory there
+/// is in the way. Returns the directory, to remove it again.
+pub fn block_saves(bed: &Daemons, instance: &str) -> Result<PathBuf, DaemonError> {
+    let blocker = bed
+        .instance_dir(instance)
+        .join(format!(".devices.tmp-{}", bed.pid(instance)?));
+    // A save in flight (a last-seen time) owns that name for a moment: wait it out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = std::fs::create_dir(&blocker) {
+        assert!(
+            e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline,
+            "{e}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(blocker)
 }
 
 pub fn stderr(out: &Output) -> String {
