@@ -677,7 +677,11 @@ where
             BehaviourEvent::Pair(event) => self.on_pair_event(event),
             BehaviourEvent::Device(event) => self.on_device_event(event),
             BehaviourEvent::Kad(event) => self.on_kad_event(event),
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                connection_id,
+                info,
+            }) => {
                 let speaks_kad = info.protocols.contains(&KAD_PROTOCOL);
                 // Anyone can advertise thousands of addresses; a few are plenty.
                 let addrs = info
@@ -693,7 +697,7 @@ where
                     }
                     self.learn_address(peer_id, addr);
                 }
-                self.observed_by(peer_id, info.observed_addr);
+                self.observed_by(peer_id, connection_id, info.observed_addr);
                 self.reach_identified(peer_id, false);
             }
             BehaviourEvent::Identify(identify::Event::Sent { peer_id, .. }) => {
@@ -735,13 +739,17 @@ where
 
     /// A peer told us the address it reaches us at; confirmed once enough peers agree,
     /// and then carried in our provider records.
-    fn observed_by(&mut self, peer: Libp2pPeerId, addr: Multiaddr) {
+    fn observed_by(&mut self, peer: Libp2pPeerId, connection: ConnectionId, addr: Multiaddr) {
+        let Some(witness) = self.remote_ip(&peer, connection) else {
+            return;
+        };
         let listen_ports = self
             .swarm
             .listeners()
             .filter_map(observed::tcp_port)
             .collect();
-        if let Some(addr) = self.observed.report(peer, addr, &listen_ports) {
+        let witness = observed::Witness::new(witness, peer);
+        if let Some(addr) = self.observed.report(witness, addr, &listen_ports) {
             tracing::info!(%addr, "address confirmed by peers' observations");
             self.swarm.add_external_address(addr);
             self.republish();

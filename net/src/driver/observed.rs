@@ -6,13 +6,17 @@
 //! (measured: 12 of 48 joins failed in a 40-node private DHT). On a LAN or in a private
 //! DHT nothing else confirms an address: AutoNAT runs only with meeting points.
 //!
-//! The rule: an address is confirmed once [`CONFIRMATIONS`] distinct peers reported,
-//! through identify, that they reach us at it, and its port is one we listen on. Why these
-//! two conditions:
-//! - Several peers: one peer alone could make us advertise any address (pointing joiners'
-//!   dials at a third party); two independent observations of the same address are what
-//!   libp2p's own AutoNAT-less setups use as evidence, and on a LAN every inbound
-//!   connection gives one.
+//! The rule: an address is confirmed once peers connected from [`CONFIRMATIONS`] distinct
+//! IP addresses reported, through identify, that they reach us at it, and its port is one
+//! we listen on. Why these two conditions:
+//! - Several witnesses: one peer alone could make us advertise any address (pointing
+//!   joiners' dials at a third party); two independent observations of the same address
+//!   are what libp2p's own AutoNAT-less setups use as evidence, and on a LAN every inbound
+//!   connection gives one. Witnesses are counted by the IP address their connection comes
+//!   from, not by PeerId: identities are free, so one host minting PeerIds could otherwise
+//!   confirm made-up addresses until the confirmed set is full and real ones no longer fit.
+//!   On loopback every peer shares 127.0.0.1 and runs on this machine already, so there a
+//!   witness is its PeerId (what the loopback DHT tests rely on).
 //! - A listen port: our outgoing dials leave from fresh ports (see `transport`), so their
 //!   observed addresses are ephemeral and never reachable; an inbound connection, or a
 //!   dial that kept the listen port through a port-preserving NAT, is observed at a port
@@ -22,11 +26,12 @@
 //! listen address says nothing about what others can reach.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
-/// Distinct peers that must report an address before it is confirmed.
+/// Distinct witnesses (IP addresses) that must report an address before it is confirmed.
 pub(super) const CONFIRMATIONS: usize = 2;
 /// Unconfirmed addresses remembered; any peer can report anything, so the oldest report
 /// makes room.
@@ -34,18 +39,36 @@ const MAX_CANDIDATES: usize = 16;
 /// Addresses confirmed this way; a device has a handful of interfaces.
 const MAX_CONFIRMED: usize = 8;
 
+/// Who vouches for an observation: a host by its IP address, or, on loopback, a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Witness {
+    Host(IpAddr),
+    Local(PeerId),
+}
+
+impl Witness {
+    /// The witness for a report from `peer`, connected from `ip`.
+    pub(super) fn new(ip: IpAddr, peer: PeerId) -> Witness {
+        match ip.is_loopback() {
+            true => Witness::Local(peer),
+            false => Witness::Host(ip),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Observed {
-    /// Address → the peers that reported it, oldest candidate first.
-    candidates: Vec<(Multiaddr, HashSet<PeerId>)>,
+    /// Address → the witnesses that reported it, oldest candidate first.
+    candidates: Vec<(Multiaddr, HashSet<Witness>)>,
     confirmed: HashSet<Multiaddr>,
 }
 
 impl Observed {
-    /// `peer` says it reaches us at `addr`. Returns the address if this report confirms it.
+    /// `witness` says it reaches us at `addr`. Returns the address if this report confirms
+    /// it.
     pub(super) fn report(
         &mut self,
-        peer: PeerId,
+        witness: Witness,
         addr: Multiaddr,
         listen_ports: &HashSet<u16>,
     ) -> Option<Multiaddr> {
@@ -66,9 +89,9 @@ impl Observed {
                 self.candidates.len() - 1
             }
         };
-        let peers = &mut self.candidates[i].1;
-        peers.insert(peer);
-        if peers.len() < CONFIRMATIONS {
+        let witnesses = &mut self.candidates[i].1;
+        witnesses.insert(witness);
+        if witnesses.len() < CONFIRMATIONS {
             return None;
         }
         self.candidates.remove(i);
@@ -90,6 +113,15 @@ impl Observed {
         self.candidates.retain(|(a, _)| tcp_port(a) != Some(port));
         gone
     }
+}
+
+/// The IP address of a connection's remote address (a relayed one's: the relay's).
+pub(super) fn ip(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
 }
 
 /// The TCP port of a direct address (none for a circuit).
@@ -120,19 +152,52 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A witness at 10.0.0.N.
+    fn host(n: u8) -> Witness {
+        Witness::new(IpAddr::from([10, 0, 0, n]), PeerId::random())
+    }
+
     #[test]
-    fn two_distinct_peers_on_a_listen_port_confirm() {
+    fn two_distinct_hosts_on_a_listen_port_confirm() {
         let mut observed = Observed::default();
         let ports = HashSet::from([4001]);
-        let (a, b) = (PeerId::random(), PeerId::random());
+        let (a, b) = (host(1), host(2));
         let at = addr("/ip4/192.168.1.7/tcp/4001");
         assert_eq!(observed.report(a, at.clone(), &ports), None);
-        // The same peer again is no second opinion.
+        // The same host again is no second opinion.
         assert_eq!(observed.report(a, at.clone(), &ports), None);
         assert_eq!(observed.report(b, at.clone(), &ports), Some(at.clone()));
         // Confirmed once.
-        assert_eq!(observed.report(PeerId::random(), at.clone(), &ports), None);
+        assert_eq!(observed.report(host(3), at.clone(), &ports), None);
         assert_eq!(observed.listen_port_closed(4001), vec![at]);
+    }
+
+    /// One host minting identities: every report comes from the same IP address, so no
+    /// made-up address is confirmed and the confirmed set stays free for real ones.
+    #[test]
+    fn fresh_identities_from_one_host_confirm_nothing() {
+        let mut observed = Observed::default();
+        let ports = HashSet::from([4001]);
+        for i in 0..100u8 {
+            let made_up = addr(&format!("/ip4/203.0.113.{i}/tcp/4001"));
+            for _ in 0..CONFIRMATIONS {
+                assert_eq!(observed.report(host(66), made_up.clone(), &ports), None);
+            }
+        }
+        let real = addr("/ip4/192.168.1.7/tcp/4001");
+        assert_eq!(observed.report(host(1), real.clone(), &ports), None);
+        assert_eq!(observed.report(host(2), real.clone(), &ports), Some(real));
+    }
+
+    /// On loopback every peer comes from 127.0.0.1; there, distinct peers are witnesses.
+    #[test]
+    fn on_loopback_distinct_peers_confirm() {
+        let mut observed = Observed::default();
+        let ports = HashSet::from([4001]);
+        let at = addr("/ip4/127.0.0.1/tcp/4001");
+        let local = || Witness::new(IpAddr::from([127, 0, 0, 1]), PeerId::random());
+        assert_eq!(observed.report(local(), at.clone(), &ports), None);
+        assert_eq!(observed.report(local(), at.clone(), &ports), Some(at));
     }
 
     #[test]
@@ -141,9 +206,9 @@ mod tests {
         let ports = HashSet::from([4001]);
         for _ in 0..4 {
             let ephemeral = addr("/ip4/198.51.100.9/tcp/53211");
-            assert_eq!(observed.report(PeerId::random(), ephemeral, &ports), None);
+            assert_eq!(observed.report(host(1), ephemeral, &ports), None);
             let circuit = addr("/ip4/198.51.100.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit");
-            assert_eq!(observed.report(PeerId::random(), circuit, &ports), None);
+            assert_eq!(observed.report(host(2), circuit, &ports), None);
         }
     }
 
@@ -153,7 +218,7 @@ mod tests {
         let ports = HashSet::from([4001]);
         for i in 0..1000u32 {
             let a = addr(&format!("/ip4/10.{}.{}.1/tcp/4001", i / 256, i % 256));
-            observed.report(PeerId::random(), a, &ports);
+            observed.report(host((i % 250) as u8 + 1), a, &ports);
         }
         assert!(observed.candidates.len() <= MAX_CANDIDATES);
         assert!(observed.confirmed.is_empty());

@@ -49,6 +49,9 @@ pub(crate) struct Reach {
 struct Connection {
     relayed: bool,
     we_dialed: bool,
+    /// The IP address the connection comes from (a relay's, if relayed): the witness
+    /// when the peer tells us how it sees us (see `observed`).
+    remote_ip: Option<std::net::IpAddr>,
 }
 
 struct MeetingPoint {
@@ -333,6 +336,19 @@ where
         }
     }
 
+    /// Where `peer`'s connection `connection` comes from, if it is known and on IP.
+    pub(super) fn remote_ip(
+        &self,
+        peer: &Libp2pPeerId,
+        connection: ConnectionId,
+    ) -> Option<std::net::IpAddr> {
+        self.reach
+            .connections
+            .get(peer)?
+            .get(&connection)?
+            .remote_ip
+    }
+
     pub(super) fn reach_connected(
         &mut self,
         peer: Libp2pPeerId,
@@ -350,6 +366,7 @@ where
             Connection {
                 relayed,
                 we_dialed: endpoint.is_dialer(),
+                remote_ip: observed::ip(endpoint.get_remote_address()),
             },
         );
         // Two devices that find each other at once (Kademlia dials a provider it finds)
