@@ -324,8 +324,15 @@ fn table(
          TCP_NODELAY; crypto is `paircode_bench::handshake::crypto_floor` (both sides' \
          key derivation, X25519, transcript hashes, MACs); the fsync chain writes 600 bytes \
          to a temporary file, fsyncs it, renames it over the old file and fsyncs the \
-         directory, in the daemons' data directory (both devices store at once, so one \
-         chain counts).\n\n\
+         directory, in the daemons' data directory. One chain is the floor the issue set; \
+         since protocol v3 a pairing itself waits for more (below).\n\n\
+         Where a warm pairing's time goes beyond the floor: the two devices store one after \
+         the other (persist before accepting: the initiator stores before it sends \
+         `Accepted`, the joiner once it has it), and each store writes the device list and \
+         then the identity file's record of the list's generation (the rollback check), so \
+         a pairing waits for four fsync chains in sequence, about four times the chain row; \
+         plus the join process's exec, and each daemon's hand-over of the store request \
+         to its saving task and back.\n\n\
          Where a client command's time goes beyond `/bin/true` (`paircode --verbose` prints \
          these per run): parsing the arguments with clap takes about 0.2 ms (subcommands' \
          arguments are built only for the one run), the current-thread runtime 0.05 ms, the \
