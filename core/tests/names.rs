@@ -7,11 +7,12 @@
 use paircode_core::testing::{device, Pair};
 use paircode_core::{Action, Config, DeviceInfo, LocalDevice};
 
-/// `device(seed, name)` without the validity check, as an attacker's own build would send.
+/// The device of `seed` (its identity from `device`) under a name that skips the validity
+/// check, as an attacker's own build would send it.
 fn named(seed: u64, name: &str) -> LocalDevice {
     LocalDevice {
+        peer: device(seed, "attacker").peer,
         info: DeviceInfo { name: name.into() },
-        ..device(seed, "placeholder")
     }
 }
 

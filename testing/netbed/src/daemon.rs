@@ -74,6 +74,17 @@ pub enum DaemonError {
 }
 
 /// `paircode --instance NAME ARGS…` as it appears in error messages.
+/// A command that prints one envelope must not print events before it.
+fn no_events(instance: &str, args: &[&str], events: &[Value]) -> Result<(), DaemonError> {
+    match events {
+        [] => Ok(()),
+        _ => Err(DaemonError::Unexpected {
+            command: describe(instance, args),
+            problem: format!("printed events before its envelope: {events:?}"),
+        }),
+    }
+}
+
 fn describe(instance: &str, args: &[&str]) -> String {
     format!("paircode --instance {instance} {}", args.join(" "))
 }
@@ -164,21 +175,9 @@ impl Daemons {
     /// Runs `paircode --json ARGS`, which must succeed and print one result envelope: its
     /// `result`.
     pub fn json(&self, instance: &str, args: &[&str]) -> Result<Value, DaemonError> {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let command = describe(instance, &all);
-        let stdout = self.ok(instance, &all)?;
-        let envelope = parse_json(stdout.trim()).map_err(|source| DaemonError::NotJson {
-            command: command.clone(),
-            line: stdout.clone(),
-            source,
-        })?;
-        result_of(&envelope)
-            .cloned()
-            .ok_or_else(|| DaemonError::Unexpected {
-                command,
-                problem: format!("not a result envelope: {envelope}"),
-            })
+        let (events, result) = self.json_stream(instance, args)?;
+        no_events(instance, args, &events)?;
+        Ok(result)
     }
 
     /// Runs `paircode --json ARGS`, which must fail and print one error envelope whose
@@ -188,30 +187,9 @@ impl Daemons {
         instance: &str,
         args: &[&str],
     ) -> Result<(Value, Option<i32>), DaemonError> {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let command = describe(instance, &all);
-        let out = self.run(instance, &all)?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let envelope = parse_json(stdout.trim()).map_err(|source| DaemonError::NotJson {
-            command: command.clone(),
-            line: format!(
-                "{stdout} (stderr: {})",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            source,
-        })?;
-        let code = out.status.code();
-        match error_of(&envelope) {
-            Some(error) if exit_of(error) == code => Ok((error.clone(), code)),
-            _ => Err(DaemonError::Unexpected {
-                command,
-                problem: format!(
-                    "exited with {:?}, not with its error envelope: {envelope}",
-                    code
-                ),
-            }),
-        }
+        let (events, error, code) = self.json_stream_error(instance, args)?;
+        no_events(instance, args, &events)?;
+        Ok((error, code))
     }
 
     /// Runs `paircode --json ARGS` of a command that streams events before its envelope
