@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::AsyncWriteExt;
 use paircode_cli::transfer::wire::{self, Header, Item, ReceiverFrame, SenderFrame};
@@ -495,14 +495,24 @@ fn traversal_lies_and_resume_from_a_raw_sender() -> TestResult {
     bed.eventually("the partial file is kept", || Ok(partials(&dl) == 1))?;
     assert!(landed(&dl).is_empty());
 
-    // Sent again, it resumes where it stopped; the hash covers the whole file.
-    let answers = raw.offer(
-        file(&["big.bin"]),
-        content.len() as u64,
-        &content,
-        &content[half..],
-        true,
-    );
+    // Sent again, it resumes where it stopped; the hash covers the whole file. The broken
+    // transfer's task may still be winding down (its partial file shows up as soon as it
+    // starts): until then the receiver answers Busy, and a sender tries again.
+    let again = || {
+        raw.offer(
+            file(&["big.bin"]),
+            content.len() as u64,
+            &content,
+            &content[half..],
+            true,
+        )
+    };
+    let mut answers = again();
+    let patience = Instant::now() + Duration::from_secs(10);
+    while answers == [ReceiverFrame::Refused(Refusal::Busy)] && Instant::now() < patience {
+        std::thread::sleep(Duration::from_millis(50));
+        answers = again();
+    }
     assert_eq!(
         answers[0],
         ReceiverFrame::Ready {
