@@ -12,6 +12,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, dcutr, identify, kad, mdns, ping, relay};
 
 use crate::limits::ConnectionLimits;
+use crate::negotiation::Confirmed;
 use crate::protocol::{PairCodec, DEVICE_PROTOCOL, PAIR_PROTOCOL};
 pub(crate) use crate::protocol::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 use crate::store::{BoundedStore, StoreLimits};
@@ -37,8 +38,9 @@ where
     /// Behind a toggle so it can be off, and replaced by a fresh instance when a join
     /// starts: libp2p-mdns re-queries only every 5 minutes once anything answered.
     pub(crate) mdns: Toggle<M>,
-    /// Application streams to paired devices (see `streams`).
-    pub(crate) streams: libp2p_stream::Behaviour,
+    /// Application streams to paired devices (see `streams`), negotiated eagerly so that
+    /// a refused protocol is told before the stream is handed out (see `negotiation`).
+    pub(crate) streams: Confirmed<libp2p_stream::Behaviour>,
     /// Reservations on meeting points and circuits through them.
     pub(crate) relay_client: relay::client::Behaviour,
     /// Upgrades a relayed connection to a direct one where the NATs allow.
@@ -127,7 +129,7 @@ where
                     .with_timeout(Duration::from_secs(10)),
             ),
             mdns: Toggle::from(mdns),
-            streams: libp2p_stream::Behaviour::new(),
+            streams: Confirmed::new(libp2p_stream::Behaviour::new()),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer),
             autonat: Toggle::from(autonat),

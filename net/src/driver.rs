@@ -77,6 +77,9 @@ where
     pending: HashMap<Libp2pPeerId, Vec<Vec<u8>>>,
     /// Relayed connections being closed because a direct one exists (see `direct`).
     leaving_relay: HashMap<Libp2pPeerId, HashSet<ConnectionId>>,
+    /// Connected peers the running session exchanged pairing messages with: their relayed
+    /// connections stay until it ends (see `direct`).
+    session_peers: HashSet<Libp2pPeerId>,
     our_dials: HashMap<ConnectionId, Libp2pPeerId>,
     /// Established connections, and which one makes room for a newcomer.
     connections: Connections,
@@ -146,6 +149,7 @@ where
             mdns_peers: HashSet::new(),
             pending: HashMap::new(),
             leaving_relay: HashMap::new(),
+            session_peers: HashSet::new(),
             our_dials: HashMap::new(),
             connections,
             reply_to: None,
@@ -486,12 +490,14 @@ where
         }
     }
 
-    /// The session's last event: its channel closes, its lookups are forgotten.
+    /// The session's last event: its channel closes, its lookups are forgotten, and its
+    /// peers' relayed connections may go (see `direct`).
     fn finish(&mut self, event: PairingEvent) {
         self.session_event(event);
         if self.session.take().is_some() {
             self.lookups.clear();
         }
+        self.session_ended();
     }
 
     /// Delivers bytes to a peer: as the response to its request if we are answering one,
@@ -500,6 +506,7 @@ where
         let Ok(peer) = peer.to_libp2p() else {
             return;
         };
+        self.in_session_with(peer);
         if let Some((to, _)) = &self.reply_to {
             if *to == peer {
                 let (_, channel) = self.reply_to.take().expect("checked above");
@@ -566,6 +573,7 @@ where
 
     /// Bytes from a peer, as a request or inside a response.
     fn on_message(&mut self, peer: Libp2pPeerId, bytes: &[u8]) {
+        self.in_session_with(peer);
         let now = Instant::now();
         self.host.handle_message(&to_core(&peer), bytes, now);
         self.drain();
@@ -622,6 +630,7 @@ where
                 self.reach_closed(peer_id, connection_id, cause);
                 self.left_relay(peer_id, connection_id);
                 if num_established == 0 {
+                    self.session_peers.remove(&peer_id);
                     self.presence_disconnected(peer_id);
                     self.unreachable(peer_id);
                 }

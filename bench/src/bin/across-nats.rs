@@ -61,6 +61,11 @@ struct Options {
     typing: Duration,
     restarts: usize,
     paircode: Option<PathBuf>,
+    /// `--wormhole off` leaves out the wormhole rows (while iterating on paircode's).
+    wormhole: bool,
+    /// `--trace DIR`: daemons log at debug level, and each run's logs are copied to DIR
+    /// (where the time of a join goes).
+    trace: Option<PathBuf>,
     write: bool,
 }
 
@@ -71,6 +76,8 @@ fn options() -> Result<Options, ArgError> {
         typing: Duration::from_secs(1),
         restarts: 10,
         paircode: None,
+        wormhole: true,
+        trace: None,
         write: args.write,
     };
     while let Some(flag) = args.next_flag()? {
@@ -79,6 +86,12 @@ fn options() -> Result<Options, ArgError> {
             "--restarts" => o.restarts = flag.positive()?,
             "--typing-ms" => o.typing = Duration::from_millis(flag.positive()?),
             "--paircode" => o.paircode = Some(PathBuf::from(flag.value)),
+            "--wormhole" => match flag.value.as_str() {
+                "on" => o.wormhole = true,
+                "off" => o.wormhole = false,
+                _ => return Err(flag.unknown()),
+            },
+            "--trace" => o.trace = Some(PathBuf::from(flag.value)),
             _ => return Err(flag.unknown()),
         }
     }
@@ -135,11 +148,17 @@ fn in_ns(host: &Host, program: &std::path::Path, args: &[&str]) -> Command {
     c
 }
 
-/// Starts a daemon on `host` with the meeting point, mDNS off, and waits for its
-/// reservation.
-fn start_device(site: &Site, host: &Host, instance: &str, relay: &str) -> Result<(), BenchError> {
+/// Starts a daemon on `host` with the meeting point, mDNS off (logging at debug level if
+/// `verbose`), and waits for its reservation.
+fn start_device(
+    site: &Site,
+    host: &Host,
+    instance: &str,
+    relay: &str,
+    verbose: bool,
+) -> Result<(), BenchError> {
     let listen = host.listen_addr();
-    let args = [
+    let mut args = vec![
         "--listen",
         &listen,
         "--name",
@@ -148,6 +167,9 @@ fn start_device(site: &Site, host: &Host, instance: &str, relay: &str) -> Result
         "--relay",
         relay,
     ];
+    if verbose {
+        args.push("--verbose");
+    }
     site.daemons.start_with(Some(host), instance, &args)?;
     site.daemons.eventually("the reservation is active", || {
         let status = site.daemons.json(instance, &["status"])?;
@@ -234,6 +256,41 @@ fn wormhole_once(
     }
 }
 
+/// Copies the run's daemon logs to `dir` (alice's holds every run so far) with the
+/// wall-clock moment the join started, to line them up.
+fn trace_run(
+    site: &Site,
+    dir: &std::path::Path,
+    run: usize,
+    joiner: &str,
+    times: &paircode_netbed::daemon::PairTimes,
+) -> Result<(), BenchError> {
+    let started = std::time::SystemTime::now() - times.both_stored_at.elapsed() - times.both_stored;
+    let since_epoch = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let copy = |instance: &str, to: String| {
+        let from = site.daemons.instance_dir(instance).join("daemon.log");
+        std::fs::copy(&from, dir.join(to))
+            .map_err(|e| BenchError::Setup(format!("copying {}: {e}", from.display())))
+    };
+    copy(joiner, format!("run{run}-bob.log"))?;
+    copy("alice", format!("run{run}-alice.log"))?;
+    let line = format!(
+        "run {run}: join started at {}.{:06} (unix), both stored after {:.1} ms\n",
+        since_epoch.as_secs(),
+        since_epoch.subsec_micros(),
+        ms(times.both_stored)
+    );
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("runs.txt"))
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| BenchError::Setup(e.to_string()))
+}
+
 struct Figures {
     join: Vec<f64>,
     direct: Vec<f64>,
@@ -270,7 +327,10 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
     std::fs::create_dir_all(&work).map_err(|e| BenchError::Setup(e.to_string()))?;
     std::fs::write(work.join("hello.txt"), "hello\n")
         .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let tools = wormhole_servers().and_then(|venv| Ok((venv, wormhole_rs()?)));
+    let tools = match o.wormhole {
+        true => wormhole_servers().and_then(|venv| Ok((venv, wormhole_rs()?))),
+        false => Err("left out (`--wormhole off`)".to_owned()),
+    };
     let mut servers = Vec::new();
     let mut wormhole: Result<Vec<f64>, String> = match &tools {
         Ok((venv, _)) => {
@@ -318,7 +378,11 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
     let mut wormhole_failed = 0;
 
     site.daemons.init("alice")?;
-    start_device(&site, &alice, "alice", &relay.addr)?;
+    let verbose = o.trace.is_some();
+    if let Some(dir) = &o.trace {
+        std::fs::create_dir_all(dir).map_err(|e| BenchError::Setup(e.to_string()))?;
+    }
+    start_device(&site, &alice, "alice", &relay.addr, verbose)?;
     let alice_id = site.daemons.peer_id("alice")?;
 
     let (mut join, mut to_direct) = (Vec::new(), Vec::new());
@@ -326,9 +390,12 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
     for run in 0..=o.runs {
         let joiner = format!("bob{run}");
         site.daemons.init(&joiner)?;
-        start_device(&site, &bob, &joiner, &relay.addr)?;
+        start_device(&site, &bob, &joiner, &relay.addr, verbose)?;
         let times = site.daemons.pair_after("alice", &joiner, o.typing)?;
         let direct_at = direct(&site, &joiner, &alice_id)?;
+        if let Some(dir) = &o.trace {
+            trace_run(&site, dir, run, &joiner, &times)?;
+        }
         site.daemons.stop(&joiner)?;
         if let (Ok(samples), Ok((_, rs))) = (&mut wormhole, &tools) {
             let code = format!("{}-purple-sausages", 100 + run);
@@ -358,7 +425,7 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
     // Restarts: alice and the last bob (paired) stop and start together.
     let last = format!("bob{}", o.runs);
     let bob_id = site.daemons.peer_id(&last).or_else(|_| {
-        start_device(&site, &bob, &last, &relay.addr)?;
+        start_device(&site, &bob, &last, &relay.addr, verbose)?;
         site.daemons.peer_id(&last).map_err(BenchError::from)
     })?;
     let mut restart = Vec::new();
@@ -368,8 +435,11 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
         }
         let started = Instant::now();
         let (a, b) = std::thread::scope(|s| {
-            let b = s.spawn(|| start_device(&site, &bob, &last, &relay.addr));
-            (start_device(&site, &alice, "alice", &relay.addr), b.join())
+            let b = s.spawn(|| start_device(&site, &bob, &last, &relay.addr, verbose));
+            (
+                start_device(&site, &alice, "alice", &relay.addr, verbose),
+                b.join(),
+            )
         });
         a?;
         b.map_err(|_| BenchError::Setup("start thread panicked".into()))??;
