@@ -6,6 +6,11 @@
 //! sudo -E cargo run --release -p paircode-bench --bin across-nats -- [--runs 30] [--restarts 10] [--write]
 //! ```
 //!
+//! `--wormhole off` leaves out the wormhole rows (while working on paircode's);
+//! `--trace DIR` copies each run's two daemon logs to DIR, with the moment each join
+//! started in `DIR/runs.txt`, and `--log debug` runs the daemons at debug level (where a
+//! join's time goes).
+//!
 //! The topology (the test bed's NAT lab): an "internet" segment with a server host, two
 //! homes behind port-preserving NATs (nftables masquerade), each home's uplink delayed by
 //! 20 ms one way (the lab's userspace link), one device per home. On the server:
@@ -41,6 +46,8 @@ use paircode_netbed::daemon::{DaemonError, Site};
 use paircode_netbed::lab::{self, Host, Impairment, Nat};
 
 const HEADING: &str = "## Across two NATs (issue 12)";
+/// Where a join's time goes: traced once (`--trace DIR --log debug`), kept with the table.
+const TIMELINE: &str = include_str!("across-nats-timeline.md");
 const DELAY: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +70,10 @@ struct Options {
     paircode: Option<PathBuf>,
     /// `--wormhole off` leaves out the wormhole rows (while iterating on paircode's).
     wormhole: bool,
-    /// `--trace DIR`: daemons log at debug level, and each run's logs are copied to DIR
-    /// (where the time of a join goes).
+    /// `--trace DIR`: each run's logs are copied to DIR (where the time of a join goes).
     trace: Option<PathBuf>,
+    /// `--log debug`: the daemons log at debug level.
+    debug_logs: bool,
     write: bool,
 }
 
@@ -78,6 +86,7 @@ fn options() -> Result<Options, ArgError> {
         paircode: None,
         wormhole: true,
         trace: None,
+        debug_logs: false,
         write: args.write,
     };
     while let Some(flag) = args.next_flag()? {
@@ -92,6 +101,11 @@ fn options() -> Result<Options, ArgError> {
                 _ => return Err(flag.unknown()),
             },
             "--trace" => o.trace = Some(PathBuf::from(flag.value)),
+            "--log" => match flag.value.as_str() {
+                "debug" => o.debug_logs = true,
+                "info" => o.debug_logs = false,
+                _ => return Err(flag.unknown()),
+            },
             _ => return Err(flag.unknown()),
         }
     }
@@ -378,7 +392,7 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
     let mut wormhole_failed = 0;
 
     site.daemons.init("alice")?;
-    let verbose = o.trace.is_some();
+    let verbose = o.debug_logs;
     if let Some(dir) = &o.trace {
         std::fs::create_dir_all(dir).map_err(|e| BenchError::Setup(e.to_string()))?;
     }
@@ -392,10 +406,11 @@ fn measure(o: &Options) -> Result<Figures, BenchError> {
         site.daemons.init(&joiner)?;
         start_device(&site, &bob, &joiner, &relay.addr, verbose)?;
         let times = site.daemons.pair_after("alice", &joiner, o.typing)?;
-        let direct_at = direct(&site, &joiner, &alice_id)?;
+        let direct_at = direct(&site, &joiner, &alice_id);
         if let Some(dir) = &o.trace {
             trace_run(&site, dir, run, &joiner, &times)?;
         }
+        let direct_at = direct_at?;
         site.daemons.stop(&joiner)?;
         if let (Ok(samples), Ok((_, rs))) = (&mut wormhole, &tools) {
             let code = format!("{}-purple-sausages", 100 + run);
@@ -580,6 +595,7 @@ fn run() -> Result<(), BenchError> {
          connection wins (the homes' direct hints are unreachable across the NATs). \
          Process start-up included, as for paircode's CLI.\n",
     ));
+    section.push_str(TIMELINE);
     println!("{section}");
     if o.write {
         let path = report::write_section(HEADING, &section)
