@@ -1,11 +1,17 @@
 //! Presence I/O: translates the embedder's commands and what the swarm reports into
 //! inputs of the core's [`Presence`], and its actions into swarm calls and node events.
-//! Which devices to greet, seek, dial or report is decided there, not here.
+//! Which devices to greet, seek, dial or report is decided there, not here; the driver
+//! only keeps blind redials from taking every handshake slot (see [`MAX_SEEK_DIALS`]).
 
 use paircode_core::PresenceAction;
 
 use super::*;
 use crate::node::PresenceCommand;
+
+/// A `Seek` dials only while fewer dials of ours than this are under way; `presence`
+/// seeks again every `PRESENCE_INTERVAL`, and a device found by discovery (`Dial`) is
+/// dialed whatever the count.
+const MAX_SEEK_DIALS: usize = 8;
 
 /// The presence machine of a swarm that may already have connections (a peer can dial in
 /// while the node is still waiting for its listeners).
@@ -157,7 +163,13 @@ where
                 }
                 PresenceAction::Seek { peer } => {
                     let Ok(peer) = peer.to_libp2p() else { continue };
-                    if !self.our_dials.values().any(|p| *p == peer) {
+                    // A blind redial of an absent device can hang until the transport's
+                    // timeout (a NAT that drops the SYN): with many absent devices these
+                    // dials filled the handshake slots (`limits`) and DCUtR's hole punch
+                    // right after a pairing was refused (measured: 3 of 110 benchmark
+                    // joins never went direct). The rest wait for the next round.
+                    let busy = self.our_dials.len() >= MAX_SEEK_DIALS;
+                    if !busy && !self.our_dials.values().any(|p| *p == peer) {
                         self.dial(peer);
                     }
                 }
