@@ -166,7 +166,7 @@ where
                     // A blind redial of an absent device can hang until the transport's
                     // timeout (a NAT that drops the SYN): with many absent devices these
                     // dials filled the handshake slots (`limits`) and DCUtR's hole punch
-                    // right after a pairing was refused (measured: 3 of 110 benchmark
+                    // right after a pairing was refused (measured: 3 of ~120 benchmark
                     // joins never went direct). The rest wait for the next round.
                     let busy = self.our_dials.len() >= MAX_SEEK_DIALS;
                     if !busy && !self.our_dials.values().any(|p| *p == peer) {
