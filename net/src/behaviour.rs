@@ -28,7 +28,9 @@ where
     /// Hard caps on connections (see `limits`). First, so that a refused connection is
     /// refused before any other behaviour sets anything up for it.
     pub(crate) limits: libp2p::connection_limits::Behaviour,
-    pub(crate) pair: request_response::Behaviour<PairCodec>,
+    /// The handshake; its streams are negotiated lazily only through a relay, where a
+    /// round trip costs most (see `negotiation`).
+    pub(crate) pair: Confirmed<request_response::Behaviour<PairCodec>>,
     /// Paired devices' presence and unpair notices (`paircode_core::presence`).
     pub(crate) device: request_response::Behaviour<PairCodec>,
     /// Provider records, bounded per remote peer; our own always fit (see `store`).
@@ -104,13 +106,13 @@ where
         });
         Behaviour {
             limits: limits.behaviour(),
-            pair: request_response::Behaviour::with_codec(
+            pair: Confirmed::direct_only(request_response::Behaviour::with_codec(
                 PairCodec,
                 [(PAIR_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
                     .with_max_concurrent_streams(64),
-            ),
+            )),
             device: request_response::Behaviour::with_codec(
                 PairCodec,
                 [(DEVICE_PROTOCOL, ProtocolSupport::Full)],
