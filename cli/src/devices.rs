@@ -333,7 +333,11 @@ mod tests {
 
         let after = Vault::open(dir.path(), IDENTITY_FILE, b"pw").unwrap();
         let loaded = DeviceList::load(&after).unwrap();
-        assert_eq!(loaded.devices.len(), 2, "the list as renamed, newer than the record");
+        assert_eq!(
+            loaded.devices.len(),
+            2,
+            "the list as renamed, newer than the record"
+        );
         assert_eq!(recorded(&after), 2);
         loaded.save(&after).unwrap();
         assert_eq!(recorded(&after), 4);
