@@ -362,7 +362,15 @@ fn table(
          and not kept: stripping symbols (not loaded at run time: no fewer faults) and lazy \
          binding (265 symbol relocations, 0.03 ms of the loader's time). Building only the \
          run subcommand's arguments saved 0.16–0.2 ms per command (an interleaved A/B of \
-         `paircode --version` and `paircode status`, 400 runs each).\n",
+         `paircode --version` and `paircode status`, 400 runs each). Not tried: `panic = \
+         \"abort\"` (a panic in one of the daemon's tasks would then end the daemon, not the \
+         task), a statically linked C library (glibc's user lookups need NSS, loaded at run \
+         time), and `lto`/`codegen-units = 1` (the release build the demo and `cargo \
+         install` make would take several times longer; not measured). What one binary \
+         cannot reach: a separate client binary without libp2p and the daemon would start \
+         like `hello`, so by the parts above `network devices` would take about 0.3–0.5 ms \
+         over `/bin/true` (`hello`'s 0.14 ms, the runtime, the exchange with the daemon); \
+         the CLI was not split.\n",
         conditions.line(),
         row("`/bin/true`", t),
         row("`hello` (minimal Rust binary)", &samples[1]),
