@@ -353,11 +353,15 @@ fn table(
          arguments are built only for the one run), the current-thread runtime 0.05 ms, the \
          exchange with the daemon 0.1–0.3 ms on a quiet machine and up to a few ms under \
          load (the daemon's reply waits for its worker threads to be scheduled). The rest is \
-         exec of the 18 MB `paircode` binary (libp2p, the daemon and the client in one). It \
-         is linked without PIE on Linux (`cli/build.rs`): as a PIE the loader applied 28,000 \
-         relative relocations at each start, writing to 115 pages, and `network devices` \
-         took about 290 page faults; without PIE about 170 (`hello`: 70), 0.3 ms less \
-         (an interleaved A/B, 400 runs each). What stays: faults on the code and data the \
+         exec of the 18 MB `paircode` binary (libp2p, the daemon and the client in one), a \
+         position-independent executable: the loader applies about 28,000 relative \
+         relocations at each start, writing to 115 pages, and `network devices` takes about \
+         290 page faults (`hello`: 70). Linked without PIE (`-no-pie` on the final link) it \
+         took about 170 and 0.3 ms less (an interleaved A/B, 400 runs each), which would \
+         have brought `network devices` within 1 ms of `/bin/true` in three of four runs; \
+         that link was measured and not kept, because the daemon, which parses what any \
+         peer sends, would then have its own code at a fixed address (no ASLR for the \
+         executable), a hardening loss not worth 0.3 ms per command. What stays: faults on the code and data the \
          command touches, and malloc's first pages (`perf record -e page-faults`). Tried \
          and not kept: stripping symbols (not loaded at run time: no fewer faults) and lazy \
          binding (265 symbol relocations, 0.03 ms of the loader's time). Building only the \
