@@ -30,6 +30,7 @@ mod driver;
 mod error;
 mod limits;
 pub mod meeting_point;
+pub mod muxer;
 mod node;
 pub mod protocol;
 mod reach;
