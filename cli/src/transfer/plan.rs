@@ -130,8 +130,9 @@ fn walk(
 /// sent again, after a crash or a restart of either daemon, has the same id. A write to
 /// the file changes its change time (which, unlike the modification time, no one can set
 /// back), so a changed file starts afresh; if a change goes unseen (a file system with
-/// coarse times), the whole-file SHA-256 after the bytes fails and nothing is kept.
-fn file_id(path: &Path, meta: &std::fs::Metadata) -> FileId {
+/// coarse times), the whole-file SHA-256 after the bytes fails and nothing is kept. The
+/// sender computes it again once it has read the file: a file changed meanwhile fails.
+pub(super) fn file_id(path: &Path, meta: &std::fs::Metadata) -> FileId {
     let mut h = Sha256::new();
     h.update(b"paircode-send file id\0");
     h.update((path.as_os_str().len() as u64).to_be_bytes());

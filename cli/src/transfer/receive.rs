@@ -404,11 +404,9 @@ async fn data<S: AsyncRead + Unpin>(
 
 /// The SHA-256 the sender sends after an item's last byte.
 async fn sent<S: AsyncRead + Unpin>(stream: &mut S) -> Result<[u8; 32], Ended> {
-    match wire::read_frame::<_, SenderFrame>(stream).await {
-        Ok(SenderFrame::Sent { sha256 }) => Ok(sha256),
-        Ok(other) => Err(Ended::Refused(Refusal::Protocol(format!(
-            "expected the SHA-256 after the bytes, got {other:?}"
-        )))),
+    match wire::read_sent(stream).await {
+        Ok(Some(sha256)) => Ok(sha256),
+        Ok(None) => Err(Ended::Cancelled),
         Err(WireError::Closed | WireError::Io(_)) => Err(Ended::Interrupted),
         Err(e) => Err(Ended::Refused(Refusal::Protocol(e.to_string()))),
     }

@@ -16,7 +16,7 @@ use super::error::TransferError;
 use super::plan::{Source, What};
 use super::reader::Reader;
 use super::wire::{
-    self, Header, Item, ReceiverFrame, SenderFrame, WireError, CHUNK_PREFIX, MAX_CHUNK,
+    self, FileId, Header, Item, ReceiverFrame, SenderFrame, WireError, CHUNK_PREFIX, MAX_CHUNK,
 };
 
 /// How often byte counts are reported.
@@ -159,7 +159,7 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
         });
         self.done += offset;
         let sha256 = match &source.what {
-            What::File { path, .. } => self.file(path, offset, size).await?,
+            What::File { path, id, .. } => self.file(path, *id, offset, size).await?,
             What::Text(text) => {
                 for chunk in text.as_bytes().chunks(MAX_CHUNK) {
                     let mut framed = vec![0; CHUNK_PREFIX];
@@ -187,14 +187,15 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
         Ok(delivered)
     }
 
-    /// Sends bytes `offset..size` of the file: the SHA-256 of all its `size` bytes.
+    /// Sends bytes `offset..size` of the file `id` names: the SHA-256 of all `size` bytes.
     async fn file(
         &mut self,
         path: &Path,
+        id: FileId,
         offset: u64,
         size: u64,
     ) -> Result<[u8; 32], TransferError> {
-        let mut reader = Reader::start(path.to_path_buf(), offset, size);
+        let mut reader = Reader::start(path.to_path_buf(), id, offset, size);
         while let Some(mut framed) = reader.next().await {
             self.chunk(&mut framed).await?;
             reader.recycle(framed);
@@ -202,7 +203,8 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
         match reader.finish().await {
             Ok(sha256) => Ok(sha256),
             Err(e) => {
-                // What arrived is not this file's: the receiver drops it.
+                // What arrived is not this file's, or not all of one version of it: the
+                // receiver drops it (a cancel also stands where the SHA-256 is due).
                 let _ = wire::write_cancel(&mut self.writer).await;
                 Err(TransferError::Source {
                     path: path.to_path_buf(),

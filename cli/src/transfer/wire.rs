@@ -130,6 +130,26 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
     ciborium::from_reader(buf.as_slice()).map_err(|e| WireError::Malformed(e.to_string()))
 }
 
+/// What follows an item's bytes: their SHA-256, or `None` if the sender cancelled the item
+/// after all (a zero length, as for a chunk: its file changed while it was read).
+pub async fn read_sent<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<[u8; 32]>, WireError> {
+    let len = match read_len(r).await? {
+        Some(0) => return Ok(None),
+        Some(len) if len > MAX_FRAME => return Err(WireError::TooLarge(len)),
+        Some(len) => len,
+        None => return Err(WireError::Closed),
+    };
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    match ciborium::from_reader(buf.as_slice()) {
+        Ok(SenderFrame::Sent { sha256 }) => Ok(Some(sha256)),
+        Ok(other) => Err(WireError::Malformed(format!(
+            "expected the SHA-256 after the bytes, got {other:?}"
+        ))),
+        Err(e) => Err(WireError::Malformed(e.to_string())),
+    }
+}
+
 /// A length prefix, or `None` at a clean end of the stream.
 async fn read_len<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<usize>, WireError> {
     let mut len = [0u8; 4];
@@ -213,6 +233,7 @@ mod tests {
                 .unwrap();
             write_frame(&mut buf, &sent).await.unwrap();
             write_cancel(&mut buf).await.unwrap();
+            write_cancel(&mut buf).await.unwrap();
             let mut r = futures::io::Cursor::new(buf);
             assert_eq!(read_frame::<_, SenderFrame>(&mut r).await.unwrap(), offer);
             let mut data = vec![0; MAX_CHUNK];
@@ -221,7 +242,9 @@ mod tests {
                 Chunk::Data(3)
             ));
             assert_eq!(&data[..3], b"abc");
-            assert_eq!(read_frame::<_, SenderFrame>(&mut r).await.unwrap(), sent);
+            assert_eq!(read_sent(&mut r).await.unwrap(), Some([7; 32]));
+            // A zero length where the SHA-256 is due cancels, as it does for a chunk.
+            assert_eq!(read_sent(&mut r).await.unwrap(), None);
             assert!(matches!(
                 read_chunk(&mut r, &mut data).await.unwrap(),
                 Chunk::Cancelled
