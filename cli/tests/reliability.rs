@@ -17,12 +17,23 @@ use support::{alice_and_bob, daemons, stderr, TestResult};
 
 /// The daemon's resident memory, in KiB.
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// One of the memory figures of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+        .expect(field)
+}
+
+/// Resident memory split: (anonymous, i.e. what the daemon allocated; file-backed, i.e.
+/// the pages of its binary and libraries it has run), in KiB.
+fn rss_split_kib(pid: u32) -> (u64, u64) {
+    (status_kib(pid, "RssAnon:"), status_kib(pid, "RssFile:"))
 }
 
 /// Descriptors the daemon holds open.
@@ -390,7 +401,9 @@ fn address_floods_leave_memory_bounded() -> TestResult {
     let pid = bed.pid("alice")?;
     timed_status(&bed, "alice")?;
     let rss_before = rss_kib(pid);
+    let split_before = rss_split_kib(pid);
     let mut after = Vec::new();
+    let mut split_after = Vec::new();
     let mut peaks = Vec::new();
     for _ in 0..3 {
         let (established, peak) = address_flood(&bed, pid, IDENTITIES)?;
@@ -401,10 +414,12 @@ fn address_floods_leave_memory_bounded() -> TestResult {
         std::thread::sleep(Duration::from_secs(10));
         peaks.push(peak);
         after.push(rss_kib(pid));
+        split_after.push(rss_split_kib(pid));
     }
     println!(
         "address flood: 3 x {IDENTITIES} identities advertising 250 addresses each; daemon \
-         RSS {rss_before} KiB before, peaks {peaks:?} KiB, 10 s after each {after:?} KiB"
+         RSS {rss_before} KiB before, peaks {peaks:?} KiB, 10 s after each {after:?} KiB; \
+         (anonymous, file) {split_before:?} KiB before, {split_after:?} KiB after each"
     );
     assert!(
         after[2] < rss_before + 24 * 1024,
