@@ -184,11 +184,11 @@ mod tests {
             What::File { id, .. } => *id,
             What::Text(_) => unreachable!("a file was planned"),
         };
-        let before = id(&plan(&[single.clone()]).unwrap().0);
-        assert_eq!(id(&plan(&[single.clone()]).unwrap().0), before);
+        let before = id(&plan(std::slice::from_ref(&single)).unwrap().0);
+        assert_eq!(id(&plan(std::slice::from_ref(&single)).unwrap().0), before);
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&single, "hullo").unwrap();
-        assert_ne!(id(&plan(&[single.clone()]).unwrap().0), before);
+        assert_ne!(id(&plan(std::slice::from_ref(&single)).unwrap().0), before);
 
         assert!(matches!(
             plan(&[dir.path().join("missing")]),
