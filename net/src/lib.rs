@@ -31,6 +31,7 @@ mod error;
 mod limits;
 mod listen;
 pub mod meeting_point;
+pub mod muxer;
 mod node;
 pub mod protocol;
 mod reach;
