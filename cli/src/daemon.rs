@@ -119,6 +119,7 @@ impl Daemon {
     /// until the node ends on its own: then the daemon stops too and says so, since a
     /// daemon without its network task would answer `status` but never pair or send.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) -> Result<(), NodeEnded> {
+        crate::memory::bound_allocator();
         // The watcher reads the node's events, which end only when the node's task does.
         let mut watcher = tokio::spawn(self.clone().watch_node());
         #[cfg(debug_assertions)]

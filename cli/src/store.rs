@@ -408,6 +408,16 @@ impl Vault {
     /// never a mix, even across a crash. Its generation is one more than the last one read
     /// or written here.
     pub fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        self.stage(name, value)?.commit()?;
+        self.sync_dir()
+    }
+
+    /// The first half of a write: `value` sealed into a temporary file next to `name` and
+    /// fsynced. Several files staged before any is committed share one fsync of the
+    /// directory ([`sync_dir`](Self::sync_dir)) instead of one each: that is what a device
+    /// list's save and its rollback record do (`DeviceList::save`). Dropped uncommitted,
+    /// the temporary file is removed and nothing changed.
+    pub fn stage<T: Serialize>(&self, name: &str, value: &T) -> Result<Staged<'_>, StoreError> {
         let path = self.dir.join(name);
         let generation = self.generation(name).unwrap_or(0).saturating_add(1);
         let mut plain = Zeroizing::new(Vec::new());
@@ -439,12 +449,69 @@ impl Vault {
             )
             .expect("encryption of an in-memory buffer cannot fail");
         out.extend_from_slice(&sealed);
-        write_atomic(&path, &out)?;
-        self.generations
+        let tmp = write_temp(&path, &out)?;
+        Ok(Staged {
+            vault: self,
+            name: name.to_string(),
+            path,
+            tmp: Some(tmp),
+            generation,
+        })
+    }
+
+    /// Makes the renames of committed files survive a power cut.
+    pub fn sync_dir(&self) -> Result<(), StoreError> {
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(save_error(&self.dir))
+    }
+}
+
+/// A file written and fsynced under a temporary name, waiting for
+/// [`commit`](Staged::commit).
+pub struct Staged<'a> {
+    vault: &'a Vault,
+    name: String,
+    path: PathBuf,
+    /// `None` once renamed into place.
+    tmp: Option<PathBuf>,
+    generation: u64,
+}
+
+impl Staged<'_> {
+    /// The generation the file will have.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Renames the file into place. Durable once the directory is synced
+    /// ([`Vault::sync_dir`]); renames in one directory reach the disk in the order they were
+    /// made (the file system's journal commits them in order), so of two files committed
+    /// one after the other a crash never keeps the second's new version with the first's
+    /// old one.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let tmp = self.tmp.take().expect("committed once");
+        if let Err(source) = fs::rename(&tmp, &self.path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::Save {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.vault
+            .generations
             .lock()
             .expect("generations lock")
-            .insert(name.to_string(), generation);
+            .insert(std::mem::take(&mut self.name), self.generation);
         Ok(())
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
     }
 }
 
@@ -502,9 +569,10 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))
 }
 
-/// Temp file (0600) in the same directory, fsync, rename over the target, fsync the
-/// directory so the rename itself survives a power cut.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Writes `bytes` to a temporary file (0600) next to `path` and fsyncs it: the first half of
+/// an atomic write, whose rename over `path` and fsync of the directory follow
+/// ([`Staged::commit`], [`Vault::sync_dir`]). Errors name `path`, the file being saved.
+fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
@@ -520,16 +588,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
             .open(&tmp)
             .map_err(save_error(path))?;
         file.write_all(bytes).map_err(save_error(path))?;
-        file.sync_all().map_err(save_error(path))?;
-        fs::rename(&tmp, path).map_err(save_error(path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(save_error(path))
+        file.sync_all().map_err(save_error(path))
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
 }
 
 #[cfg(test)]

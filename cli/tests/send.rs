@@ -360,8 +360,8 @@ impl Raw {
         })
     }
 
-    /// Offers `item` with `size` and the hash of `claimed`, sends `data` (then, with
-    /// `finish`, the end), and returns every answer until the stream ends.
+    /// Offers `item` with `size`, sends `data`, then (with `finish`) the hash of `claimed`
+    /// and the end, and returns every answer until the stream ends.
     fn offer(
         &self,
         item: Item,
@@ -372,11 +372,7 @@ impl Raw {
     ) -> Vec<ReceiverFrame> {
         self.rt.block_on(async {
             let mut stream = self.node.connect(&self.bob, PROTOCOL).await.unwrap();
-            let header = Header {
-                item,
-                size,
-                sha256: Sha256::digest(claimed).into(),
-            };
+            let header = Header { item, size };
             wire::write_frame(&mut stream, &SenderFrame::Offer(header))
                 .await
                 .unwrap();
@@ -390,7 +386,9 @@ impl Raw {
                 return answers;
             }
             for chunk in data.chunks(64 * 1024) {
-                if wire::write_chunk(&mut stream, chunk).await.is_err() {
+                let mut framed = vec![0; wire::CHUNK_PREFIX];
+                framed.extend_from_slice(chunk);
+                if wire::write_chunk(&mut stream, &mut framed).await.is_err() {
                     break;
                 }
             }
@@ -398,7 +396,10 @@ impl Raw {
                 // Dropped mid-item: the connection "breaks".
                 return answers;
             }
-            let _ = stream.flush().await;
+            let sent = SenderFrame::Sent {
+                sha256: Sha256::digest(claimed).into(),
+            };
+            let _ = wire::write_frame(&mut stream, &sent).await;
             while let Ok(frame) = tokio::time::timeout(
                 Duration::from_secs(10),
                 wire::read_frame::<_, ReceiverFrame>(&mut stream),
@@ -419,9 +420,32 @@ impl Raw {
     }
 }
 
+/// A file offered under `path`, always with the same file id.
+impl Raw {
+    /// [`Raw::offer`] to its end, tried again while the receiver answers Busy: a broken
+    /// transfer's task may still be winding down (its partial file shows up as soon as it
+    /// starts), as a sender that resumes at once would meet it.
+    fn offer_patiently(
+        &self,
+        item: Item,
+        size: u64,
+        claimed: &[u8],
+        data: &[u8],
+    ) -> Vec<ReceiverFrame> {
+        let mut answers = self.offer(item.clone(), size, claimed, data, true);
+        let patience = Instant::now() + Duration::from_secs(10);
+        while answers == [ReceiverFrame::Refused(Refusal::Busy)] && Instant::now() < patience {
+            std::thread::sleep(Duration::from_millis(50));
+            answers = self.offer(item.clone(), size, claimed, data, true);
+        }
+        answers
+    }
+}
+
 fn file(path: &[&str]) -> Item {
     Item::File {
         path: path.iter().map(|s| s.to_string()).collect(),
+        id: [7; 16],
     }
 }
 
@@ -498,21 +522,12 @@ fn traversal_lies_and_resume_from_a_raw_sender() -> TestResult {
     // Sent again, it resumes where it stopped; the hash covers the whole file. The broken
     // transfer's task may still be winding down (its partial file shows up as soon as it
     // starts): until then the receiver answers Busy, and a sender tries again.
-    let again = || {
-        raw.offer(
-            file(&["big.bin"]),
-            content.len() as u64,
-            &content,
-            &content[half..],
-            true,
-        )
-    };
-    let mut answers = again();
-    let patience = Instant::now() + Duration::from_secs(10);
-    while answers == [ReceiverFrame::Refused(Refusal::Busy)] && Instant::now() < patience {
-        std::thread::sleep(Duration::from_millis(50));
-        answers = again();
-    }
+    let answers = raw.offer_patiently(
+        file(&["big.bin"]),
+        content.len() as u64,
+        &content,
+        &content[half..],
+    );
     assert_eq!(
         answers[0],
         ReceiverFrame::Ready {
@@ -531,6 +546,46 @@ fn traversal_lies_and_resume_from_a_raw_sender() -> TestResult {
     let received = bed.json("bob", &["received"])?;
     assert_eq!(received[0]["from"], "mallory", "{received}");
     assert_eq!(received[0]["resumed_from"], half, "{received}");
+
+    // The file changed between two attempts while its id stayed (a sender that missed the
+    // change): what is held is the old version's start, so the hash the sender sends after
+    // the bytes, of the new version, cannot match the whole file. Refused, nothing kept.
+    let old: Vec<u8> = content.iter().map(|b| b ^ 0xff).collect();
+    let new: Vec<u8> = content.iter().map(|b| b ^ 0x0f).collect();
+    let size = content.len() as u64;
+    let answers = raw.offer(file(&["changed.bin"]), size, &old, &old[..half], false);
+    assert_eq!(answers, [ReceiverFrame::Ready { offset: 0 }]);
+    bed.eventually("the partial file is kept", || Ok(partials(&dl) == 1))?;
+    let answers = raw.offer_patiently(file(&["changed.bin"]), size, &new, &new[half..]);
+    assert_eq!(
+        answers[0],
+        ReceiverFrame::Ready {
+            offset: half as u64
+        },
+        "{answers:?}"
+    );
+    assert_eq!(
+        refusal(&answers),
+        Some(&Refusal::HashMismatch),
+        "{answers:?}"
+    );
+    bed.eventually("the mixed partial file is dropped", || {
+        Ok(partials(&dl) == 0)
+    })?;
+    assert_eq!(landed(&dl), ["big.bin"]);
+    // Sent again, it starts over and arrives whole.
+    let answers = raw.offer(file(&["changed.bin"]), size, &new, &new, true);
+    assert_eq!(
+        answers,
+        [
+            ReceiverFrame::Ready { offset: 0 },
+            ReceiverFrame::Stored {
+                name: "changed.bin".into()
+            }
+        ]
+    );
+    assert_eq!(std::fs::read(dl.join("changed.bin")).unwrap(), new);
+    assert_eq!(partials(&dl), 0);
     Ok(())
 }
 
@@ -682,5 +737,42 @@ fn ctrl_c_cancels_cleanly_and_an_interrupted_send_resumes() -> TestResult {
     );
     assert_eq!(result["sent"][0]["stored_as"], "big (1).bin", "{result}");
     assert_eq!(std::fs::read(bob_dl.join("big (1).bin")).unwrap(), content);
+    Ok(())
+}
+
+#[test]
+fn a_file_changed_between_attempts_is_sent_afresh() -> TestResult {
+    let bed = paired()?;
+    let bob_dl = downloads(&bed, "bob");
+    let big = bed.data_dir().join("big.bin");
+    let before: Vec<u8> = (0..64u32 << 20).map(|i| (i % 253) as u8).collect();
+    write(&big, &before);
+
+    // Killed mid-file: Bob keeps what arrived of the first version.
+    let mut child = bed
+        .cmd("alice")
+        .args(["send", "bob", big.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    first_bytes_arrive(&bob_dl);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(partial_bytes(&bob_dl) > 0);
+
+    // The file is rewritten in place, same size: the sender's file id changes with it, so
+    // nothing of the old version is resumed, and the new one arrives whole.
+    let after: Vec<u8> = before.iter().map(|b| b ^ 0x5a).collect();
+    std::fs::write(&big, &after).unwrap();
+    let result = sent(&bed, "alice", &["bob", big.to_str().unwrap()])?;
+    assert_eq!(result["sent"][0]["resumed_from"], 0, "{result}");
+    assert_eq!(result["sent"][0]["stored_as"], "big.bin", "{result}");
+    assert_eq!(
+        result["sent"][0]["sha256"],
+        hex::encode(Sha256::digest(&after)).as_str()
+    );
+    assert_eq!(std::fs::read(bob_dl.join("big.bin")).unwrap(), after);
     Ok(())
 }

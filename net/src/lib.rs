@@ -29,7 +29,9 @@ mod behaviour;
 mod driver;
 mod error;
 mod limits;
+mod listen;
 pub mod meeting_point;
+pub mod muxer;
 mod negotiation;
 mod node;
 pub mod protocol;
@@ -42,10 +44,10 @@ use std::io;
 use std::sync::Arc;
 
 use futures::channel::mpsc;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use libp2p::core::Transport;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::NetworkBehaviour;
 use libp2p::{mdns, Swarm};
 use paircode_core::{DeviceInfo, LocalDevice, PeerId};
 
@@ -147,17 +149,12 @@ where
     let control = swarm.behaviour().streams.inner().new_control();
     let streams = Streams::new(control, runtime.clone());
 
-    let mut listeners = Vec::new();
-    for addr in &config.listen {
-        let id = swarm
-            .listen_on(addr.clone())
-            .map_err(|e| TransportError::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
-        listeners.push((id, addr.clone()));
-    }
-    wait_until_listening(&mut swarm, listeners).await?;
+    listen::listen_on_all(&mut swarm, &config.listen)
+        .await
+        .map_err(|f| TransportError::Listen {
+            addr: f.addr,
+            reason: f.reason,
+        })?;
 
     let (tx, rx) = mpsc::unbounded();
     let local = LocalDevice {
@@ -201,34 +198,4 @@ fn with_peer_ids(
             _ => Err(missing(addr.clone())),
         })
         .collect()
-}
-
-/// Drives the swarm until each listener has reported an address (or failed).
-async fn wait_until_listening<B: NetworkBehaviour>(
-    swarm: &mut Swarm<B>,
-    mut waiting: Vec<(libp2p::core::transport::ListenerId, Multiaddr)>,
-) -> Result<(), Error> {
-    while !waiting.is_empty() {
-        match swarm.select_next_some().await {
-            SwarmEvent::NewListenAddr { listener_id, .. } => {
-                waiting.retain(|(id, _)| *id != listener_id);
-            }
-            SwarmEvent::ListenerError { listener_id, error }
-            | SwarmEvent::ListenerClosed {
-                listener_id,
-                reason: Err(error),
-                ..
-            } => {
-                if let Some((_, addr)) = waiting.iter().find(|(id, _)| *id == listener_id) {
-                    return Err(TransportError::Listen {
-                        addr: addr.clone(),
-                        reason: error.to_string(),
-                    }
-                    .into());
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }

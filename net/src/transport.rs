@@ -31,7 +31,9 @@ use libp2p::core::upgrade::Version;
 use libp2p::core::Transport;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::{noise, relay, yamux, Multiaddr, PeerId};
+use libp2p::{noise, relay, Multiaddr, PeerId};
+
+use crate::muxer;
 
 /// The peers whose dials keep the listen port (see the module docs). Shared between the
 /// transport, which reads it on every dial, and the driver, which knows who they are.
@@ -102,7 +104,7 @@ impl<T: Transport + Unpin> Transport for PortPolicy<T> {
 /// Upgrades a runtime's TCP transport, and the relay client's circuit transport beside
 /// it, into the authenticated, multiplexed transport the swarm runs on. The PeerId Noise
 /// authenticates is the one the pairing transcript binds; over a circuit, Noise runs end
-/// to end through the relay.
+/// to end through the relay. Yamux runs with a bounded receive window ([`muxer`]).
 pub(crate) fn upgrade<T>(
     tcp: T,
     relay: relay::client::Transport,
@@ -120,7 +122,7 @@ where
     Ok(OrTransport::new(relay, tcp)
         .upgrade(Version::V1Lazy)
         .authenticate(noise::Config::new(keypair)?)
-        .multiplex(yamux::Config::default())
+        .multiplex(muxer::Config::default())
         .timeout(Duration::from_secs(10))
         .boxed())
 }

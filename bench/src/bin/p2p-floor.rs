@@ -1,5 +1,5 @@
 //! The floor for `paircode send`: the same bytes over a bare libp2p 0.55 stream — TCP +
-//! Noise + Yamux (the configurations paircode uses) and `libp2p-stream`, with no
+//! Noise + Yamux (the configurations paircode uses, its bounded yamux window included) and `libp2p-stream`, with no
 //! application logic: no offer, no hashing, no disk writes on the receiver. `send-bench`
 //! runs both ends, on loopback or on two namespace hosts.
 //!
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, yamux, Multiaddr, StreamProtocol, Swarm};
+use libp2p::{noise, Multiaddr, StreamProtocol, Swarm};
 use tokio::io::AsyncReadExt as _;
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new("/paircode-bench/floor/1");
@@ -50,7 +50,7 @@ fn swarm() -> Result<Swarm<libp2p_stream::Behaviour>, String> {
         .with_tcp(
             paircode_net::tcp_config(),
             noise::Config::new,
-            yamux::Config::default,
+            paircode_net::muxer::Config::default,
         )
         .map_err(|e| e.to_string())?
         .with_behaviour(|_| libp2p_stream::Behaviour::new())

@@ -87,6 +87,25 @@ fn proc_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// CPU time a process spent (`self_`: its own, user + system) or its waited-for children
+/// did (`!self_`), in seconds, from `/proc/PID/stat` (fields 14–17, in 100 Hz ticks).
+fn cpu_secs(pid: &str, own: bool) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let at = if own { 11 } else { 13 };
+    match fields.get(at..at + 2) {
+        Some([user, system]) => (user + system) as f64 / 100.0,
+        _ => 0.0,
+    }
+}
+
 /// Resets a process's peak RSS (VmHWM) to its current RSS, so the next peak is a
 /// transfer's own (Linux: `clear_refs` value 5).
 fn reset_peak(pid: u32) -> Result<(), String> {
@@ -172,6 +191,14 @@ impl Pair {
         );
         reset_peak(alice)?;
         reset_peak(bob)?;
+        let cpu = || {
+            (
+                cpu_secs(&alice.to_string(), true),
+                cpu_secs(&bob.to_string(), true),
+                cpu_secs("self", false),
+            )
+        };
+        let cpu_before = cpu();
         let started = Instant::now();
         let out = self
             .daemons
@@ -192,6 +219,17 @@ impl Pair {
         let peaks = (
             proc_kib(alice, "VmHWM:").unwrap_or(0),
             proc_kib(bob, "VmHWM:").unwrap_or(0),
+        );
+        let cpu_after = cpu();
+        // Where the CPU went, which the load of a shared machine changes less than the time.
+        eprintln!(
+            "  {secs:.2} s; CPU s: sender daemon {:.2}, receiver daemon {:.2}, CLI {:.2}; \
+             peak RSS MiB: sender {:.1}, receiver {:.1}",
+            cpu_after.0 - cpu_before.0,
+            cpu_after.1 - cpu_before.1,
+            cpu_after.2 - cpu_before.2,
+            peaks.0 as f64 / 1024.0,
+            peaks.1 as f64 / 1024.0,
         );
         empty(&self.bob_downloads);
         Ok(Sample {
@@ -214,6 +252,7 @@ impl Pair {
             None => (None, None),
         };
         let listen = b.map_or("/ip4/127.0.0.1/tcp/0".to_owned(), Host::listen_addr);
+        let cpu_before = cpu_secs("self", false);
         let mut receiver = Reaped(
             self.on(b, floor)
                 .args(["receive", &listen])
@@ -236,6 +275,11 @@ impl Pair {
         if !status.success() {
             return Err(format!("p2p-floor send: {status}"));
         }
+        drop(receiver);
+        eprintln!(
+            "  {secs:.2} s; CPU s: both ends {:.2}",
+            cpu_secs("self", false) - cpu_before
+        );
         Ok(Sample { secs, peaks: None })
     }
 }
@@ -472,14 +516,14 @@ fn table(
          - **paircode send**: alice's daemon sends to bob's, paired and connected \
          beforehand; the time is from starting `paircode send bob FILE` on alice until it \
          exits with success, which it does once bob's daemon has stored the file and \
-         verified its SHA-256. It includes the CLI's start, alice hashing the file before \
-         the offer, bob writing it to disk (its downloads directory, on the same ext4 disk \
+         verified its SHA-256. It includes the CLI's start, alice reading and hashing the \
+         file, bob writing it to disk (its downloads directory, on the same ext4 disk \
          as the source) and hashing it. Peak RSS is VmHWM from /proc, reset \
          (`clear_refs` 5) before each send; the column shows the largest over the runs. The \
          received file is deleted after each run.\n\
          - **floor**: `bench/src/bin/p2p-floor.rs`, both ends in their own processes where \
-         the daemons run: libp2p 0.55 TCP (nodelay) + Noise + Yamux (default config, as \
-         paircode) and one `libp2p-stream` stream; the sender reads the same file in 256 KiB \
+         the daemons run: libp2p 0.55 TCP (nodelay) + Noise + Yamux (paircode's \
+         bounded window, `paircode_net::muxer`) and one `libp2p-stream` stream; the sender reads the same file in 256 KiB \
          chunks and writes them, the receiver reads into one 256 KiB buffer and discards, \
          then answers with the byte count. The time is from starting the sender (dial and \
          handshake included) until it has the count.\n\
@@ -491,24 +535,26 @@ fn table(
          - **bridge**: two network namespaces on one Linux bridge (veth, no impairment), \
          from `testing/netbed`'s `Lab`.\n\
          - Each round runs every case once, the case that goes first rotating.\n\n\
-         Where paircode's time goes, beyond the floor: the sender hashes the whole file \
-         before it offers it (the offer carries the SHA-256, and the receiver keys a resume \
-         on it): 0.6–1.2 s of a 1 GiB send here, while nothing is sent; the receiver \
-         writes the file to disk, hashes it (on a thread of its own, three 256 KiB buffers \
-         in turn) and syncs it (each full 8 MiB window is handed to the disk as it fills, so \
-         the final fsync waits for the tail only). On these 2 cores every one of those is \
-         CPU the floor does not spend. Taking the sender's hash off the critical path (the \
-         hash after the bytes, a resume keyed without it) is a protocol change, not made \
-         here.\n\n\
-         The receiver's peak RSS follows how far its reading falls behind the network: \
-         yamux (libp2p-yamux 0.47, yamux 0.13) doubles a stream's receive window whenever \
-         the sender uses half of it within two round trips, never shrinks it, and caps it \
-         only at the connection's 1 GiB, which libp2p-yamux 0.47 offers no setting for. \
-         On a quiet machine the peak stayed near 20 MiB; on this shared one, with other \
-         builds running, it reached up to 80 MiB in side runs (before and after the \
-         receiver's disk thread alike), so the < 64 MiB goal holds only while the receiver \
-         keeps up. Bounding it needs the yamux connection window capped (a newer \
-         libp2p-yamux, or an own `StreamMuxer` config), not made here.\n",
+         Where paircode's time goes, beyond the floor: the sender reads the file on a thread of \
+         its own, hashing each 256 KiB chunk as it reads it while the stream writes the one \
+         before (three buffers in turn); the SHA-256 follows the bytes (`/paircode-send/2`), \
+         so no byte waits for a hash, and a chunk goes out as one write (its length sits in \
+         room left in front of the bytes). The receiver writes the file to disk, hashes it \
+         (on a thread of its own, three 256 KiB buffers in turn) and syncs it (each full 8 MiB \
+         window is handed to the disk as it fills, so the final fsync waits for the tail \
+         only). On these 2 cores the two hashes, the disk write and the sync are CPU and disk \
+         time the floor does not spend; the disk (about 560 MiB/s with a final fdatasync, \
+         `dd`) is as fast as the floor, so a disk shared with other work slows paircode and \
+         not the floor.\n\n\
+         The receiver's peak RSS follows how far its reading falls behind the network, up to \
+         the stream's yamux receive window. yamux 0.13 doubles a stream's window whenever \
+         the sender used half of it within two round trips and never shrinks it; \
+         libp2p-yamux 0.47 leaves it bounded only by a 1 GiB connection limit it offers no \
+         setting for, and a loaded receiver reached 75–80 MiB. paircode runs yamux 0.13 \
+         itself (`net/src/muxer.rs`, the same `/yamux/1.0.0` on the wire) with a \
+         connection's windows allowed to grow by 16 MiB in all beyond the 256 KiB each \
+         stream starts with, so a transfer holds at most about 16 MiB in its window whatever \
+         the file size and the load; the floor runs the same muxer.\n",
         conditions.line(),
         of_floor(0, 1),
         of_floor(3, 4),

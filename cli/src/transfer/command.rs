@@ -110,7 +110,6 @@ pub async fn send(
                 bar = Bar::new(json, bytes);
             }
             Response::Transfer(progress) => match progress {
-                Progress::Hashing { name } => bar.message(&format!("hashing {name}")),
                 Progress::Item { name, size, offset } => {
                     if offset > 0 {
                         bar.println(&format!(

@@ -22,7 +22,10 @@ pub enum Refusal {
     DiskFull { needed: u64, available: u64 },
     #[error("it received more bytes than the {declared} announced; nothing was kept")]
     SizeMismatch { declared: u64 },
-    #[error("the SHA-256 of what it received does not match the one announced; nothing was kept")]
+    #[error(
+        "the SHA-256 of what it received does not match the sender's (did the file change \
+         since an interrupted send?); nothing was kept, sending again starts over"
+    )]
     HashMismatch,
     #[error("the same file is already arriving from this device")]
     Busy,

@@ -6,6 +6,7 @@
 //! - [`names`]: the receiver's check of the names it is sent, and where they land.
 //! - [`send`] and [`receive`]: the two ends of one stream.
 //! - [`partial`]: half-received files kept for resuming.
+//! - `reader`: the sender's disk side (reading and hashing), on a thread of its own.
 //! - `sink` and `writeback`: the receiver's disk side, on a thread of its own.
 //! - [`log`]: what arrived, for `paircode received`.
 //! - [`command`]: the CLI's side of `send`, `received` and `network receive`.
@@ -16,6 +17,7 @@ pub mod log;
 pub mod names;
 pub mod partial;
 pub mod plan;
+mod reader;
 pub mod receive;
 pub mod send;
 mod sink;
@@ -25,4 +27,5 @@ mod writeback;
 pub use error::{Refusal, TransferError};
 
 /// The stream protocol. Outside `/paircode/`, which the node reserves for its own.
-pub const PROTOCOL: &str = "/paircode-send/1";
+/// `/2`: the SHA-256 follows an item's bytes, and a resume is keyed on the sender's file id.
+pub const PROTOCOL: &str = "/paircode-send/2";

@@ -1,6 +1,6 @@
 //! Half-received files, kept for resuming. A partial file is named after who sent it and
-//! what it will be (sender, size, SHA-256), so the same file sent again by the same device
-//! continues it, and nothing else can. They live in a hidden directory inside the
+//! what it will be (sender, the sender's file id, size), so the same file sent again by the
+//! same device continues it, and nothing else can. They live in a hidden directory inside the
 //! downloads directory (same file system: finishing one is a link, not a copy), and are
 //! swept after a week.
 
@@ -12,15 +12,17 @@ use std::time::{Duration, SystemTime};
 use paircode_core::PeerId;
 use sha2::{Digest, Sha256};
 
+use super::wire::FileId;
+
 pub const PARTIAL_DIR: &str = ".paircode-partial";
 /// Partial files untouched for this long are removed when the daemon starts.
 pub const KEEP_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
-pub fn key(sender: &PeerId, sha256: &[u8; 32], size: u64) -> String {
+pub fn key(sender: &PeerId, id: &FileId, size: u64) -> String {
     let mut h = Sha256::new();
-    h.update(b"paircode-send partial\0");
+    h.update(b"paircode-send partial 2\0");
     h.update(sender.as_bytes());
-    h.update(sha256);
+    h.update(id);
     h.update(size.to_be_bytes());
     hex::encode(&h.finalize()[..16])
 }
@@ -84,10 +86,10 @@ mod tests {
     fn keys_separate_senders_and_contents() {
         let a = PeerId::from_bytes(&[0, 36, 8, 1, 18, 32, 1, 1, 1]).unwrap();
         let b = PeerId::from_bytes(&[0, 36, 8, 1, 18, 32, 2, 2, 2]).unwrap();
-        assert_eq!(key(&a, &[1; 32], 5), key(&a, &[1; 32], 5));
-        assert_ne!(key(&a, &[1; 32], 5), key(&b, &[1; 32], 5));
-        assert_ne!(key(&a, &[1; 32], 5), key(&a, &[2; 32], 5));
-        assert_ne!(key(&a, &[1; 32], 5), key(&a, &[1; 32], 6));
+        assert_eq!(key(&a, &[1; 16], 5), key(&a, &[1; 16], 5));
+        assert_ne!(key(&a, &[1; 16], 5), key(&b, &[1; 16], 5));
+        assert_ne!(key(&a, &[1; 16], 5), key(&a, &[2; 16], 5));
+        assert_ne!(key(&a, &[1; 16], 5), key(&a, &[1; 16], 6));
         let active = Active::default();
         let claim = active.claim("k").unwrap();
         assert!(active.claim("k").is_none());

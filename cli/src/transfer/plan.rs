@@ -3,9 +3,14 @@
 //! regular files and directories are followed; symlinks and special files are skipped and
 //! listed, so nothing outside what was named is ever sent.
 
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::error::TransferError;
+use super::wire::FileId;
 
 /// One thing to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +21,11 @@ pub struct Source {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum What {
-    /// A file on disk and the components of the name it is sent under.
+    /// A file on disk, the components of the name it is sent under, and its id.
     File {
         path: PathBuf,
         name: Vec<String>,
+        id: FileId,
     },
     Text(String),
 }
@@ -56,6 +62,7 @@ pub fn plan(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<PathBuf>), TransferEr
         if meta.is_file() {
             items.push(Source {
                 what: What::File {
+                    id: file_id(path, &meta),
                     path: path.clone(),
                     name: vec![name],
                 },
@@ -97,13 +104,14 @@ fn walk(
         let kind = entry.file_type().map_err(source)?;
         prefix.push(name);
         if kind.is_file() {
-            let size = entry.metadata().map_err(source)?.len();
+            let meta = entry.metadata().map_err(source)?;
             items.push(Source {
                 what: What::File {
+                    id: file_id(&path, &meta),
                     path,
                     name: prefix.clone(),
                 },
-                size,
+                size: meta.len(),
             });
         } else if kind.is_dir() {
             walk(&path, prefix, items, skipped)?;
@@ -113,6 +121,36 @@ fn walk(
         prefix.pop();
     }
     Ok(())
+}
+
+/// The id a resume is keyed on ([`FileId`]): derived from where the file is and what the
+/// file system says of its version (device, inode, size, modification and change times),
+/// rather than from its content, so it is known without reading the file, and rather than
+/// drawn at random, so the sender keeps no record of what it sent: the same unchanged file
+/// sent again, after a crash or a restart of either daemon, has the same id. A write to
+/// the file changes its change time (which, unlike the modification time, no one can set
+/// back), so a changed file starts afresh; if a change goes unseen (a file system with
+/// coarse times), the whole-file SHA-256 after the bytes fails and nothing is kept. The
+/// sender computes it again once it has read the file: a file changed meanwhile fails.
+pub(super) fn file_id(path: &Path, meta: &std::fs::Metadata) -> FileId {
+    let mut h = Sha256::new();
+    h.update(b"paircode-send file id\0");
+    h.update((path.as_os_str().len() as u64).to_be_bytes());
+    h.update(path.as_os_str().as_bytes());
+    for n in [meta.dev(), meta.ino(), meta.len()] {
+        h.update(n.to_be_bytes());
+    }
+    for t in [
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    ] {
+        h.update(t.to_be_bytes());
+    }
+    let mut id = FileId::default();
+    id.copy_from_slice(&h.finalize()[..16]);
+    id
 }
 
 /// A path's last component, if it is UTF-8 (names travel as text).
@@ -140,6 +178,17 @@ mod tests {
         assert_eq!(names, ["photos/2024/a.jpg", "photos/b.jpg", "note.txt"]);
         assert_eq!(items[2].size, 5);
         assert_eq!(skipped, [root.join("link")]);
+
+        // The same file unchanged keeps its id; written to, it gets another.
+        let id = |items: &[Source]| match &items[0].what {
+            What::File { id, .. } => *id,
+            What::Text(_) => unreachable!("a file was planned"),
+        };
+        let before = id(&plan(std::slice::from_ref(&single)).unwrap().0);
+        assert_eq!(id(&plan(std::slice::from_ref(&single)).unwrap().0), before);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&single, "hullo").unwrap();
+        assert_ne!(id(&plan(std::slice::from_ref(&single)).unwrap().0), before);
 
         assert!(matches!(
             plan(&[dir.path().join("missing")]),

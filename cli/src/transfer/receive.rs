@@ -1,6 +1,7 @@
-//! The receiving end of one stream: items land in the downloads directory only once their
-//! SHA-256 is verified, under names that [`names`] checked and chose. Bytes go
-//! through a few fixed buffers straight to disk (`Sink`), whatever the size of the file.
+//! The receiving end of one stream: items land in the downloads directory only once the
+//! SHA-256 of all their bytes (resumed part included) matches the one the sender sends
+//! after them, under names that [`names`] checked and chose. Bytes go through a few fixed
+//! buffers straight to disk (`Sink`), whatever the size of the file.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,6 @@ pub enum Seen<'a> {
 struct Announced<'a> {
     name: &'a str,
     size: u64,
-    sha256: &'a [u8; 32],
 }
 
 /// One verified item.
@@ -141,6 +141,11 @@ impl Inbox {
             let header = match wire::read_frame::<_, SenderFrame>(&mut stream).await {
                 Ok(SenderFrame::Offer(header)) => header,
                 Ok(SenderFrame::End) | Err(WireError::Closed) => break,
+                Ok(SenderFrame::Sent { .. }) => {
+                    let refusal = Refusal::Protocol("a SHA-256 where an offer was due".into());
+                    refuse(stream, refusal.clone()).await;
+                    return Err(Ended::Refused(refusal));
+                }
                 Err(e) => {
                     let refusal = Refusal::Protocol(e.to_string());
                     refuse(stream, refusal.clone()).await;
@@ -187,7 +192,7 @@ impl Inbox {
         buf: &mut [u8],
         observe: &mut (dyn FnMut(Seen<'_>) + Send),
     ) -> Result<Arrival, Ended> {
-        let Header { item, size, sha256 } = header;
+        let Header { item, size } = header;
         match item {
             Item::Text => {
                 if size > MAX_TEXT {
@@ -209,6 +214,7 @@ impl Inbox {
                     hasher.update(&buf[..n]);
                     text.extend_from_slice(&buf[..n]);
                 }
+                let sha256 = sent(stream).await?;
                 if <[u8; 32]>::from(hasher.finalize()) != sha256 {
                     return Err(Ended::Refused(Refusal::HashMismatch));
                 }
@@ -222,31 +228,27 @@ impl Inbox {
                     resumed_from: 0,
                 })
             }
-            Item::File { path } => {
+            Item::File { path, id } => {
                 names::check(&path).map_err(Ended::Refused)?;
-                let key = partial::key(sender, &sha256, size);
+                let key = partial::key(sender, &id, size);
                 let _claim = self
                     .active
                     .claim(&key)
                     .ok_or(Ended::Refused(Refusal::Busy))?;
                 let temp = partial::path(&self.downloads, &key);
                 let shown = path.join("/");
-                let announced = Announced {
-                    name: &shown,
-                    size,
-                    sha256: &sha256,
-                };
+                let announced = Announced { name: &shown, size };
                 let outcome = self
                     .file(stream, &temp, &announced, buf, observe)
                     .await
-                    .and_then(|resumed_from| {
+                    .and_then(|(sha256, resumed_from)| {
                         let name = placement
                             .place(&self.downloads, &path, &temp)
                             .map_err(|e| storage(&e))?;
-                        Ok((name, resumed_from))
+                        Ok((name, sha256, resumed_from))
                     });
                 match outcome {
-                    Ok((name, resumed_from)) => Ok(Arrival {
+                    Ok((name, sha256, resumed_from)) => Ok(Arrival {
                         what: Arrived::File {
                             sent_as: path.join("/"),
                             path: names::resolve(&self.downloads, &name),
@@ -270,8 +272,9 @@ impl Inbox {
         }
     }
 
-    /// Receives a file's bytes into `temp`, continuing what it holds; returns where it
-    /// resumed. On success `temp` holds exactly the announced bytes, synced.
+    /// Receives a file's bytes into `temp`, continuing what it holds; returns their
+    /// SHA-256 and where it resumed. On success `temp` holds exactly the announced bytes,
+    /// hashed as the sender said, synced.
     async fn file<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: &mut S,
@@ -279,8 +282,8 @@ impl Inbox {
         announced: &Announced<'_>,
         buf: &mut [u8],
         observe: &mut (dyn FnMut(Seen<'_>) + Send),
-    ) -> Result<u64, Ended> {
-        let Announced { name, size, sha256 } = *announced;
+    ) -> Result<([u8; 32], u64), Ended> {
+        let Announced { name, size } = *announced;
         let mut file = tokio::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -358,7 +361,8 @@ impl Inbox {
             Ok(_) => return Err(storage(&io::Error::other("the disk side stopped"))),
             Err(e) => return Err(self.write_failed(&e, size - received)),
         };
-        if <[u8; 32]>::from(written.hasher.finalize()) != *sha256 {
+        let sha256 = sent(stream).await?;
+        if <[u8; 32]>::from(written.hasher.finalize()) != sha256 {
             return Err(Ended::Refused(Refusal::HashMismatch));
         }
         let file = written.file;
@@ -367,7 +371,7 @@ impl Inbox {
             .map_err(io::Error::other)
             .and_then(|synced| synced)
             .map_err(|e| self.write_failed(&e, 0))?;
-        Ok(held)
+        Ok((sha256, held))
     }
 
     fn write_failed(&self, e: &io::Error, needed: u64) -> Ended {
@@ -395,6 +399,16 @@ async fn data<S: AsyncRead + Unpin>(
         Chunk::Data(n) => Ok(n),
         Chunk::Cancelled => Err(Ended::Cancelled),
         Chunk::Ended => Err(Ended::Interrupted),
+    }
+}
+
+/// The SHA-256 the sender sends after an item's last byte.
+async fn sent<S: AsyncRead + Unpin>(stream: &mut S) -> Result<[u8; 32], Ended> {
+    match wire::read_sent(stream).await {
+        Ok(Some(sha256)) => Ok(sha256),
+        Ok(None) => Err(Ended::Cancelled),
+        Err(WireError::Closed | WireError::Io(_)) => Err(Ended::Interrupted),
+        Err(e) => Err(Ended::Refused(Refusal::Protocol(e.to_string()))),
     }
 }
 

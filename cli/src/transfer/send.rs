@@ -1,7 +1,8 @@
-//! The sending end of one stream: offers each item with its SHA-256, sends the bytes the
-//! receiver does not hold yet, and counts an item delivered only when the receiver says it
-//! verified and stored it. The receiver's answers are read by their own task, so a refusal
-//! that comes while bytes are still being written (disk full) stops the writing at once.
+//! The sending end of one stream: offers each item, sends the bytes the receiver does not
+//! hold yet while hashing them ([`Reader`]), then their SHA-256, and counts an item
+//! delivered only when the receiver says it verified and stored it. The receiver's answers
+//! are read by their own task, so a refusal that comes while bytes are still being written
+//! (disk full) stops the writing at once.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,12 +10,14 @@ use std::time::{Duration, Instant};
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio::sync::{mpsc, watch};
 
 use super::error::TransferError;
 use super::plan::{Source, What};
-use super::wire::{self, Header, Item, ReceiverFrame, SenderFrame, WireError, MAX_CHUNK};
+use super::reader::Reader;
+use super::wire::{
+    self, FileId, Header, Item, ReceiverFrame, SenderFrame, WireError, CHUNK_PREFIX, MAX_CHUNK,
+};
 
 /// How often byte counts are reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
@@ -25,9 +28,6 @@ const LINGER: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Progress {
-    Hashing {
-        name: String,
-    },
     /// An item starts; `offset` bytes of it the receiver already held.
     Item {
         name: String,
@@ -139,16 +139,14 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
     async fn item(&mut self, source: Source) -> Result<Delivered, TransferError> {
         let name = source.shown();
         let size = source.size;
-        let _ = self.progress.send(Progress::Hashing { name: name.clone() });
-        let sha256 = match &source.what {
-            What::File { path, .. } => hash_file(path, size).await?,
-            What::Text(text) => Sha256::digest(text.as_bytes()).into(),
-        };
         let item = match &source.what {
-            What::File { name, .. } => Item::File { path: name.clone() },
+            What::File { name, id, .. } => Item::File {
+                path: name.clone(),
+                id: *id,
+            },
             What::Text(_) => Item::Text,
         };
-        self.frame(&SenderFrame::Offer(Header { item, size, sha256 }))
+        self.frame(&SenderFrame::Offer(Header { item, size }))
             .await?;
         let offset = match self.reply(true).await? {
             ReceiverFrame::Ready { offset } if offset <= size => offset,
@@ -160,16 +158,20 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
             offset,
         });
         self.done += offset;
-        match &source.what {
-            What::File { path, .. } => self.file(path, offset, size).await?,
+        let sha256 = match &source.what {
+            What::File { path, id, .. } => self.file(path, *id, offset, size).await?,
             What::Text(text) => {
                 for chunk in text.as_bytes().chunks(MAX_CHUNK) {
-                    self.chunk(chunk).await?;
+                    let mut framed = vec![0; CHUNK_PREFIX];
+                    framed.extend_from_slice(chunk);
+                    self.chunk(&mut framed).await?;
                 }
+                Sha256::digest(text.as_bytes()).into()
             }
-        }
+        };
         self.report(true);
         // Every byte is sent: a cancel now would race the receiver storing the item.
+        self.frame(&SenderFrame::Sent { sha256 }).await?;
         let stored_as = match self.reply(false).await? {
             ReceiverFrame::Stored { name } => name,
             other => return Err(self.unexpected(other)),
@@ -185,40 +187,42 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
         Ok(delivered)
     }
 
-    async fn file(&mut self, path: &Path, offset: u64, size: u64) -> Result<(), TransferError> {
-        let source = |e: std::io::Error| TransferError::Source {
-            path: path.to_path_buf(),
-            cause: e.to_string(),
-        };
-        let mut file = tokio::fs::File::open(path).await.map_err(source)?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(source)?;
-        let mut buf = vec![0u8; MAX_CHUNK];
-        let mut sent = offset;
-        while sent < size {
-            let want = buf.len().min((size - sent) as usize);
-            let n = file.read(&mut buf[..want]).await.map_err(source)?;
-            if n == 0 {
-                let _ = wire::write_cancel(&mut self.writer).await;
-                return Err(source(std::io::Error::other(
-                    "it shrank while it was being sent",
-                )));
-            }
-            self.chunk(&buf[..n]).await?;
-            sent += n as u64;
+    /// Sends bytes `offset..size` of the file `id` names: the SHA-256 of all `size` bytes.
+    async fn file(
+        &mut self,
+        path: &Path,
+        id: FileId,
+        offset: u64,
+        size: u64,
+    ) -> Result<[u8; 32], TransferError> {
+        let mut reader = Reader::start(path.to_path_buf(), id, offset, size);
+        while let Some(mut framed) = reader.next().await {
+            self.chunk(&mut framed).await?;
+            reader.recycle(framed);
         }
-        Ok(())
+        match reader.finish().await {
+            Ok(sha256) => Ok(sha256),
+            Err(e) => {
+                // What arrived is not this file's, or not all of one version of it: the
+                // receiver drops it (a cancel also stands where the SHA-256 is due).
+                let _ = wire::write_cancel(&mut self.writer).await;
+                Err(TransferError::Source {
+                    path: path.to_path_buf(),
+                    cause: e.to_string(),
+                })
+            }
+        }
     }
 
-    /// Writes one chunk, unless the user stopped or the receiver refused meanwhile.
-    async fn chunk(&mut self, data: &[u8]) -> Result<(), TransferError> {
+    /// Writes one chunk (`framed`, as [`wire::write_chunk`] takes it), unless the user
+    /// stopped or the receiver refused meanwhile.
+    async fn chunk(&mut self, framed: &mut [u8]) -> Result<(), TransferError> {
         let stop = *self.stop.borrow();
         if let Some(stop) = stop {
             return Err(self.stopped(stop).await);
         }
         let during = {
-            let write = wire::write_chunk(&mut self.writer, data);
+            let write = wire::write_chunk(&mut self.writer, framed);
             tokio::pin!(write);
             loop {
                 tokio::select! {
@@ -240,7 +244,7 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
             During::Reply(reply) => return Err(self.refused(reply)),
             During::Aborted => return Err(TransferError::Cancelled),
         }
-        self.done += data.len() as u64;
+        self.done += (framed.len() - CHUNK_PREFIX) as u64;
         self.report(false);
         Ok(())
     }
@@ -349,30 +353,4 @@ impl<W: AsyncWrite + Unpin> Sender<W> {
             cause: format!("unexpected {frame:?}"),
         }
     }
-}
-
-/// The SHA-256 of a file's first `size` bytes (what was planned), read off the runtime.
-async fn hash_file(path: &Path, size: u64) -> Result<[u8; 32], TransferError> {
-    let owned = path.to_path_buf();
-    let source = |cause: String| TransferError::Source {
-        path: path.to_path_buf(),
-        cause,
-    };
-    tokio::task::spawn_blocking(move || -> std::io::Result<[u8; 32]> {
-        use std::io::Read;
-        let mut file = std::fs::File::open(&owned)?.take(size);
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; MAX_CHUNK];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hasher.finalize().into())
-    })
-    .await
-    .map_err(|e| source(e.to_string()))?
-    .map_err(|e| source(e.to_string()))
 }

@@ -1,4 +1,4 @@
-//! The frames of `/paircode-send/1`. Control frames are a 4-byte big-endian length and a
+//! The frames of `/paircode-send/2`. Control frames are a 4-byte big-endian length and a
 //! CBOR value; an item's bytes travel as chunks, each a 4-byte length and that many raw
 //! bytes, where a zero length means the sender cancelled. One stream carries any number
 //! of items, one after the other:
@@ -8,10 +8,14 @@
 //! Offer(header)            ─────────▶
 //!                          ◀───────── Ready { offset } | Refused(why)
 //! chunks from offset       ─────────▶
+//! Sent { sha256 }          ─────────▶
 //!                          ◀───────── Stored { name } | Refused(why)
 //! … more offers …
 //! End                      ─────────▶
 //! ```
+//!
+//! The SHA-256 comes after the bytes, so that the sender hashes while it sends instead of
+//! reading the whole file once before its first byte goes out.
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use serde::de::DeserializeOwned;
@@ -21,31 +25,50 @@ use super::error::Refusal;
 
 /// Control frames are small: a header names at most a few KiB of path.
 pub const MAX_FRAME: usize = 64 * 1024;
-/// The largest chunk a sender may write, and the receiver's one buffer.
+/// The largest chunk a sender may write, and the size of the receiver's buffers.
 pub const MAX_CHUNK: usize = 256 * 1024;
+/// A chunk's length prefix. A sender's buffers keep this much room in front of the bytes,
+/// so that a chunk goes out as one write.
+pub const CHUNK_PREFIX: usize = 4;
 
-/// One item: what it is, its size and the SHA-256 of all its bytes.
+/// One item: what it is and its size. Its SHA-256 follows its bytes ([`SenderFrame::Sent`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub item: Item,
     pub size: u64,
-    #[serde(with = "serde_bytes")]
-    pub sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Item {
-    /// A file, by its path relative to what was sent: `["photos", "2024", "a.jpg"]`.
-    File { path: Vec<String> },
+    /// A file, by its path relative to what was sent: `["photos", "2024", "a.jpg"]`, and
+    /// the sender's name for this version of it ([`FileId`]), on which a resume is keyed.
+    File {
+        path: Vec<String>,
+        #[serde(with = "serde_bytes")]
+        id: FileId,
+    },
     /// A text, kept in the receiver's log rather than as a file.
     Text,
 }
+
+/// What a sender calls one version of a file, known before reading any of it; a file
+/// offered again with the same id (by the same sender, with the same size) continues what
+/// the receiver holds of it. It is only a key: the SHA-256 after the bytes still covers the
+/// whole file, resumed part included, so an id that stayed while the content changed costs
+/// a failed transfer, never a wrong file.
+pub type FileId = [u8; 16];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderFrame {
     Offer(Header),
+    /// Every byte of the item is sent: the SHA-256 of all of them, from the first (those
+    /// the receiver held before `Ready` included).
+    Sent {
+        #[serde(with = "serde_bytes")]
+        sha256: [u8; 32],
+    },
     /// No more items.
     End,
 }
@@ -54,7 +77,7 @@ pub enum SenderFrame {
 #[serde(rename_all = "snake_case")]
 pub enum ReceiverFrame {
     /// Send the bytes from `offset` on: what it already holds of this very item (same
-    /// sender, size and SHA-256) from an interrupted transfer.
+    /// sender, size and file id) from an interrupted transfer.
     Ready {
         offset: u64,
     },
@@ -107,6 +130,26 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
     ciborium::from_reader(buf.as_slice()).map_err(|e| WireError::Malformed(e.to_string()))
 }
 
+/// What follows an item's bytes: their SHA-256, or `None` if the sender cancelled the item
+/// after all (a zero length, as for a chunk: its file changed while it was read).
+pub async fn read_sent<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<[u8; 32]>, WireError> {
+    let len = match read_len(r).await? {
+        Some(0) => return Ok(None),
+        Some(len) if len > MAX_FRAME => return Err(WireError::TooLarge(len)),
+        Some(len) => len,
+        None => return Err(WireError::Closed),
+    };
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    match ciborium::from_reader(buf.as_slice()) {
+        Ok(SenderFrame::Sent { sha256 }) => Ok(Some(sha256)),
+        Ok(other) => Err(WireError::Malformed(format!(
+            "expected the SHA-256 after the bytes, got {other:?}"
+        ))),
+        Err(e) => Err(WireError::Malformed(e.to_string())),
+    }
+}
+
 /// A length prefix, or `None` at a clean end of the stream.
 async fn read_len<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<usize>, WireError> {
     let mut len = [0u8; 4];
@@ -117,11 +160,16 @@ async fn read_len<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<usize>, Wire
     }
 }
 
-/// One chunk of an item's bytes (`data` is never empty: an empty chunk means cancel).
-pub async fn write_chunk<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> std::io::Result<()> {
-    debug_assert!(!data.is_empty() && data.len() <= MAX_CHUNK);
-    w.write_all(&(data.len() as u32).to_be_bytes()).await?;
-    w.write_all(data).await
+/// One chunk of an item's bytes: `framed[CHUNK_PREFIX..]`, never empty (an empty chunk
+/// means cancel); its length is written into the room in front, and all goes as one write.
+pub async fn write_chunk<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    framed: &mut [u8],
+) -> std::io::Result<()> {
+    let len = framed.len() - CHUNK_PREFIX;
+    debug_assert!(len > 0 && len <= MAX_CHUNK);
+    framed[..CHUNK_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+    w.write_all(framed).await
 }
 
 /// Tells the receiver to discard the item being sent.
@@ -174,12 +222,17 @@ mod tests {
             let offer = SenderFrame::Offer(Header {
                 item: Item::File {
                     path: vec!["a".into(), "b.txt".into()],
+                    id: [5; 16],
                 },
                 size: 3,
-                sha256: [7; 32],
             });
+            let sent = SenderFrame::Sent { sha256: [7; 32] };
             write_frame(&mut buf, &offer).await.unwrap();
-            write_chunk(&mut buf, b"abc").await.unwrap();
+            write_chunk(&mut buf, &mut b"....abc".to_vec())
+                .await
+                .unwrap();
+            write_frame(&mut buf, &sent).await.unwrap();
+            write_cancel(&mut buf).await.unwrap();
             write_cancel(&mut buf).await.unwrap();
             let mut r = futures::io::Cursor::new(buf);
             assert_eq!(read_frame::<_, SenderFrame>(&mut r).await.unwrap(), offer);
@@ -189,6 +242,9 @@ mod tests {
                 Chunk::Data(3)
             ));
             assert_eq!(&data[..3], b"abc");
+            assert_eq!(read_sent(&mut r).await.unwrap(), Some([7; 32]));
+            // A zero length where the SHA-256 is due cancels, as it does for a chunk.
+            assert_eq!(read_sent(&mut r).await.unwrap(), None);
             assert!(matches!(
                 read_chunk(&mut r, &mut data).await.unwrap(),
                 Chunk::Cancelled

@@ -237,44 +237,17 @@ where
         me,
         swarm_config,
     );
-    let mut waiting = Vec::new();
-    for addr in &config.listen {
-        let id = swarm
-            .listen_on(addr.clone())
-            .map_err(|e| MeetingPointError::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
-        waiting.push((id, addr.clone()));
-    }
-    while !waiting.is_empty() {
-        match swarm.select_next_some().await {
-            SwarmEvent::NewListenAddr {
-                listener_id,
-                address,
-            } => {
-                waiting.retain(|(id, _)| *id != listener_id);
-                // Relay reservations hand out the server's external addresses (and
-                // identify tells them): without configured ones, the server is reachable
-                // where it listens.
-                if config.external.is_empty() {
-                    swarm.add_external_address(address);
-                }
-            }
-            SwarmEvent::ListenerError { listener_id, error }
-            | SwarmEvent::ListenerClosed {
-                listener_id,
-                reason: Err(error),
-                ..
-            } => {
-                if let Some((_, addr)) = waiting.iter().find(|(id, _)| *id == listener_id) {
-                    return Err(MeetingPointError::Listen {
-                        addr: addr.clone(),
-                        reason: error.to_string(),
-                    });
-                }
-            }
-            _ => {}
+    let bound = crate::listen::listen_on_all(&mut swarm, &config.listen)
+        .await
+        .map_err(|f| MeetingPointError::Listen {
+            addr: f.addr,
+            reason: f.reason,
+        })?;
+    // Relay reservations hand out the server's external addresses (and identify tells
+    // them): without configured ones, the server is reachable where it listens.
+    if config.external.is_empty() {
+        for address in bound {
+            swarm.add_external_address(address);
         }
     }
     for addr in &config.external {
