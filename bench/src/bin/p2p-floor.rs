@@ -1,6 +1,6 @@
 //! The floor for `paircode send`: the same bytes over a bare libp2p 0.55 stream — TCP +
-//! Noise + Yamux (the configurations paircode uses, its bounded yamux window included) and `libp2p-stream`, with no
-//! application logic: no offer, no hashing, no disk writes on the receiver. `send-bench`
+//! Noise + Yamux (libp2p's own, default configuration: paircode's bounded window would
+//! only slow the floor) and `libp2p-stream`, with no application logic: no offer, no hashing, no disk writes on the receiver. `send-bench`
 //! runs both ends, on loopback or on two namespace hosts.
 //!
 //! ```sh
@@ -50,7 +50,7 @@ fn swarm() -> Result<Swarm<libp2p_stream::Behaviour>, String> {
         .with_tcp(
             paircode_net::tcp_config(),
             noise::Config::new,
-            paircode_net::muxer::Config::default,
+            libp2p::yamux::Config::default,
         )
         .map_err(|e| e.to_string())?
         .with_behaviour(|_| libp2p_stream::Behaviour::new())

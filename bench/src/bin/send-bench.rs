@@ -522,8 +522,9 @@ fn table(
          (`clear_refs` 5) before each send; the column shows the largest over the runs. The \
          received file is deleted after each run.\n\
          - **floor**: `bench/src/bin/p2p-floor.rs`, both ends in their own processes where \
-         the daemons run: libp2p 0.55 TCP (nodelay) + Noise + Yamux (paircode's \
-         bounded window, `paircode_net::muxer`) and one `libp2p-stream` stream; the sender reads the same file in 256 KiB \
+         the daemons run: libp2p 0.55 TCP (nodelay) + Noise + Yamux \
+         (libp2p-yamux 0.47, default configuration, not paircode's bounded window) and one \
+         `libp2p-stream` stream; the sender reads the same file in 256 KiB \
          chunks and writes them, the receiver reads into one 256 KiB buffer and discards, \
          then answers with the byte count. The time is from starting the sender (dial and \
          handshake included) until it has the count.\n\
@@ -554,7 +555,7 @@ fn table(
          itself (`net/src/muxer.rs`, the same `/yamux/1.0.0` on the wire) with a \
          connection's windows allowed to grow by 16 MiB in all beyond the 256 KiB each \
          stream starts with, so a transfer holds at most about 16 MiB in its window whatever \
-         the file size and the load; the floor runs the same muxer.\n",
+         the file size and the load; the floor runs libp2p's own yamux, unbounded.\n",
         conditions.line(),
         of_floor(0, 1),
         of_floor(3, 4),
