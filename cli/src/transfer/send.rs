@@ -1,5 +1,5 @@
 //! The sending end of one stream: offers each item, sends the bytes the receiver does not
-//! hold yet while hashing them ([`Reader`]), then their SHA-256, and counts an item
+//! hold yet while hashing them (on a reader thread of their own), then their SHA-256, and counts an item
 //! delivered only when the receiver says it verified and stored it. The receiver's answers
 //! are read by their own task, so a refusal that comes while bytes are still being written
 //! (disk full) stops the writing at once.
