@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use hosts::{assert_paired, log, site};
 use paircode_netbed::daemon::Site;
-use paircode_netbed::lab::{self, Host, Nat};
+use paircode_netbed::lab::{self, Host, Nat, TwoHomes};
 use support::TestResult;
 
 /// Initialises `host`'s instance and starts its daemon there with `--relay relay`, mDNS
@@ -42,12 +42,11 @@ fn two_homes_pair_through_paircode_relay_and_end_direct() -> TestResult {
     let Some(mut site) = site(scenario)? else {
         return Ok(());
     };
-    let internet = site.lab.internet()?;
-    let server = site.lab.host("mp", internet, false)?;
-    let home_a = site.lab.home("home-a", internet, Nat::PortPreserving)?;
-    let home_b = site.lab.home("home-b", internet, Nat::PortPreserving)?;
-    let alice = site.lab.host("alice", home_a.lan, false)?;
-    let bob = site.lab.host("bob", home_b.lan, false)?;
+    let TwoHomes {
+        server, alice, bob, ..
+    } = site
+        .lab
+        .two_homes(Nat::PortPreserving, Nat::PortPreserving)?;
 
     let listen = server.listen_addr();
     let relay = site.daemons.relay_on(
@@ -105,12 +104,11 @@ fn with_the_meeting_point_down_a_join_across_networks_fails_with_a_hint() -> Tes
     let Some(mut site) = site(scenario)? else {
         return Ok(());
     };
-    let internet = site.lab.internet()?;
-    let server = site.lab.host("mp", internet, false)?;
-    let home_a = site.lab.home("home-a", internet, Nat::PortPreserving)?;
-    let home_b = site.lab.home("home-b", internet, Nat::PortPreserving)?;
-    let alice = site.lab.host("alice", home_a.lan, false)?;
-    let bob = site.lab.host("bob", home_b.lan, false)?;
+    let TwoHomes {
+        server, alice, bob, ..
+    } = site
+        .lab
+        .two_homes(Nat::PortPreserving, Nat::PortPreserving)?;
     // Nothing listens there.
     let dead = format!(
         "/ip4/{}/tcp/4001/p2p/12D3KooWGYLbpTKKubHUBuq6a3CFFCDtr4Yk7aqCw3Q57qgSteLD",

@@ -43,7 +43,7 @@ use paircode_bench::args::{ArgError, Args};
 use paircode_bench::report::{self, ms, Conditions};
 use paircode_bench::tools;
 use paircode_netbed::daemon::{DaemonError, Site};
-use paircode_netbed::lab::{self, Host, Impairment, Nat};
+use paircode_netbed::lab::{self, Host, Impairment, Nat, TwoHomes};
 
 const HEADING: &str = "## Across two NATs (issue 12)";
 /// Where a join's time goes: traced once (`--trace DIR --log debug`), kept with the table.
@@ -316,12 +316,15 @@ struct Figures {
 fn measure(o: &Options) -> Result<Figures, BenchError> {
     let bin = tools::paircode_bin(o.paircode.clone()).map_err(BenchError::Setup)?;
     let mut site = Site::new(&bin)?;
-    let internet = site.lab.internet()?;
-    let server = site.lab.host("mp", internet, false)?;
-    let home_a = site.lab.home("home-a", internet, Nat::PortPreserving)?;
-    let home_b = site.lab.home("home-b", internet, Nat::PortPreserving)?;
-    let alice = site.lab.host("alice", home_a.lan, false)?;
-    let bob = site.lab.host("bob", home_b.lan, false)?;
+    let TwoHomes {
+        server,
+        home_a,
+        home_b,
+        alice,
+        bob,
+    } = site
+        .lab
+        .two_homes(Nat::PortPreserving, Nat::PortPreserving)?;
     for uplink in [&home_a.uplink, &home_b.uplink] {
         let impairment = Impairment {
             delay: DELAY,

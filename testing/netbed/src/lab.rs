@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::wire::Wire;
 
 mod nat;
-pub use nat::{nat_skip_reason, Home, Nat, INTERNET_PREFIX};
+pub use nat::{nat_skip_reason, Home, Nat, TwoHomes, INTERNET_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use paircode_netbed::lab::{self, Host, Impairment, Lab, Nat};
+use paircode_netbed::lab::{self, Host, Impairment, Lab, Nat, TwoHomes};
 use paircode_netbed::meeting_point::RunningMeetingPoint;
 use paircode_netbed::{NodeArgs, NodeProcess, Rt};
 use serde_json::Value;
@@ -97,12 +97,13 @@ fn pair_across(nat_a: Nat, nat_b: Nat, delay: Duration, watch: Duration) -> Opti
         return None;
     }
     let mut lab = Lab::new();
-    let internet = lab.internet().unwrap();
-    let server = lab.host("mp", internet, false).unwrap();
-    let home_a = lab.home("home-a", internet, nat_a).unwrap();
-    let home_b = lab.home("home-b", internet, nat_b).unwrap();
-    let alice_host = lab.host("alice", home_a.lan, false).unwrap();
-    let bob_host = lab.host("bob", home_b.lan, false).unwrap();
+    let TwoHomes {
+        server,
+        home_a,
+        home_b,
+        alice: alice_host,
+        bob: bob_host,
+    } = lab.two_homes(nat_a, nat_b).unwrap();
     for uplink in [&home_a.uplink, &home_b.uplink] {
         let impairment = Impairment {
             delay,
@@ -374,12 +375,14 @@ fn paired_devices_find_each_other_again_across_nats_after_restarting() {
         return;
     }
     let mut lab = Lab::new();
-    let internet = lab.internet().unwrap();
-    let server = lab.host("mp", internet, false).unwrap();
-    let home_a = lab.home("home-a", internet, Nat::PortPreserving).unwrap();
-    let home_b = lab.home("home-b", internet, Nat::PortPreserving).unwrap();
-    let alice_host = lab.host("alice", home_a.lan, false).unwrap();
-    let bob_host = lab.host("bob", home_b.lan, false).unwrap();
+    let TwoHomes {
+        server,
+        alice: alice_host,
+        bob: bob_host,
+        ..
+    } = lab
+        .two_homes(Nat::PortPreserving, Nat::PortPreserving)
+        .unwrap();
     let meeting_point = RunningMeetingPoint::start(&server);
     let relays = vec![meeting_point.addr.to_string()];
     let (alice_key, bob_key) = (random_secret(), random_secret());

@@ -89,9 +89,8 @@ impl ConnectionHandler for Handler {
     }
 
     fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
-        // TODO: remove when Rust 1.82 is MSRV
-        #[allow(unreachable_patterns)]
-        libp2p_core::util::unreachable(event)
+        // paircode: the workspace's MSRV (1.88) matches on uninhabited types directly.
+        match event {}
     }
 
     fn on_connection_event(
@@ -133,9 +132,6 @@ impl ConnectionHandler for Handler {
                     swarm::StreamUpgradeError::Timeout => {
                         OpenStreamError::Io(io::Error::from(io::ErrorKind::TimedOut))
                     }
-                    // TODO: remove when Rust 1.82 is MSRV
-                    #[allow(unreachable_patterns)]
-                    swarm::StreamUpgradeError::Apply(v) => libp2p_core::util::unreachable(v),
                     swarm::StreamUpgradeError::NegotiationFailed => {
                         OpenStreamError::UnsupportedProtocol(p)
                     }

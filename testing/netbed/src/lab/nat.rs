@@ -118,7 +118,35 @@ fn nft(ns: &str, rules: &str) -> Result<(), LabError> {
     }
 }
 
+/// The topology of the cross-network scenarios and benchmark: a server (`mp`, for the
+/// meeting point) on the internet segment, two homes behind their NATs, alice in one and
+/// bob in the other.
+pub struct TwoHomes {
+    pub server: Host,
+    pub home_a: Home,
+    pub home_b: Home,
+    pub alice: Host,
+    pub bob: Host,
+}
+
 impl Lab {
+    /// Builds [`TwoHomes`]: alice's home behind `nat_a`, bob's behind `nat_b`.
+    pub fn two_homes(&mut self, nat_a: Nat, nat_b: Nat) -> Result<TwoHomes, LabError> {
+        let internet = self.internet()?;
+        let server = self.host("mp", internet, false)?;
+        let home_a = self.home("home-a", internet, nat_a)?;
+        let home_b = self.home("home-b", internet, nat_b)?;
+        let alice = self.host("alice", home_a.lan, false)?;
+        let bob = self.host("bob", home_b.lan, false)?;
+        Ok(TwoHomes {
+            server,
+            home_a,
+            home_b,
+            alice,
+            bob,
+        })
+    }
+
     /// The internet segment: a LAN on 198.51.100.0/24 whose hosts have no default route.
     /// Put servers (the meeting point) on it with `Lab::host`.
     pub fn internet(&mut self) -> Result<LanId, LabError> {
