@@ -544,9 +544,11 @@ fn table(
          (on a thread of its own, three 256 KiB buffers in turn) and syncs it (each full 8 MiB \
          window is handed to the disk as it fills, so the final fsync waits for the tail \
          only). On these 2 cores the two hashes, the disk write and the sync are CPU and disk \
-         time the floor does not spend; the disk (about 560 MiB/s with a final fdatasync, \
-         `dd`) is as fast as the floor, so a disk shared with other work slows paircode and \
-         not the floor.\n\n\
+         time the floor does not spend. The disk's speed varies with the virtual disk's \
+         cache: `dd if=/dev/zero of=FILE bs=1M count=1024 conv=fdatasync` on the same disk \
+         gave 389 MB/s, 1.6 GB/s and 2.2 GB/s in three runs in a row (2026-11-30 09:51 \
+         UTC, load 1.2), so a disk shared with other work slows paircode and not the \
+         floor.\n\n\
          The receiver's peak RSS follows how far its reading falls behind the network, up to \
          the stream's yamux receive window. yamux 0.13 doubles a stream's window whenever \
          the sender used half of it within two round trips and never shrinks it; \
