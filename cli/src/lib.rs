@@ -10,6 +10,7 @@ pub mod devices;
 pub mod error;
 mod fd_limit;
 pub mod instance;
+pub mod interrupt;
 pub mod ipc;
 mod ipc_server;
 pub mod lock;

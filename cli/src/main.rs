@@ -13,6 +13,7 @@ use paircode_cli::devices::{
 };
 use paircode_cli::error::{CliError, UsageError};
 use paircode_cli::instance::{Instance, DEVICES_FILE, IDENTITY_FILE};
+use paircode_cli::interrupt::Interrupt;
 use paircode_cli::ipc::{DeviceView, Event, Request, Response, StatusInfo, MAX_EXPIRES_SECS};
 use paircode_cli::output;
 use paircode_cli::password::{self, Confirm};
@@ -627,6 +628,7 @@ async fn generate(
     qr: bool,
 ) -> Result<(), CliError> {
     let mut client = Client::connect(instance).await?;
+    let interrupt = Interrupt::listen();
     client
         .send(&Request::Generate {
             auto_accept,
@@ -654,7 +656,7 @@ async fn generate(
     let expires_secs = expires_secs.min(MAX_EXPIRES_SECS);
     let deadline = asked + std::time::Duration::from_secs(expires_secs);
     let progress = Progress::until(json, "waiting for the other device…", deadline);
-    follow(&mut client, json, Side::Generating, progress).await
+    follow(&mut client, interrupt, json, Side::Generating, progress).await
 }
 
 /// Fits an 80×24 terminal: the words in two rows to read out, the command to copy, and a
@@ -718,6 +720,7 @@ async fn join(
         (None, true) => read_code()?,
     };
     let mut client = Client::connect(instance).await?;
+    let interrupt = Interrupt::listen();
     client
         .send(&Request::Join {
             words: code.words(),
@@ -725,7 +728,7 @@ async fn join(
         })
         .await?;
     let progress = Progress::new(json, None);
-    let result = follow(&mut client, json, Side::Joining, progress).await;
+    let result = follow(&mut client, interrupt, json, Side::Joining, progress).await;
     if let Err(e) = &result {
         if !json && e.kind() == "no_device_answered" {
             paircode_cli::meeting_points::explain_no_device(instance).await;
@@ -781,21 +784,18 @@ enum Side {
 /// device gave up) closes the question.
 async fn follow(
     client: &mut Client,
+    mut interrupt: Interrupt,
     json: bool,
     side: Side,
     mut progress: Progress,
 ) -> Result<(), CliError> {
+    // `interrupt` was made before the request went out (see `interrupt.rs`).
     // Answers are read on a thread of their own: a read cannot be cancelled, and this one
     // must not keep the process alive once the session is over.
     let (answer_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
     let mut asking = false;
     // The other device's name, once known, for the waiting line after our answer.
     let mut other: Option<String> = None;
-    // One listener for the whole command, registered at the first poll: a listener made
-    // afresh in each round would miss a Ctrl+C that arrives between two rounds (while an
-    // event is shown, e.g. just as the y/N question appears).
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
     loop {
         let response = tokio::select! {
             r = client.receive() => r?,
@@ -815,7 +815,7 @@ async fn follow(
                 }
                 continue;
             }
-            _ = &mut interrupted => {
+            _ = interrupt.recv() => {
                 end_question(json, asking);
                 progress.finish();
                 return Err(CliError::Interrupted);

@@ -52,6 +52,7 @@ pub async fn send(
         }));
     }
     let client = Client::connect(instance).await?;
+    let mut interrupt = crate::interrupt::Interrupt::listen();
     let (mut reader, mut writer) = client.stream.into_split();
     // Reaching a device that went away can take until the node's connect timeout.
     let mut connecting =
@@ -73,7 +74,7 @@ pub async fn send(
     loop {
         let response = tokio::select! {
             response = responses.recv() => response.unwrap_or(Err(FrameError::Closed))?,
-            _ = tokio::signal::ctrl_c(), if !cancelling => {
+            _ = interrupt.recv(), if !cancelling => {
                 cancelling = true;
                 bar.message("cancelling…");
                 write_frame(&mut writer, &Request::SendCancel).await?;
@@ -257,6 +258,7 @@ async fn follow_received(
         }
     }
     let mut client = Client::connect(instance).await?;
+    let mut interrupt = crate::interrupt::Interrupt::listen();
     client.send(&Request::FollowReceived).await?;
     match client.receive().await? {
         Response::Done => {}
@@ -269,7 +271,7 @@ async fn follow_received(
     loop {
         let response = tokio::select! {
             response = client.receive() => response?,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
         };
         let Response::Arriving(event) = response else {
             bar.finish();
