@@ -505,7 +505,12 @@ impl Daemon {
                             self.set_stage(format!("saving the pairing with {}", device.info.name));
                             let previous = self.devices.lock().expect("devices lock").get_mut(&device.peer).map(|r| r.clone());
                             let result = self.remember(&device);
+                            // The answer first: the initiator's `Done` waits for it, and what
+                            // `welcome` asks of the node would otherwise go out before it.
                             handle.stored(&device.peer, result.is_ok());
+                            if result.is_ok() {
+                                self.welcome(&device);
+                            }
                             saved = Some(Saved { peer: device.peer.clone(), previous, result });
                             continue;
                         }
@@ -603,14 +608,21 @@ impl Daemon {
             .save(&self.vault)
             .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
         *devices = updated;
+        tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
+        Ok(view)
+    }
+
+    /// Tells the node of a pairing just remembered: the device is online (the pairing
+    /// ran over a connection to it), presence greets it, and the two meet under its
+    /// rendezvous key from now on.
+    fn welcome(&self, device: &PairedDevice) {
         self.online
             .lock()
             .expect("online lock")
             .insert(device.peer.clone());
         let _ = self.node.add_paired(device.peer.clone());
+        let devices = self.devices.lock().expect("devices lock");
         crate::meeting_points::set_rendezvous(&self.node, devices.devices.iter());
-        tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
-        Ok(view)
     }
 
     fn unpair(&self, who: &str) -> Response {
