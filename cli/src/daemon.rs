@@ -477,6 +477,9 @@ impl Daemon {
         // What the save on `StoreRequested` gave: the device as listed, or why it failed
         // (the file and the OS's reason, more use to the user than "not stored").
         let mut saved: Option<Saved> = None;
+        // The device list's generation that save made, recorded once the session is over
+        // (`DeviceList::save_list`): nobody waits for that.
+        let mut unrecorded: Option<u64> = None;
         let mut cli_gone = false;
         loop {
             tokio::select! {
@@ -504,7 +507,10 @@ impl Daemon {
                         PairingEvent::StoreRequested(device) => {
                             self.set_stage(format!("saving the pairing with {}", device.info.name));
                             let previous = self.devices.lock().expect("devices lock").get_mut(&device.peer).map(|r| r.clone());
-                            let result = self.remember(&device);
+                            let result = self.remember(&device).map(|(view, generation)| {
+                                unrecorded = Some(generation);
+                                view
+                            });
                             // The answer first: the initiator's `Done` waits for it, and what
                             // `welcome` asks of the node would otherwise go out before it.
                             handle.stored(&device.peer, result.is_ok());
@@ -566,6 +572,12 @@ impl Daemon {
             }
         }
         *self.session.lock().expect("session lock") = None;
+        if let Some(generation) = unrecorded {
+            // Under the lock every save takes, so no other save writes the identity file
+            // meanwhile.
+            let _devices = self.devices.lock().expect("devices lock");
+            crate::devices::record_generation(&self.vault, generation);
+        }
     }
 
     fn set_stage(&self, stage: String) {
@@ -597,19 +609,20 @@ impl Daemon {
         }
     }
 
-    /// Persists a new pairing before anyone is told it succeeded.
-    fn remember(&self, device: &PairedDevice) -> Result<DeviceView, DaemonError> {
+    /// Persists a new pairing before anyone is told it succeeded: the device list alone,
+    /// whose generation the caller records later (`record_generation`).
+    fn remember(&self, device: &PairedDevice) -> Result<(DeviceView, u64), DaemonError> {
         let record = DeviceRecord::from_pairing(device, unix_now());
         let view = record.view(true);
         let mut devices = self.devices.lock().expect("devices lock");
         let mut updated = devices.clone();
         updated.upsert(record);
-        updated
-            .save(&self.vault)
+        let generation = updated
+            .save_list(&self.vault)
             .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
         *devices = updated;
         tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
-        Ok(view)
+        Ok((view, generation))
     }
 
     /// Tells the node of a pairing just remembered: the device is online (the pairing
