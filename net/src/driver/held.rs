@@ -47,15 +47,20 @@ where
     M: NetworkBehaviour<ToSwarm = mdns::Event> + Send + 'static,
 {
     /// A request from `peer` was handled without a reply: its response goes empty now,
-    /// or waits for the verdict the core owes `peer` (one response at a time).
+    /// or waits for the verdict the core owes `peer`. One response is held at a time, the
+    /// newest: a `Prove` repeated (its first stream lost with its connection) is the one
+    /// the joiner still reads.
     pub(super) fn answer_or_hold(
         &mut self,
         peer: Libp2pPeerId,
         channel: ResponseChannel<Vec<u8>>,
         now: Instant,
     ) {
-        if self.held.is_none() && self.host.verdict_pending(&to_core(&peer)) {
+        if self.host.verdict_pending(&to_core(&peer)) {
             tracing::debug!(%peer, "response held for the verdict");
+            if let Some(older) = self.held.take() {
+                self.respond(older.channel, Vec::new());
+            }
             self.held = Some(Held {
                 peer,
                 channel,
