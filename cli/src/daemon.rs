@@ -403,11 +403,7 @@ impl Daemon {
                             words: code.words(),
                             expires_secs: secs,
                         };
-                        if write_frame(&mut writer, &first).await.is_err() {
-                            handle.cancel();
-                            return;
-                        }
-                        self.run_session("initiator", expires_at, handle, writer, rx)
+                        self.run_session("initiator", expires_at, first, handle, writer, rx)
                             .await;
                         return;
                     }
@@ -422,14 +418,9 @@ impl Daemon {
                     .await
                 {
                     Ok(handle) => {
-                        if write_frame(&mut writer, &Response::Event(Event::Searching))
-                            .await
-                            .is_err()
-                        {
-                            handle.cancel();
-                            return;
-                        }
-                        self.run_session("joiner", None, handle, writer, rx).await;
+                        let first = Response::Event(Event::Searching);
+                        self.run_session("joiner", None, first, handle, writer, rx)
+                            .await;
                         return;
                     }
                     Err(e) => Response::Error(e.into()),
@@ -457,11 +448,14 @@ impl Daemon {
         let _ = timeout(REPLY_TIMEOUT, write_frame(&mut writer, &reply)).await;
     }
 
-    /// Relays a session's events to the CLI that started it, until the outcome.
+    /// Relays a session's events to the CLI that started it, `first` first, until the
+    /// outcome. The session is listed (`pair status`) before `first` goes: whoever reads
+    /// the code (or "searching") finds the session running.
     async fn run_session(
         &self,
         role: &'static str,
         expires_at: Option<Instant>,
+        first: Response,
         mut handle: PairingHandle,
         mut writer: tokio::net::unix::OwnedWriteHalf,
         mut requests: mpsc::Receiver<Request>,
@@ -481,6 +475,10 @@ impl Daemon {
         // (`DeviceList::save_list`): nobody waits for that.
         let mut unrecorded: Option<u64> = None;
         let mut cli_gone = false;
+        if write_frame(&mut writer, &first).await.is_err() {
+            cli_gone = true;
+            handle.cancel();
+        }
         loop {
             tokio::select! {
                 event = handle.next_event() => {
