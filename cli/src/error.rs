@@ -86,6 +86,17 @@ pub enum CliError {
     },
     #[error("setting up logging: {0}")]
     Logging(String),
+    /// `paircode-daemon`, which runs the daemon and the meeting point, could not be run.
+    #[error(
+        "could not run {} (paircode's daemon program, installed next to paircode: \
+         `cargo install --path cli` installs both): {source}",
+        .path.display()
+    )]
+    DaemonProgram {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{what}: {source}")]
     Spawn {
         what: &'static str,
@@ -253,6 +264,7 @@ impl CliError {
             | E::Log { .. }
             | E::Logging(_)
             | E::Spawn { .. }
+            | E::DaemonProgram { .. }
             | E::DaemonExited { .. }
             | E::Input { .. }
             | E::Relay(_)
@@ -319,7 +331,7 @@ impl CliError {
             E::NodeEnded(_) => "node_ended",
             E::Socket { .. } => "socket",
             E::Log { .. } | E::Logging(_) => "logging",
-            E::Spawn { .. } | E::DaemonExited { .. } => "daemon_start",
+            E::Spawn { .. } | E::DaemonProgram { .. } | E::DaemonExited { .. } => "daemon_start",
             E::Reported(body) => &body.kind,
             E::Interrupted => "cancelled",
             E::Input { .. } => "input",

@@ -3,6 +3,7 @@
 //! error becomes an exit code.
 
 pub mod addr;
+pub mod args;
 pub mod client;
 pub mod code_prompt;
 pub mod daemon;

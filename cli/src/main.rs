@@ -4,14 +4,14 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
-use paircode_cli::addr;
+use clap::{CommandFactory, Parser, Subcommand};
+use paircode_cli::args::{usage, GlobalArgs, PasswordArgs, StartArgs};
 use paircode_cli::client::Client;
 use paircode_cli::code_prompt;
 use paircode_cli::devices::{
     device_name, host_name, load_identity, save_identity, DeviceList, IdentityRecord,
 };
-use paircode_cli::error::{CliError, UsageError};
+use paircode_cli::error::CliError;
 use paircode_cli::instance::{Instance, DEVICES_FILE, IDENTITY_FILE};
 use paircode_cli::interrupt::Interrupt;
 use paircode_cli::ipc::{DeviceView, Event, Request, Response, StatusInfo, MAX_EXPIRES_SECS};
@@ -19,12 +19,11 @@ use paircode_cli::output;
 use paircode_cli::password::{self, Confirm};
 use paircode_cli::progress::{self, Progress};
 use paircode_cli::relay;
-use paircode_cli::start::{self, StartOptions};
+use paircode_cli::start;
 use paircode_cli::store::{KdfParams, Vault};
 use paircode_cli::transfer::command as transfer;
 use paircode_core::name::escaped;
 use paircode_core::{Code, DeviceIdentity};
-use paircode_net::Multiaddr;
 
 #[derive(Parser)]
 #[command(
@@ -42,21 +41,8 @@ use paircode_net::Multiaddr;
                   intact."
 )]
 struct Cli {
-    /// Which daemon to talk to; several can run on one machine.
-    #[arg(long, global = true, default_value = "default", value_name = "NAME")]
-    instance: String,
-    /// Where instances keep their files [default: the platform's data directory,
-    /// ~/.local/share/paircode on Linux].
-    #[arg(long, global = true, env = "PAIRCODE_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Machine-readable output: one JSON envelope per line (`{"schema":"paircode/1",…}`),
-    /// errors included.
-    #[arg(long, global = true)]
-    json: bool,
-    /// More detail: in the daemon's log (RUST_LOG overrides), and on stderr each step of a
-    /// command's exchange with its daemon (socket, request, reply, timings).
-    #[arg(long, short, global = true)]
-    verbose: bool,
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,58 +93,6 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-}
-
-#[derive(Args)]
-struct PasswordArgs {
-    /// Read the password from the first line of standard input.
-    #[arg(long)]
-    password_stdin: bool,
-    /// The password itself (visible to other users in `ps`: prefer the prompt,
-    /// --password-stdin or the environment).
-    #[arg(
-        long,
-        value_name = "VALUE",
-        env = "PAIRCODE_PASSWORD",
-        hide_env_values = true
-    )]
-    password: Option<String>,
-}
-
-#[derive(Args)]
-struct StartArgs {
-    /// Stay attached to this terminal.
-    #[arg(long)]
-    foreground: bool,
-    /// Set by `start` for the daemon it detaches.
-    #[arg(long, hide = true)]
-    detached: bool,
-    /// Address to listen on (repeatable): /ip4/ADDRESS/tcp/PORT, port 0 for any
-    /// [default: /ip4/0.0.0.0/tcp/0].
-    #[arg(long, value_name = "MULTIADDR", value_parser = addr::listen)]
-    listen: Vec<Multiaddr>,
-    /// DHT entry point (repeatable): /ip4/ADDRESS/tcp/PORT/p2p/PEER-ID, as the other
-    /// device's `paircode status` prints it.
-    #[arg(long, value_name = "MULTIADDR", value_parser = addr::bootstrap)]
-    bootstrap: Vec<Multiaddr>,
-    /// Meeting point (repeatable), as `paircode relay` prints it:
-    /// /ip4/ADDRESS/tcp/PORT/p2p/PEER-ID. Default: $PAIRCODE_RELAY (comma-separated), else
-    /// the instance's `relays` file.
-    #[arg(long, value_name = "MULTIADDR", value_parser = addr::relay)]
-    relay: Vec<Multiaddr>,
-    /// No LAN discovery (for loopback-only setups).
-    #[arg(long)]
-    no_mdns: bool,
-    /// Where received files go [default: the platform's download directory, `paircode`
-    /// folder].
-    #[arg(long, value_name = "DIR")]
-    downloads: Option<PathBuf>,
-    /// Rename this device (as `network rename` does) before starting [default: the name
-    /// chosen at `network init`].
-    #[arg(long, value_parser = device_name)]
-    name: Option<String>,
-    #[command(flatten)]
-    password: PasswordArgs,
 }
 
 #[derive(Subcommand)]
@@ -251,20 +185,22 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage(e),
     };
-    let json = cli.json;
+    let json = cli.global.json;
     // Texts about the program itself: no instance, no runtime.
     match &cli.command {
         Command::Completions { shell } => return completions(*shell),
         Command::Man { dir } => return man(json, dir.as_deref()),
         _ => {}
     }
-    let verbose = cli.verbose;
+    let verbose = cli.global.verbose;
     paircode_cli::client::set_verbose(verbose);
     paircode_cli::client::trace(format_args!(
         "arguments parsed in {}",
         paircode_cli::client::micros(started.elapsed())
     ));
-    let outcome = runtime(&cli.command)
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .map_err(CliError::Runtime)
         .and_then(|runtime| {
             paircode_cli::client::trace(format_args!(
@@ -285,21 +221,6 @@ fn main() -> ExitCode {
             output::error(json, &e);
             ExitCode::from(e.exit_code())
         }
-    }
-}
-
-/// The daemon (`start`, `relay`) runs on worker threads; every other command is one
-/// exchange with the daemon on one socket, which a single thread serves best: no worker
-/// threads to start and stop for it.
-fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
-    match command {
-        Command::Start(_) | Command::Relay(_) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build(),
-        _ => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
     }
 }
 
@@ -339,45 +260,19 @@ fn man(json: bool, dir: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-/// clap's verdict on the arguments: help and version as clap prints them, errors as the
-/// JSON envelope when `--json` was given.
-fn usage(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    let json = std::env::args_os()
-        .skip(1)
-        .take_while(|a| a != "--")
-        .any(|a| a == "--json");
-    let shown = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
-    if shown || !json {
-        e.exit();
-    }
-    let text = e.render().to_string();
-    let message = text.trim().trim_start_matches("error: ").to_string();
-    let error = CliError::from(UsageError::Arguments(message));
-    output::error(true, &error);
-    ExitCode::from(error.exit_code())
-}
-
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let instance = Instance::resolve(cli.data_dir.as_deref(), &cli.instance)?;
-    let json = cli.json;
+    let instance = Instance::resolve(cli.global.data_dir.as_deref(), &cli.global.instance)?;
+    let json = cli.global.json;
     match cli.command {
+        // The daemon and the meeting point are `paircode-daemon`, which links libp2p; this
+        // program, which every other command starts, stays small and fast to start. It takes
+        // our arguments as they are and our process (pid, terminal, standard streams).
+        Command::Start(StartArgs {
+            foreground: true, ..
+        })
+        | Command::Relay(_) => Err(start::exec_daemon()),
         Command::Start(args) => {
-            let opts = StartOptions {
-                listen: args.listen,
-                bootstrap: args.bootstrap,
-                relay: args.relay,
-                no_mdns: args.no_mdns,
-                name: args.name,
-                password_stdin: args.password.password_stdin,
-                password: args.password.password,
-                verbose: cli.verbose,
-                downloads: args.downloads,
-            };
-            if args.foreground {
-                return start::run_foreground(&instance, opts, args.detached, json).await;
-            }
-            let pid = tokio::task::block_in_place(|| start::spawn_background(&instance, opts))?;
+            let pid = start::spawn_background(&instance, args.options(cli.global.verbose))?;
             match Client::call(&instance, &Request::Status).await? {
                 Response::Status(status) => print_status(json, &status),
                 other => return Err(unexpected(other)),
@@ -433,7 +328,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             text,
         } => transfer::send(&instance, json, device, paths, text).await,
         Command::Received { follow } => transfer::received(&instance, json, follow).await,
-        Command::Relay(args) => Ok(relay::run(&instance.dir, args, cli.verbose).await?),
     }
 }
 

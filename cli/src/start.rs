@@ -245,12 +245,43 @@ pub fn spawn_background(instance: &Instance, opts: StartOptions) -> Result<u32, 
     }
 }
 
-/// One attempt at a detached daemon with this password.
-fn spawn_once(instance: &Instance, opts: &StartOptions, password: &str) -> Result<u32, CliError> {
+/// The daemon's program, `paircode-daemon`: next to the running `paircode`, where
+/// `cargo install` and `cargo build` put it.
+pub fn daemon_program() -> Result<PathBuf, CliError> {
+    const NAME: &str = "paircode-daemon";
     let exe = std::env::current_exe().map_err(|source| CliError::Spawn {
         what: "locating paircode",
         source,
     })?;
+    let path = exe.with_file_name(NAME);
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(CliError::DaemonProgram {
+            path,
+            source: std::io::ErrorKind::NotFound.into(),
+        }),
+    }
+}
+
+/// Becomes `paircode-daemon` with this process's own arguments (`start --foreground`,
+/// `relay`): same pid, terminal and standard streams. Returns only if that failed.
+pub fn exec_daemon() -> CliError {
+    let program = match daemon_program() {
+        Ok(program) => program,
+        Err(e) => return e,
+    };
+    let source = Command::new(&program)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    CliError::DaemonProgram {
+        path: program,
+        source,
+    }
+}
+
+/// One attempt at a detached daemon with this password.
+fn spawn_once(instance: &Instance, opts: &StartOptions, password: &str) -> Result<u32, CliError> {
+    let exe = daemon_program()?;
     let data_dir = instance.dir.parent().unwrap_or(Path::new("."));
     let mut command = Command::new(exe);
     command

@@ -225,3 +225,32 @@ fn a_foreground_daemon_reports_in_the_envelope_too() -> TestResult {
     assert!(daemon.wait().unwrap().success());
     Ok(())
 }
+
+/// `paircode` runs its daemon and meeting point from `paircode-daemon`, next to it (the
+/// client itself has no libp2p, to start fast). Installed without it, `start` (detached or
+/// in the foreground) and `relay` say which file is missing, and nothing starts.
+#[test]
+fn without_paircode_daemon_beside_it_start_says_what_is_missing() -> TestResult {
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("paircode");
+    std::fs::copy(env!("CARGO_BIN_EXE_paircode"), &lone).unwrap();
+    let missing = dir.path().join("paircode-daemon").display().to_string();
+    let bed = paircode_netbed::daemon::Daemons::new(&lone)?;
+    bed.init("alice")?;
+    let runs: [&[&str]; 3] = [
+        &["start", "--no-mdns"],
+        &["start", "--foreground", "--no-mdns"],
+        &["relay", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    ];
+    for args in runs {
+        let (error, code) = bed.json_error("alice", args)?;
+        assert_eq!(code, Some(1), "{args:?}: {error}");
+        assert_eq!(error["kind"], "daemon_start", "{args:?}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&missing), "{args:?}: {error}");
+        assert!(message.contains("cargo install --path cli"), "{error}");
+    }
+    let (error, code) = bed.json_error("alice", &["status"])?;
+    assert_eq!(code, Some(3), "nothing started: {error}");
+    Ok(())
+}

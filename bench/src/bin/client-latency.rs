@@ -353,28 +353,25 @@ fn table(
          arguments are built only for the one run), the current-thread runtime 0.05 ms, the \
          exchange with the daemon 0.1–0.3 ms on a quiet machine and up to a few ms under \
          load (the daemon's reply waits for its worker threads to be scheduled). The rest is \
-         exec of the 18 MB `paircode` binary (libp2p, the daemon and the client in one), a \
-         position-independent executable: the loader applies about 28,000 relative \
-         relocations at each start, writing to 115 pages, and `network devices` takes about \
-         290 page faults (`hello`: 70). Linked without PIE (`-no-pie` on the final link) it \
-         took about 170 and 0.3 ms less (an interleaved A/B, 400 runs each), which would \
-         have brought `network devices` within 1 ms of `/bin/true` in three of four runs; \
-         that link was measured and not kept, because the daemon, which parses what any \
-         peer sends, would then have its own code at a fixed address (no ASLR for the \
-         executable), a hardening loss not worth 0.3 ms per command. What stays: faults on the code and data the \
-         command touches, and malloc's first pages (`perf record -e page-faults`). Tried \
-         and not kept: stripping symbols (not loaded at run time: no fewer faults) and lazy \
-         binding (265 symbol relocations, 0.03 ms of the loader's time). Building only the \
-         run subcommand's arguments saved 0.16–0.2 ms per command (an interleaved A/B of \
-         `paircode --version` and `paircode status`, 400 runs each). Not tried: `panic = \
-         \"abort\"` (a panic in one of the daemon's tasks would then end the daemon, not the \
-         task), a statically linked C library (glibc's user lookups need NSS, loaded at run \
-         time), and `lto`/`codegen-units = 1` (the release build the demo and `cargo \
-         install` make would take several times longer; not measured). What one binary \
-         cannot reach: a separate client binary without libp2p and the daemon would start \
-         like `hello`, so by the parts above `network devices` would take about 0.3–0.5 ms \
-         over `/bin/true` (`hello`'s 0.14 ms, the runtime, the exchange with the daemon); \
-         the CLI was not split.\n",
+         exec of the `paircode` program. Since the CLI was split, that is a 6 MB client \
+         without libp2p; the daemon and the meeting point are `paircode-daemon` (16 MB), \
+         which `paircode start` and `paircode relay` run with their own arguments (`exec`: \
+         same pid, terminal and streams). The loader applies about 11,100 relative \
+         relocations at each start of the client (28,000 when libp2p, the daemon and the \
+         client were one 18 MB binary), and `network devices` takes about 197 page faults \
+         (290 before; `hello`: 70): in an interleaved A/B against the one binary (300 runs \
+         each, `perf stat -r 300`, three rounds), the split client took 0.19–0.24 ms less. \
+         Tried on the one binary and not kept: linking without PIE (`-no-pie`: about 0.3 ms \
+         less, but the daemon, which parses what any peer sends, would have its code at a \
+         fixed address; no ASLR), stripping symbols (not loaded at run time: no fewer \
+         faults) and lazy binding (265 symbol relocations, 0.03 ms of the loader's time). \
+         Building only the run subcommand's arguments saved 0.16–0.2 ms per command (an \
+         interleaved A/B of `paircode --version` and `paircode status`, 400 runs each). Not \
+         tried: `panic = \"abort\"` (a panic in one of the daemon's tasks would then end \
+         the daemon, not the task), a statically linked C library (glibc's user lookups \
+         need NSS, loaded at run time), and `lto`/`codegen-units = 1` (the release build \
+         the demo and `cargo install` make would take several times longer; not \
+         measured).\n",
         conditions.line(),
         row("`/bin/true`", t),
         row("`hello` (minimal Rust binary)", &samples[1]),
