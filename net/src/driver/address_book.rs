@@ -97,7 +97,7 @@ impl Slot {
 }
 
 pub(super) struct AddressBook {
-    /// Allocated in full at the start; grows past `max_peers` only when every slot holds a
+    /// Allocated in full at the start; grows only when every slot holds a
     /// spared peer (a user with that many paired devices), which no remote peer can cause.
     slots: Vec<Slot>,
     /// Which slot holds each peer. Reserved for twice the peers: a full table with
@@ -105,7 +105,6 @@ pub(super) struct AddressBook {
     /// when it holds more than half of its capacity).
     index: HashMap<Libp2pPeerId, usize>,
     clock: u64,
-    max_peers: usize,
 }
 
 impl AddressBook {
@@ -118,7 +117,6 @@ impl AddressBook {
             slots: vec![Slot::FREE; max_peers],
             index: HashMap::with_capacity(2 * max_peers),
             clock: 0,
-            max_peers,
         }
     }
 
@@ -289,11 +287,10 @@ mod tests {
     fn a_relayed_address_fits_and_a_longer_one_is_not_kept() {
         let mut book = AddressBook::with_max_peers(2);
         let (relay, peer) = (Libp2pPeerId::random(), Libp2pPeerId::random());
-        let relayed: Multiaddr = format!(
-            "/ip6/2001:db8::1/udp/4001/quic-v1/p2p/{relay}/p2p-circuit/p2p/{peer}"
-        )
-        .parse()
-        .unwrap();
+        let relayed: Multiaddr =
+            format!("/ip6/2001:db8::1/udp/4001/quic-v1/p2p/{relay}/p2p-circuit/p2p/{peer}")
+                .parse()
+                .unwrap();
         assert!(relayed.as_ref().len() <= MAX_ADDRESS_LEN);
         let long: Multiaddr = format!("/dns4/{}.example/tcp/4001", "a".repeat(120))
             .parse()
