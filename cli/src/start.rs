@@ -270,7 +270,7 @@ pub fn exec_daemon() -> CliError {
         Ok(program) => program,
         Err(e) => return e,
     };
-    let source = Command::new(&program)
+    let source = crate::memory::daemon_tunables(&mut Command::new(&program))
         .args(std::env::args_os().skip(1))
         .exec();
     CliError::DaemonProgram {
@@ -314,7 +314,7 @@ fn spawn_once(instance: &Instance, opts: &StartOptions, password: &str) -> Resul
     if opts.verbose {
         command.arg("--verbose");
     }
-    command
+    crate::memory::daemon_tunables(&mut command)
         .env_remove(password::ENV_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -386,11 +386,12 @@ fn address_flood(bed: &Daemons, pid: u32, identities: u64) -> Result<(u64, u64),
 
 /// Issue 11, item 3: three floods of 600 fresh identities, each advertising 250
 /// addresses through identify (450,000 addresses in all, some 36 MB if they were kept).
-/// The daemon keeps at most 8 addresses per peer and 1,024 peers, no identify cache, and
-/// trims its heap every 5 s, so it ends within 24 MiB of its baseline (measured: +14 to +18 MiB
-/// since the device runs relay, DCUtR and AutoNAT). (The issue's goal is
-/// 5 MiB; what remains is allocator high water and libp2p-stream 0.3.0-alpha keeping a
-/// channel per connection ever established, see RELIABILITY.md.)
+/// RSS 10 s after each flood must be within 5 MiB of the baseline (the issue's goal).
+/// The daemon keeps at most 8 addresses per peer and 256 peers in an address book
+/// allocated once, no identify cache, nothing per closed connection (libp2p-stream and
+/// libp2p-connection-limits are vendored with that fix), runs with one malloc arena and
+/// no per-thread cache, and trims its heap every 5 s (measured: +2.2 MB after each
+/// flood, ~1 MB of it the binary's pages the floods ran; see RELIABILITY.md).
 #[test]
 fn address_floods_leave_memory_bounded() -> TestResult {
     const IDENTITIES: u64 = 600;
@@ -422,7 +423,7 @@ fn address_floods_leave_memory_bounded() -> TestResult {
          (anonymous, file) {split_before:?} KiB before, {split_after:?} KiB after each"
     );
     assert!(
-        after[2] < rss_before + 24 * 1024,
+        after.iter().all(|&a| a < rss_before + 5 * 1024),
         "{rss_before} KiB before, {after:?} KiB after each flood"
     );
     timed_status(&bed, "alice")?;
