@@ -403,11 +403,7 @@ impl Daemon {
                             words: code.words(),
                             expires_secs: secs,
                         };
-                        if write_frame(&mut writer, &first).await.is_err() {
-                            handle.cancel();
-                            return;
-                        }
-                        self.run_session("initiator", expires_at, handle, writer, rx)
+                        self.run_session("initiator", expires_at, first, handle, writer, rx)
                             .await;
                         return;
                     }
@@ -422,14 +418,9 @@ impl Daemon {
                     .await
                 {
                     Ok(handle) => {
-                        if write_frame(&mut writer, &Response::Event(Event::Searching))
-                            .await
-                            .is_err()
-                        {
-                            handle.cancel();
-                            return;
-                        }
-                        self.run_session("joiner", None, handle, writer, rx).await;
+                        let first = Response::Event(Event::Searching);
+                        self.run_session("joiner", None, first, handle, writer, rx)
+                            .await;
                         return;
                     }
                     Err(e) => Response::Error(e.into()),
@@ -457,11 +448,14 @@ impl Daemon {
         let _ = timeout(REPLY_TIMEOUT, write_frame(&mut writer, &reply)).await;
     }
 
-    /// Relays a session's events to the CLI that started it, until the outcome.
+    /// Relays a session's events to the CLI that started it, `first` first, until the
+    /// outcome. The session is listed (`pair status`) before `first` goes: whoever reads
+    /// the code (or "searching") finds the session running.
     async fn run_session(
         &self,
         role: &'static str,
         expires_at: Option<Instant>,
+        first: Response,
         mut handle: PairingHandle,
         mut writer: tokio::net::unix::OwnedWriteHalf,
         mut requests: mpsc::Receiver<Request>,
@@ -477,7 +471,14 @@ impl Daemon {
         // What the save on `StoreRequested` gave: the device as listed, or why it failed
         // (the file and the OS's reason, more use to the user than "not stored").
         let mut saved: Option<Saved> = None;
+        // The device list's generation that save made, recorded once the session is over
+        // (`DeviceList::save_list`): nobody waits for that.
+        let mut unrecorded: Option<u64> = None;
         let mut cli_gone = false;
+        if write_frame(&mut writer, &first).await.is_err() {
+            cli_gone = true;
+            handle.cancel();
+        }
         loop {
             tokio::select! {
                 event = handle.next_event() => {
@@ -504,8 +505,16 @@ impl Daemon {
                         PairingEvent::StoreRequested(device) => {
                             self.set_stage(format!("saving the pairing with {}", device.info.name));
                             let previous = self.devices.lock().expect("devices lock").get_mut(&device.peer).map(|r| r.clone());
-                            let result = self.remember(&device);
+                            let result = self.remember(&device).map(|(view, generation)| {
+                                unrecorded = Some(generation);
+                                view
+                            });
+                            // The answer first: the initiator's `Done` waits for it, and what
+                            // `welcome` asks of the node would otherwise go out before it.
                             handle.stored(&device.peer, result.is_ok());
+                            if result.is_ok() {
+                                self.welcome(&device);
+                            }
                             saved = Some(Saved { peer: device.peer.clone(), previous, result });
                             continue;
                         }
@@ -561,6 +570,12 @@ impl Daemon {
             }
         }
         *self.session.lock().expect("session lock") = None;
+        if let Some(generation) = unrecorded {
+            // Under the lock every save takes, so no other save writes the identity file
+            // meanwhile.
+            let _devices = self.devices.lock().expect("devices lock");
+            crate::devices::record_generation(&self.vault, generation);
+        }
     }
 
     fn set_stage(&self, stage: String) {
@@ -592,25 +607,33 @@ impl Daemon {
         }
     }
 
-    /// Persists a new pairing before anyone is told it succeeded.
-    fn remember(&self, device: &PairedDevice) -> Result<DeviceView, DaemonError> {
+    /// Persists a new pairing before anyone is told it succeeded: the device list alone,
+    /// whose generation the caller records later (`record_generation`).
+    fn remember(&self, device: &PairedDevice) -> Result<(DeviceView, u64), DaemonError> {
         let record = DeviceRecord::from_pairing(device, unix_now());
         let view = record.view(true);
         let mut devices = self.devices.lock().expect("devices lock");
         let mut updated = devices.clone();
         updated.upsert(record);
-        updated
-            .save(&self.vault)
+        let generation = updated
+            .save_list(&self.vault)
             .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
         *devices = updated;
+        tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
+        Ok((view, generation))
+    }
+
+    /// Tells the node of a pairing just remembered: the device is online (the pairing
+    /// ran over a connection to it), presence greets it, and the two meet under its
+    /// rendezvous key from now on.
+    fn welcome(&self, device: &PairedDevice) {
         self.online
             .lock()
             .expect("online lock")
             .insert(device.peer.clone());
         let _ = self.node.add_paired(device.peer.clone());
+        let devices = self.devices.lock().expect("devices lock");
         crate::meeting_points::set_rendezvous(&self.node, devices.devices.iter());
-        tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
-        Ok(view)
     }
 
     fn unpair(&self, who: &str) -> Response {

@@ -147,33 +147,25 @@ impl DeviceList {
         Ok(list)
     }
 
-    /// Saves the list as its next generation and records that generation in the identity
-    /// file, in one durable step: both files are written and fsynced under temporary
-    /// names, the list is renamed into place, then the identity, and the directory is
-    /// fsynced once (three flushes instead of four: a pairing waits for this on both
-    /// devices, one after the other). In that order a crash leaves the list as new as the
-    /// record or newer (accepted by [`load`](Self::load)), never older. Failing to record
-    /// the generation is logged and not an error: the list is saved, and only the check
-    /// against a rollback to the generation just before is weaker until the next save.
+    /// Saves the list as its next generation ([`save_list`](Self::save_list)), then
+    /// records that generation in the identity file ([`record_generation`]).
     pub fn save(&self, vault: &Vault) -> Result<(), StoreError> {
+        let generation = self.save_list(vault)?;
+        record_generation(vault, generation);
+        Ok(())
+    }
+
+    /// Saves the list durably as its next generation, one fsync chain: written and
+    /// fsynced under a temporary name, renamed into place, the directory fsynced. The
+    /// generation is not recorded yet: a pairing waits for this alone, on both devices one
+    /// after the other, and its caller records the generation with [`record_generation`]
+    /// once nobody waits (two more flushes off that path).
+    pub fn save_list(&self, vault: &Vault) -> Result<u64, StoreError> {
         let list = vault.stage(DEVICES_FILE, self)?;
         let generation = list.generation();
-        let record = load_identity(vault).and_then(|identity| match identity {
-            // At `init` the list is written first, and the identity records none yet.
-            None => Ok(None),
-            Some(mut identity) if identity.devices_generation < generation => {
-                identity.devices_generation = generation;
-                vault.stage(IDENTITY_FILE, &identity).map(Some)
-            }
-            Some(_) => Ok(None),
-        });
         list.commit()?;
-        let recorded = record.and_then(|staged| staged.map_or(Ok(()), |s| s.commit()));
         vault.sync_dir()?;
-        if let Err(e) = recorded {
-            tracing::warn!("recording the device list's generation {generation}: {e}");
-        }
-        Ok(())
+        Ok(generation)
     }
 
     /// A re-pairing with a known peer replaces its record: the new secret wins.
@@ -238,6 +230,28 @@ pub fn host_name() -> String {
 /// A name other devices can be shown, checked as the core checks it.
 pub fn device_name(value: &str) -> Result<String, paircode_core::device::DeviceInfoError> {
     paircode_core::DeviceInfo::new(value).map(|info| info.name)
+}
+
+/// Records that the device list reached `generation` in the identity file (the rollback
+/// check of [`DeviceList::load`]), unless it records as new a one already. Always after
+/// the list is durable: a crash before or during this leaves the list newer than its
+/// record, which loads, never older. Failing is logged and not an error: the list is
+/// saved, and only the check against a rollback to the generations just before is weaker
+/// until the next save records a newer one.
+pub fn record_generation(vault: &Vault, generation: u64) {
+    let recorded = load_identity(vault).and_then(|identity| match identity {
+        // At `init` the list is written first, and the identity records none yet.
+        None => Ok(()),
+        Some(mut identity) if identity.devices_generation < generation => {
+            identity.devices_generation = generation;
+            vault.stage(IDENTITY_FILE, &identity)?.commit()?;
+            vault.sync_dir()
+        }
+        Some(_) => Ok(()),
+    });
+    if let Err(e) = recorded {
+        tracing::warn!("recording the device list's generation {generation}: {e}");
+    }
 }
 
 pub fn load_identity(vault: &Vault) -> Result<Option<IdentityRecord>, StoreError> {
@@ -342,6 +356,26 @@ mod tests {
         loaded.save(&after).unwrap();
         assert_eq!(recorded(&after), 4);
         assert_eq!(after.generation(DEVICES_FILE), Some(4));
+    }
+
+    /// A pairing's save: the list alone first (what the pairing waits for), which loads
+    /// while its record lags; the record catches up afterwards, never backwards.
+    #[test]
+    fn the_list_saved_alone_loads_and_its_record_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = store(dir.path());
+        let mut list = DeviceList::default();
+        list.upsert(record(1, "phone"));
+        let generation = list.save_list(&vault).unwrap();
+        assert_eq!(generation, 2);
+        assert_eq!(recorded(&vault), 0, "not recorded yet");
+        let again = Vault::open(dir.path(), IDENTITY_FILE, b"pw").unwrap();
+        assert_eq!(DeviceList::load(&again).unwrap().devices.len(), 1);
+        record_generation(&vault, generation);
+        assert_eq!(recorded(&vault), 2);
+        record_generation(&vault, 1);
+        assert_eq!(recorded(&vault), 2);
+        assert_eq!(names_in(dir.path()), vec![DEVICES_FILE, IDENTITY_FILE]);
     }
 
     /// The other order, which a save never leaves: a record newer than the list is a list

@@ -127,6 +127,17 @@ impl PairingHost {
         self.current.as_ref().map(|c| &c.pairing)
     }
 
+    /// Whether the running session owes `peer` its verdict and gives it as soon as the
+    /// embedder answers `Action::Store` (or at the store deadline): the initiator stores
+    /// the pairing `peer` just proved. The `Done` then needs nobody's decision, so a
+    /// driver that answers requests may keep the response to `peer`'s `Prove` open and
+    /// send the `Done` in it, saving the stream a request of its own would open.
+    pub fn verdict_pending(&self, peer: &PeerId) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.pairing.verdict_pending(peer))
+    }
+
     /// The finished initiator still answering repeats, for status displays and tests.
     pub fn lingering(&self) -> Option<&Pairing> {
         self.lingering.as_ref().map(|l| &l.pairing)

@@ -127,6 +127,13 @@ impl Initiator {
         }
     }
 
+    /// Whether `peer` proved the code and its verdict waits only for the embedder's
+    /// answer to `Action::Store` (or the store deadline): a `Done` to `peer` follows
+    /// without anyone else's say.
+    pub fn verdict_pending(&self, peer: &PeerId) -> bool {
+        matches!(&self.state, State::Storing { device, .. } if &device.peer == peer)
+    }
+
     /// When the code expires.
     pub fn expires_at(&self) -> Instant {
         self.expires_at

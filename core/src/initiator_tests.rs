@@ -148,6 +148,27 @@ fn valid_proof_with_auto_accept_completes() {
     assert_eq!(a.poll_timeout(), None);
 }
 
+/// The verdict waits only for the store: a driver may hold bob's request open for it,
+/// and not while the user decides.
+#[test]
+fn the_verdict_is_pending_only_while_storing() {
+    let mut f = Fixture::new();
+    let mut a = open(&mut f);
+    let (_, prove) = up_to_prove(&mut f, &mut a);
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    let _ = drain(&mut a);
+    assert_eq!(state(&a), InitiatorState::Confirming);
+    assert!(!a.verdict_pending(&f.bob.peer));
+    a.handle_confirm(&f.bob.peer, true, f.at(4));
+    let out = drain(&mut a);
+    assert_eq!(state(&a), InitiatorState::Storing);
+    assert!(a.verdict_pending(&f.bob.peer));
+    assert!(!a.verdict_pending(&device(9, "eve").peer));
+    let out = stored(&mut a, &out, f.at(4));
+    assert_eq!(verdicts(&out, &f.bob.peer), vec![Outcome::Accepted]);
+    assert!(!a.verdict_pending(&f.bob.peer));
+}
+
 #[test]
 fn valid_proof_without_auto_accept_asks_the_user() {
     let mut f = Fixture::new();

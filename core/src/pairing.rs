@@ -179,6 +179,16 @@ impl Pairing {
         }
     }
 
+    /// Whether a `Done` to `peer` is on its way as soon as the embedder answers
+    /// `Action::Store`: an initiator storing the pairing `peer` proved. A driver may hold
+    /// the response to `peer`'s request open for it (see `PairingHost::verdict_pending`).
+    pub fn verdict_pending(&self, peer: &PeerId) -> bool {
+        match self {
+            Pairing::Initiator(i) => i.verdict_pending(peer),
+            Pairing::Joiner(_) => false,
+        }
+    }
+
     /// Whether this is the initiator's side.
     pub fn is_initiator(&self) -> bool {
         matches!(self, Pairing::Initiator(_))

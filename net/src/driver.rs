@@ -30,6 +30,7 @@ use paircode_core::{
 mod address_book;
 mod connections;
 mod direct;
+mod held;
 mod observed;
 mod presence;
 mod publication;
@@ -86,6 +87,8 @@ where
     /// The request being handled: a message the core sends to its author goes back as the
     /// response.
     reply_to: Option<(Libp2pPeerId, ResponseChannel<Vec<u8>>)>,
+    /// A `Prove`'s response, open until the store's verdict (see `held`).
+    held: Option<held::Held>,
     /// Pairing messages under way, and with whom (see `direct`: a relayed connection is
     /// closed only once nothing is under way on it).
     responses_in_flight: HashMap<InboundRequestId, Libp2pPeerId>,
@@ -153,6 +156,7 @@ where
             our_dials: HashMap::new(),
             connections,
             reply_to: None,
+            held: None,
             responses_in_flight: HashMap::new(),
             requests_in_flight: HashMap::new(),
             lookups: HashSet::new(),
@@ -250,6 +254,7 @@ where
             self.reach.poll_timeout(),
             self.rendezvous.poll_timeout(),
             self.publication.poll_timeout(),
+            self.held.as_ref().map(held::Held::deadline),
         ]
         .into_iter()
         .flatten()
@@ -273,6 +278,7 @@ where
         self.reach_timeout(now);
         self.rendezvous_timeout(now);
         self.publication_timeout(now);
+        self.release_held(now);
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -447,7 +453,9 @@ where
         }
         // Presence gives a greeting stranger time only while a pairing may be completing.
         let running = self.host.session().is_some();
-        self.presence.handle_pairing(running, Instant::now());
+        let now = Instant::now();
+        self.presence.handle_pairing(running, now);
+        self.release_held(now);
     }
 
     fn carry_out(&mut self, action: Action) {
@@ -500,8 +508,9 @@ where
         self.session_ended();
     }
 
-    /// Delivers bytes to a peer: as the response to its request if we are answering one,
-    /// over an existing connection, or after dialing it.
+    /// Delivers bytes to a peer: as the response to its request if we are answering one
+    /// or hold one open for it (see `held`), over an existing connection, or after
+    /// dialing it.
     fn send(&mut self, peer: &PeerId, bytes: Vec<u8>) {
         let Ok(peer) = peer.to_libp2p() else {
             return;
@@ -514,6 +523,9 @@ where
                 return;
             }
         }
+        let Some(bytes) = self.reply_held(peer, bytes) else {
+            return;
+        };
         if self.swarm.is_connected(&peer) {
             self.request(peer, bytes);
             return;
@@ -783,7 +795,7 @@ where
                 self.reply_to = Some((peer, channel));
                 self.on_message(peer, &request);
                 if let Some((_, channel)) = self.reply_to.take() {
-                    self.respond(channel, Vec::new());
+                    self.answer_or_hold(peer, channel, Instant::now());
                 }
             }
             Event::Message {

@@ -6,8 +6,9 @@
 //! small and self-contained. The core's exchange is not strictly request/response (an
 //! initiator may send `Done{Busy}` or a late `Done{Accepted}` unprompted), so every core
 //! message is a request, and a response carries at most one more core message: the reply
-//! the core produced while handling that request, or nothing (an empty response). For the
-//! honest path this means Join→Challenge and Prove→Done each use a single stream.
+//! the core produced while handling that request (or, for a `Prove`, the `Done` that
+//! follows the initiator's store: see `driver::held`), or nothing (an empty response). For
+//! the honest path this means Join→Challenge and Prove→Done each use a single stream.
 //!
 //! Framing is a 4-byte big-endian length followed by the bytes, and the length is checked
 //! against [`MAX_MESSAGE_LEN`] before anything is allocated, so a peer cannot make us

@@ -339,15 +339,17 @@ fn table(
          since protocol v3 a pairing itself waits for more (below).\n\n\
          Where a warm pairing's time goes beyond the floor: the two devices store one after \
          the other (persist before accepting: the initiator stores before it sends \
-         `Accepted`, the joiner once it has it), which the second floor row counts. Each \
-         store also records the device list's generation in the identity file (the rollback \
-         check): both files are written and fsynced under temporary names, the list is \
-         renamed into place, then the identity file, and the directory is fsynced once, so \
-         a store costs three flushes where one chain costs two (before, the two files were \
-         saved one after the other: four). Renames in one directory reach the disk in \
-         order, so a crash between the two leaves the list newer than its record, which \
-         loads. Beyond that: the join process's exec, and each daemon's hand-over of the \
-         store request to its saving task and back.\n\n\
+         `Accepted`, the joiner once it has it), which the second floor row counts. A \
+         pairing's store is one chain: the device list is written and fsynced under a \
+         temporary name, renamed into place and the directory fsynced; recording the list's \
+         generation in the identity file (the rollback check, two more flushes) follows once \
+         the session has ended, off the path anyone waits on. The initiator's `Done` rides \
+         the response to the joiner's `Prove`, held open while it stores, so the pairing \
+         takes two streams (`Join` → `Challenge`, `Prove` → `Done`); each still waits one \
+         loopback round trip for its protocol's confirmation before its message (a direct \
+         connection's pairing streams are negotiated eagerly, see net/src/negotiation.rs). \
+         Beyond that: the join process's exec, and each daemon's hand-over of the store \
+         request from the node's task to its session task and back.\n\n\
          Where a client command's time goes beyond `/bin/true` (`paircode --verbose` prints \
          these per run): parsing the arguments with clap takes about 0.2 ms (subcommands' \
          arguments are built only for the one run), the current-thread runtime 0.05 ms, the \
