@@ -361,8 +361,10 @@ fn table(
          same pid, terminal and streams). The loader applies about 11,100 relative \
          relocations at each start of the client (28,000 when libp2p, the daemon and the \
          client were one 18 MB binary), and `network devices` takes about 197 page faults \
-         (290 before; `hello`: 70): in an interleaved A/B against the one binary (300 runs \
-         each, `perf stat -r 300`, three rounds), the split client took 0.19–0.24 ms less. \
+         (290 before; `hello`: 70). In an interleaved A/B against the one binary on \
+         2026-11-30 (`perf stat -r 300` per build and round, load 1.0–1.5), `network \
+         devices` took 1.61–1.68 ms split against 1.85–1.88 ms in one binary in the two \
+         steady rounds (a first round, while the machine was busier, 1.68 against 2.31). \
          Tried on the one binary and not kept: linking without PIE (`-no-pie`: about 0.3 ms \
          less, but the daemon, which parses what any peer sends, would have its code at a \
          fixed address; no ASLR), stripping symbols (not loaded at run time: no fewer \
