@@ -233,7 +233,7 @@ pub fn device_name(value: &str) -> Result<String, paircode_core::device::DeviceI
 }
 
 /// Records that the device list reached `generation` in the identity file (the rollback
-/// check of [`DeviceList::load`]), unless it records as new a one already. Always after
+/// check of [`DeviceList::load`]), unless it already records this one or a newer one. Always after
 /// the list is durable: a crash before or during this leaves the list newer than its
 /// record, which loads, never older. Failing is logged and not an error: the list is
 /// saved, and only the check against a rollback to the generations just before is weaker

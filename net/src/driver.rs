@@ -272,13 +272,13 @@ where
     fn on_timeout(&mut self) {
         let now = Instant::now();
         self.host.handle_timeout(now);
+        // Also ends a held response whose bound has passed (`release_held`).
         self.drain();
         self.presence.handle_timeout(now);
         self.drain_presence();
         self.reach_timeout(now);
         self.rendezvous_timeout(now);
         self.publication_timeout(now);
-        self.release_held(now);
     }
 
     fn emit(&mut self, event: NodeEvent) {
