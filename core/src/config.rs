@@ -20,6 +20,10 @@ pub struct Config {
     pub attempt_timeout: Duration,
     /// How soon a joiner asks a peer again after it said it holds no session (joiner).
     pub retry_interval: Duration,
+    /// How soon a joiner sends again to a peer its last send could not reach (the
+    /// connection failed or closed); doubled after each such failure in a row, up to
+    /// `retry_interval` (joiner).
+    pub redial_interval: Duration,
     /// How often a searching joiner repeats its DHT lookup (joiner).
     pub lookup_interval: Duration,
     /// How long the local user has to answer a confirmation (both); a joiner that proved
@@ -45,6 +49,7 @@ impl Default for Config {
             join_timeout: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(3),
             retry_interval: Duration::from_secs(1),
+            redial_interval: Duration::from_millis(25),
             lookup_interval: Duration::from_secs(2),
             confirm_timeout: Duration::from_secs(120),
             store_timeout: Duration::from_secs(10),
@@ -65,6 +70,7 @@ impl Config {
             join_timeout: cap(self.join_timeout),
             attempt_timeout: cap(self.attempt_timeout),
             retry_interval: cap(self.retry_interval),
+            redial_interval: cap(self.redial_interval),
             lookup_interval: cap(self.lookup_interval),
             confirm_timeout: cap(self.confirm_timeout),
             store_timeout: cap(self.store_timeout),
@@ -92,6 +98,7 @@ mod tests {
             join_timeout: huge,
             attempt_timeout: huge,
             retry_interval: huge,
+            redial_interval: huge,
             lookup_interval: huge,
             confirm_timeout: huge,
             store_timeout: huge,

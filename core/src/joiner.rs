@@ -99,6 +99,9 @@ struct Proving {
 struct Candidate {
     attempt: Option<Box<Attempt>>,
     status: Status,
+    /// Sends in a row that could not reach this peer; each doubles the wait before the
+    /// next (see [`Config::redial_interval`]).
+    unreached: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -263,7 +266,7 @@ impl Joiner {
                 proving.deadline = proving.deadline.min(now + self.ctx.cfg.attempt_timeout);
             }
             State::Searching(search) if search.in_flight(peer) => {
-                let retry = now + self.ctx.cfg.retry_interval;
+                let retry = now + search.redial_delay(peer, &self.ctx.cfg);
                 search.set_status(peer, Status::RetryAt(retry));
                 search.pump(&mut self.ctx, now);
             }
@@ -406,6 +409,7 @@ impl Joiner {
             Some(Candidate {
                 attempt: Some(attempt),
                 status,
+                ..
             }) if *status != Status::Dead => attempt,
             _ => return, // unsolicited
         };
@@ -531,6 +535,7 @@ impl Joiner {
                         Candidate {
                             attempt: None,
                             status: Status::RetryAt(now + retry_interval),
+                            unreached: 0,
                         },
                     );
                     return State::Searching(search);
@@ -638,6 +643,9 @@ impl Search {
         if proven_expired {
             return Heard::ProvenExpired;
         }
+        if let Some(candidate) = self.candidates.get_mut(peer) {
+            candidate.unreached = 0; // it answered: reachable
+        }
         let next = match reason {
             // That attempt is over on the other side, or the claim is one anybody could
             // make: the next attempt gets a fresh nonce, so a late copy of this answer
@@ -658,6 +666,21 @@ impl Search {
         Heard::Nothing
     }
 
+    /// How long to wait before sending again to a peer our last send could not reach:
+    /// `redial_interval`, doubled for each such send in a row, at most `retry_interval`.
+    /// A refused connection is often a full handshake queue on the other side (a
+    /// connection flood) that has room a moment later, so the first redials come soon.
+    fn redial_delay(&mut self, peer: &PeerId, cfg: &Config) -> std::time::Duration {
+        let Some(candidate) = self.candidates.get_mut(peer) else {
+            return cfg.retry_interval;
+        };
+        let doublings = candidate.unreached.min(16);
+        candidate.unreached = candidate.unreached.saturating_add(1);
+        cfg.redial_interval
+            .saturating_mul(1 << doublings)
+            .min(cfg.retry_interval)
+    }
+
     fn in_flight(&self, peer: &PeerId) -> bool {
         matches!(
             self.candidates.get(peer).map(|c| c.status),
@@ -669,6 +692,7 @@ impl Search {
         let candidate = self.candidates.entry(peer.clone()).or_insert(Candidate {
             attempt: None,
             status,
+            unreached: 0,
         });
         candidate.status = status;
     }

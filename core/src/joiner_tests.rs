@@ -629,19 +629,66 @@ fn losing_the_proven_peer_ends_the_wait_soon() {
 }
 
 #[test]
-fn an_unreachable_candidate_is_asked_again_later() {
+fn an_unreachable_candidate_is_asked_again_soon_then_less_often() {
+    let mut f = Fixture::new();
+    f.cfg.lookup_interval = std::time::Duration::from_secs(60); // only retries are due
+    let mut b = searching(&mut f);
+    b.handle_peer(&peer(1), f.now);
+    drain(&mut b);
+    let mut now = f.at(1);
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        b.handle_unreachable(&peer(1), now);
+        let retry = b.poll_timeout().expect("a retry is due");
+        waits.push(retry - now);
+        b.handle_timeout(retry);
+        assert!(matches!(
+            sent_to(&drain(&mut b), &peer(1)).as_slice(),
+            [Message::Join(_)]
+        ));
+        now = retry;
+    }
+    let ms = |n| std::time::Duration::from_millis(n);
+    assert_eq!(
+        waits,
+        [
+            ms(25),
+            ms(50),
+            ms(100),
+            ms(200),
+            ms(400),
+            ms(800),
+            ms(1000),
+            ms(1000)
+        ]
+    );
+}
+
+/// An answer shows the peer is reachable: the next unreachable send starts the doubling
+/// from `redial_interval` again.
+#[test]
+fn an_answer_resets_the_redial_wait() {
     let mut f = Fixture::new();
     let mut b = searching(&mut f);
     b.handle_peer(&peer(1), f.now);
     drain(&mut b);
-    b.handle_unreachable(&peer(1), f.at(1));
+    for _ in 0..3 {
+        b.handle_unreachable(&peer(1), f.now);
+        let retry = b.poll_timeout().expect("a retry is due");
+        b.handle_timeout(retry);
+        drain(&mut b);
+    }
+    b.handle_message(
+        &peer(1),
+        &reject(&b, &peer(1), RejectReason::NoSession),
+        f.at(1),
+    );
     let retry = f.at(1) + f.cfg.retry_interval;
     assert_eq!(b.poll_timeout(), Some(retry));
     b.handle_timeout(retry);
-    assert!(matches!(
-        sent_to(&drain(&mut b), &peer(1)).as_slice(),
-        [Message::Join(_)]
-    ));
+    drain(&mut b);
+    b.handle_unreachable(&peer(1), retry);
+    assert_eq!(b.poll_timeout(), Some(retry + f.cfg.redial_interval));
 }
 
 /// Issue 10, item 4: the joiner completes only once its embedder stored the pairing.

@@ -76,6 +76,8 @@ impl NetConfig {
 pub struct Links {
     cut: BTreeSet<(NodeId, NodeId)>,
     confined: BTreeMap<NodeId, BTreeSet<NodeId>>,
+    /// Nodes that refuse connections until the given offset.
+    refusing: BTreeMap<NodeId, Duration>,
 }
 
 impl Links {
@@ -86,6 +88,15 @@ impl Links {
     /// `node` reaches only `peers` (and they it), from now on.
     pub fn confine(&mut self, node: NodeId, peers: impl IntoIterator<Item = NodeId>) {
         self.confined.insert(node, peers.into_iter().collect());
+    }
+
+    pub fn refuse_until(&mut self, node: NodeId, until: Duration) {
+        self.refusing.insert(node, until);
+    }
+
+    /// Whether `node` refuses connections at `at`.
+    pub fn refusing(&self, node: NodeId, at: Duration) -> bool {
+        self.refusing.get(&node).is_some_and(|until| at < *until)
     }
 
     pub fn connected(&self, a: NodeId, b: NodeId) -> bool {

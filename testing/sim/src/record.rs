@@ -84,6 +84,9 @@ pub enum Fate {
     Lost,
     /// No route between the two peers (partitioned, or the address is unknown).
     Unreachable,
+    /// The receiver refused the connection (its handshake queue was full, as during a
+    /// connection flood); the sender is told one round trip later.
+    Refused,
     /// Scheduled for delivery at this offset; `copy` > 0 marks a network duplicate.
     InFlight {
         arrives: Duration,

@@ -30,6 +30,8 @@ pub enum StepKind {
     Timer,
     Deliver,
     Discover,
+    /// A node learned that its send was not delivered.
+    Unreachable,
     Confirm,
     Store,
     Tick,
@@ -82,6 +84,11 @@ enum Event {
         bytes: Vec<u8>,
     },
     Discover {
+        node: NodeId,
+        peer: PeerId,
+    },
+    /// `node`'s send to `peer` could not be delivered (its connection was refused).
+    Unreachable {
         node: NodeId,
         peer: PeerId,
     },
@@ -203,6 +210,12 @@ impl Simulator {
     /// No route between `a` and `b` from now on.
     pub fn cut(&mut self, a: NodeId, b: NodeId) {
         self.links.cut(a, b);
+    }
+
+    /// `node` refuses every connection until `until` (virtual time since the start): a
+    /// sender learns it one round trip later, as a dial reset by a full handshake queue.
+    pub fn refuse_until(&mut self, node: NodeId, until: Duration) {
+        self.links.refuse_until(node, until);
     }
 
     /// `node` reaches only `peers` from now on (and only they reach it).
@@ -346,6 +359,12 @@ impl Simulator {
                 self.nodes[node].host.handle_peer(&peer, now);
                 self.settle(node);
                 (StepKind::Discover, node)
+            }
+            Event::Unreachable { node, peer } => {
+                let now = self.now();
+                self.nodes[node].host.handle_unreachable(&peer, now);
+                self.settle(node);
+                (StepKind::Unreachable, node)
             }
             Event::Confirm { node, peer, accept } => {
                 let now = self.now();
@@ -635,6 +654,21 @@ impl Simulator {
             });
             return;
         };
+        if self.links.refusing(target, sent) {
+            self.net_log.push(NetRecord {
+                at: sent,
+                msg,
+                fate: Fate::Refused,
+            });
+            let round_trip =
+                2 * duration_between(&mut self.rng, self.net.latency.0, self.net.latency.1);
+            let event = Event::Unreachable {
+                node: from,
+                peer: to.clone(),
+            };
+            self.schedule(sent + round_trip, CLASS_OTHER, event);
+            return;
+        }
         let delays = self.net.draw_copies(&mut self.rng);
         if delays.is_empty() {
             self.net_log.push(NetRecord {

@@ -272,3 +272,32 @@ fn a_late_accept_does_not_make_the_pairing_one_sided() {
         bob.failed()
     );
 }
+
+/// Issue 11, item 1 (found in the test bed, reproduced here). During a connection flood
+/// Alice's handshake queue is full and Bob's dial is reset; Bob asked her again only after
+/// `retry_interval` (1 s), and his DHT lookup after 2 s, so a pairing that the flood
+/// delayed by a few milliseconds took one or two seconds. A refused connection is redialed
+/// soon (`redial_interval`, doubling), so the pairing completes shortly after Alice has room.
+#[test]
+fn a_refused_connection_is_redialed_soon() {
+    let room_at = Duration::from_millis(300);
+    let scenario = Scenario {
+        cfg: Config::default(),
+        confirm: ConfirmPolicy::AutoAccept,
+        ..Scenario::honest(12)
+    };
+    let mut world = scenario.build(Instant::now());
+    world.sim.refuse_until(world.alice, room_at);
+    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
+    let refused = world
+        .sim
+        .net_log()
+        .iter()
+        .filter(|r| r.fate == paircode_sim::record::Fate::Refused)
+        .count();
+    let (at, _) = world.sim.node(world.bob).completed().expect("bob paired");
+    assert!(world.sim.node(world.alice).completed().is_some());
+    // Redials at 25, 50, 100 and 200 ms after each reset: the fifth dial finds room.
+    assert_eq!(refused, 4, "dials refused before alice had room");
+    assert!(at < room_at * 2, "paired only {at:?} after the start");
+}
