@@ -178,6 +178,15 @@ impl PairingHost {
         }
     }
 
+    /// A DHT lookup the session asked for ended without reaching any DHT peer: a
+    /// searching joiner looks up again soon (see `Pairing::handle_lookup_failed`).
+    pub fn handle_lookup_failed(&mut self, now: Instant) {
+        if let Some(current) = &mut self.current {
+            current.pairing.handle_lookup_failed(now);
+            self.collect(now);
+        }
+    }
+
     /// The connection to `peer` closed, or a message to it could not be delivered. A
     /// joiner then stops waiting for that peer, which moves its timers.
     pub fn handle_unreachable(&mut self, peer: &PeerId, now: Instant) {

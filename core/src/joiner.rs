@@ -65,6 +65,10 @@ struct Search {
     /// When the search gives up.
     deadline: Instant,
     next_lookup: Instant,
+    /// Lookups of this search that reached no DHT peer; each doubles the wait before the
+    /// next (see `handle_lookup_failed`). Never reset, so that lookups that keep failing
+    /// (no DHT peer at all) come no more often than `lookup_interval` after the first few.
+    failed_lookups: u32,
     candidates: BTreeMap<PeerId, Candidate>,
     /// Candidates waiting for a free slot, the next first.
     queue: VecDeque<PeerId>,
@@ -159,6 +163,7 @@ impl Joiner {
         let search = Search {
             deadline: now + cfg.join_timeout,
             next_lookup: now + cfg.lookup_interval,
+            failed_lookups: 0,
             candidates: BTreeMap::new(),
             queue: VecDeque::new(),
         };
@@ -218,6 +223,24 @@ impl Joiner {
             Some(Status::Queued | Status::InFlight { .. } | Status::Dead) => {}
         }
         search.pump(&mut self.ctx, now);
+    }
+
+    /// A DHT lookup ended without reaching any DHT peer (every one it tried refused or
+    /// failed, as during a connection flood, or none is known): the next comes after
+    /// `redial_interval`, doubled for each failed lookup of the search, instead of a whole
+    /// `lookup_interval`, which stays the longest wait.
+    pub(crate) fn handle_lookup_failed(&mut self, now: Instant) {
+        let State::Searching(search) = &mut self.state else {
+            return;
+        };
+        let cfg = &self.ctx.cfg;
+        let doublings = search.failed_lookups.min(16);
+        search.failed_lookups = search.failed_lookups.saturating_add(1);
+        let wait = cfg
+            .redial_interval
+            .saturating_mul(1 << doublings)
+            .min(cfg.lookup_interval);
+        search.next_lookup = search.next_lookup.min(now + wait);
     }
 
     pub(crate) fn handle_message(&mut self, peer: &PeerId, bytes: &[u8], now: Instant) {

@@ -772,3 +772,40 @@ fn the_initiators_failed_store_reaches_the_user() {
         .to_string()
         .contains("the other device could not save the pairing"));
 }
+
+/// Issue 11, item 1: a lookup that reached no DHT peer is repeated after
+/// `redial_interval`, doubling, and never more often than `lookup_interval` once doubled
+/// that far (a node with no DHT peer at all must not look up in a tight loop).
+#[test]
+fn a_failed_lookup_is_repeated_soon_then_less_often() {
+    let mut f = Fixture::new();
+    let mut b = searching(&mut f);
+    drain(&mut b);
+    let mut now = f.now;
+    let mut waits = Vec::new();
+    for _ in 0..9 {
+        b.handle_lookup_failed(now);
+        let next = b.poll_timeout().expect("a lookup is due");
+        waits.push(next - now);
+        b.handle_timeout(next);
+        assert!(drain(&mut b)
+            .iter()
+            .any(|a| matches!(a, Action::Lookup { .. })));
+        now = next;
+    }
+    let ms = |n| std::time::Duration::from_millis(n);
+    assert_eq!(
+        waits,
+        [
+            ms(25),
+            ms(50),
+            ms(100),
+            ms(200),
+            ms(400),
+            ms(800),
+            ms(1600),
+            ms(2000),
+            ms(2000)
+        ]
+    );
+}

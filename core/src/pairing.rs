@@ -94,6 +94,14 @@ impl Pairing {
         }
     }
 
+    /// A DHT lookup (`Action::Lookup`) ended without reaching any DHT peer. Only a
+    /// searching joiner acts on it: it looks up again soon, which moves its timer.
+    pub fn handle_lookup_failed(&mut self, now: Instant) {
+        if let Pairing::Joiner(j) = self {
+            j.handle_lookup_failed(now);
+        }
+    }
+
     /// The connection to `peer` is gone or a message could not be delivered. Only a
     /// joiner acts on it (an initiator's attempts run out by themselves): it retries the
     /// peer later, or shortens its wait for that peer's verdict; both move its timers.

@@ -876,14 +876,20 @@ where
                 id,
                 result: QueryResult::GetProviders(result),
                 step,
-                ..
+                stats,
             } if self.lookups.contains(&id) => {
-                if step.last {
-                    self.lookups.remove(&id);
-                }
                 if let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result {
                     for peer in providers {
                         self.discovered(peer, Discovery::Dht);
+                    }
+                }
+                if step.last {
+                    self.lookups.remove(&id);
+                    // No DHT peer answered (a refused dial during a flood, none known):
+                    // the core decides when to look again.
+                    if stats.num_successes() == 0 {
+                        self.host.handle_lookup_failed(Instant::now());
+                        self.drain();
                     }
                 }
             }

@@ -32,6 +32,8 @@ pub enum StepKind {
     Discover,
     /// A node learned that its send was not delivered.
     Unreachable,
+    /// A node's DHT lookup reached no DHT peer.
+    LookupFailed,
     Confirm,
     Store,
     Tick,
@@ -91,6 +93,10 @@ enum Event {
     Unreachable {
         node: NodeId,
         peer: PeerId,
+    },
+    /// `node`'s DHT lookup reached no DHT peer.
+    LookupFailed {
+        node: NodeId,
     },
     Confirm {
         node: NodeId,
@@ -158,6 +164,10 @@ pub struct Simulator {
     net_log: Vec<NetRecord>,
     steps: u64,
     marks: Vec<(NodeId, usize)>,
+    /// Whether a starting joiner hears of the devices on its LAN (mDNS).
+    lan_discovery: bool,
+    /// Lookups before this offset reach no DHT peer.
+    dht_unreachable_until: Duration,
 }
 
 impl Simulator {
@@ -178,6 +188,8 @@ impl Simulator {
             net_log: Vec::new(),
             steps: 0,
             marks: Vec::new(),
+            lan_discovery: true,
+            dht_unreachable_until: Duration::ZERO,
         }
     }
 
@@ -216,6 +228,18 @@ impl Simulator {
     /// sender learns it one round trip later, as a dial reset by a full handshake queue.
     pub fn refuse_until(&mut self, node: NodeId, until: Duration) {
         self.links.refuse_until(node, until);
+    }
+
+    /// No mDNS from now on: a joiner finds others through DHT lookups only.
+    pub fn without_lan_discovery(&mut self) {
+        self.lan_discovery = false;
+    }
+
+    /// DHT lookups made before `until` (virtual time since the start) reach no DHT peer
+    /// (every dial refused, as during a connection flood): each reports so after the
+    /// lookup latency and finds nothing.
+    pub fn dht_unreachable_until(&mut self, until: Duration) {
+        self.dht_unreachable_until = until;
     }
 
     /// `node` reaches only `peers` from now on (and only they reach it).
@@ -366,6 +390,12 @@ impl Simulator {
                 self.settle(node);
                 (StepKind::Unreachable, node)
             }
+            Event::LookupFailed { node } => {
+                let now = self.now();
+                self.nodes[node].host.handle_lookup_failed(now);
+                self.settle(node);
+                (StepKind::LookupFailed, node)
+            }
             Event::Confirm { node, peer, accept } => {
                 let now = self.now();
                 let session = self.nodes[node].session().and_then(|s| s.session);
@@ -419,7 +449,7 @@ impl Simulator {
                 s.session = Some(started.expect("a simulated device runs one session"));
                 s.started_at = Some(now);
                 self.settle(id);
-                if joiner {
+                if joiner && self.lan_discovery {
                     self.discover_lan(id);
                 }
             }
@@ -514,6 +544,11 @@ impl Simulator {
                 if let Some(providers) = self.dht.get_mut(&key) {
                     providers.remove(&id);
                 }
+            }
+            Action::Lookup { .. } if self.clock.elapsed() < self.dht_unreachable_until => {
+                let (lo, hi) = self.net.lookup_latency;
+                let at = self.clock.elapsed() + duration_between(&mut self.rng, lo, hi);
+                self.schedule(at, CLASS_OTHER, Event::LookupFailed { node: id });
             }
             Action::Lookup { key } => {
                 let providers: Vec<NodeId> = self

@@ -301,3 +301,27 @@ fn a_refused_connection_is_redialed_soon() {
     assert_eq!(refused, 4, "dials refused before alice had room");
     assert!(at < room_at * 2, "paired only {at:?} after the start");
 }
+
+/// Issue 11, item 1, as the test bed traced it: Bob's idle connection to Alice was closed
+/// during a connection flood, so his first DHT lookup had to dial her, and her full
+/// handshake queue reset the dial. The lookup reached nobody and found nothing; the next
+/// came a whole `lookup_interval` (2 s) later. A lookup that reached no DHT peer is
+/// repeated soon (`redial_interval`, doubling, at most `lookup_interval`).
+#[test]
+fn a_lookup_that_reached_nobody_is_repeated_soon() {
+    let room_at = Duration::from_millis(300);
+    let scenario = Scenario {
+        cfg: Config::default(),
+        confirm: ConfirmPolicy::AutoAccept,
+        ..Scenario::honest(13)
+    };
+    let mut world = scenario.build(Instant::now());
+    world.sim.without_lan_discovery();
+    world.sim.dht_unreachable_until(room_at);
+    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
+    let (at, _) = world.sim.node(world.bob).completed().expect("bob paired");
+    assert!(world.sim.node(world.alice).completed().is_some());
+    // Lookups at 0, 30, 85, 190 and 395 ms (each 5 ms long, then 25, 50, 100, 200 ms
+    // apart): the fifth finds Alice.
+    assert!(at < room_at * 2, "paired only {at:?} after the start");
+}
