@@ -22,7 +22,7 @@ use crate::ipc::{
     Request, Response, SaveContext, SessionView, StatusInfo, MAX_REQUEST_LEN,
 };
 use crate::ipc_server::{Idle, IpcServer, REPLY_TIMEOUT, REQUEST_TIMEOUT};
-use crate::store::{StoreError, Vault};
+use crate::store::{Staged, StoreError, Vault};
 
 mod transfers;
 pub use transfers::Transfers;
@@ -452,7 +452,7 @@ impl Daemon {
     /// outcome. The session is listed (`pair status`) before `first` goes: whoever reads
     /// the code (or "searching") finds the session running.
     async fn run_session(
-        &self,
+        self: &Arc<Self>,
         role: &'static str,
         expires_at: Option<Instant>,
         first: Response,
@@ -471,6 +471,9 @@ impl Daemon {
         // What the save on `StoreRequested` gave: the device as listed, or why it failed
         // (the file and the OS's reason, more use to the user than "not stored").
         let mut saved: Option<Saved> = None;
+        // The joiner's save, readied on a thread of its own while the initiator stores its
+        // side; dropped (its temporary file removed) if the session does not ask for it.
+        let mut preparing: Option<JoinHandle<Option<PreparedSave>>> = None;
         // The device list's generation that save made, recorded once the session is over
         // (`DeviceList::save_list`): nobody waits for that.
         let mut unrecorded: Option<u64> = None;
@@ -500,12 +503,27 @@ impl Daemon {
                             (Event::ConfirmRequested { name: info.name, peer: peer.to_string(), verification }, false)
                         }
                         PairingEvent::NotAnnounced { reason } => (Event::NotAnnounced { reason }, false),
+                        PairingEvent::PrepareStore(device) => {
+                            // One readied save at a time (they share a file name): a proof
+                            // made again after a lost attempt replaces the last one.
+                            if let Some(earlier) = preparing.take() {
+                                drop(earlier.await);
+                            }
+                            // Off this thread: the proof it follows is still on its way out.
+                            let daemon = Arc::clone(self);
+                            preparing = Some(tokio::task::spawn_blocking(move || daemon.prepare(&device)));
+                            continue;
+                        }
                         // Saved before anyone is told: an initiator acknowledges the pairing
                         // only after this answer.
                         PairingEvent::StoreRequested(device) => {
                             self.set_stage(format!("saving the pairing with {}", device.info.name));
                             let previous = self.devices.lock().expect("devices lock").get_mut(&device.peer).map(|r| r.clone());
-                            let result = self.remember(&device).map(|(view, generation)| {
+                            let prepared = match preparing.take() {
+                                Some(task) => task.await.ok().flatten(),
+                                None => None,
+                            };
+                            let result = self.remember(&device, prepared).map(|(view, generation)| {
                                 unrecorded = Some(generation);
                                 view
                             });
@@ -609,16 +627,59 @@ impl Daemon {
 
     /// Persists a new pairing before anyone is told it succeeded: the device list alone,
     /// whose generation the caller records later (`record_generation`).
-    fn remember(&self, device: &PairedDevice) -> Result<(DeviceView, u64), DaemonError> {
+    /// Writes the device list with `device` in it under a temporary name, fsynced, for
+    /// [`remember`](Self::remember) to rename into place if the pairing is accepted. A
+    /// failure here is not reported: the save proper tries again and says why.
+    fn prepare(&self, device: &PairedDevice) -> Option<PreparedSave> {
         let record = DeviceRecord::from_pairing(device, unix_now());
-        let view = record.view(true);
-        let mut devices = self.devices.lock().expect("devices lock");
+        let devices = self.devices.lock().expect("devices lock");
         let mut updated = devices.clone();
-        updated.upsert(record);
-        let generation = updated
-            .save_list(&self.vault)
-            .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
-        *devices = updated;
+        updated.upsert(record.clone());
+        match self.vault.stage_early(DEVICES_FILE, &updated) {
+            Ok(staged) => Some(PreparedSave { staged, record }),
+            Err(e) => {
+                tracing::debug!("preparing the save of a pairing: {e}");
+                None
+            }
+        }
+    }
+
+    /// Saves the pairing with `device` durably: the `prepared` list is renamed into place
+    /// if it is of this pairing and nothing was saved since it was written; otherwise the
+    /// list is written now. The generation saved is recorded later (`save_list`).
+    fn remember(
+        &self,
+        device: &PairedDevice,
+        prepared: Option<PreparedSave>,
+    ) -> Result<(DeviceView, u64), DaemonError> {
+        let mut devices = self.devices.lock().expect("devices lock");
+        let next = self
+            .vault
+            .generation(DEVICES_FILE)
+            .unwrap_or(0)
+            .saturating_add(1);
+        let ready = prepared.filter(|p| p.record.is_of(device) && p.staged.generation() == next);
+        let (record, generation) = match ready {
+            Some(PreparedSave { staged, record }) => {
+                let generation = staged.generation();
+                staged
+                    .commit()
+                    .and_then(|()| self.vault.sync_dir())
+                    .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
+                (record, generation)
+            }
+            None => {
+                let record = DeviceRecord::from_pairing(device, unix_now());
+                let mut updated = devices.clone();
+                updated.upsert(record.clone());
+                let generation = updated
+                    .save_list(&self.vault)
+                    .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
+                (record, generation)
+            }
+        };
+        let view = record.view(true);
+        devices.upsert(record);
         tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
         Ok((view, generation))
     }
@@ -713,6 +774,14 @@ impl Daemon {
             meeting_points,
         }
     }
+}
+
+/// A device list with a new pairing in it, written and fsynced under a temporary name while
+/// the initiator stores its side (`PairingEvent::PrepareStore`): saving the pairing then
+/// takes only the rename and the directory's sync.
+struct PreparedSave {
+    staged: Staged,
+    record: DeviceRecord,
 }
 
 /// What saving a pairing on `PairingEvent::StoreRequested` gave, kept until the session's

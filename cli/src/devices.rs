@@ -90,6 +90,12 @@ impl DeviceRecord {
         PeerId::from_bytes(&self.peer_id).ok()
     }
 
+    /// Whether this record is of `device`'s pairing: the same peer and the same secret
+    /// (a peer paired again has a new one).
+    pub fn is_of(&self, device: &PairedDevice) -> bool {
+        self.peer_id == device.peer.as_bytes() && self.pairing_secret == *device.pairing_secret()
+    }
+
     /// The secret this device and `me` meet under across networks
     /// (`Node::set_rendezvous`): an exporter key, so the pairing secret itself stays here.
     pub fn rendezvous_secret(&self, me: &PeerId) -> Option<(PeerId, [u8; 32])> {

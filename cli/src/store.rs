@@ -15,7 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -298,7 +298,9 @@ pub struct Vault {
     key: StoreKey,
     /// The generation of each file as last read or written here; the next write is one
     /// more.
-    generations: Mutex<HashMap<String, u64>>,
+    /// Shared with the files staged and not yet committed ([`Staged`]), which may outlive
+    /// a borrow of the vault (a save readied on a thread of its own).
+    generations: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Vault {
@@ -308,7 +310,7 @@ impl Vault {
         Ok(Vault {
             dir: dir.to_path_buf(),
             key: StoreKey::create(password, params)?,
-            generations: Mutex::default(),
+            generations: Arc::default(),
         })
     }
 
@@ -325,7 +327,7 @@ impl Vault {
         Ok(Vault {
             dir: dir.to_path_buf(),
             key,
-            generations: Mutex::default(),
+            generations: Arc::default(),
         })
     }
 
@@ -417,7 +419,23 @@ impl Vault {
     /// directory ([`sync_dir`](Self::sync_dir)) instead of one each: that is what a device
     /// list's save and its rollback record do (`DeviceList::save`). Dropped uncommitted,
     /// the temporary file is removed and nothing changed.
-    pub fn stage<T: Serialize>(&self, name: &str, value: &T) -> Result<Staged<'_>, StoreError> {
+    pub fn stage<T: Serialize>(&self, name: &str, value: &T) -> Result<Staged, StoreError> {
+        self.stage_named(name, value, "")
+    }
+
+    /// Like [`stage`](Self::stage), under a temporary name of its own
+    /// (`.NAME.tmp-PID-early`): for a write readied ahead of time, which waits beside the
+    /// writes made meanwhile. One at a time: stage the next only once the last is gone.
+    pub fn stage_early<T: Serialize>(&self, name: &str, value: &T) -> Result<Staged, StoreError> {
+        self.stage_named(name, value, "-early")
+    }
+
+    fn stage_named<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+        tag: &str,
+    ) -> Result<Staged, StoreError> {
         let path = self.dir.join(name);
         let generation = self.generation(name).unwrap_or(0).saturating_add(1);
         let mut plain = Zeroizing::new(Vec::new());
@@ -449,9 +467,9 @@ impl Vault {
             )
             .expect("encryption of an in-memory buffer cannot fail");
         out.extend_from_slice(&sealed);
-        let tmp = write_temp(&path, &out)?;
+        let tmp = write_temp(&path, &out, tag)?;
         Ok(Staged {
-            vault: self,
+            generations: Arc::clone(&self.generations),
             name: name.to_string(),
             path,
             tmp: Some(tmp),
@@ -469,8 +487,9 @@ impl Vault {
 
 /// A file written and fsynced under a temporary name, waiting for
 /// [`commit`](Staged::commit).
-pub struct Staged<'a> {
-    vault: &'a Vault,
+pub struct Staged {
+    /// The vault's record of generations, which a commit updates.
+    generations: Arc<Mutex<HashMap<String, u64>>>,
     name: String,
     path: PathBuf,
     /// `None` once renamed into place.
@@ -478,7 +497,7 @@ pub struct Staged<'a> {
     generation: u64,
 }
 
-impl Staged<'_> {
+impl Staged {
     /// The generation the file will have.
     pub fn generation(&self) -> u64 {
         self.generation
@@ -498,8 +517,7 @@ impl Staged<'_> {
                 source,
             });
         }
-        self.vault
-            .generations
+        self.generations
             .lock()
             .expect("generations lock")
             .insert(std::mem::take(&mut self.name), self.generation);
@@ -507,7 +525,7 @@ impl Staged<'_> {
     }
 }
 
-impl Drop for Staged<'_> {
+impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp.take() {
             let _ = fs::remove_file(tmp);
@@ -572,13 +590,13 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// Writes `bytes` to a temporary file (0600) next to `path` and fsyncs it: the first half of
 /// an atomic write, whose rename over `path` and fsync of the directory follow
 /// ([`Staged::commit`], [`Vault::sync_dir`]). Errors name `path`, the file being saved.
-fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+fn write_temp(path: &Path, bytes: &[u8], tag: &str) -> Result<PathBuf, StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!(".{file_name}.tmp-{}{tag}", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)

@@ -38,7 +38,7 @@ fn initiator_save_failure_rejects_joiner() -> TestResult {
     );
     assert!(!bed.lists("alice", "bob")? && !bed.lists("bob", "alice")?);
 
-    std::fs::remove_dir(&blocker).unwrap();
+    blocker.remove();
     bed.pair("alice", "bob")?;
     assert!(bed.lists("alice", "bob")? && bed.lists("bob", "alice")?);
     Ok(())
@@ -84,6 +84,6 @@ fn joiner_save_failure_is_repaired_when_the_devices_meet() -> TestResult {
         log.contains("bob no longer knows this device"),
         "alice's log says why bob was removed"
     );
-    std::fs::remove_dir(&blocker).unwrap();
+    blocker.remove();
     Ok(())
 }

@@ -208,7 +208,7 @@ fn a_failed_save_names_the_file_and_the_cause_and_changes_nothing() -> TestResul
     assert_eq!(error["kind"], "store_save_failed", "{error}");
     assert_eq!(bed.devices("alice")?.len(), 1, "still paired");
 
-    std::fs::remove_dir(&blocker).unwrap();
+    blocker.remove();
     bed.ok("alice", &["network", "unpair", "bob"])?;
     assert!(bed.devices("alice")?.is_empty());
     Ok(())

@@ -73,6 +73,10 @@ fn confirm_yes_pairs() -> TestResult {
     assert!(bob.wait_with_output().unwrap().status.success());
     assert_eq!(bed.devices("alice")?.len(), 1);
     assert_eq!(bed.devices("bob")?.len(), 1);
+    // Bob's save was readied while Alice was asked and put in place once she said yes.
+    bed.eventually("no save is left half done", || {
+        Ok(temporary_files(&bed.instance_dir("bob")).is_empty())
+    })?;
     Ok(())
 }
 
@@ -97,7 +101,25 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
     assert!(stderr(&joined).contains("declined"), "{}", stderr(&joined));
     assert!(bed.devices("alice")?.is_empty());
     assert!(bed.devices("bob")?.is_empty());
+    // Bob readied his save while Alice was asked (the device list with Alice in it, under
+    // a temporary name): declined, it is gone, not left beside the store.
+    bed.eventually("bob's readied save is removed", || {
+        Ok(temporary_files(&bed.instance_dir("bob")).is_empty())
+    })?;
     Ok(())
+}
+
+/// Files a save writes before renaming them into place (`.NAME.tmp-…`).
+fn temporary_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with('.') && name.contains(".tmp-"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]

@@ -50,6 +50,12 @@ pub enum Action {
         /// What the other device's screen shows too, if nobody is in the middle.
         verification: Verification,
     },
+    /// A joiner proved the code to this device: if it accepts, `Store` follows with the
+    /// same pairing. The embedder may prepare that save now (write it durably under a
+    /// temporary name, so that `Store` has only to put it in place) while the initiator
+    /// stores its side; nothing of it may count as paired before `Store`. Ignoring it is
+    /// correct; a prepared save the session does not ask for is discarded.
+    PrepareStore(Box<PairedDevice>),
     /// Save this pairing durably now, then answer with `handle_stored`. The pairing
     /// counts only once it is stored: an initiator acknowledges it to the joiner after a
     /// successful save (and rejects the joiner if the save fails or takes longer than

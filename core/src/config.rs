@@ -24,6 +24,9 @@ pub struct Config {
     /// connection failed or closed); doubled after each such failure in a row, up to
     /// `retry_interval` (joiner).
     pub redial_interval: Duration,
+    /// How long after its start a joiner makes its first DHT lookup (joiner): the peers at
+    /// hand are asked first, and one on the same LAN answers well within this.
+    pub first_lookup_delay: Duration,
     /// How often a searching joiner repeats its DHT lookup (joiner).
     pub lookup_interval: Duration,
     /// How long the local user has to answer a confirmation (both); a joiner that proved
@@ -50,6 +53,7 @@ impl Default for Config {
             attempt_timeout: Duration::from_secs(3),
             retry_interval: Duration::from_secs(1),
             redial_interval: Duration::from_millis(25),
+            first_lookup_delay: Duration::from_millis(50),
             lookup_interval: Duration::from_secs(2),
             confirm_timeout: Duration::from_secs(120),
             store_timeout: Duration::from_secs(10),
@@ -71,6 +75,7 @@ impl Config {
             attempt_timeout: cap(self.attempt_timeout),
             retry_interval: cap(self.retry_interval),
             redial_interval: cap(self.redial_interval),
+            first_lookup_delay: cap(self.first_lookup_delay),
             lookup_interval: cap(self.lookup_interval),
             confirm_timeout: cap(self.confirm_timeout),
             store_timeout: cap(self.store_timeout),
@@ -99,6 +104,7 @@ mod tests {
             attempt_timeout: huge,
             retry_interval: huge,
             redial_interval: huge,
+            first_lookup_delay: huge,
             lookup_interval: huge,
             confirm_timeout: huge,
             store_timeout: huge,

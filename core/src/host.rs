@@ -490,7 +490,7 @@ mod tests {
         );
         assert_eq!(
             pair.joiner.next_timer(),
-            Some((start + cfg.lookup_interval, Timer::Lookup))
+            Some((start + cfg.first_lookup_delay, Timer::Lookup))
         );
         pair.joiner_discovers_initiator();
         pair.drive_until(|p| p.initiator_completed().is_some());

@@ -156,13 +156,12 @@ impl Joiner {
         now: Instant,
         rng: ChaCha20Rng,
     ) -> Self {
-        let mut actions = VecDeque::new();
-        actions.push_back(Action::Lookup {
-            key: keys.discovery_id,
-        });
+        // No lookup yet: the peers at hand (on the LAN, connected) are asked first, as the
+        // embedder reports them, and a lookup sent with their Joins would only delay them.
+        let actions = VecDeque::new();
         let search = Search {
             deadline: now + cfg.join_timeout,
-            next_lookup: now + cfg.lookup_interval,
+            next_lookup: now + cfg.first_lookup_delay,
             failed_lookups: 0,
             candidates: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -528,6 +527,12 @@ impl Joiner {
         });
         if let Some((peer, prove)) = sent {
             self.ctx.send(&peer, prove);
+            // The initiator stores its side before it answers: this side's store can be
+            // readied meanwhile, so that after `Accepted` only its last step is left.
+            if let State::Proving(proving) = &self.state {
+                let device = proving.device.clone();
+                self.ctx.actions.push_back(Action::PrepareStore(device));
+            }
         }
     }
 

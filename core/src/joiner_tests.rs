@@ -18,9 +18,10 @@ fn state(p: &Pairing) -> JoinerState {
     }
 }
 
-/// Bob's joiner, past its first Lookup.
+/// Bob's joiner, searching, its first lookup already made.
 fn searching(f: &mut Fixture) -> Pairing {
     let mut b = f.joiner();
+    b.handle_timeout(f.now + f.cfg.first_lookup_delay);
     drain(&mut b);
     b
 }
@@ -65,18 +66,24 @@ fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
     (a, b)
 }
 
+/// The peers at hand are asked first: the first lookup comes `first_lookup_delay` after
+/// the start, then every `lookup_interval`.
 #[test]
-fn new_looks_up_the_discovery_id() {
+fn new_looks_up_the_discovery_id_after_asking_the_peers_at_hand() {
     let mut f = Fixture::new();
     let mut b = f.joiner();
+    assert_eq!(drain(&mut b), vec![]);
+    assert_eq!(state(&b), JoinerState::Searching);
+    let first = f.now + f.cfg.first_lookup_delay;
+    assert_eq!(b.poll_timeout(), Some(first));
+    b.handle_timeout(first);
     assert_eq!(
         drain(&mut b),
         vec![Action::Lookup {
             key: f.code.keys().discovery_id
         }]
     );
-    assert_eq!(state(&b), JoinerState::Searching);
-    assert_eq!(b.poll_timeout(), Some(f.now + f.cfg.lookup_interval));
+    assert_eq!(b.poll_timeout(), Some(first + f.cfg.lookup_interval));
 }
 
 #[test]
@@ -160,7 +167,7 @@ fn unanswered_attempt_is_retried() {
 fn lookup_repeats_while_searching() {
     let mut f = Fixture::new();
     let mut b = searching(&mut f);
-    b.handle_timeout(f.now + f.cfg.lookup_interval);
+    b.handle_timeout(f.now + f.cfg.first_lookup_delay + f.cfg.lookup_interval);
     assert_eq!(
         drain(&mut b),
         vec![Action::Lookup {
@@ -555,6 +562,8 @@ fn another_joiners_join_is_answered_at_once() {
     let mut b = searching(&mut f);
     let carol = device(5, "carol");
     let mut c = Pairing::joiner(f.cfg.clone(), carol.clone(), &f.code, f.now, &mut f.rng);
+    c.handle_timeout(f.now + f.cfg.first_lookup_delay);
+    drain(&mut c);
     c.handle_peer(&f.bob.peer, f.now);
     let join = only_bytes_to(&drain(&mut c), &f.bob.peer);
     b.handle_message(&carol.peer, &join, f.at(1));
@@ -689,6 +698,36 @@ fn an_answer_resets_the_redial_wait() {
     drain(&mut b);
     b.handle_unreachable(&peer(1), retry);
     assert_eq!(b.poll_timeout(), Some(retry + f.cfg.redial_interval));
+}
+
+/// Issue 14 (a warm pairing's time): the Prove goes out with a `PrepareStore` of the very
+/// pairing a `Store` later asks for, so the embedder can write it while the initiator
+/// stores its side. Nothing is prepared before the user said yes.
+#[test]
+fn the_proof_comes_with_a_prepare_store_of_the_pairing_store_asks_for() {
+    let mut f = Fixture::new();
+    let (_, mut b) = confirming(&mut f);
+    let asked = drain(&mut b);
+    assert!(!asked.iter().any(|a| matches!(a, Action::PrepareStore(_))));
+    b.handle_confirm(&f.alice.peer, true, f.at(2));
+    let out = drain(&mut b);
+    let prove_at = out
+        .iter()
+        .position(|a| matches!(a, Action::Send { .. }))
+        .expect("the proof");
+    let [Action::PrepareStore(prepared)] = &out[prove_at + 1..] else {
+        panic!("a PrepareStore right after the proof, got {out:?}");
+    };
+    b.handle_message(
+        &f.alice.peer,
+        &verdict(&b, &f.alice.peer, Outcome::Accepted),
+        f.at(3),
+    );
+    let after = drain(&mut b);
+    let [Action::Store(stored)] = after.as_slice() else {
+        panic!("a Store after the acceptance, got {after:?}");
+    };
+    assert_eq!(stored, prepared);
 }
 
 /// Issue 10, item 4: the joiner completes only once its embedder stored the pairing.

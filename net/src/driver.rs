@@ -492,6 +492,7 @@ where
                 info,
                 verification,
             }),
+            Action::PrepareStore(device) => self.session_event(PairingEvent::PrepareStore(device)),
             Action::Store(device) => self.session_event(PairingEvent::StoreRequested(device)),
             Action::Completed(device) => self.finish(PairingEvent::Completed(device)),
             Action::Failed(reason) => self.finish(PairingEvent::Failed(reason.into())),

@@ -151,6 +151,12 @@ pub enum PairingEvent {
         /// What went wrong, e.g. the DHT query timed out.
         reason: String,
     },
+    /// The joiner proved the code to this device: if it accepts, `StoreRequested` follows
+    /// with the same pairing. The embedder may prepare that save (write it durably under a
+    /// temporary name) while the initiator stores its side; nothing of it may count as
+    /// paired before `StoreRequested`, and a prepared save no `StoreRequested` asks for is
+    /// discarded. Ignoring this is correct.
+    PrepareStore(Box<PairedDevice>),
     /// Save this pairing durably now, then answer with [`PairingHandle::stored`]. An
     /// initiator acknowledges the pairing to the joiner only after a successful save, and
     /// turns the joiner down (it hears "the other device could not save the pairing") if

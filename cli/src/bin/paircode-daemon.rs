@@ -39,8 +39,7 @@ fn main() -> ExitCode {
         Err(e) => return usage(e),
     };
     let json = cli.global.json;
-    let outcome = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let outcome = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)

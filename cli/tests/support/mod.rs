@@ -64,22 +64,38 @@ pub fn output_within_20s(mut child: Child, hung: &str) -> Output {
 }
 
 /// Makes every save of `instance`'s device list fail, as a full disk would (also for
-/// root): the daemon writes the list through `.devices.tmp-<pid>`, and a directory there
-/// is in the way. Returns the directory, to remove it again.
-pub fn block_saves(bed: &Daemons, instance: &str) -> Result<PathBuf, DaemonError> {
-    let blocker = bed
-        .instance_dir(instance)
-        .join(format!(".devices.tmp-{}", bed.pid(instance)?));
-    // A save in flight (a last-seen time) owns that name for a moment: wait it out.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Err(e) = std::fs::create_dir(&blocker) {
-        assert!(
-            e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline,
-            "{e}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+/// root): the daemon writes the list through `.devices.tmp-<pid>` (and a joiner's save
+/// readied early through `.devices.tmp-<pid>-early`), and a directory there is in the
+/// way. [`SaveBlocker::remove`] lets saves through again.
+pub fn block_saves(bed: &Daemons, instance: &str) -> Result<SaveBlocker, DaemonError> {
+    let pid = bed.pid(instance)?;
+    let dir = bed.instance_dir(instance);
+    let mut blockers = Vec::new();
+    for tag in ["", "-early"] {
+        let blocker = dir.join(format!(".devices.tmp-{pid}{tag}"));
+        // A save in flight (a last-seen time) owns that name for a moment: wait it out.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Err(e) = std::fs::create_dir(&blocker) {
+            assert!(
+                e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline,
+                "{e}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        blockers.push(blocker);
     }
-    Ok(blocker)
+    Ok(SaveBlocker(blockers))
+}
+
+/// The directories [`block_saves`] put in the way.
+pub struct SaveBlocker(Vec<PathBuf>);
+
+impl SaveBlocker {
+    pub fn remove(self) {
+        for blocker in self.0 {
+            std::fs::remove_dir(&blocker).unwrap();
+        }
+    }
 }
 
 pub fn stderr(out: &Output) -> String {

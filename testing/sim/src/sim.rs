@@ -591,6 +591,8 @@ impl Simulator {
                     );
                 }
             }
+            // A simulated store is a moment in time: nothing to prepare.
+            Action::PrepareStore(_) => {}
             Action::Store(device) => {
                 let policy = match &self.nodes[id].brain {
                     Brain::Session(s) => s.spec.store,

@@ -290,7 +290,10 @@ impl Lab {
                     self.failed.insert(peer.clone(), (now - self.start, reason));
                 }
                 Action::Confirm { .. } => panic!("these lab runs auto-accept"),
-                Action::Publish { .. } | Action::Unpublish { .. } | Action::Progress(_) => {}
+                Action::Publish { .. }
+                | Action::Unpublish { .. }
+                | Action::Progress(_)
+                | Action::PrepareStore(_) => {}
             }
         }
     }
