@@ -337,38 +337,49 @@ fn table(
          to a temporary file, fsyncs it, renames it over the old file and fsyncs the \
          directory, in the daemons' data directory. One chain is the floor the issue set; \
          since protocol v3 a pairing itself waits for more (below).\n\n\
-         Where a warm pairing's time goes beyond the floor: the two devices store one after \
-         the other (persist before accepting: the initiator stores before it sends \
-         `Accepted`, the joiner once it has it), which the second floor row counts. A \
-         pairing's store is one chain: the device list is written and fsynced under a \
-         temporary name, renamed into place and the directory fsynced; recording the list's \
-         generation in the identity file (the rollback check, two more flushes) follows once \
-         the session has ended, off the path anyone waits on. The initiator's `Done` rides \
-         the response to the joiner's `Prove`, held open while it stores, so the pairing \
-         takes two streams (`Join` → `Challenge`, `Prove` → `Done`); each still waits one \
-         loopback round trip for its protocol's confirmation before its message (a direct \
-         connection's pairing streams are negotiated eagerly, see net/src/negotiation.rs). \
-         Beyond that: the join process's exec, and each daemon's hand-over of the store \
-         request from the node's task to its session task and back.\n\n\
+         Where a warm pairing's time goes beyond the floor: persist before accepting \
+         (protocol v3) has the initiator store before it sends `Accepted` and the joiner \
+         after it. The joiner readies its save while the initiator stores (`PrepareStore`, \
+         emitted with its `Prove`): the device list with the new pairing is written and \
+         fsynced under a temporary name on a thread of its own, so that after `Accepted` \
+         only the rename and the directory's fsync are left; the second floor row counts a \
+         whole second chain, which the pairing no longer waits for. Recording the list's \
+         generation in the identity file (the rollback check) follows once the session has \
+         ended, off the path anyone waits on. The initiator's `Done` rides the response to \
+         the joiner's `Prove`, held open while it stores, so the pairing takes two streams \
+         (`Join` → `Challenge`, `Prove` → `Done`); each waits one loopback round trip for \
+         its protocol's confirmation before its message (a direct connection's pairing \
+         streams are negotiated eagerly, see net/src/negotiation.rs; negotiating them \
+         lazily measured about 0.1 ms less and is not done, for the reason given there). \
+         The joiner asks the peers at hand (connected, or on the LAN) first and looks the \
+         code up in the DHT only 50 ms later, so a warm pairing makes no lookup; each \
+         daemon runs on one thread (a request's hand-overs between tasks are not \
+         hand-overs between threads). Beyond that: the join process's exec and the \
+         scheduling of four processes on two cores. On this machine's shared virtual disk \
+         an fsync chain varies from run to run, and in the benchmark both daemons' stores \
+         share it. What each change of session 6 gave (2026-11-30 13:30–13:55 UTC, \
+         `--runs 100`, two or three runs each, load 1–2; the floor 1.38–1.65 ms in these \
+         runs): 4.76 ms (p50) as session 5 left it; 4.03–4.25 ms with each daemon on one \
+         thread; 3.83–4.12 ms with the joiner's save readied (3.88–3.97 ms while it was \
+         readied on the daemon's own thread, where its fsync held back the `Prove`); \
+         3.64–3.72 ms with the first lookup 50 ms after the start (the lookup's stream had \
+         gone out just before the `Join`'s and the initiator answered it first).\n\n\
          Where a client command's time goes beyond `/bin/true` (`paircode --verbose` prints \
          these per run): parsing the arguments with clap takes about 0.2 ms (subcommands' \
          arguments are built only for the one run), the current-thread runtime 0.05 ms, the \
-         exchange with the daemon 0.1–0.3 ms on a quiet machine and up to a few ms under \
-         load (the daemon's reply waits for its worker threads to be scheduled). The rest is \
-         exec of the `paircode` program. Since the CLI was split, that is a 6 MB client \
+         exchange with the daemon 0.1–0.3 ms on a quiet machine and more under load. The \
+         rest is exec of the `paircode` program: since the CLI was split, a 6 MB client \
          without libp2p; the daemon and the meeting point are `paircode-daemon` (16 MB), \
          which `paircode start` and `paircode relay` run with their own arguments (`exec`: \
-         same pid, terminal and streams). The loader applies about 11,100 relative \
-         relocations at each start of the client (28,000 when libp2p, the daemon and the \
-         client were one 18 MB binary), and `network devices` takes about 197 page faults \
-         (290 before; `hello`: 70). In an interleaved A/B against the one binary on \
-         2026-11-30 (`perf stat -r 300` per build and round, load 1.0–1.5), `network \
-         devices` took 1.61–1.68 ms split against 1.85–1.88 ms in one binary in the two \
-         steady rounds (a first round, while the machine was busier, 1.68 against 2.31). \
-         Tried on the one binary and not kept: linking without PIE (`-no-pie`: about 0.3 ms \
-         less, but the daemon, which parses what any peer sends, would have its code at a \
-         fixed address; no ASLR), stripping symbols (not loaded at run time: no fewer \
-         faults) and lazy binding (265 symbol relocations, 0.03 ms of the loader's time). \
+         same pid, terminal and streams). The client is linked at a fixed address \
+         (`cli/build.rs`, `-no-pie`): the loader applied about 11,100 relative relocations \
+         at each start of the position-independent client (28,000 when libp2p, the daemon \
+         and the client were one 18 MB binary) and applies none now, and `network devices` \
+         takes about 149 page faults (197 as a PIE, 290 as one binary; `hello`: 70). The \
+         daemon, which parses what any peer sends, stays position-independent (ASLR; \
+         `cli/tests/binaries.rs` checks both). Tried and not kept: stripping symbols (not \
+         loaded at run time: no fewer faults) and lazy binding (265 symbol relocations, \
+         0.03 ms of the loader's time). \
          Building only the run subcommand's arguments saved 0.16–0.2 ms per command (an \
          interleaved A/B of `paircode --version` and `paircode status`, 400 runs each). Not \
          tried: `panic = \"abort\"` (a panic in one of the daemon's tasks would then end \

@@ -23,8 +23,9 @@ const CHUNK: usize = 256 * 1024;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // As the daemons run (`paircode-daemon`): one thread, so that the floor is the same
+    // transport on the same runtime, not a slower one.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");

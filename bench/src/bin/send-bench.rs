@@ -527,7 +527,11 @@ fn table(
          `libp2p-stream` stream; the sender reads the same file in 256 KiB \
          chunks and writes them, the receiver reads into one 256 KiB buffer and discards, \
          then answers with the byte count. The time is from starting the sender (dial and \
-         handshake included) until it has the count.\n\
+         handshake included) until it has the count. Each end runs on one thread (a \
+         current-thread tokio runtime), as the daemons do since session 6; until then both \
+         ran on two worker threads, and the floor measured so (2026-11-30 14:03 UTC, the \
+         daemons already on one thread) was slower than paircode itself: 568 MiB/s on \
+         loopback and 499 MiB/s across the bridge, against paircode's 607 and 575.\n\
          - **wormhole-rs** ({}): sender and receiver started together with a known code \
          against a local `twist wormhole-mailbox` on 127.0.0.1, inside `unshare -n`, over a \
          direct TCP connection (`--force-direct`; no transit relay, which could only add a \
