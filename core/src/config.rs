@@ -65,6 +65,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The wait after `failures` failures in a row: `redial_interval`, doubled for each
+    /// earlier one, at most `cap` (the joiner's redials and repeated lookups).
+    pub(crate) fn backoff(&self, failures: u32, cap: Duration) -> Duration {
+        self.redial_interval
+            .saturating_mul(1 << failures.min(16))
+            .min(cap)
+    }
+
     /// This configuration with every duration at most [`MAX_DURATION`]; the machines run on
     /// it, never on durations as given.
     pub fn bounded(self) -> Self {

@@ -233,12 +233,8 @@ impl Joiner {
             return;
         };
         let cfg = &self.ctx.cfg;
-        let doublings = search.failed_lookups.min(16);
+        let wait = cfg.backoff(search.failed_lookups, cfg.lookup_interval);
         search.failed_lookups = search.failed_lookups.saturating_add(1);
-        let wait = cfg
-            .redial_interval
-            .saturating_mul(1 << doublings)
-            .min(cfg.lookup_interval);
         search.next_lookup = search.next_lookup.min(now + wait);
     }
 
@@ -702,11 +698,9 @@ impl Search {
         let Some(candidate) = self.candidates.get_mut(peer) else {
             return cfg.retry_interval;
         };
-        let doublings = candidate.unreached.min(16);
+        let wait = cfg.backoff(candidate.unreached, cfg.retry_interval);
         candidate.unreached = candidate.unreached.saturating_add(1);
-        cfg.redial_interval
-            .saturating_mul(1 << doublings)
-            .min(cfg.retry_interval)
+        wait
     }
 
     fn in_flight(&self, peer: &PeerId) -> bool {

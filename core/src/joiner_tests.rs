@@ -26,6 +26,14 @@ fn searching(f: &mut Fixture) -> Pairing {
     b
 }
 
+/// `n` waits of a backoff from the default `redial_interval` (25 ms), doubling, at most
+/// `cap_ms`.
+fn doubling_from_25_ms(n: u32, cap_ms: u64) -> Vec<std::time::Duration> {
+    (0..n)
+        .map(|i| std::time::Duration::from_millis((25u64 << i).min(cap_ms)))
+        .collect()
+}
+
 /// A verdict from `from` about the attempt `b` has with it.
 fn verdict(b: &Pairing, from: &PeerId, outcome: Outcome) -> Vec<u8> {
     let Pairing::Joiner(j) = b else {
@@ -657,20 +665,7 @@ fn an_unreachable_candidate_is_asked_again_soon_then_less_often() {
         ));
         now = retry;
     }
-    let ms = |n| std::time::Duration::from_millis(n);
-    assert_eq!(
-        waits,
-        [
-            ms(25),
-            ms(50),
-            ms(100),
-            ms(200),
-            ms(400),
-            ms(800),
-            ms(1000),
-            ms(1000)
-        ]
-    );
+    assert_eq!(waits, doubling_from_25_ms(8, 1000));
 }
 
 /// An answer shows the peer is reachable: the next unreachable send starts the doubling
@@ -832,19 +827,5 @@ fn a_failed_lookup_is_repeated_soon_then_less_often() {
             .any(|a| matches!(a, Action::Lookup { .. })));
         now = next;
     }
-    let ms = |n| std::time::Duration::from_millis(n);
-    assert_eq!(
-        waits,
-        [
-            ms(25),
-            ms(50),
-            ms(100),
-            ms(200),
-            ms(400),
-            ms(800),
-            ms(1600),
-            ms(2000),
-            ms(2000)
-        ]
-    );
+    assert_eq!(waits, doubling_from_25_ms(9, 2000));
 }
