@@ -625,18 +625,25 @@ impl Daemon {
         }
     }
 
-    /// Persists a new pairing before anyone is told it succeeded: the device list alone,
-    /// whose generation the caller records later (`record_generation`).
     /// Writes the device list with `device` in it under a temporary name, fsynced, for
     /// [`remember`](Self::remember) to rename into place if the pairing is accepted. A
     /// failure here is not reported: the save proper tries again and says why.
     fn prepare(&self, device: &PairedDevice) -> Option<PreparedSave> {
         let record = DeviceRecord::from_pairing(device, unix_now());
-        let devices = self.devices.lock().expect("devices lock");
-        let mut updated = devices.clone();
-        updated.upsert(record.clone());
+        // The list and its generation are read together; the write happens without the
+        // lock (its fsync would hold up the daemon's thread at the next lookup).
+        let (updated, base) = {
+            let devices = self.devices.lock().expect("devices lock");
+            let mut updated = devices.clone();
+            updated.upsert(record.clone());
+            (updated, self.vault.generation(DEVICES_FILE).unwrap_or(0))
+        };
         match self.vault.stage_early(DEVICES_FILE, &updated) {
-            Ok(staged) => Some(PreparedSave { staged, record }),
+            // Still the list's next generation: no save came in between.
+            Ok(staged) if staged.generation() == base.saturating_add(1) => {
+                Some(PreparedSave { staged, record })
+            }
+            Ok(_) => None,
             Err(e) => {
                 tracing::debug!("preparing the save of a pairing: {e}");
                 None
@@ -644,9 +651,10 @@ impl Daemon {
         }
     }
 
-    /// Saves the pairing with `device` durably: the `prepared` list is renamed into place
-    /// if it is of this pairing and nothing was saved since it was written; otherwise the
-    /// list is written now. The generation saved is recorded later (`save_list`).
+    /// Persists a new pairing before anyone is told it succeeded: the device list alone,
+    /// whose generation the caller records later (`record_generation`). The `prepared`
+    /// list is renamed into place if it is of this pairing and nothing was saved since it
+    /// was written; otherwise the list is written now.
     fn remember(
         &self,
         device: &PairedDevice,
