@@ -589,8 +589,8 @@ impl Daemon {
         }
         *self.session.lock().expect("session lock") = None;
         if let Some(generation) = unrecorded {
-            // Under the lock every save takes, so no other save writes the identity file
-            // meanwhile.
+            // Two flushes nobody waits for: off the daemon's one thread. Under the lock
+            // every save takes, so no other save writes the identity file meanwhile.
             let _devices = self.devices.lock().expect("devices lock");
             crate::devices::record_generation(&self.vault, generation);
         }
@@ -661,12 +661,7 @@ impl Daemon {
         prepared: Option<PreparedSave>,
     ) -> Result<(DeviceView, u64), DaemonError> {
         let mut devices = self.devices.lock().expect("devices lock");
-        let next = self
-            .vault
-            .generation(DEVICES_FILE)
-            .unwrap_or(0)
-            .saturating_add(1);
-        let ready = prepared.filter(|p| p.record.is_of(device) && p.staged.generation() == next);
+        let ready = prepared.filter(|p| p.record.is_of(device) && p.staged.is_next());
         let (record, generation) = match ready {
             Some(PreparedSave { staged, record }) => {
                 let generation = staged.generation();

@@ -415,10 +415,8 @@ impl Vault {
     }
 
     /// The first half of a write: `value` sealed into a temporary file next to `name` and
-    /// fsynced. Several files staged before any is committed share one fsync of the
-    /// directory ([`sync_dir`](Self::sync_dir)) instead of one each: that is what a device
-    /// list's save and its rollback record do (`DeviceList::save`). Dropped uncommitted,
-    /// the temporary file is removed and nothing changed.
+    /// fsynced; [`Staged::commit`] and [`sync_dir`](Self::sync_dir) finish it. Dropped
+    /// uncommitted, the temporary file is removed and nothing changed.
     pub fn stage<T: Serialize>(&self, name: &str, value: &T) -> Result<Staged, StoreError> {
         self.stage_named(name, value, "")
     }
@@ -501,6 +499,18 @@ impl Staged {
     /// The generation the file will have.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether committing it now makes the file's next generation: no other write of the
+    /// file was committed since this one was staged.
+    pub fn is_next(&self) -> bool {
+        let generations = self.generations.lock().expect("generations lock");
+        generations
+            .get(&self.name)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1)
+            == self.generation
     }
 
     /// Renames the file into place. Durable once the directory is synced

@@ -509,7 +509,7 @@ impl Joiner {
         let mut sent = None;
         self.transition(|state| match state {
             State::Confirming(c) => {
-                sent = Some((c.device.peer.clone(), c.prove.clone()));
+                sent = Some((c.device.clone(), c.prove.clone()));
                 State::Proving(Proving {
                     device: c.device,
                     nonce: c.nonce,
@@ -521,14 +521,11 @@ impl Joiner {
             }
             other => other,
         });
-        if let Some((peer, prove)) = sent {
-            self.ctx.send(&peer, prove);
+        if let Some((device, prove)) = sent {
+            self.ctx.send(&device.peer, prove);
             // The initiator stores its side before it answers: this side's store can be
             // readied meanwhile, so that after `Accepted` only its last step is left.
-            if let State::Proving(proving) = &self.state {
-                let device = proving.device.clone();
-                self.ctx.actions.push_back(Action::PrepareStore(device));
-            }
+            self.ctx.actions.push_back(Action::PrepareStore(device));
         }
     }
 

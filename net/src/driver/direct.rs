@@ -24,10 +24,10 @@
 //! the initiator's `Done`, when its store outlasted the `Prove`'s held response and it goes
 //! as a request of its own): the peer does not know the connection is closing, sends it
 //! there, and loses it with it if its own direct connection is not up yet; the session
-//! then waits for the resend (`attempt_timeout`, 3 s). DCUtR's hole punch completes in the middle of a
-//! pairing across NATs, so this happened in a third of the benchmark's joins (3.7 s
-//! instead of 0.9 s). The relayed connections of the session's peers are closed when it
-//! ends.
+//! then waits for the resend (`attempt_timeout`, 3 s). DCUtR's hole punch completes in
+//! the middle of a pairing across NATs, so this happened in a third of the benchmark's
+//! joins (3.7 s instead of 0.9 s). The relayed connections of the session's peers are
+//! closed when it ends.
 
 use super::*;
 
