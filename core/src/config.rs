@@ -24,8 +24,9 @@ pub struct Config {
     /// connection failed or closed); doubled after each such failure in a row, up to
     /// `retry_interval` (joiner).
     pub redial_interval: Duration,
-    /// How long after its start a joiner makes its first DHT lookup (joiner): the peers at
-    /// hand are asked first, and one on the same LAN answers well within this.
+    /// How long after its start a joiner with peers at hand makes its first DHT lookup
+    /// (joiner): they are asked first, and one on the same LAN answers well within this. A
+    /// joiner with none looks up at once.
     pub first_lookup_delay: Duration,
     /// How often a searching joiner repeats its DHT lookup (joiner).
     pub lookup_interval: Duration,

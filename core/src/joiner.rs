@@ -65,6 +65,9 @@ struct Search {
     /// When the search gives up.
     deadline: Instant,
     next_lookup: Instant,
+    /// When a first lookup waits for the peers at hand: `first_lookup_delay` after the
+    /// start. `None` once a lookup went out.
+    first_lookup_after_peers: Option<Instant>,
     /// Lookups of this search that reached no DHT peer; each doubles the wait before the
     /// next (see `handle_lookup_failed`). Never reset, so that lookups that keep failing
     /// (no DHT peer at all) come no more often than `lookup_interval` after the first few.
@@ -156,12 +159,15 @@ impl Joiner {
         now: Instant,
         rng: ChaCha20Rng,
     ) -> Self {
-        // No lookup yet: the peers at hand (on the LAN, connected) are asked first, as the
-        // embedder reports them, and a lookup sent with their Joins would only delay them.
+        // No lookup yet: it is due at once, unless the embedder reports peers at hand (on
+        // the LAN, connected) before the next timeout. Those are asked first, and a lookup
+        // sent with their Joins would only delay them; with none, nothing is worth waiting
+        // for.
         let actions = VecDeque::new();
         let search = Search {
             deadline: now + cfg.join_timeout,
-            next_lookup: now + cfg.first_lookup_delay,
+            next_lookup: now,
+            first_lookup_after_peers: Some(now + cfg.first_lookup_delay),
             failed_lookups: 0,
             candidates: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -215,6 +221,9 @@ impl Joiner {
         };
         if *peer == self.ctx.local.peer {
             return;
+        }
+        if let Some(after_peers) = search.first_lookup_after_peers {
+            search.next_lookup = search.next_lookup.max(after_peers);
         }
         match search.candidates.get(peer).map(|c| c.status) {
             None => search.enqueue_front(peer.clone()),
@@ -613,6 +622,7 @@ impl Search {
     fn on_timeout(&mut self, ctx: &mut Context, now: Instant) {
         if now >= self.next_lookup {
             self.next_lookup = now + ctx.cfg.lookup_interval;
+            self.first_lookup_after_peers = None;
             ctx.actions.push_back(Action::Lookup {
                 key: ctx.keys.discovery_id,
             });

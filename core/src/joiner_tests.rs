@@ -74,14 +74,19 @@ fn proving(f: &mut Fixture) -> (Pairing, Pairing) {
     (a, b)
 }
 
-/// The peers at hand are asked first: the first lookup comes `first_lookup_delay` after
-/// the start, then every `lookup_interval`.
+/// The peers at hand are asked first: with one reported at the start, the first lookup
+/// comes `first_lookup_delay` after the start, then every `lookup_interval`.
 #[test]
 fn new_looks_up_the_discovery_id_after_asking_the_peers_at_hand() {
     let mut f = Fixture::new();
     let mut b = f.joiner();
     assert_eq!(drain(&mut b), vec![]);
     assert_eq!(state(&b), JoinerState::Searching);
+    b.handle_peer(&f.alice.peer, f.now);
+    assert!(matches!(
+        sent_to(&drain(&mut b), &f.alice.peer).as_slice(),
+        [Message::Join(_)]
+    ));
     let first = f.now + f.cfg.first_lookup_delay;
     assert_eq!(b.poll_timeout(), Some(first));
     b.handle_timeout(first);
@@ -92,6 +97,35 @@ fn new_looks_up_the_discovery_id_after_asking_the_peers_at_hand() {
         }]
     );
     assert_eq!(b.poll_timeout(), Some(first + f.cfg.lookup_interval));
+}
+
+/// With no peer at hand (only meeting points, which the embedder does not report, or
+/// nothing at all), nothing is worth waiting for: the lookup is due at once, and a peer
+/// reported after it went out does not move the next.
+#[test]
+fn new_with_no_peer_at_hand_looks_up_at_once() {
+    let mut f = Fixture::new();
+    let mut b = f.joiner();
+    assert_eq!(drain(&mut b), vec![]);
+    assert_eq!(b.poll_timeout(), Some(f.now));
+    b.handle_timeout(f.now);
+    assert_eq!(
+        drain(&mut b),
+        vec![Action::Lookup {
+            key: f.code.keys().discovery_id
+        }]
+    );
+    // That lookup reached nobody: the next is due `redial_interval` later, before
+    // `first_lookup_delay` would have ended, and a peer found meanwhile leaves it there.
+    b.handle_lookup_failed(f.at(1));
+    let next = f.at(1) + f.cfg.redial_interval;
+    assert!(next < f.now + f.cfg.first_lookup_delay);
+    b.handle_peer(&f.alice.peer, f.at(2));
+    drain(&mut b);
+    b.handle_timeout(next);
+    assert!(drain(&mut b).contains(&Action::Lookup {
+        key: f.code.keys().discovery_id
+    }));
 }
 
 #[test]

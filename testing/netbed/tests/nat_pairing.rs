@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use paircode_netbed::lab::{self, Host, Impairment, Lab, Nat, TwoHomes};
+use paircode_netbed::lab::{self, Home, Host, Impairment, Lab, Nat, TwoHomes};
 use paircode_netbed::meeting_point::RunningMeetingPoint;
 use paircode_netbed::{NodeArgs, NodeProcess, Rt};
 use serde_json::Value;
@@ -92,6 +92,31 @@ fn relay_left(node: &mut NodeProcess, peer: &str, limit: Duration) -> Option<Dur
     None
 }
 
+/// Scenario 5's impairment: `delay` one way on each home's uplink (none for zero).
+fn delay_uplinks(lab: &Lab, homes: [&Home; 2], delay: Duration) {
+    if delay.is_zero() {
+        return;
+    }
+    for home in homes {
+        let impairment = Impairment {
+            delay,
+            loss_percent: 0.0,
+        };
+        lab.impair(&home.uplink, impairment).unwrap();
+    }
+}
+
+/// Scenario 5's delay, one way on each home's uplink.
+const HOME_LINK_DELAY: Duration = Duration::from_millis(20);
+
+/// How a scenario's log line names its delay.
+fn delay_label(delay: Duration) -> String {
+    match delay.is_zero() {
+        true => String::new(),
+        false => format!(", {} ms per home link", delay.as_millis()),
+    }
+}
+
 fn pair_across(nat_a: Nat, nat_b: Nat, delay: Duration, watch: Duration) -> Option<Outcome> {
     if skip() {
         return None;
@@ -104,13 +129,7 @@ fn pair_across(nat_a: Nat, nat_b: Nat, delay: Duration, watch: Duration) -> Opti
         alice: alice_host,
         bob: bob_host,
     } = lab.two_homes(nat_a, nat_b).unwrap();
-    for uplink in [&home_a.uplink, &home_b.uplink] {
-        let impairment = Impairment {
-            delay,
-            loss_percent: 0.0,
-        };
-        lab.impair(uplink, impairment).unwrap();
-    }
+    delay_uplinks(&lab, [&home_a, &home_b], delay);
     let meeting_point = RunningMeetingPoint::start(&server);
     let relays = vec![meeting_point.addr.to_string()];
 
@@ -240,12 +259,15 @@ fn two_port_preserving_homes_with_20ms_per_link_end_direct() {
     let Some(outcome) = pair_across(
         Nat::PortPreserving,
         Nat::PortPreserving,
-        Duration::from_millis(20),
+        HOME_LINK_DELAY,
         Duration::from_secs(10),
     ) else {
         return;
     };
-    log_outcome("two port-preserving NATs, 20 ms per home link", &outcome);
+    log_outcome(
+        &format!("two port-preserving NATs{}", delay_label(HOME_LINK_DELAY)),
+        &outcome,
+    );
     assert!(
         outcome.direct_after_pairing.is_some(),
         "the connection never became direct"
@@ -256,15 +278,28 @@ fn two_port_preserving_homes_with_20ms_per_link_end_direct() {
 /// Scenario 2: one symmetric NAT: pairing works, the connection stays relayed.
 #[test]
 fn one_symmetric_nat_pairs_and_stays_relayed() {
+    symmetric_nat_stays_relayed(Duration::ZERO);
+}
+
+/// Scenario 5 for scenario 2: 20 ms one way on each home's uplink.
+#[test]
+fn one_symmetric_nat_with_20ms_per_link_pairs_and_stays_relayed() {
+    symmetric_nat_stays_relayed(HOME_LINK_DELAY);
+}
+
+fn symmetric_nat_stays_relayed(delay: Duration) {
     let Some(outcome) = pair_across(
         Nat::PortPreserving,
         Nat::Symmetric,
-        Duration::ZERO,
+        delay,
         Duration::from_secs(8),
     ) else {
         return;
     };
-    log_outcome("one symmetric NAT", &outcome);
+    log_outcome(
+        &format!("one symmetric NAT{}", delay_label(delay)),
+        &outcome,
+    );
     assert_eq!(outcome.first_path.as_deref(), Some("relayed"));
     assert!(
         outcome.direct_after_pairing.is_none(),
@@ -277,6 +312,16 @@ fn one_symmetric_nat_pairs_and_stays_relayed() {
 /// timeout; every node reports the meeting point unreachable.
 #[test]
 fn meeting_point_down_lan_pairing_works_and_a_cross_network_join_fails_clearly() {
+    meeting_point_down(Duration::ZERO);
+}
+
+/// Scenario 5 for scenario 4: 20 ms one way on each home's uplink.
+#[test]
+fn meeting_point_down_with_20ms_per_link_lan_pairing_works_and_a_join_fails_clearly() {
+    meeting_point_down(HOME_LINK_DELAY);
+}
+
+fn meeting_point_down(delay: Duration) {
     if skip() {
         return;
     }
@@ -288,6 +333,7 @@ fn meeting_point_down_lan_pairing_works_and_a_cross_network_join_fails_clearly()
     let alice_host = lab.host("alice", home_a.lan, false).unwrap();
     let carol_host = lab.host("carol", home_a.lan, false).unwrap();
     let bob_host = lab.host("bob", home_b.lan, false).unwrap();
+    delay_uplinks(&lab, [&home_a, &home_b], delay);
     // The meeting point ran once (so its address is real) and is gone.
     let dead = RunningMeetingPoint::start(&server);
     let relays = vec![dead.addr.to_string()];
@@ -336,8 +382,9 @@ fn meeting_point_down_lan_pairing_works_and_a_cross_network_join_fails_clearly()
     let lan_path = path(&mut carol, &alice_id);
     assert_eq!(lan_path.as_deref(), Some("direct"));
     log(format!(
-        "[nat-pairing] meeting point down: cross-network join failed ({}) after {:.0} ms \
+        "[nat-pairing] meeting point down{}: cross-network join failed ({}) after {:.0} ms \
          (timeout {JOIN_TIMEOUT_MS} ms); LAN pairing path {} in {:.0} ms",
+        delay_label(delay),
         failed["error"],
         failed_after.as_secs_f64() * 1000.0,
         lan_path.unwrap_or_default(),
@@ -371,18 +418,30 @@ fn online(node: &mut NodeProcess, peer: &str, since: Instant, limit: Duration) -
 /// direct connection.
 #[test]
 fn paired_devices_find_each_other_again_across_nats_after_restarting() {
+    restart_across(Duration::ZERO);
+}
+
+/// Scenario 5 for scenario 3: 20 ms one way on each home's uplink.
+#[test]
+fn paired_devices_with_20ms_per_link_find_each_other_again_after_restarting() {
+    restart_across(HOME_LINK_DELAY);
+}
+
+fn restart_across(delay: Duration) {
     if skip() {
         return;
     }
     let mut lab = Lab::new();
     let TwoHomes {
         server,
+        home_a,
+        home_b,
         alice: alice_host,
         bob: bob_host,
-        ..
     } = lab
         .two_homes(Nat::PortPreserving, Nat::PortPreserving)
         .unwrap();
+    delay_uplinks(&lab, [&home_a, &home_b], delay);
     let meeting_point = RunningMeetingPoint::start(&server);
     let relays = vec![meeting_point.addr.to_string()];
     let (alice_key, bob_key) = (random_secret(), random_secret());
@@ -433,8 +492,9 @@ fn paired_devices_find_each_other_again_across_nats_after_restarting() {
         final_path = path(&mut bob, &alice_id);
     }
     log(format!(
-        "[nat-pairing] restart across two port-preserving NATs: path {}; bob online on alice \
-         after {:.0} ms, alice on bob after {:.0} ms (from both restarting)",
+        "[nat-pairing] restart across two port-preserving NATs{}: path {}; bob online on \
+         alice after {:.0} ms, alice on bob after {:.0} ms (from both restarting)",
+        delay_label(delay),
         final_path.clone().unwrap_or_default(),
         bob_online_on_alice.as_secs_f64() * 1000.0,
         alice_online_on_bob.as_secs_f64() * 1000.0,

@@ -105,8 +105,12 @@ fn generated_schedules_exercise_every_invariant() {
             }
         }
     }
+    // A floor on coverage, not a success rate: most schedules are built to fail (wrong
+    // codes, attackers, users who never confirm, partitions). 62 of 300 paired when the
+    // first lookup always waited 50 ms, 60 since a joiner with no peer at hand looks up
+    // at once (its lookup can come before the initiator's record, as it may in reality).
     assert!(
-        paired * 5 > total,
+        paired * 6 > total,
         "only {paired} of {total} schedules paired"
     );
     assert!(

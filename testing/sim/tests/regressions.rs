@@ -321,7 +321,8 @@ fn a_lookup_that_reached_nobody_is_repeated_soon() {
     world.run_checked().unwrap_or_else(|v| panic!("{v}"));
     let (at, _) = world.sim.node(world.bob).completed().expect("bob paired");
     assert!(world.sim.node(world.alice).completed().is_some());
-    // Lookups at 50, 80, 135, 240 and 445 ms (the first `first_lookup_delay` after the
-    // start; each 5 ms long, then 25, 50, 100, 200 ms apart): the fifth finds Alice.
+    // Lookups at 0, 30, 85, 190 and 395 ms after Bob's start, 100 ms into the run (the
+    // first at once: no peer at hand; each 5 ms long, then 25, 50, 100, 200 ms apart):
+    // the fifth, past `room_at`, finds Alice.
     assert!(at < room_at * 2, "paired only {at:?} after the start");
 }
