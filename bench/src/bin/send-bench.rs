@@ -553,6 +553,19 @@ fn table(
          gave 389 MB/s, 1.6 GB/s and 2.2 GB/s in three runs in a row (2026-11-30 09:51 \
          UTC, load 1.2), so a disk shared with other work slows paircode and not the \
          floor.\n\n\
+         Why 80 % of the floor is out of reach on 2 cores: the CPU, not the overlap. Both \
+         daemons' CPU time (`/proc/PID/stat`, all threads) around three 1 GiB `paircode \
+         send`s between two warm daemons on loopback (2026-11-30 16:20 UTC, load about 1): \
+         the sender 1.47–1.52 s, the receiver 1.54–1.55 s, 3.0 s in all, in 1.56–1.63 s of \
+         wall time, so both cores are busy throughout; the least time 3.0 core-seconds can \
+         take on 2 cores is 1.52 s, and 80 % of this table's loopback floor is 1.54 s. In \
+         `perf record -a` of one round (16:10 UTC) the floor's two processes used 2.25 \
+         core-seconds for their 1 GiB, and SHA-256 was the largest single cost of the \
+         daemons: 0.57 core-seconds per GiB on each side (sha2's SHA-NI code: 1.9 GiB/s in \
+         a plain loop here, `openssl speed -evp sha256` 2.0 GB/s), more than Noise's \
+         ChaCha20-Poly1305 (ring: 0.44 s per GiB sealing, 0.44 s opening). The two hashes \
+         the end-to-end check needs are the difference; no faster SHA-256 exists on this \
+         CPU.\n\n\
          The receiver's peak RSS follows how far its reading falls behind the network, up to \
          the stream's yamux receive window. yamux 0.13 doubles a stream's window whenever \
          the sender used half of it within two round trips and never shrinks it; \
