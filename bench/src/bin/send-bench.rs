@@ -555,11 +555,12 @@ fn table(
          floor.\n\n\
          Why 80 % of the floor is out of reach on 2 cores: the CPU, not the overlap. Both \
          daemons' CPU time (`/proc/PID/stat`, all threads) around three 1 GiB `paircode \
-         send`s between two warm daemons on loopback (2026-11-30 16:20 UTC, load about 1): \
+         send`s between two warm daemons on loopback (2026-11-30 15:58 UTC, load about 1): \
          the sender 1.47–1.52 s, the receiver 1.54–1.55 s, 3.0 s in all, in 1.56–1.63 s of \
          wall time, so both cores are busy throughout; the least time 3.0 core-seconds can \
-         take on 2 cores is 1.52 s, and 80 % of this table's loopback floor is 1.54 s. In \
-         `perf record -a` of one round (16:10 UTC) the floor's two processes used 2.25 \
+         take on 2 cores is 1.52 s, and 80 % of the loopback floor (1.18–1.23 s in the runs \
+         of that hour) is 1.48–1.54 s. In \
+         `perf record -a` of one round (15:56 UTC) the floor's two processes used 2.25 \
          core-seconds for their 1 GiB, and SHA-256 was the largest single cost of the \
          daemons: 0.57 core-seconds per GiB on each side (sha2's SHA-NI code: 1.9 GiB/s in \
          a plain loop here, `openssl speed -evp sha256` 2.0 GB/s), more than Noise's \
