@@ -475,6 +475,26 @@ impl Vault {
         })
     }
 
+    /// Removes the temporary files of saves that a crash interrupted (`.NAME.tmp-PID`,
+    /// `.NAME.tmp-PID-early`, see [`write_temp`]) whose process is gone: they are never
+    /// read, and a daemon killed during saves again and again would pile them up. A file
+    /// of a live process (a command saving right now) and anything else are left alone.
+    /// Returns how many were removed.
+    pub fn remove_stale_temps(&self) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| {
+                let name = entry.file_name();
+                let stale = temp_owner(&name.to_string_lossy()).is_some_and(|pid| !alive(pid));
+                stale && entry.file_type().is_ok_and(|t| t.is_file())
+            })
+            .filter(|entry| fs::remove_file(entry.path()).is_ok())
+            .count()
+    }
+
     /// Makes the renames of committed files survive a power cut.
     pub fn sync_dir(&self) -> Result<(), StoreError> {
         File::open(&self.dir)
@@ -595,6 +615,24 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         .create(dir)
         .map_err(io_error(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))
+}
+
+/// The process that wrote the temporary file `name` ([`write_temp`]'s names), if it is one.
+fn temp_owner(name: &str) -> Option<libc::pid_t> {
+    let (_, owner) = name.strip_prefix('.')?.split_once(".tmp-")?;
+    let pid = owner.strip_suffix("-early").unwrap_or(owner);
+    match pid.bytes().all(|b| b.is_ascii_digit()) {
+        true => pid.parse().ok().filter(|&pid| pid > 0),
+        false => None,
+    }
+}
+
+/// Whether a process `pid` exists (signal 0 checks without sending anything; a process of
+/// another user answers EPERM, and exists).
+fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 sends nothing; kill only looks the process up.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Writes `bytes` to a temporary file (0600) next to `path` and fsyncs it: the first half of
@@ -749,6 +787,45 @@ mod tests {
         let sealed = HEADER_LEN - DIGEST_LEN;
         let digest = header_digest(&bytes[..sealed]);
         bytes[sealed..HEADER_LEN].copy_from_slice(&digest);
+    }
+
+    #[test]
+    fn stale_temporary_files_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        // A process that has ended: its pid names no process now.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = std::process::id();
+        let stale = [
+            format!(".devices.tmp-{dead}"),
+            format!(".devices.tmp-{dead}-early"),
+            format!(".identity.tmp-{dead}"),
+        ];
+        let kept = [
+            format!(".devices.tmp-{live}"),
+            format!(".devices.tmp-{live}-early"),
+            ".devices.tmp-12ab".to_string(),
+            format!("devices.tmp-{dead}"),
+            format!(".devices.tmp-{dead}-late"),
+            "devices".to_string(),
+        ];
+        for name in stale.iter().chain(&kept) {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        // Not a file: left alone (the tests block saves with such directories).
+        let blocker = format!(".received.tmp-{dead}");
+        fs::create_dir(dir.path().join(&blocker)).unwrap();
+
+        assert_eq!(vault.remove_stale_temps(), stale.len());
+        for name in &stale {
+            assert!(!dir.path().join(name).exists(), "{name} stayed");
+        }
+        for name in kept.iter().chain([&blocker]) {
+            assert!(dir.path().join(name).exists(), "{name} went");
+        }
+        assert_eq!(vault.remove_stale_temps(), 0);
     }
 
     #[test]

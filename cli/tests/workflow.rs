@@ -255,3 +255,27 @@ fn the_joiner_declining_leaves_nothing_on_either_side() -> TestResult {
     );
     Ok(())
 }
+
+/// A daemon killed during a save leaves its temporary file (`.devices.tmp-PID`, or a
+/// joiner's readied `…-early`) behind; the next start removes those of processes that are
+/// gone, and leaves a live process's (a command saving right now) alone.
+#[test]
+fn a_start_removes_the_temporary_files_of_saves_a_crash_interrupted() -> TestResult {
+    let bed = alice_and_bob()?;
+    bed.stop("alice")?;
+    let dir = bed.instance_dir("alice");
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = [
+        format!(".devices.tmp-{dead}"),
+        format!(".devices.tmp-{dead}-early"),
+    ];
+    let live = format!(".devices.tmp-{}", std::process::id());
+    for name in stale.iter().chain([&live]) {
+        std::fs::write(dir.join(name), b"a save cut short").unwrap();
+    }
+    bed.start("alice", None)?;
+    assert_eq!(temporary_files(&dir), [live]);
+    Ok(())
+}
