@@ -476,7 +476,7 @@ impl Vault {
     }
 
     /// Removes the temporary files of saves that a crash interrupted (`.NAME.tmp-PID`,
-    /// `.NAME.tmp-PID-early`, see [`write_temp`]) whose process is gone: they are never
+    /// `.NAME.tmp-PID-early`, the names every save writes first) whose process is gone: they are never
     /// read, and a daemon killed during saves again and again would pile them up. A file
     /// of a live process (a command saving right now) and anything else are left alone.
     /// Returns how many were removed.
