@@ -476,10 +476,10 @@ impl Vault {
     }
 
     /// Removes the temporary files of saves that a crash interrupted (`.NAME.tmp-PID`,
-    /// `.NAME.tmp-PID-early`, the names every save writes first) whose process is gone: they are never
-    /// read, and a daemon killed during saves again and again would pile them up. A file
-    /// of a live process (a command saving right now) and anything else are left alone.
-    /// Returns how many were removed.
+    /// `.NAME.tmp-PID-early`: what every save writes first) whose process is gone: they
+    /// are never read, and a daemon killed during saves again and again would pile them
+    /// up. A file of a live process (a command saving right now) and anything else are
+    /// left alone. Returns how many were removed.
     pub fn remove_stale_temps(&self) -> usize {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return 0;
