@@ -127,11 +127,14 @@ pub async fn views(node: &Node) -> Vec<MeetingPointView> {
                     view(addr, "reserved", Some(circuit.to_string()), None)
                 }
                 MeetingPointState::Unreachable { error, retry_in } => {
+                    let retrying = match retry_in.is_zero() {
+                        true => "retrying now".to_owned(),
+                        false => format!("retrying in {} s", retry_in.as_secs_f64().ceil()),
+                    };
                     let error = format!(
-                        "{error}; retrying in {} s. Check that the meeting point runs \
+                        "{error}; {retrying}. Check that the meeting point runs \
                          (`paircode relay`), that its address and peer id are right, and \
-                         that this network lets TCP out to it",
-                        retry_in.as_secs()
+                         that this network lets TCP out to it"
                     );
                     view(addr, "unreachable", None, Some(error))
                 }

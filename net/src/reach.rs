@@ -61,7 +61,8 @@ pub enum MeetingPointState {
         /// Our address through this meeting point.
         circuit: Multiaddr,
     },
-    /// The last attempt failed; the next one starts in `retry_in`.
+    /// The last attempt failed; the next one starts in `retry_in` (zero: it is under
+    /// way).
     Unreachable {
         /// What went wrong, as the transport or the relay said it.
         error: String,

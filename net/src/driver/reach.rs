@@ -68,7 +68,12 @@ enum State {
         retry_at: Instant,
         error: Option<String>,
     },
-    Dialing,
+    /// An attempt under way; `last_error` says why the one before failed, so that a
+    /// meeting point that keeps refusing reads as unreachable throughout, not as
+    /// "connecting" for the moments each retry takes.
+    Dialing {
+        last_error: Option<String>,
+    },
     /// Connected; identify must go both ways before the reservation.
     Identifying {
         sent: bool,
@@ -153,8 +158,14 @@ impl Reach {
                 addr: mp.addr.clone(),
                 state: match &mp.state {
                     State::Idle { error: None, .. }
-                    | State::Dialing
+                    | State::Dialing { last_error: None }
                     | State::Identifying { .. } => MeetingPointState::Connecting,
+                    State::Dialing {
+                        last_error: Some(error),
+                    } => MeetingPointState::Unreachable {
+                        error: error.clone(),
+                        retry_in: Duration::ZERO,
+                    },
                     State::Idle {
                         error: Some(error),
                         retry_at,
@@ -245,7 +256,14 @@ where
             .condition(PeerCondition::Disconnected)
             .build();
         match self.swarm.dial(opts) {
-            Ok(()) => self.reach.meeting_points[i].state = State::Dialing,
+            Ok(()) => {
+                let mp = &mut self.reach.meeting_points[i];
+                let last_error = match &mut mp.state {
+                    State::Idle { error, .. } => error.take(),
+                    _ => None,
+                };
+                mp.state = State::Dialing { last_error };
+            }
             Err(e) => self.meeting_point_failed(i, e.to_string(), now),
         }
     }
@@ -284,7 +302,7 @@ where
                 self.swarm.remove_listener(listener);
                 self.swarm.remove_external_address(&circuit);
             }
-            State::Idle { .. } | State::Dialing | State::Identifying { .. } => {}
+            State::Idle { .. } | State::Dialing { .. } | State::Identifying { .. } => {}
         }
     }
 
@@ -394,7 +412,7 @@ where
             }
         }
         if let Some(i) = self.meeting_point_index(&peer) {
-            if matches!(self.reach.meeting_points[i].state, State::Dialing) {
+            if matches!(self.reach.meeting_points[i].state, State::Dialing { .. }) {
                 self.reach.meeting_points[i].state = State::Identifying {
                     sent: false,
                     received: false,
@@ -447,7 +465,7 @@ where
 
     pub(super) fn reach_dial_failed(&mut self, peer: Libp2pPeerId, error: String) {
         if let Some(i) = self.meeting_point_index(&peer) {
-            if matches!(self.reach.meeting_points[i].state, State::Dialing) {
+            if matches!(self.reach.meeting_points[i].state, State::Dialing { .. }) {
                 self.meeting_point_failed(i, error, Instant::now());
             }
         }
@@ -499,5 +517,38 @@ where
         if became_public {
             self.republish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A meeting point that keeps refusing reads as unreachable while each retry runs, not
+    /// as "connecting" (a status asked at that moment lost the reason and the hint a
+    /// failed join gives with it).
+    #[test]
+    fn a_retry_under_way_still_reads_as_unreachable() {
+        let peer = Libp2pPeerId::random();
+        let addr: Multiaddr = "/ip4/198.51.100.1/tcp/4001".parse().unwrap();
+        let mut reach = Reach::new(vec![(peer, addr)], ReusePorts::default());
+        let now = Instant::now();
+        let state = |reach: &Reach| reach.status(now).meeting_points[0].state.clone();
+        assert_eq!(state(&reach), MeetingPointState::Connecting);
+
+        reach.meeting_points[0].state = State::Dialing { last_error: None };
+        assert_eq!(state(&reach), MeetingPointState::Connecting);
+
+        let refused = "Connection refused (os error 111)".to_owned();
+        reach.meeting_points[0].state = State::Dialing {
+            last_error: Some(refused.clone()),
+        };
+        assert_eq!(
+            state(&reach),
+            MeetingPointState::Unreachable {
+                error: refused,
+                retry_in: Duration::ZERO,
+            }
+        );
     }
 }
