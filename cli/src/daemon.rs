@@ -633,14 +633,12 @@ impl Daemon {
     /// [`remember`](Self::remember) to rename into place if the pairing is accepted. A
     /// failure here is not reported: the save proper tries again and says why.
     fn prepare(&self, device: &PairedDevice) -> Option<PreparedSave> {
-        let record = DeviceRecord::from_pairing(device, unix_now());
         // The list and its generation are read together; the write happens without the
         // lock (its fsync would hold up the daemon's thread at the next lookup).
-        let (updated, base) = {
+        let ((updated, record), base) = {
             let devices = self.devices.lock().expect("devices lock");
-            let mut updated = devices.clone();
-            updated.upsert(record.clone());
-            (updated, self.vault.generation(DEVICES_FILE).unwrap_or(0))
+            let base = self.vault.generation(DEVICES_FILE).unwrap_or(0);
+            (with_pairing(&devices, device), base)
         };
         match self.vault.stage_early(DEVICES_FILE, &updated) {
             // Still the list's next generation: no save came in between.
@@ -676,9 +674,7 @@ impl Daemon {
                 (record, generation)
             }
             None => {
-                let record = DeviceRecord::from_pairing(device, unix_now());
-                let mut updated = devices.clone();
-                updated.upsert(record.clone());
+                let (updated, record) = with_pairing(&devices, device);
                 let generation = updated
                     .save_list(&self.vault)
                     .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
@@ -781,6 +777,15 @@ impl Daemon {
             meeting_points,
         }
     }
+}
+
+/// `devices` with `device`'s pairing in it (added, or replacing the device's earlier
+/// record), and that record.
+fn with_pairing(devices: &DeviceList, device: &PairedDevice) -> (DeviceList, DeviceRecord) {
+    let record = DeviceRecord::from_pairing(device, unix_now());
+    let mut updated = devices.clone();
+    updated.upsert(record.clone());
+    (updated, record)
 }
 
 /// A device list with a new pairing in it, written and fsynced under a temporary name while

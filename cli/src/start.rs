@@ -88,8 +88,6 @@ pub async fn run_foreground(
             outcome => break outcome?,
         }
     };
-    // Under the instance's lock: no other daemon of this instance is saving.
-    let stale_temps = vault.remove_stale_temps();
     let mut identity = load_identity(&vault)?.ok_or_else(|| not_initialised(instance))?;
     // `--name` is remembered, so a later start without it keeps the name.
     let name = match &opts.name {
@@ -128,6 +126,8 @@ pub async fn run_foreground(
     config.bootstrap = opts.bootstrap.clone();
     config.relays = relays;
     config.mdns = mdns;
+    // Under the instance's lock: no other daemon of this instance is saving.
+    let stale_temps = vault.remove_stale_temps();
     if stale_temps > 0 {
         tracing::info!(
             removed = stale_temps,

@@ -48,6 +48,11 @@ const HEADER_1_LEN: usize = 8 + 1 + 4 * 3 + SALT_LEN + CHECK_LEN + NONCE_LEN;
 const HEADER_2_LEN: usize = HEADER_1_LEN + DIGEST_LEN;
 /// Format 3: format 1's, the generation (big-endian), then the digest over all of it.
 const HEADER_LEN: usize = HEADER_1_LEN + GENERATION_LEN + DIGEST_LEN;
+/// A save's temporary file is `.NAME` + this + the writing process's id
+/// ([`write_temp`]), followed by [`EARLY_TAG`] for one readied ahead of time.
+const TEMP_MARK: &str = ".tmp-";
+/// The suffix of a save readied ahead of time ([`Vault::stage_early`]).
+const EARLY_TAG: &str = "-early";
 /// Store files are small; anything bigger is not ours.
 const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 
@@ -425,7 +430,7 @@ impl Vault {
     /// (`.NAME.tmp-PID-early`): for a write readied ahead of time, which waits beside the
     /// writes made meanwhile. One at a time: stage the next only once the last is gone.
     pub fn stage_early<T: Serialize>(&self, name: &str, value: &T) -> Result<Staged, StoreError> {
-        self.stage_named(name, value, "-early")
+        self.stage_named(name, value, EARLY_TAG)
     }
 
     fn stage_named<T: Serialize>(
@@ -619,8 +624,8 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// The process that wrote the temporary file `name` ([`write_temp`]'s names), if it is one.
 fn temp_owner(name: &str) -> Option<libc::pid_t> {
-    let (_, owner) = name.strip_prefix('.')?.split_once(".tmp-")?;
-    let pid = owner.strip_suffix("-early").unwrap_or(owner);
+    let (_, owner) = name.strip_prefix('.')?.split_once(TEMP_MARK)?;
+    let pid = owner.strip_suffix(EARLY_TAG).unwrap_or(owner);
     match pid.bytes().all(|b| b.is_ascii_digit()) {
         true => pid.parse().ok().filter(|&pid| pid > 0),
         false => None,
@@ -644,7 +649,10 @@ fn write_temp(path: &Path, bytes: &[u8], tag: &str) -> Result<PathBuf, StoreErro
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}{tag}", std::process::id()));
+    let tmp = dir.join(format!(
+        ".{file_name}{TEMP_MARK}{}{tag}",
+        std::process::id()
+    ));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)

@@ -408,12 +408,11 @@ where
         // devices) are asked at once, not only those discovered from now on. Meeting
         // points are not: they hold no sessions, and asking them would hold back the
         // lookup that goes through them (see `Config::first_lookup_delay`).
-        let meeting_points: HashSet<Libp2pPeerId> = self.reach.meeting_point_peers().collect();
         let known: HashSet<Libp2pPeerId> = self
             .mdns_peers
             .iter()
             .chain(self.swarm.connected_peers())
-            .filter(|peer| !meeting_points.contains(peer))
+            .filter(|peer| !self.reach.is_meeting_point(peer))
             .copied()
             .collect();
         for peer in &known {

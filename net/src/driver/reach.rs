@@ -146,7 +146,7 @@ impl Reach {
             .min()
     }
 
-    fn is_meeting_point(&self, peer: &Libp2pPeerId) -> bool {
+    pub(super) fn is_meeting_point(&self, peer: &Libp2pPeerId) -> bool {
         self.meeting_points.iter().any(|mp| mp.peer == *peer)
     }
 

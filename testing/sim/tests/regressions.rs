@@ -10,7 +10,7 @@ use paircode_sim::ids::synthetic_device;
 use paircode_sim::net::NetConfig;
 use paircode_sim::node::ConfirmPolicy;
 use paircode_sim::random::{stream_rng, Stream};
-use paircode_sim::scenario::{AttackerSpec, Scenario};
+use paircode_sim::scenario::{AttackerSpec, Scenario, World};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -273,6 +273,25 @@ fn a_late_accept_does_not_make_the_pairing_one_sided() {
     );
 }
 
+/// Alice and Bob with the shipped timers, both accepting at once (the connection-flood
+/// regressions below).
+fn auto_accepting(seed: u64) -> World {
+    let scenario = Scenario {
+        cfg: Config::default(),
+        confirm: ConfirmPolicy::AutoAccept,
+        ..Scenario::honest(seed)
+    };
+    scenario.build(Instant::now())
+}
+
+/// Runs `world` to its end, checked; both must have paired. When Bob did.
+fn pairs(world: &mut World) -> Duration {
+    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
+    assert!(world.sim.node(world.alice).completed().is_some());
+    let (at, _) = world.sim.node(world.bob).completed().expect("bob paired");
+    at
+}
+
 /// Issue 11, item 1 (found in the test bed, reproduced here). During a connection flood
 /// Alice's handshake queue is full and Bob's dial is reset; Bob asked her again only after
 /// `retry_interval` (1 s), and his DHT lookup after 2 s, so a pairing that the flood
@@ -281,22 +300,15 @@ fn a_late_accept_does_not_make_the_pairing_one_sided() {
 #[test]
 fn a_refused_connection_is_redialed_soon() {
     let room_at = Duration::from_millis(300);
-    let scenario = Scenario {
-        cfg: Config::default(),
-        confirm: ConfirmPolicy::AutoAccept,
-        ..Scenario::honest(12)
-    };
-    let mut world = scenario.build(Instant::now());
+    let mut world = auto_accepting(12);
     world.sim.refuse_until(world.alice, room_at);
-    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
+    let at = pairs(&mut world);
     let refused = world
         .sim
         .net_log()
         .iter()
         .filter(|r| r.fate == paircode_sim::record::Fate::Refused)
         .count();
-    let (at, _) = world.sim.node(world.bob).completed().expect("bob paired");
-    assert!(world.sim.node(world.alice).completed().is_some());
     // Redials at 25, 50, 100 and 200 ms after each reset: the fifth dial finds room.
     assert_eq!(refused, 4, "dials refused before alice had room");
     assert!(at < room_at * 2, "paired only {at:?} after the start");
@@ -310,17 +322,10 @@ fn a_refused_connection_is_redialed_soon() {
 #[test]
 fn a_lookup_that_reached_nobody_is_repeated_soon() {
     let room_at = Duration::from_millis(300);
-    let scenario = Scenario {
-        cfg: Config::default(),
-        confirm: ConfirmPolicy::AutoAccept,
-        ..Scenario::honest(13)
-    };
-    let mut world = scenario.build(Instant::now());
+    let mut world = auto_accepting(13);
     world.sim.without_lan_discovery();
     world.sim.dht_unreachable_until(room_at);
-    world.run_checked().unwrap_or_else(|v| panic!("{v}"));
-    let (at, _) = world.sim.node(world.bob).completed().expect("bob paired");
-    assert!(world.sim.node(world.alice).completed().is_some());
+    let at = pairs(&mut world);
     // Lookups at 0, 30, 85, 190 and 395 ms after Bob's start, 100 ms into the run (the
     // first at once: no peer at hand; each 5 ms long, then 25, 50, 100, 200 ms apart):
     // the fifth, past `room_at`, finds Alice.
