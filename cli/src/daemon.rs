@@ -471,12 +471,16 @@ impl Daemon {
         // What the save on `StoreRequested` gave: the device as listed, or why it failed
         // (the file and the OS's reason, more use to the user than "not stored").
         let mut saved: Option<Saved> = None;
-        // The joiner's save, readied on a thread of its own while the initiator stores its
-        // side; dropped (its temporary file removed) if the session does not ask for it.
+        // The save, readied on a thread of its own before it is asked for (the initiator's
+        // while its Challenge and the proof travel, the joiner's while the initiator stores
+        // its side); dropped (its temporary file removed) if the session does not ask for it.
         let mut preparing: Option<JoinHandle<Option<PreparedSave>>> = None;
         // The device list's generation that save made, recorded once the session is over
         // (`DeviceList::save_list`): nobody waits for that.
         let mut unrecorded: Option<u64> = None;
+        // Whom the session paired with, logged once the outcome went out: the log file's
+        // write is not something the pairing should wait for.
+        let mut paired: Option<(PeerId, String)> = None;
         let mut cli_gone = false;
         if write_frame(&mut writer, &first).await.is_err() {
             cli_gone = true;
@@ -504,12 +508,13 @@ impl Daemon {
                         }
                         PairingEvent::NotAnnounced { reason } => (Event::NotAnnounced { reason }, false),
                         PairingEvent::PrepareStore(device) => {
-                            // One readied save at a time (they share a file name): a proof
-                            // made again after a lost attempt replaces the last one.
+                            // One readied save at a time (they share a file name): a later
+                            // one (a proof made again after a lost attempt, the Challenge to
+                            // another Join) replaces the last.
                             if let Some(earlier) = preparing.take() {
                                 drop(earlier.await);
                             }
-                            // Off this thread: the proof it follows is still on its way out.
+                            // Off this thread: the message it follows is still on its way out.
                             let daemon = Arc::clone(self);
                             preparing = Some(tokio::task::spawn_blocking(move || daemon.prepare(&device)));
                             continue;
@@ -537,7 +542,10 @@ impl Daemon {
                             continue;
                         }
                         PairingEvent::Completed(device) => match saved.take().map(|s| s.result) {
-                            Some(Ok(view)) => (Event::Paired(view), true),
+                            Some(Ok(view)) => {
+                                paired = Some((device.peer.clone(), device.info.name.clone()));
+                                (Event::Paired(view), true)
+                            }
                             // The core completes only after a successful save.
                             Some(Err(error)) => (Event::Failed(error), true),
                             None => {
@@ -588,6 +596,9 @@ impl Daemon {
             }
         }
         *self.session.lock().expect("session lock") = None;
+        if let Some((peer, name)) = paired {
+            tracing::info!(peer = %peer, name = %name, "paired");
+        }
         if let Some(generation) = unrecorded {
             // Two flushes nobody waits for, after the session's last event went out. On
             // the daemon's one thread: on a blocking thread the warm pairing measured
@@ -630,7 +641,7 @@ impl Daemon {
     }
 
     /// Writes the device list with `device` in it under a temporary name, fsynced, for
-    /// [`remember`](Self::remember) to rename into place if the pairing is accepted. A
+    /// [`remember`](Self::remember) to rename into place if the pairing is to be saved. A
     /// failure here is not reported: the save proper tries again and says why.
     fn prepare(&self, device: &PairedDevice) -> Option<PreparedSave> {
         // The list and its generation are read together; the write happens without the
@@ -683,7 +694,6 @@ impl Daemon {
         };
         let view = record.view(true);
         devices.upsert(record);
-        tracing::info!(peer = %device.peer, name = %device.info.name, "paired");
         Ok((view, generation))
     }
 
@@ -788,9 +798,9 @@ fn with_pairing(devices: &DeviceList, device: &PairedDevice) -> (DeviceList, Dev
     (updated, record)
 }
 
-/// A device list with a new pairing in it, written and fsynced under a temporary name while
-/// the initiator stores its side (`PairingEvent::PrepareStore`): saving the pairing then
-/// takes only the rename and the directory's sync.
+/// A device list with a new pairing in it, written and fsynced under a temporary name before
+/// the pairing is to be saved (`PairingEvent::PrepareStore`): saving it then takes only the
+/// rename and the directory's sync.
 struct PreparedSave {
     staged: Staged,
     record: DeviceRecord,

@@ -392,7 +392,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     value: &T,
 ) -> Result<(), FrameError> {
+    // The length goes in front of the body in one write: written apart, each went out on
+    // the socket by itself and woke the reader once more.
     let mut buf = Zeroizing::new(Vec::with_capacity(INITIAL_FRAME_BUFFER));
+    buf.extend_from_slice(&[0; 4]);
     ciborium::into_writer(
         &EnvelopeOut {
             v: IPC_VERSION,
@@ -401,13 +404,14 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
         &mut *buf,
     )
     .map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if buf.len() > MAX_FRAME_LEN {
+    let len = buf.len() - 4;
+    if len > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge {
-            len: buf.len(),
+            len,
             max: MAX_FRAME_LEN,
         });
     }
-    w.write_all(&(buf.len() as u32).to_be_bytes()).await?;
+    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
     w.write_all(&buf).await?;
     w.flush().await?;
     Ok(())

@@ -50,11 +50,13 @@ pub enum Action {
         /// What the other device's screen shows too, if nobody is in the middle.
         verification: Verification,
     },
-    /// A joiner proved the code to this device: if it accepts, `Store` follows with the
-    /// same pairing. The embedder may prepare that save now (write it durably under a
-    /// temporary name, so that `Store` has only to put it in place) while the initiator
-    /// stores its side; nothing of it may count as paired before `Store`. Ignoring it is
-    /// correct; a prepared save the session does not ask for is discarded.
+    /// `Store` may follow with this pairing: on a joiner (with its `Prove`) once the
+    /// initiator accepts; on an initiator (with the `Challenge` to one of the session's
+    /// first two `Join`s, before anything is proven) once that joiner proves the code and
+    /// the user accepts. The embedder may prepare that save now (write it durably under a
+    /// temporary name, so that `Store` has only to put it in place) while the messages
+    /// travel; nothing of it may count as paired before `Store`. Ignoring it is correct; a
+    /// prepared save the session does not ask for is discarded.
     PrepareStore(Box<PairedDevice>),
     /// Save this pairing durably now, then answer with `handle_stored`. The pairing
     /// counts only once it is stored: an initiator acknowledges it to the joiner after a

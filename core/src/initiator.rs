@@ -18,10 +18,10 @@ use rand_chacha::ChaCha20Rng;
 use crate::action::{Action, FailReason, Progress};
 use crate::config::Config;
 use crate::cookie::CookieKey;
-use crate::device::{PairedDevice, Role};
+use crate::device::{DeviceInfo, PairedDevice, Role};
 use crate::handshake::{transcript, ChallengeFields};
 use crate::identity::PeerId;
-use crate::keys::{macs_equal, CodeKeys};
+use crate::keys::{macs_equal, CodeKeys, Transcript, KEY_LEN};
 use crate::messages::{
     Challenge, DecodeError, Done, Join, Mac, Message, Nonce, Prove, RejectReason, UNATTRIBUTED,
 };
@@ -40,8 +40,16 @@ pub struct Initiator {
     expires_at: Instant,
     state: State,
     limiter: RateLimiter,
+    /// How many more `Join`s get a `PrepareStore` with their `Challenge`.
+    prepares_left: u8,
     actions: VecDeque<Action>,
 }
+
+/// `Join`s per session whose pairing the embedder may ready before the proof: the honest
+/// joiner's and one resend of it. Anyone who learnt the `discovery_id` can send `Join`s
+/// without knowing the code, and each readied save is a durable write: so a few, not one
+/// per `Join`.
+const PREPARES_PER_SESSION: u8 = 2;
 
 /// What identifies the verified attempt once the attempt table is gone.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -112,6 +120,7 @@ impl Initiator {
             expires_at,
             state: State::Open,
             limiter,
+            prepares_left: PREPARES_PER_SESSION,
             actions,
         }
     }
@@ -303,7 +312,9 @@ impl Initiator {
     }
 
     /// Answers `join` with its Challenge, derived afresh (so a repeated Join gets the same
-    /// one) and forgotten at once.
+    /// one) and forgotten at once; while the budget lasts, with a `PrepareStore` of the
+    /// pairing a valid proof of that Challenge would make, so that the embedder can write
+    /// it during the round trip and the store after the proof has only to put it in place.
     fn challenge(&mut self, peer: &PeerId, join: &Join) {
         let (eph, nonce) = self.cookie.challenge_values(join, peer);
         let transcript = transcript(
@@ -326,6 +337,30 @@ impl Initiator {
             peer: peer.clone(),
             bytes: challenge.encode(),
         });
+        if self.prepares_left == 0 {
+            return;
+        }
+        if let Some(shared) = eph.agree(&join.eph) {
+            self.prepares_left -= 1;
+            let device = self.paired_device(peer, join.info.clone(), &transcript, &shared);
+            self.actions.push_back(Action::PrepareStore(device));
+        }
+    }
+
+    /// The pairing with `peer` that `transcript` and `shared` make.
+    fn paired_device(
+        &self,
+        peer: &PeerId,
+        info: DeviceInfo,
+        transcript: &Transcript,
+        shared: &[u8; KEY_LEN],
+    ) -> Box<PairedDevice> {
+        Box::new(PairedDevice {
+            peer: peer.clone(),
+            info,
+            role: Role::Initiator,
+            keys: self.keys.session_keys(transcript, shared),
+        })
     }
 
     fn on_prove(&mut self, peer: &PeerId, prove: Prove, now: Instant) {
@@ -382,12 +417,7 @@ impl Initiator {
             self.reply(peer, Done::rejected(attempt_nonce, RejectReason::BadProof));
             return;
         };
-        let device = Box::new(PairedDevice {
-            peer: peer.clone(),
-            info: join.info,
-            role: Role::Initiator,
-            keys: self.keys.session_keys(&transcript, &shared),
-        });
+        let device = self.paired_device(peer, join.info, &transcript, &shared);
         self.actions.push_back(Action::Progress(Progress::Verified {
             peer: peer.clone(),
             info: device.info.clone(),

@@ -100,6 +100,57 @@ fn join_gets_challenge_and_a_repeat_gets_the_same_one() {
     assert_eq!(tracked(&a), 0);
 }
 
+/// Issue 14 (a warm pairing's time): the Challenge goes out with a `PrepareStore` of the
+/// very pairing a `Store` asks for once that Challenge is proven, so the embedder can
+/// write it while the Challenge and the proof travel.
+#[test]
+fn the_challenge_comes_with_a_prepare_store_of_the_pairing_store_asks_for() {
+    let mut f = Fixture::new();
+    let mut a = open(&mut f);
+    let mut b = f.joiner();
+    let join = join_bytes(&mut b, &f.alice.peer, f.now);
+    a.handle_message(&f.bob.peer, &join, f.at(1));
+    let out = drain(&mut a);
+    let [Action::Send { bytes, .. }, Action::PrepareStore(prepared)] = out.as_slice() else {
+        panic!("the Challenge, then a PrepareStore, got {out:?}");
+    };
+    let prove = prove_for(&mut b, &f.alice.peer, bytes, f.at(2));
+    a.handle_message(&f.bob.peer, &prove, f.at(3));
+    drain(&mut a);
+    a.handle_confirm(&f.bob.peer, true, f.at(4));
+    let out = drain(&mut a);
+    let [Action::Store(stored)] = out.as_slice() else {
+        panic!("a Store after the user's yes, got {out:?}");
+    };
+    assert_eq!(stored, prepared);
+}
+
+/// Anyone who saw the discovery id can send Joins without the code, and each readied save
+/// is a durable write on the initiator's disk: only the first two Joins of a session get
+/// one, however many come; every Join still gets its Challenge.
+#[test]
+fn only_two_joins_a_session_get_a_prepare_store() {
+    let mut f = Fixture::new();
+    let mut a = open(&mut f);
+    let mut prepared = 0;
+    for n in 10..20 {
+        let p = device(n, "j");
+        let mut j = Pairing::joiner(f.cfg.clone(), p.clone(), &f.code, f.now, &mut f.rng);
+        let join = join_bytes(&mut j, &f.alice.peer, f.now);
+        a.handle_message(&p.peer, &join, f.at(1));
+        let out = drain(&mut a);
+        assert!(matches!(
+            sent_to(&out, &p.peer).as_slice(),
+            [Message::Challenge(_)]
+        ));
+        prepared += out
+            .iter()
+            .filter(|a| matches!(a, Action::PrepareStore(d) if d.peer == p.peer))
+            .count();
+    }
+    assert_eq!(prepared, 2);
+}
+
 /// Issue 10, item 1: there is no table of pending attempts to fill. Joins from many
 /// peers all get their Challenge, nobody is evicted, and the first joiner's proof still
 /// verifies after all the others.

@@ -11,10 +11,16 @@
 //! yamux 0.13 alone, with the connection's window capped at [`WINDOW_GROWTH`] above the
 //! 256 KiB every stream is guaranteed; the protocol on the wire (`/yamux/1.0.0`) is the
 //! same, so peers on libp2p-yamux interoperate.
+//!
+//! It also holds back yamux's flushes ([`Corked`]): yamux flushes after every frame it
+//! writes, so a message, its stream's opening and its close went out as a TCP segment (and
+//! a Noise message) each, and each woke the peer once more.
 
 use std::collections::VecDeque;
+use std::io;
 use std::iter;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use futures::{ready, AsyncRead, AsyncWrite};
@@ -68,11 +74,7 @@ where
     type Future = futures::future::Ready<Result<Self::Output, Self::Error>>;
 
     fn upgrade_inbound(self, io: C, _: Self::Info) -> Self::Future {
-        futures::future::ready(Ok(Muxer::new(yamux::Connection::new(
-            io,
-            self.0,
-            yamux::Mode::Server,
-        ))))
+        futures::future::ready(Ok(Muxer::new(io, self.0, yamux::Mode::Server)))
     }
 }
 
@@ -85,28 +87,108 @@ where
     type Future = futures::future::Ready<Result<Self::Output, Self::Error>>;
 
     fn upgrade_outbound(self, io: C, _: Self::Info) -> Self::Future {
-        futures::future::ready(Ok(Muxer::new(yamux::Connection::new(
-            io,
-            self.0,
-            yamux::Mode::Client,
-        ))))
+        futures::future::ready(Ok(Muxer::new(io, self.0, yamux::Mode::Client)))
+    }
+}
+
+/// The connection's bytes (Noise over TCP) as yamux sees them, sharing them with the
+/// [`Muxer`]: yamux's flushes only note that something was written, and the muxer flushes
+/// once yamux has written all it has, at the end of each call into it. Noise sends what
+/// it buffered as one message when flushed, so the frames of one turn of yamux (a stream's
+/// opening, its message, its close; another stream's reply) leave in one TCP segment
+/// rather than one each, and the peer wakes once for them.
+#[derive(Debug)]
+struct Corked<C>(Arc<Mutex<Cork<C>>>);
+
+#[derive(Debug)]
+struct Cork<C> {
+    io: C,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
+}
+
+impl<C> Corked<C> {
+    fn lock(&self) -> MutexGuard<'_, Cork<C>> {
+        // Only this connection's task takes the lock, one call at a time; a panic inside
+        // it leaves the bytes as they were, so a poisoned lock is still usable.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends what was written and not yet flushed. Pending leaves the waker with the
+    /// socket, which wakes this connection's task (and so the muxer) once it can go on.
+    fn poll_flush_held(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+    where
+        C: AsyncWrite + Unpin,
+    {
+        let mut cork = self.lock();
+        if !cork.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(Pin::new(&mut cork.io).poll_flush(cx))?;
+        cork.unflushed = false;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<C: AsyncRead + Unpin> AsyncRead for Corked<C> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.lock().io).poll_read(cx, buf)
+    }
+}
+
+impl<C: AsyncWrite + Unpin> AsyncWrite for Corked<C> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut cork = self.lock();
+        let written = ready!(Pin::new(&mut cork.io).poll_write(cx, buf))?;
+        cork.unflushed |= written > 0;
+        Poll::Ready(Ok(written))
+    }
+
+    /// Held back: the muxer flushes after yamux's turn (see [`Corked`]).
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut cork = self.lock();
+        // Noise's close flushes what it holds first.
+        ready!(Pin::new(&mut cork.io).poll_close(cx))?;
+        cork.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 }
 
 /// One yamux connection, as libp2p's [`StreamMuxer`].
 #[derive(Debug)]
 pub struct Muxer<C> {
-    connection: yamux::Connection<C>,
+    connection: yamux::Connection<Corked<C>>,
+    /// The bytes yamux writes to, to flush them after each call into yamux.
+    held: Corked<C>,
     /// Inbound streams yamux produced while [`StreamMuxer::poll`] drove the connection
     /// (the only way it makes progress), until [`StreamMuxer::poll_inbound`] takes them.
     inbound: VecDeque<yamux::Stream>,
     inbound_waker: Option<Waker>,
 }
 
-impl<C> Muxer<C> {
-    fn new(connection: yamux::Connection<C>) -> Self {
+impl<C: AsyncRead + AsyncWrite + Unpin> Muxer<C> {
+    fn new(io: C, config: yamux::Config, mode: yamux::Mode) -> Self {
+        let shared = Arc::new(Mutex::new(Cork {
+            io,
+            unflushed: false,
+        }));
         Muxer {
-            connection,
+            connection: yamux::Connection::new(Corked(shared.clone()), config, mode),
+            held: Corked(shared),
             inbound: VecDeque::new(),
             inbound_waker: None,
         }
@@ -126,6 +208,19 @@ where
             None => Poll::Ready(Err(yamux::ConnectionError::Closed)),
         }
     }
+
+    /// Flushes what yamux wrote during a call into it; a failed flush is the connection's
+    /// failure, reported in place of what the call returned.
+    fn flushed<T>(
+        &self,
+        cx: &mut Context<'_>,
+        outcome: Poll<Result<T, yamux::ConnectionError>>,
+    ) -> Poll<Result<T, yamux::ConnectionError>> {
+        match self.held.poll_flush_held(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(yamux::ConnectionError::Io(e))),
+            Poll::Ready(Ok(())) | Poll::Pending => outcome,
+        }
+    }
 }
 
 impl<C> StreamMuxer for Muxer<C>
@@ -142,21 +237,23 @@ where
         if let Some(stream) = self.inbound.pop_front() {
             return Poll::Ready(Ok(stream));
         }
-        if let Poll::Ready(stream) = self.poll_next_inbound(cx) {
-            return Poll::Ready(stream);
+        let outcome = self.poll_next_inbound(cx);
+        if outcome.is_pending() {
+            self.inbound_waker = Some(cx.waker().clone());
         }
-        self.inbound_waker = Some(cx.waker().clone());
-        Poll::Pending
+        self.flushed(cx, outcome)
     }
 
     fn poll_outbound(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
-        self.connection.poll_new_outbound(cx)
+        let outcome = self.connection.poll_new_outbound(cx);
+        self.flushed(cx, outcome)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // yamux closes the socket itself, which flushes it.
         self.connection.poll_close(cx)
     }
 
@@ -165,7 +262,11 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
         let this = self.get_mut();
-        let stream = ready!(this.poll_next_inbound(cx))?;
+        let stream = match this.poll_next_inbound(cx) {
+            Poll::Ready(Ok(stream)) => stream,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return this.flushed(cx, Poll::Pending),
+        };
         if this.inbound.len() >= MAX_BUFFERED_INBOUND_STREAMS {
             tracing::warn!(%stream, "dropping an inbound stream: too many are waiting");
             drop(stream);
@@ -177,7 +278,7 @@ where
         }
         // Come back at once: the connection may have more to do.
         cx.waker().wake_by_ref();
-        Poll::Pending
+        this.flushed(cx, Poll::Pending)
     }
 }
 

@@ -151,9 +151,10 @@ pub enum PairingEvent {
         /// What went wrong, e.g. the DHT query timed out.
         reason: String,
     },
-    /// The joiner proved the code to this device: if it accepts, `StoreRequested` follows
-    /// with the same pairing. The embedder may prepare that save (write it durably under a
-    /// temporary name) while the initiator stores its side; nothing of it may count as
+    /// `StoreRequested` may follow with this pairing: on a joiner once its proof is
+    /// accepted, on an initiator once the joiner proves the Challenge just sent (the first
+    /// two `Join`s of a session only) and the user accepts. The embedder may prepare that
+    /// save (write it durably under a temporary name) meanwhile; nothing of it may count as
     /// paired before `StoreRequested`, and a prepared save no `StoreRequested` asks for is
     /// discarded. Ignoring this is correct.
     PrepareStore(Box<PairedDevice>),

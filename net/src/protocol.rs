@@ -83,8 +83,11 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> 
         ));
     }
     let len = u32::try_from(bytes.len()).expect("bounded by MAX_MESSAGE_LEN");
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(bytes).await?;
+    // One write, so the length and the message travel in one yamux frame.
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    io.write_all(&frame).await?;
     io.flush().await
 }
 
