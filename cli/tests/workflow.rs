@@ -73,9 +73,11 @@ fn confirm_yes_pairs() -> TestResult {
     assert!(bob.wait_with_output().unwrap().status.success());
     assert_eq!(bed.devices("alice")?.len(), 1);
     assert_eq!(bed.devices("bob")?.len(), 1);
-    // Bob's save was readied while Alice was asked and put in place once she said yes.
+    // Bob's save was readied while Alice was asked, Alice's when she challenged him; each
+    // was put in place once she said yes.
     bed.eventually("no save is left half done", || {
-        Ok(temporary_files(&bed.instance_dir("bob")).is_empty())
+        Ok(temporary_files(&bed.instance_dir("bob")).is_empty()
+            && temporary_files(&bed.instance_dir("alice")).is_empty())
     })?;
     Ok(())
 }
@@ -102,9 +104,11 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
     assert!(bed.devices("alice")?.is_empty());
     assert!(bed.devices("bob")?.is_empty());
     // Bob readied his save while Alice was asked (the device list with Alice in it, under
-    // a temporary name): declined, it is gone, not left beside the store.
-    bed.eventually("bob's readied save is removed", || {
-        Ok(temporary_files(&bed.instance_dir("bob")).is_empty())
+    // a temporary name), Alice hers when she challenged him: declined, both are gone, not
+    // left beside the stores.
+    bed.eventually("the readied saves are removed", || {
+        Ok(temporary_files(&bed.instance_dir("bob")).is_empty()
+            && temporary_files(&bed.instance_dir("alice")).is_empty())
     })?;
     Ok(())
 }
@@ -256,9 +260,9 @@ fn the_joiner_declining_leaves_nothing_on_either_side() -> TestResult {
     Ok(())
 }
 
-/// A daemon killed during a save leaves its temporary file (`.devices.tmp-PID`, or a
-/// joiner's readied `…-early`) behind; the next start removes those of processes that are
-/// gone, and leaves a live process's (a command saving right now) alone.
+/// A daemon killed during a save leaves its temporary file (`.devices.tmp-PID`, or a save
+/// readied ahead of time, `…-early`) behind; the next start removes those of processes
+/// that are gone, and leaves a live process's (a command saving right now) alone.
 #[test]
 fn a_start_removes_the_temporary_files_of_saves_a_crash_interrupted() -> TestResult {
     let bed = alice_and_bob()?;

@@ -19,7 +19,7 @@
 //! is back, where with `V1` it never left: with it lazy on a LAN, the cable-pulled
 //! scenario of `cli/tests/hosts.rs` failed (the joiner's next join found no device; the
 //! likely cause, not traced: its abandoned `Prove`s reached the initiator's next session
-//! as failed proofs and got it rate-limited). On a LAN the round trip saved is a
+//! as failed proofs and got it rate-limited). On a LAN the round trip saved is well under a
 //! millisecond; through a relay it is 80 ms per message in the benchmark. And application
 //! streams ([`crate::streams`]): `Node::connect` tells the
 //! caller that the device does not accept the protocol (`StreamError::Unsupported`)

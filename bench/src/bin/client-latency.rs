@@ -339,23 +339,37 @@ fn table(
          since protocol v3 a pairing itself waits for more (below).\n\n\
          Where a warm pairing's time goes beyond the floor: persist before accepting \
          (protocol v3) has the initiator store before it sends `Accepted` and the joiner \
-         after it. The joiner readies its save while the initiator stores (`PrepareStore`, \
-         emitted with its `Prove`): the device list with the new pairing is written and \
-         fsynced under a temporary name on a thread of its own, so that after `Accepted` \
-         only the rename and the directory's fsync are left; the second floor row counts a \
-         whole second chain, which the pairing no longer waits for. Recording the list's \
+         after it. Each side readies its save before it is asked for (`PrepareStore`): the \
+         initiator with the `Challenge` to a session's first two `Join`s, the joiner with its \
+         `Prove`. The device list with the new pairing is written and fsynced under a \
+         temporary name on a thread of its own while the messages travel, so that after the \
+         proof (initiator) and after `Accepted` (joiner) only the rename and the directory's \
+         fsync are left; the second floor row counts a whole second chain, which the pairing \
+         no longer waits for. Recording the list's \
          generation in the identity file (the rollback check) follows once the session has \
          ended, off the path anyone waits on. The initiator's `Done` rides the response to \
          the joiner's `Prove`, held open while it stores, so the pairing takes two streams \
          (`Join` → `Challenge`, `Prove` → `Done`); each waits one loopback round trip for \
          its protocol's confirmation before its message (a direct connection's pairing \
          streams are negotiated eagerly, see net/src/negotiation.rs; negotiating them \
-         lazily measured about 0.1 ms less and is not done, for the reason given there). \
+         lazily measured 0.03 ms less in session 8, three interleaved pairs of runs, and is \
+         not done, for the reason given there). A message, its stream's opening and its \
+         close leave in one TCP segment: paircode holds back yamux's flush after every frame \
+         and flushes once yamux has written all it has (net/src/muxer.rs), and the pairing \
+         codec and the CLI's IPC write a frame's length and body at once. \
          The joiner asks the peers at hand (connected, or on the LAN) first and looks the \
          code up in the DHT only 50 ms later, so a warm pairing makes no lookup; each \
          daemon runs on one thread (a request's hand-overs between tasks are not \
          hand-overs between threads). Beyond that: the join process's exec and the \
-         scheduling of four processes on two cores. On this machine's shared virtual disk \
+         scheduling of four processes on two cores. Each daemon spends about 1.6 ms of CPU \
+         per pairing (`perf stat` over 50 pairings, 2026-11-30 17:45 UTC: 80–82 ms of \
+         task-clock each; a third of its samples in the kernel's write and fsync paths), and \
+         the two clients about as much again, so both cores are busy for most of a pairing; \
+         libp2p's timers alone wake a thread of their own (futures-timer) about eight times \
+         per pairing in each daemon. Paused 20 ms between the code and the join, in place \
+         of none, the same pairing took 4.09–4.41 ms (p50, three runs of 100, 18:05 UTC): \
+         idle, the daemons and the virtual CPUs take longer to wake than to work; the \
+         benchmark runs its rounds back to back, as before. On this machine's shared virtual disk \
          an fsync chain varies from run to run, and in the benchmark both daemons' stores \
          share it. What each change of session 6 gave (2026-11-30 13:30–13:55 UTC, \
          `--runs 100`, two or three runs each, load 1–2; the floor 1.38–1.65 ms in these \
@@ -363,7 +377,13 @@ fn table(
          thread; 3.83–4.12 ms with the joiner's save readied (3.88–3.97 ms while it was \
          readied on the daemon's own thread, where its fsync held back the `Prove`); \
          3.64–3.72 ms with the first lookup 50 ms after the start (the lookup's stream had \
-         gone out just before the `Join`'s and the initiator answered it first).\n\n\
+         gone out just before the `Join`'s and the initiator answered it first). And of \
+         session 8 (17:45–18:15 UTC, interleaved with the build before it, `--runs 100`, \
+         three pairs of runs; the floor 1.34–1.47 ms): yamux's flushes held back and frames \
+         written at once, 2.32–2.37× the floor against 2.37–2.49× (p50 3.10–3.38 ms against \
+         3.23–3.46); then the initiator's save readied at the `Challenge`, 2.13–2.23× \
+         against 2.25–2.28× (2.93–3.03 ms against 3.07–3.25); all of it, 2.20–2.29× against \
+         2.33–2.53× (3.02–3.37 ms against 3.26–3.66).\n\n\
          Where a client command's time goes beyond `/bin/true` (`paircode --verbose` prints \
          these per run): parsing the arguments with clap takes about 0.2 ms (subcommands' \
          arguments are built only for the one run), the current-thread runtime 0.05 ms, the \
