@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::callsite::Identifier;
+use tracing::level_filters::LevelFilter;
 use tracing::Metadata;
 use tracing_subscriber::layer::{Context, Filter};
 
@@ -118,11 +119,32 @@ impl<S> Filter<S> for RateLimit {
         // Ask for every event: the answer changes with time.
         tracing::subscriber::Interest::sometimes()
     }
+
+    /// Any level: the level filter it is combined with sets the bound. Without a hint the
+    /// combination has none, and every `log` record and `tracing` event below that level
+    /// (yamux and multistream-select log each frame at trace level) was built and offered
+    /// to the filters before being dropped.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::{EnvFilter, Registry};
+
+    /// The limit leaves the level to the filter it is combined with, so that records
+    /// below it (libp2p's trace logging) are skipped where they are made.
+    #[test]
+    fn the_combined_filter_keeps_the_level_bound() {
+        let combined = EnvFilter::new("info,libp2p_kad=error").and(RateLimit::default());
+        assert_eq!(
+            Filter::<Registry>::max_level_hint(&combined),
+            Some(LevelFilter::INFO)
+        );
+    }
 
     #[test]
     fn each_callsite_writes_a_burst_per_window_and_the_rest_is_counted() {
