@@ -553,20 +553,24 @@ fn table(
          gave 389 MB/s, 1.6 GB/s and 2.2 GB/s in three runs in a row (2026-11-30 09:51 \
          UTC, load 1.2), so a disk shared with other work slows paircode and not the \
          floor.\n\n\
-         Why 80 % of the floor is out of reach on 2 cores: the CPU, not the overlap. Both \
-         daemons' CPU time (`/proc/PID/stat`, all threads) around three 1 GiB `paircode \
-         send`s between two warm daemons on loopback (2026-11-30 15:58 UTC, load about 1): \
-         the sender 1.47–1.52 s, the receiver 1.54–1.55 s, 3.0 s in all, in 1.56–1.63 s of \
-         wall time, so both cores are busy throughout; the least time 3.0 core-seconds can \
-         take on 2 cores is 1.52 s, and 80 % of the loopback floor (1.18–1.23 s in the runs \
-         of that hour) is 1.48–1.54 s. In \
-         `perf record -a` of one round (15:56 UTC) the floor's two processes used 2.25 \
-         core-seconds for their 1 GiB, and SHA-256 was the largest single cost of the \
-         daemons: 0.57 core-seconds per GiB on each side (sha2's SHA-NI code: 1.9 GiB/s in \
-         a plain loop here, `openssl speed -evp sha256` 2.0 GB/s), more than Noise's \
-         ChaCha20-Poly1305 (ring: 0.44 s per GiB sealing, 0.44 s opening). The two hashes \
-         the end-to-end check needs are the difference; no faster SHA-256 exists on this \
-         CPU.\n\n\
+         Where the CPU goes (both daemons' CPU time, `/proc/PID/stat`, all threads, printed \
+         per run): since session 8 paircode holds back yamux's flush after every frame \
+         (`net/src/muxer.rs`). yamux flushes each 16 KiB data frame it writes, so Noise sent \
+         each as a message of its own and TCP each as a write; flushed once yamux has \
+         written all it has, the frames leave in full 64 KiB Noise messages. In eight \
+         interleaved 1 GiB sends (2026-11-30 18:15–18:20 UTC, loopback and bridge) the two \
+         daemons used 2.87–2.92 core-seconds in all with it and 3.02–3.34 without, and sent \
+         at 621–652 MiB/s against 531–587. The largest single cost is SHA-256: 0.57 \
+         core-seconds per GiB on each side (sha2's SHA-NI code: 1.9 GiB/s in a plain loop \
+         here, `openssl speed -evp sha256` 2.0 GB/s), more than Noise's ChaCha20-Poly1305 \
+         (ring: 0.44 s per GiB sealing, 0.44 s opening). The floor's two processes use \
+         2.0–2.6 core-seconds for their 1 GiB; the two hashes the end-to-end check needs are \
+         most of the difference, and on 2 cores both are bound by the CPU (2.9 core-seconds \
+         take at least 1.45 s). How fast the receiver copies into the page cache varies \
+         with this virtual machine's memory: in runs at 18:25 UTC the receiving daemon used \
+         2.6–3.8 core-seconds (1.4–1.6 s in the runs before), in both builds alike, with the \
+         kernel's copy into the page cache (`copy_folio_from_iter_atomic`) at 16 % of all \
+         samples of `perf record -a`; the floor discards what it receives.\n\n\
          The receiver's peak RSS follows how far its reading falls behind the network, up to \
          the stream's yamux receive window. yamux 0.13 doubles a stream's window whenever \
          the sender used half of it within two round trips and never shrinks it; \
