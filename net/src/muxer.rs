@@ -12,7 +12,7 @@
 //! 256 KiB every stream is guaranteed; the protocol on the wire (`/yamux/1.0.0`) is the
 //! same, so peers on libp2p-yamux interoperate.
 //!
-//! It also holds back yamux's flushes ([`Corked`]): yamux flushes after every frame it
+//! It also holds back yamux's flushes (`Corked`): yamux flushes after every frame it
 //! writes, so a message, its stream's opening and its close went out as a TCP segment (and
 //! a Noise message) each, and each woke the peer once more.
 
