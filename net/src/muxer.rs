@@ -295,4 +295,128 @@ mod tests {
         let one_stream = yamux::DEFAULT_CREDIT as usize + WINDOW_GROWTH;
         assert!(one_stream <= 17 * 1024 * 1024, "{one_stream}");
     }
+
+    use futures::executor::block_on;
+    use futures::future::poll_fn;
+    use futures::{AsyncReadExt, FutureExt};
+
+    /// One direction of an in-memory connection, counting the flushes that reach it.
+    #[derive(Clone, Default)]
+    struct Pipe(Arc<Mutex<PipeState>>);
+
+    #[derive(Default)]
+    struct PipeState {
+        bytes: VecDeque<u8>,
+        reader: Option<Waker>,
+        flushes: usize,
+    }
+
+    impl Pipe {
+        fn flushes(&self) -> usize {
+            self.0.lock().unwrap().flushes
+        }
+    }
+
+    /// One end of the connection: reads one pipe, writes the other.
+    struct End {
+        rx: Pipe,
+        tx: Pipe,
+    }
+
+    impl AsyncRead for End {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut rx = self.rx.0.lock().unwrap();
+            if rx.bytes.is_empty() {
+                rx.reader = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let n = buf.len().min(rx.bytes.len());
+            for (slot, byte) in buf.iter_mut().zip(rx.bytes.drain(..n)) {
+                *slot = byte;
+            }
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for End {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut tx = self.tx.0.lock().unwrap();
+            tx.bytes.extend(buf);
+            if let Some(reader) = tx.reader.take() {
+                reader.wake();
+            }
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.tx.0.lock().unwrap().flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A client and a server muxer connected in memory, and the client's direction.
+    fn connected() -> (Muxer<End>, Muxer<End>, Pipe) {
+        let (up, down) = (Pipe::default(), Pipe::default());
+        let end = |rx: &Pipe, tx: &Pipe| End {
+            rx: rx.clone(),
+            tx: tx.clone(),
+        };
+        let client = Muxer::new(end(&down, &up), Config::default().0, yamux::Mode::Client);
+        let server = Muxer::new(end(&up, &down), Config::default().0, yamux::Mode::Server);
+        (client, server, up)
+    }
+
+    /// Issue 14 (a warm pairing's time): yamux flushes after every frame, and every
+    /// flush is a Noise message and a TCP segment of its own that wakes the peer. Frames
+    /// written in one turn of the muxer (here the messages of two streams) leave in one
+    /// flush; and what the muxer wrote is flushed before it waits, so it does arrive.
+    #[test]
+    fn frames_written_in_one_turn_leave_in_one_flush_and_arrive() {
+        let (mut client, mut server, up) = connected();
+        let mut idle = Context::from_waker(futures::task::noop_waker_ref());
+        let mut open = || match Pin::new(&mut client).poll_outbound(&mut idle) {
+            Poll::Ready(Ok(stream)) => stream,
+            other => panic!("a new stream, got {other:?}"),
+        };
+        let (mut one, mut two) = (open(), open());
+        let mut idle = Context::from_waker(futures::task::noop_waker_ref());
+        // Each stream has room for one frame of its own before the muxer's turn.
+        for (stream, message) in [(&mut one, b"one"), (&mut two, b"two")] {
+            let written = Pin::new(stream).poll_write(&mut idle, message);
+            assert!(matches!(written, Poll::Ready(Ok(3))), "{written:?}");
+        }
+        assert_eq!(up.flushes(), 0);
+        let _ = Pin::new(&mut client).poll(&mut idle);
+        assert_eq!(up.flushes(), 1);
+
+        let mut received = Vec::new();
+        for _ in 0..2 {
+            let mut inbound = block_on(poll_fn(|cx| {
+                let _ = Pin::new(&mut server).poll(cx);
+                Pin::new(&mut server).poll_inbound(cx)
+            }))
+            .expect("a stream of the client's");
+            let mut message = [0u8; 3];
+            block_on(poll_fn(|cx| {
+                let _ = Pin::new(&mut server).poll(cx);
+                inbound.read_exact(&mut message).poll_unpin(cx)
+            }))
+            .expect("its message");
+            received.push(message);
+        }
+        received.sort();
+        assert_eq!(received, [*b"one", *b"two"]);
+    }
 }
