@@ -478,9 +478,6 @@ impl Daemon {
         // The device list's generation that save made, recorded once the session is over
         // (`DeviceList::save_list`): nobody waits for that.
         let mut unrecorded: Option<u64> = None;
-        // Whom the session paired with, logged once the outcome went out: the log file's
-        // write is not something the pairing should wait for.
-        let mut paired: Option<(PeerId, String)> = None;
         let mut cli_gone = false;
         if write_frame(&mut writer, &first).await.is_err() {
             cli_gone = true;
@@ -542,10 +539,7 @@ impl Daemon {
                             continue;
                         }
                         PairingEvent::Completed(device) => match saved.take().map(|s| s.result) {
-                            Some(Ok(view)) => {
-                                paired = Some((device.peer.clone(), device.info.name.clone()));
-                                (Event::Paired(view), true)
-                            }
+                            Some(Ok(view)) => (Event::Paired(view), true),
                             // The core completes only after a successful save.
                             Some(Err(error)) => (Event::Failed(error), true),
                             None => {
@@ -571,11 +565,17 @@ impl Daemon {
                             (Event::Failed(error), true)
                         }
                     };
-                    if !cli_gone && write_frame(&mut writer, &Response::Event(out)).await.is_err() {
+                    let out = Response::Event(out);
+                    if !cli_gone && write_frame(&mut writer, &out).await.is_err() {
                         cli_gone = true;
                         handle.cancel();
                     }
                     if last {
+                        // Logged once the outcome went out: the log file's write is not
+                        // something the pairing should wait for.
+                        if let Response::Event(Event::Paired(view)) = &out {
+                            tracing::info!(peer = %view.peer_id, name = %view.name, "paired");
+                        }
                         break;
                     }
                 }
@@ -596,9 +596,6 @@ impl Daemon {
             }
         }
         *self.session.lock().expect("session lock") = None;
-        if let Some((peer, name)) = paired {
-            tracing::info!(peer = %peer, name = %name, "paired");
-        }
         if let Some(generation) = unrecorded {
             // Two flushes nobody waits for, after the session's last event went out. On
             // the daemon's one thread: on a blocking thread the warm pairing measured
