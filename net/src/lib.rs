@@ -36,6 +36,7 @@ mod negotiation;
 mod node;
 pub mod protocol;
 mod reach;
+mod read_ahead;
 mod store;
 mod streams;
 mod transport;

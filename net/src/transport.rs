@@ -34,6 +34,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{noise, relay, Multiaddr, PeerId};
 
 use crate::muxer;
+use crate::read_ahead::ReadAhead;
 
 /// The peers whose dials keep the listen port (see the module docs). Shared between the
 /// transport, which reads it on every dial, and the driver, which knows who they are.
@@ -120,6 +121,7 @@ where
 {
     let tcp = PortPolicy { inner: tcp, reuse };
     Ok(OrTransport::new(relay, tcp)
+        .map(|io, _| ReadAhead::new(io))
         .upgrade(Version::V1Lazy)
         .authenticate(noise::Config::new(keypair)?)
         .multiplex(muxer::Config::default())

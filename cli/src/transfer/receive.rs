@@ -17,6 +17,7 @@ use super::names::{self, Placement};
 use super::partial::{self, Active, PARTIAL_DIR};
 use super::sink::Sink;
 use super::wire::{self, Chunk, Header, Item, ReceiverFrame, SenderFrame, WireError, MAX_CHUNK};
+use super::writeback;
 
 /// Texts are kept in the received log, so they are kept small.
 /// Texts travel inline in the CLI's request to its daemon, whose requests are capped
@@ -319,6 +320,9 @@ impl Inbox {
         file.seek(io::SeekFrom::Start(held))
             .await
             .map_err(|e| storage(&e))?;
+        let file = file.into_std().await;
+        writeback::reserve(&file, held, size - held)
+            .map_err(|e| self.write_failed(&e, size - held))?;
         wire::write_frame(stream, &ReceiverFrame::Ready { offset: held }).await?;
         observe(Seen::Started {
             name,
@@ -327,7 +331,6 @@ impl Inbox {
         });
         let mut reported = Instant::now();
         let mut received = held;
-        let file = file.into_std().await;
         let mut sink = Sink::start(file, hasher, held);
         // What ended the loop early; the sink is finished first either way, so that what
         // arrived is on disk (for a resume) before anyone looks at the file.
