@@ -4,8 +4,8 @@
 //! 8 KiB at a time, whatever is waiting. A full Noise message (64 KiB) then takes eight or
 //! nine `recv` calls, and a 1 GiB transfer about 130,000 of them on the receiving side,
 //! each a system call and a pass through TCP's receive path. [`ReadAhead`] sits between
-//! the socket and Noise: once a connection carries bulk data (a read filled the reader's
-//! whole buffer, so more was likely waiting), it reads up to [`SIZE`] bytes per `recv` and
+//! the socket and Noise: once a connection carries bulk data (a read of Noise's size filled
+//! the reader's whole buffer, so more was likely waiting), it reads up to [`SIZE`] bytes per `recv` and
 //! serves the small reads from that. Connections that only carry small messages (pairing,
 //! presence, the DHT) never fill a read and never get the buffer: they read as before, and
 //! hold no memory for it.
@@ -18,6 +18,10 @@ use futures::{ready, AsyncRead, AsyncWrite};
 
 /// The most one `recv` takes once a connection reads ahead: two full Noise messages.
 pub const SIZE: usize = 128 * 1024;
+/// A read at least this large that comes back full marks bulk data. Smaller ones say
+/// nothing: multistream-select reads a length's bytes one at a time and then exactly the
+/// message, so its reads always come back full.
+const BULK: usize = 4096;
 
 /// A byte stream whose reads are served from large reads of `inner`.
 #[derive(Debug)]
@@ -54,7 +58,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
                 // Nothing held: straight into the reader's buffer (no copy), which tells
                 // whether the connection carries more than the reader asks for at once.
                 let n = ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
-                if n == out.len() && this.buf.is_empty() && !out.is_empty() {
+                if n == out.len() && n >= BULK && this.buf.is_empty() {
                     this.buf = vec![0; SIZE];
                 }
                 return Poll::Ready(Ok(n));
@@ -166,6 +170,17 @@ mod tests {
             (buf[..n].to_vec(), ())
         };
         assert_eq!(got.len(), 100);
+        assert!(reader.buf.is_empty());
+
+        // Nor do small reads that come back full (multistream-select's).
+        let mut reader = ReadAhead::new(source(100));
+        let mut byte = [0u8; 1];
+        for _ in 0..10 {
+            assert_eq!(
+                futures::executor::block_on(reader.read(&mut byte)).unwrap(),
+                1
+            );
+        }
         assert!(reader.buf.is_empty());
 
         // A reader asking for at least SIZE reads straight through, buffer or not.
