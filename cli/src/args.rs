@@ -4,7 +4,6 @@
 //! disagree about what an argument means.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use paircode_net::Multiaddr;
@@ -108,7 +107,7 @@ impl StartArgs {
 
 /// clap's verdict on the arguments: help and version as clap prints them, errors as the
 /// JSON envelope when `--json` was given.
-pub fn usage(e: clap::Error) -> ExitCode {
+pub fn usage(e: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     let json = std::env::args_os()
         .skip(1)
@@ -122,5 +121,5 @@ pub fn usage(e: clap::Error) -> ExitCode {
     let message = text.trim().trim_start_matches("error: ").to_string();
     let error = CliError::from(UsageError::Arguments(message));
     output::error(true, &error);
-    ExitCode::from(error.exit_code())
+    error.exit_code()
 }

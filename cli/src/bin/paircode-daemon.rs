@@ -36,7 +36,7 @@ enum DaemonCommand {
 fn main() -> ExitCode {
     let cli = match DaemonCli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage(e),
+        Err(e) => return ExitCode::from(usage(e)),
     };
     let json = cli.global.json;
     let outcome = tokio::runtime::Builder::new_current_thread()
