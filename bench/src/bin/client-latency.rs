@@ -365,8 +365,15 @@ fn table(
          per pairing (`perf stat` over 50 pairings, 2026-11-30 17:45 UTC: 80–82 ms of \
          task-clock each; a third of its samples in the kernel's write and fsync paths), and \
          the two clients about as much again, so both cores are busy for most of a pairing; \
-         libp2p's timers alone wake a thread of their own (futures-timer) about eight times \
-         per pairing in each daemon. Paused 20 ms between the code and the join, in place \
+         until session 9, libp2p's timers woke a thread of their own (futures-timer) about \
+         eight times per pairing in each daemon; they now run on the daemon's tokio timer \
+         (third_party/futures-timer, see its README.paircode.md), and the daemons' only \
+         other thread is the one that readies the saves: in five interleaved pairs of runs \
+         (2026-11-30 20:52 UTC, `--runs 100`) the pairing took 2.08–2.19× the floor with it \
+         and 2.15–2.21× without. Also tried in session 9 and not kept: the initiator's \
+         `PrepareStore` ahead of its `Challenge` in the core's actions (three pairs: \
+         2.06–2.11× against 2.04–2.06×), and the identity's generation recorded 10 ms after \
+         the session instead of at once (2.09–2.17× against 2.10–2.14×). Paused 20 ms between the code and the join, in place \
          of none, the same pairing took 4.09–4.41 ms (p50, three runs of 100, 18:05 UTC): \
          idle, the daemons and the virtual CPUs take longer to wake than to work; the \
          benchmark runs its rounds back to back, as before. On this machine's shared virtual disk \
@@ -406,7 +413,24 @@ fn table(
          the daemon, not the task), a statically linked C library (glibc's user lookups \
          need NSS, loaded at run time), and `lto`/`codegen-units = 1` (the release build \
          the demo and `cargo install` make would take several times longer; not \
-         measured).\n",
+         measured).\n\n\
+         Since session 9 the client starts with less (`cli/build.rs`, `cli/src/main.rs`). It \
+         no longer loads libgcc_s (the unwinder comes from the static libgcc_eh, as in a \
+         statically linked program): loading it runs a constructor that asks the CPU for \
+         its features with one `cpuid` after another, each a trap to the hypervisor in \
+         this VM (1.9 % of the samples of 300 `network devices` runs, more than any \
+         function of the client's own). And the C library calls the client's `main` \
+         directly, without Rust's start-up, which reads `/proc/self/maps` for the main \
+         thread's stack guard and sets up alternate signal stacks; the client opens the \
+         standard descriptors, ignores SIGPIPE, turns a panic into exit code 101 and flushes \
+         its output itself. For a minimal program the two took the start from 0.78–0.81 ms \
+         to 0.69–0.72 ms (no libgcc_s) and to 0.60 ms (neither), 200–400 runs each, where \
+         `/bin/true` took 0.56 ms. Interleaved runs of this benchmark (`--runs 100`, three \
+         pairs each, 2026-11-30 20:05–20:15 UTC): without libgcc_s, `network devices` took \
+         1.10–1.14 ms against 1.21–1.25 and the warm pairing 2.09–2.13× the floor against \
+         2.17–2.26×; without Rust's start-up as well, 1.08–1.15 ms against 1.19–1.24 and \
+         2.04–2.18× against 2.22–2.25×. The floor's exec is the `hello` binary, built as \
+         any Rust program is: the same two changes would take about 0.2 ms off it too.\n",
         conditions.line(),
         row("`/bin/true`", t),
         row("`hello` (minimal Rust binary)", &samples[1]),

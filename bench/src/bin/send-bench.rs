@@ -547,7 +547,10 @@ fn table(
          room left in front of the bytes). The receiver writes the file to disk, hashes it \
          (on a thread of its own, three 256 KiB buffers in turn) and syncs it (each full 8 MiB \
          window is handed to the disk as it fills, so the final fsync waits for the tail \
-         only). On these 2 cores the two hashes, the disk write and the sync are CPU and disk \
+         only); before the first byte it reserves the file's blocks (`fallocate`, the \
+         length unchanged), so that ext4 allocates once and not page by page as the bytes \
+         come (`dd` of 1 GiB in 256 KiB writes: 0.14–0.15 s of system time with the blocks \
+         reserved, 0.22 s without). On these 2 cores the two hashes, the disk write and the sync are CPU and disk \
          time the floor does not spend. The disk's speed varies with the virtual disk's \
          cache: `dd if=/dev/zero of=FILE bs=1M count=1024 conv=fdatasync` on the same disk \
          gave 389 MB/s, 1.6 GB/s and 2.2 GB/s in three runs in a row (2026-11-30 09:51 \
@@ -560,13 +563,22 @@ fn table(
          written all it has, the frames leave in full 64 KiB Noise messages. In eight \
          interleaved 1 GiB sends (2026-11-30 18:15–18:20 UTC, loopback and bridge) the two \
          daemons used 2.87–2.92 core-seconds in all with it and 3.02–3.34 without, and sent \
-         at 621–652 MiB/s against 531–587. The largest single cost is SHA-256: 0.57 \
+         at 621–652 MiB/s against 531–587. Since session 9 the receiving side also reads the \
+         socket in 128 KiB pieces (`net/src/read_ahead.rs`): libp2p-noise asks for 8 KiB at \
+         a time, so a 64 KiB Noise message took eight or nine `recv` calls (`strace -c` of \
+         the receiving daemon, 256 MiB: 33,077 `recvfrom` calls before, 2,350 after). With \
+         that and the reserved blocks, three interleaved 1 GiB sends on loopback took \
+         1.33–1.46 s against 1.59 s (2026-11-30 20:04 UTC), the receiving daemon using \
+         1.31–1.37 core-seconds against 1.46–1.52. Tried and not kept: writing the file \
+         past the page cache (`O_DIRECT`): the receiving daemon used 0.1 core-seconds less, \
+         but each write then waits for the disk, and the sends took longer (1.70–1.91 s \
+         against 1.60–1.82, eight buffers in flight instead of three). The largest single cost is SHA-256: 0.57 \
          core-seconds per GiB on each side (sha2's SHA-NI code: 1.9 GiB/s in a plain loop \
          here, `openssl speed -evp sha256` 2.0 GB/s), more than Noise's ChaCha20-Poly1305 \
          (ring: 0.44 s per GiB sealing, 0.44 s opening). The floor's two processes use \
          2.0–2.6 core-seconds for their 1 GiB; the two hashes the end-to-end check needs are \
          most of the difference, and on 2 cores both are bound by the CPU (2.9 core-seconds \
-         take at least 1.45 s). How fast the receiver copies into the page cache varies \
+         take at least 1.45 s; 2.6–2.9 since session 9). How fast the receiver copies into the page cache varies \
          with this virtual machine's memory: in runs at 18:25 UTC the receiving daemon used \
          2.6–3.8 core-seconds (1.4–1.6 s in the runs before), in both builds alike, with the \
          kernel's copy into the page cache (`copy_folio_from_iter_atomic`) at 16 % of all \
