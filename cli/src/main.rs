@@ -189,8 +189,9 @@ enum PairCommand {
 /// needs none of it, and skipping it made a minimal program start 0.1 ms sooner here
 /// (0.60 ms against 0.70, 600 runs each). What the client does rely on is done here:
 /// the standard descriptors are open (or a descriptor the client opens, its runtime's
-/// epoll instance or its socket, could take the place of one), a write to a closed pipe is an error rather than a silent death, a
-/// panic exits with 101, and standard output is flushed at the end.
+/// epoll instance or its socket, could take the place of one), a write to a closed pipe
+/// is an error rather than a silent death, a panic exits with 101, and standard output
+/// is flushed at the end.
 #[cfg_attr(not(test), export_name = "main")]
 #[cfg_attr(test, allow(dead_code))]
 pub extern "C" fn c_main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {

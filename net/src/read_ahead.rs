@@ -4,11 +4,12 @@
 //! 8 KiB at a time, whatever is waiting. A full Noise message (64 KiB) then takes eight or
 //! nine `recv` calls, and a 1 GiB transfer about 130,000 of them on the receiving side,
 //! each a system call and a pass through TCP's receive path. [`ReadAhead`] sits between
-//! the socket and Noise: once a connection carries bulk data (a read of Noise's size filled
-//! the reader's whole buffer, so more was likely waiting), it reads up to [`SIZE`] bytes per `recv` and
-//! serves the small reads from that. Connections that only carry small messages (pairing,
-//! presence, the DHT) never fill a read and never get the buffer: they read as before, and
-//! hold no memory for it.
+//! the socket and Noise: once a connection carries bulk data (a read of Noise's size
+//! filled the reader's whole buffer, so more was likely waiting), it reads up to [`SIZE`]
+//! bytes per `recv` and serves the small reads from that. Connections that only carry
+//! small messages (pairing, presence, the DHT) never fill such a read and never get the
+//! buffer: they read as before, and hold no memory for it. Its memory is bounded: one
+//! buffer per connection, and the node's connections are limited (`limits.rs`).
 
 use std::io;
 use std::pin::Pin;
