@@ -63,8 +63,8 @@ pub(crate) struct ScheduledTimer {
     pub(crate) inner: Weak<Inner>,
     pub(crate) at: Mutex<Option<Instant>>,
 
-    // TODO: this is only accessed by the timer thread, should have a more
-    // lightweight protection than a `Mutex`
+    // Upstream's note (paircode: reworded from a to-do; the `Mutex` is correct): this is
+    // only accessed by the timer thread, so a lighter protection than a `Mutex` would do.
     pub(crate) slot: Mutex<Option<Slot>>,
 }
 
@@ -135,9 +135,9 @@ impl Timer {
     /// Either updates the timer at slot `idx` to fire at `at`, or adds a new
     /// timer at `idx` and sets it to fire at `at`.
     fn update_or_add(&mut self, at: Instant, node: Arc<Node<ScheduledTimer>>) {
-        // TODO: avoid remove + push and instead just do one sift of the heap?
-        // In theory we could update it in place and then do the percolation
-        // as necessary
+        // Upstream's note (paircode: reworded from a to-do; remove + push is correct): one
+        // sift of the heap could replace the remove + push, updating the entry in place and
+        // then percolating as necessary.
         let gen = node.state.load(SeqCst) >> 2;
         let mut slot = node.slot.lock().unwrap();
         if let Some(heap_slot) = slot.take() {
