@@ -22,7 +22,7 @@ use crate::ipc::{
     Request, Response, SaveContext, SessionView, StatusInfo, MAX_REQUEST_LEN,
 };
 use crate::ipc_server::{Idle, IpcServer, REPLY_TIMEOUT, REQUEST_TIMEOUT};
-use crate::store::{Staged, StoreError, Vault};
+use crate::store::{Replaced, Reserved, Staged, StoreError, Vault};
 
 mod transfers;
 pub use transfers::Transfers;
@@ -55,6 +55,12 @@ struct Session {
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the daemon's network task ended unexpectedly; the daemon stopped (its log says what came before): start it again with `paircode start`")]
 pub struct NodeEnded;
+
+/// Room for one more device in the file reserved for a pairing's save
+/// (`Daemon::reserve`): a device's record is at most about 250 bytes of CBOR (a 64-byte
+/// name, its peer id, its secret, field names, times); one that does not fit is saved
+/// all the same, only without the head start.
+const RESERVED_ROOM: u64 = 512;
 
 /// How long shutdown waits for the node-event watcher to write its last save.
 const WATCHER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -475,9 +481,15 @@ impl Daemon {
         // while its Challenge and the proof travel, the joiner's while the initiator stores
         // its side); dropped (its temporary file removed) if the session does not ask for it.
         let mut preparing: Option<JoinHandle<Option<PreparedSave>>> = None;
+        // The file that save goes into, written ahead while nothing is known of the other
+        // device (`Vault::reserve_early`): then readying the save syncs its data alone.
+        let daemon = Arc::clone(self);
+        let mut reserving: Option<JoinHandle<Option<Reserved>>> =
+            Some(tokio::task::spawn_blocking(move || daemon.reserve()));
         // The device list's generation that save made, recorded once the session is over
-        // (`DeviceList::save_list`): nobody waits for that.
-        let mut unrecorded: Option<u64> = None;
+        // (`DeviceList::save_list`), and the list it replaced, released then: nobody
+        // waits for either.
+        let mut unrecorded: Option<(u64, Replaced)> = None;
         let mut cli_gone = false;
         if write_frame(&mut writer, &first).await.is_err() {
             cli_gone = true;
@@ -511,9 +523,14 @@ impl Daemon {
                             if let Some(earlier) = preparing.take() {
                                 drop(earlier.await);
                             }
+                            // The first one goes into the reserved file.
+                            let reserved = match reserving.take() {
+                                Some(task) => task.await.ok().flatten(),
+                                None => None,
+                            };
                             // Off this thread: the message it follows is still on its way out.
                             let daemon = Arc::clone(self);
-                            preparing = Some(tokio::task::spawn_blocking(move || daemon.prepare(&device)));
+                            preparing = Some(tokio::task::spawn_blocking(move || daemon.prepare(&device, reserved)));
                             continue;
                         }
                         // Saved before anyone is told: an initiator acknowledges the pairing
@@ -525,9 +542,9 @@ impl Daemon {
                                 Some(task) => task.await.ok().flatten(),
                                 None => None,
                             };
-                            let result = self.remember(&device, prepared).map(|(view, generation)| {
-                                unrecorded = Some(generation);
-                                view
+                            let result = self.remember(&device, prepared).map(|saved| {
+                                unrecorded = Some((saved.generation, saved.replaced));
+                                saved.view
                             });
                             // The answer first: the initiator's `Done` waits for it, and what
                             // `welcome` asks of the node would otherwise go out before it.
@@ -595,9 +612,18 @@ impl Daemon {
                 Some(()) = cancel_rx.recv() => handle.cancel(),
             }
         }
+        // A reserved or readied file left unused is removed when dropped; it shares its
+        // name with the next session's, so it goes before that one can begin.
+        if let Some(task) = reserving {
+            drop(task.await);
+        }
+        if let Some(task) = preparing {
+            drop(task.await);
+        }
         *self.session.lock().expect("session lock") = None;
-        if let Some(generation) = unrecorded {
-            // Two flushes nobody waits for, after the session's last event went out. On
+        if let Some((generation, replaced)) = unrecorded {
+            drop(replaced);
+            // Then two flushes nobody waits for, after the session's last event went out. On
             // the daemon's one thread: on a blocking thread the warm pairing measured
             // slower (3.8-4.4 ms against 3.4-3.6, session 6), and deferring them by 20 ms
             // changed nothing beyond the noise (3.85-4.18 ms against 3.93-4.04).
@@ -640,7 +666,7 @@ impl Daemon {
     /// Writes the device list with `device` in it under a temporary name, fsynced, for
     /// [`remember`](Self::remember) to rename into place if the pairing is to be saved. A
     /// failure here is not reported: the save proper tries again and says why.
-    fn prepare(&self, device: &PairedDevice) -> Option<PreparedSave> {
+    fn prepare(&self, device: &PairedDevice, reserved: Option<Reserved>) -> Option<PreparedSave> {
         // The list and its generation are read together; the write happens without the
         // lock (its fsync would hold up the daemon's thread at the next lookup).
         let ((updated, record), base) = {
@@ -648,7 +674,11 @@ impl Daemon {
             let base = self.vault.generation(DEVICES_FILE).unwrap_or(0);
             (with_pairing(&devices, device), base)
         };
-        match self.vault.stage_early(DEVICES_FILE, &updated) {
+        let staged = match reserved {
+            Some(reserved) => self.vault.stage_reserved(reserved, DEVICES_FILE, &updated),
+            None => self.vault.stage_early(DEVICES_FILE, &updated),
+        };
+        match staged {
             // Still the list's next generation: no save came in between.
             Ok(staged) if staged.generation() == base.saturating_add(1) => {
                 Some(PreparedSave { staged, record })
@@ -661,6 +691,17 @@ impl Daemon {
         }
     }
 
+    /// The file [`prepare`](Self::prepare) will write the device list into, reserved with
+    /// room for one more device. A failure is not reported: `prepare` writes a file of its
+    /// own then.
+    fn reserve(&self) -> Option<Reserved> {
+        let now = crate::store::encoded_len(&*self.devices.lock().expect("devices lock"));
+        self.vault
+            .reserve_early(DEVICES_FILE, now + RESERVED_ROOM)
+            .map_err(|e| tracing::debug!("reserving the save of a pairing: {e}"))
+            .ok()
+    }
+
     /// Persists a new pairing before anyone is told it succeeded: the device list alone,
     /// whose generation the caller records later (`record_generation`). The `prepared`
     /// list is renamed into place if it is of this pairing and nothing was saved since it
@@ -669,29 +710,33 @@ impl Daemon {
         &self,
         device: &PairedDevice,
         prepared: Option<PreparedSave>,
-    ) -> Result<(DeviceView, u64), DaemonError> {
+    ) -> Result<Remembered, DaemonError> {
         let mut devices = self.devices.lock().expect("devices lock");
         let ready = prepared.filter(|p| p.record.is_of(device) && p.staged.is_next());
-        let (record, generation) = match ready {
+        let (record, generation, replaced) = match ready {
             Some(PreparedSave { staged, record }) => {
                 let generation = staged.generation();
-                staged
+                let replaced = staged
                     .commit()
-                    .and_then(|()| self.vault.sync_dir())
+                    .and_then(|replaced| self.vault.sync_dir().map(|()| replaced))
                     .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
-                (record, generation)
+                (record, generation, replaced)
             }
             None => {
                 let (updated, record) = with_pairing(&devices, device);
                 let generation = updated
                     .save_list(&self.vault)
                     .map_err(|e| self.save_failed(SaveContext::Paired, e))?;
-                (record, generation)
+                (record, generation, Replaced::default())
             }
         };
         let view = record.view(true);
         devices.upsert(record);
-        Ok((view, generation))
+        Ok(Remembered {
+            view,
+            generation,
+            replaced,
+        })
     }
 
     /// Tells the node of a pairing just remembered: the device is online (the pairing
@@ -801,6 +846,15 @@ fn with_pairing(devices: &DeviceList, device: &PairedDevice) -> (DeviceList, Dev
 struct PreparedSave {
     staged: Staged,
     record: DeviceRecord,
+}
+
+/// A pairing saved ([`Daemon::remember`]): the device as listed, the device list's
+/// generation (recorded once the session is over), and the list it replaced, released
+/// then too.
+struct Remembered {
+    view: DeviceView,
+    generation: u64,
+    replaced: Replaced,
 }
 
 /// What saving a pairing on `PairingEvent::StoreRequested` gave, kept until the session's

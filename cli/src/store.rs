@@ -53,6 +53,8 @@ const HEADER_LEN: usize = HEADER_1_LEN + GENERATION_LEN + DIGEST_LEN;
 const TEMP_MARK: &str = ".tmp-";
 /// The suffix of a save readied ahead of time ([`Vault::stage_early`]).
 const EARLY_TAG: &str = "-early";
+/// The length of a file whose contents are empty: the header and the AEAD tag.
+const EMPTY_LEN: u64 = (HEADER_LEN + 16) as u64;
 /// Store files are small; anything bigger is not ours.
 const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 
@@ -402,8 +404,14 @@ impl Vault {
                     ))
                 })?,
         );
-        let value = ciborium::from_reader(plain.as_slice())
+        // A save written into a reserved file ([`Vault::stage_reserved`]) is padded with
+        // zeros after its contents; anything else after them is not ours.
+        let mut rest = plain.as_slice();
+        let value = ciborium::from_reader(&mut rest)
             .map_err(|e| corrupt(&format!("undecodable contents: {e}")))?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(corrupt("undecodable contents: bytes after them"));
+        }
         self.generations
             .lock()
             .expect("generations lock")
@@ -433,6 +441,72 @@ impl Vault {
         self.stage_named(name, value, EARLY_TAG)
     }
 
+    /// Readies the temporary file of an early save ([`stage_early`](Self::stage_early))
+    /// before its contents are known: zero bytes written and fsynced, as many as a file of
+    /// `contents` bytes (of CBOR: [`encoded_len`]) takes.
+    /// [`stage_reserved`](Self::stage_reserved)
+    /// then overwrites those bytes in place and syncs only them: one write to the disk,
+    /// where a new file's fsync also writes its allocation and its inode (on this
+    /// machine's ext4, 0.16-0.19 ms against 0.31-0.35). Dropped unused, the file is
+    /// removed.
+    pub fn reserve_early(&self, name: &str, contents: u64) -> Result<Reserved, StoreError> {
+        let path = self.dir.join(name);
+        let len = contents.saturating_add(EMPTY_LEN).min(MAX_FILE_LEN);
+        let zeros = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+        let tmp = write_temp(&path, &zeros, EARLY_TAG)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&tmp)
+            .map_err(save_error(&path));
+        match file {
+            Ok(file) => Ok(Reserved {
+                file,
+                tmp: Some(tmp),
+                len,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`stage_early`](Self::stage_early) into a file readied by
+    /// [`reserve_early`](Self::reserve_early): the sealed file is padded to the reserved
+    /// length (zeros after the contents, inside the encryption) and written over the
+    /// reserved bytes, whose data alone is synced. Contents that do not fit are written
+    /// as `stage_early` writes them.
+    pub fn stage_reserved<T: Serialize>(
+        &self,
+        mut reserved: Reserved,
+        name: &str,
+        value: &T,
+    ) -> Result<Staged, StoreError> {
+        let path = self.dir.join(name);
+        let room = usize::try_from(reserved.len).unwrap_or(usize::MAX);
+        let (sealed, generation) = self.seal(name, value, room)?;
+        if sealed.len() as u64 != reserved.len {
+            drop(reserved.tmp.take());
+            return self.stage_early(name, value);
+        }
+        use std::os::unix::fs::FileExt;
+        let written = reserved
+            .file
+            .write_all_at(&sealed, 0)
+            .and_then(|()| reserved.file.sync_data())
+            .map_err(save_error(&path));
+        // Removed by `reserved`'s drop on failure; handed to the staged save otherwise.
+        written?;
+        Ok(Staged {
+            generations: Arc::clone(&self.generations),
+            name: name.to_string(),
+            replaced: hold(&path),
+            path,
+            tmp: reserved.tmp.take(),
+            generation,
+        })
+    }
+
     fn stage_named<T: Serialize>(
         &self,
         name: &str,
@@ -440,12 +514,45 @@ impl Vault {
         tag: &str,
     ) -> Result<Staged, StoreError> {
         let path = self.dir.join(name);
+        let (out, generation) = self.seal(name, value, 0)?;
+        let tmp = write_temp(&path, &out, tag)?;
+        Ok(Staged {
+            generations: Arc::clone(&self.generations),
+            name: name.to_string(),
+            replaced: hold(&path),
+            path,
+            tmp: Some(tmp),
+            generation,
+        })
+    }
+
+    /// `value` sealed as the next generation of `name`: the file's bytes, at least
+    /// `pad_to` long if the contents fit (zeros after them, inside the encryption), and
+    /// that generation.
+    fn seal<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+        pad_to: usize,
+    ) -> Result<(Vec<u8>, u64), StoreError> {
+        let path = self.dir.join(name);
         let generation = self.generation(name).unwrap_or(0).saturating_add(1);
-        let mut plain = Zeroizing::new(Vec::new());
+        let padded = pad_to.saturating_sub(EMPTY_LEN as usize);
+        // Room for the padding from the start: a reallocation would leave a copy of the
+        // contents behind, unwiped.
+        let mut plain = Zeroizing::new(Vec::with_capacity(padded));
         ciborium::into_writer(value, &mut *plain).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
             why: format!("cannot encode: {e}"),
         })?;
+        if plain.len() < padded {
+            plain.resize(padded, 0);
+        }
+        Ok((self.seal_plain(name, &plain, generation), generation))
+    }
+
+    /// `plain` sealed as generation `generation` of `name`: the file's bytes.
+    fn seal_plain(&self, name: &str, plain: &[u8], generation: u64) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + 16);
@@ -464,20 +571,13 @@ impl Vault {
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: &plain,
+                    msg: plain,
                     aad: &associated_data(&out, FORMAT, name),
                 },
             )
             .expect("encryption of an in-memory buffer cannot fail");
         out.extend_from_slice(&sealed);
-        let tmp = write_temp(&path, &out, tag)?;
-        Ok(Staged {
-            generations: Arc::clone(&self.generations),
-            name: name.to_string(),
-            path,
-            tmp: Some(tmp),
-            generation,
-        })
+        out
     }
 
     /// Removes the temporary files of saves that a crash interrupted (`.NAME.tmp-PID`,
@@ -518,6 +618,8 @@ pub struct Staged {
     /// `None` once renamed into place.
     tmp: Option<PathBuf>,
     generation: u64,
+    /// The file it will replace, opened when it was staged ([`Replaced`]).
+    replaced: Option<File>,
 }
 
 impl Staged {
@@ -543,7 +645,7 @@ impl Staged {
     /// made (the file system's journal commits them in order), so of two files committed
     /// one after the other a crash never keeps the second's new version with the first's
     /// old one.
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    pub fn commit(mut self) -> Result<Replaced, StoreError> {
         let tmp = self.tmp.take().expect("committed once");
         if let Err(source) = fs::rename(&tmp, &self.path) {
             let _ = fs::remove_file(&tmp);
@@ -556,11 +658,74 @@ impl Staged {
             .lock()
             .expect("generations lock")
             .insert(std::mem::take(&mut self.name), self.generation);
+        Ok(Replaced {
+            _held: self.replaced.take(),
+        })
+    }
+}
+
+/// The file a commit replaced, still open: its last name went with the rename, and its
+/// blocks are freed (on a file system mounted with `discard`, trimmed) when this is
+/// dropped, not inside the rename. That took a rename over a 800-byte file from 0.065 ms
+/// to 0.007 ms here (ext4, 200 runs), and a pairing waits for two such renames, one on
+/// each device: drop it once nobody waits.
+#[derive(Default)]
+pub struct Replaced {
+    _held: Option<File>,
+}
+
+/// Opens the file at `path` (if any) to hold it past its replacement ([`Replaced`]).
+/// Never blocks (a FIFO in its place opens at once) and never reads.
+fn hold(path: &Path) -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+/// How many bytes of CBOR `value` takes (0 if it cannot be encoded), counted without a
+/// copy of them.
+pub fn encoded_len<T: Serialize>(value: &T) -> u64 {
+    let mut counted = Counted(0);
+    match ciborium::into_writer(value, &mut counted) {
+        Ok(()) => counted.0,
+        Err(_) => 0,
+    }
+}
+
+/// A writer that only counts.
+struct Counted(u64);
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
 
-impl Drop for Staged {
+/// The temporary file of an early save, written with zeros before its contents are known
+/// ([`Vault::reserve_early`]).
+pub struct Reserved {
+    file: File,
+    /// `None` once handed on.
+    tmp: Option<PathBuf>,
+    len: u64,
+}
+
+impl Drop for Reserved {
     fn drop(&mut self) {
         if let Some(tmp) = self.tmp.take() {
             let _ = fs::remove_file(tmp);
@@ -973,6 +1138,110 @@ mod tests {
         );
         again.write("devices", &thing()).unwrap();
         assert_eq!(again.generation("devices"), Some(4));
+    }
+
+    /// A save into a reserved file (issue 14: a pairing's save readied while the code is
+    /// shown) is the reserved length, padded inside the encryption, and reads back as any
+    /// file does; contents too long for it are saved all the same.
+    #[test]
+    fn a_reserved_save_is_written_in_place_and_reads_back() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        vault.write("devices", &thing()).unwrap();
+        let reserved = vault
+            .reserve_early("devices", encoded_len(&thing()) + 100)
+            .unwrap();
+        let tmp = dir
+            .path()
+            .join(format!(".devices.tmp-{}-early", std::process::id()));
+        assert_eq!(fs::read(&tmp).unwrap(), vec![0; reserved.len as usize]);
+        let inode = fs::metadata(&tmp).unwrap().ino();
+        let longer = Thing {
+            name: "a longer name than before".into(),
+            secret: vec![9; 32],
+        };
+        let staged = vault.stage_reserved(reserved, "devices", &longer).unwrap();
+        assert_eq!(staged.generation(), 2);
+        // The same file, overwritten: its length kept, its blocks those written before.
+        let written = fs::metadata(&tmp).unwrap();
+        assert_eq!(
+            (written.ino(), written.len()),
+            (inode, EMPTY_LEN + encoded_len(&thing()) + 100)
+        );
+        staged.commit().unwrap();
+        let again = Vault::open(dir.path(), "devices", b"pw").unwrap();
+        assert_eq!(again.read_generation("devices").unwrap(), Some((longer, 2)));
+
+        let reserved = vault.reserve_early("devices", 10).unwrap();
+        vault
+            .stage_reserved(reserved, "devices", &thing())
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert_eq!(again.read::<Thing>("devices").unwrap(), Some(thing()));
+        assert_eq!(
+            fs::metadata(dir.path().join("devices")).unwrap().len(),
+            EMPTY_LEN + encoded_len(&thing()),
+            "unpadded: it did not fit"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    /// A reservation nobody used is removed.
+    #[test]
+    fn an_unused_reservation_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        drop(vault.reserve_early("devices", 100).unwrap());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// Zeros after the contents are padding; anything else there is not ours, even
+    /// sealed under the right key.
+    #[test]
+    fn bytes_after_the_contents_other_than_zeros_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        let mut plain = Vec::new();
+        ciborium::into_writer(&thing(), &mut plain).unwrap();
+        let contents = plain.len();
+        for (tail, opens) in [(&[0u8, 0, 0][..], true), (&[0, 1, 0][..], false)] {
+            plain.truncate(contents);
+            plain.extend_from_slice(tail);
+            fs::write(
+                dir.path().join("devices"),
+                vault.seal_plain("devices", &plain, 1),
+            )
+            .unwrap();
+            match vault.read::<Thing>("devices") {
+                Ok(value) => assert!(opens && value == Some(thing())),
+                Err(StoreError::Corrupt { why, .. }) => {
+                    assert!(!opens && why.contains("bytes after them"), "{why}")
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// A commit holds the file it replaced, its last name gone, until the caller lets go
+    /// of it: freeing its blocks is not part of the rename.
+    #[test]
+    fn a_commit_holds_the_replaced_file_until_it_is_dropped() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::create(dir.path(), b"pw", FAST).unwrap();
+        vault.write("devices", &thing()).unwrap();
+        let old = fs::metadata(dir.path().join("devices")).unwrap().ino();
+        let replaced = vault.stage("devices", &thing()).unwrap().commit().unwrap();
+        let held = replaced._held.as_ref().expect("the old file is held");
+        let held = held.metadata().unwrap();
+        assert_eq!((held.ino(), held.nlink()), (old, 0));
+        assert_ne!(fs::metadata(dir.path().join("devices")).unwrap().ino(), old);
     }
 
     /// The generation is in the associated data: editing it (and resealing the header's

@@ -161,6 +161,14 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
     let (generating, _words) = bed.generate("alice", &[])?;
     let session = bed.json("alice", &["network", "pair", "status"])?;
     assert_eq!(session["session"]["role"], "initiator", "{session}");
+    // The file the pairing's save will go into is written while the code is shown
+    // (`Vault::reserve_early`), and goes with the session.
+    let dir = bed.instance_dir("alice");
+    bed.eventually("the save's file is reserved", || {
+        Ok(temporary_files(&dir)
+            .iter()
+            .any(|name| name.ends_with("-early")))
+    })?;
     let pid = generating.child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -171,6 +179,9 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
     assert_eq!(status.code(), Some(11));
     bed.eventually("the daemon dropped the session", || {
         Ok(bed.json("alice", &["network", "pair", "status"])?["session"].is_null())
+    })?;
+    bed.eventually("the reserved file is removed", || {
+        Ok(temporary_files(&dir).is_empty())
     })?;
     Ok(())
 }
