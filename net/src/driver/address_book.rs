@@ -279,7 +279,15 @@ mod tests {
             }
         }
         assert_eq!(book.len(), MAX_PEERS);
-        assert_eq!(book.index.capacity(), capacity);
+        // Not equal: the map's `capacity()` leaves out the slots its removals marked as
+        // deleted, until it next rehashes them in place (which allocates nothing), so it
+        // is often a little lower after a flood (873 of 896 in one CI run, session 10).
+        // Growing would have doubled it.
+        assert!(
+            book.index.capacity() <= capacity,
+            "the index grew: {} > {capacity}",
+            book.index.capacity()
+        );
         assert_eq!(book.slots.as_ptr(), slots);
     }
 
