@@ -424,7 +424,8 @@ impl Node {
     /// the addresses it knows. The device must be paired here
     /// ([`Node::set_paired`]/[`Node::add_paired`]) and accept `protocol` on its side, where
     /// it must consider this node paired too or it resets the stream before reading it.
-    /// Gives up after [`CONNECT_TIMEOUT`].
+    /// A dial that fails is made once more (it may have been one already under way, begun
+    /// before the device was back). Gives up after [`CONNECT_TIMEOUT`].
     ///
     /// ```no_run
     /// # async fn demo(node: paircode_net::Node, device: paircode_net::paircode_core::PeerId)
@@ -457,18 +458,31 @@ impl Node {
             }
         }
         let mut control = streams.control.clone();
-        let open = control.open_stream(remote, protocol.clone());
-        let deadline = streams
+        let mut deadline = streams
             .runtime
             .sleep_until(Instant::now() + CONNECT_TIMEOUT);
-        let stream = match future::select(Box::pin(open), deadline).await {
-            Either::Left((Ok(stream), _)) => stream,
-            Either::Left((Err(e), _)) => return Err(open_error(device, &protocol, e)),
-            Either::Right(_) => {
-                return Err(StreamError::Unreachable {
-                    peer: device.clone(),
-                    reason: format!("no stream within {CONNECT_TIMEOUT:?}"),
-                })
+        // libp2p dials a peer once at a time: with a dial already under way (presence
+        // seeking the device, another connect), this one waits for it, and that dial may
+        // have begun before the device came back. So a failed dial is tried once more, a
+        // dial of this call's own.
+        let mut dials_left = 2;
+        let stream = loop {
+            let open = control.open_stream(remote, protocol.clone());
+            match future::select(Box::pin(open), deadline).await {
+                Either::Left((Ok(stream), _)) => break stream,
+                Either::Left((Err(e), still)) => match open_error(device, &protocol, e) {
+                    StreamError::Unreachable { .. } if dials_left > 1 => {
+                        dials_left -= 1;
+                        deadline = still;
+                    }
+                    error => return Err(error),
+                },
+                Either::Right(_) => {
+                    return Err(StreamError::Unreachable {
+                        peer: device.clone(),
+                        reason: format!("no stream within {CONNECT_TIMEOUT:?}"),
+                    })
+                }
             }
         };
         // Unpaired while the stream was being opened: dropping it resets it.

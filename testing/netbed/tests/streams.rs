@@ -212,6 +212,72 @@ async fn connect_reports_an_offline_device_and_dials_it_when_back() {
     bob.shutdown().await;
 }
 
+/// A connect made while an earlier dial to the device is still under way waits for that
+/// dial (libp2p dials a peer once at a time); when that dial began before the device came
+/// back and fails, the connect dials again rather than report a device that is there as
+/// unreachable. Found in CI (session 10): `connect_reports_an_offline_device_and_dials_it
+/// _when_back` failed with "Connection refused" after Alice was back, a dial of Bob's
+/// presence having been under way. Reproduced here with a dial held at a silent listener
+/// on Alice's port until Alice is back and the connect has been made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_behind_a_stale_dial_dials_again() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut alice_config = loopback_config("alice");
+    alice_config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
+    let alice = Rt::Tokio.start(alice_config.clone()).await.unwrap();
+    let bob = node(Rt::AsyncStd, "bob", alice.listen_addrs().await.unwrap()).await;
+    let (_, on_bob) = pair(&alice, &bob).await;
+    let mut bob_events = bob.events();
+    alice.shutdown().await;
+    within("bob sees alice go", async {
+        while let Some(event) = bob_events.next().await {
+            if matches!(&event, NodeEvent::PairedOffline(p) if *p == on_bob.peer) {
+                break;
+            }
+        }
+    })
+    .await;
+
+    // A listener on Alice's port that accepts and says nothing: Bob's dial hangs in its
+    // handshake.
+    let silent = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let first = {
+        let bob = bob.clone();
+        let peer = on_bob.peer.clone();
+        tokio::spawn(async move { bob.connect(&peer, ECHO).await.map(drop) })
+    };
+    let (held, _) = tokio::task::spawn_blocking(move || silent.accept())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Alice is back on her port; the connect is made while the held dial is under way.
+    let alice = Rt::Tokio.start(alice_config).await.unwrap();
+    alice.set_paired([bob.peer_id()]).unwrap();
+    echo_servers(&alice);
+    let second = {
+        let bob = bob.clone();
+        let peer = on_bob.peer.clone();
+        tokio::spawn(async move { bob.connect(&peer, ECHO).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The held dial fails.
+    drop(held);
+    let data = payload(10_000, 5);
+    let stream = within("the connect made behind the held dial", second)
+        .await
+        .unwrap()
+        .expect("the connect dials again and reaches alice");
+    assert!(exchange(stream, &data).await == data);
+    let _ = within("the first connect", first).await;
+
+    alice.shutdown().await;
+    bob.shutdown().await;
+}
+
 /// Carol was never paired with Alice but believes she was: Alice resets her stream
 /// before her application sees it, and keeps serving Bob.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
