@@ -76,8 +76,8 @@ fn confirm_yes_pairs() -> TestResult {
     // Bob's save was readied while Alice was asked, Alice's when she challenged him; each
     // was put in place once she said yes.
     bed.eventually("no save is left half done", || {
-        Ok(temporary_files(&bed.instance_dir("bob")).is_empty()
-            && temporary_files(&bed.instance_dir("alice")).is_empty())
+        Ok(saves_left(&bed.instance_dir("bob")).is_empty()
+            && saves_left(&bed.instance_dir("alice")).is_empty())
     })?;
     Ok(())
 }
@@ -107,10 +107,23 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
     // a temporary name), Alice hers when she challenged him: declined, both are gone, not
     // left beside the stores.
     bed.eventually("the readied saves are removed", || {
-        Ok(temporary_files(&bed.instance_dir("bob")).is_empty()
-            && temporary_files(&bed.instance_dir("alice")).is_empty())
+        Ok(saves_left(&bed.instance_dir("bob")).is_empty()
+            && saves_left(&bed.instance_dir("alice")).is_empty())
     })?;
     Ok(())
+}
+
+/// The temporary files of saves (`.NAME.tmp-…`) that hold anything: not the file a
+/// daemon keeps reserved for its next pairing's save (`Daemon::reserve_ahead`), all zeros.
+fn saves_left(dir: &std::path::Path) -> Vec<String> {
+    temporary_files(dir)
+        .into_iter()
+        .filter(|name| {
+            let reserved = name.ends_with("-early")
+                && std::fs::read(dir.join(name)).is_ok_and(|bytes| bytes.iter().all(|&b| b == 0));
+            !reserved
+        })
+        .collect()
 }
 
 /// Files a save writes before renaming them into place (`.NAME.tmp-…`).
@@ -161,8 +174,8 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
     let (generating, _words) = bed.generate("alice", &[])?;
     let session = bed.json("alice", &["network", "pair", "status"])?;
     assert_eq!(session["session"]["role"], "initiator", "{session}");
-    // The file the pairing's save will go into is written while the code is shown
-    // (`Vault::reserve_early`), and goes with the session.
+    // The file the pairing's save will go into was reserved ahead (`Vault::reserve_early`,
+    // `Daemon::reserve_ahead`); the session's files go with it, and the next is reserved.
     let dir = bed.instance_dir("alice");
     bed.eventually("the save's file is reserved", || {
         Ok(temporary_files(&dir)
@@ -180,9 +193,13 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
     bed.eventually("the daemon dropped the session", || {
         Ok(bed.json("alice", &["network", "pair", "status"])?["session"].is_null())
     })?;
-    bed.eventually("the reserved file is removed", || {
-        Ok(temporary_files(&dir).is_empty())
+    bed.eventually("nothing of the session is left", || {
+        let files = temporary_files(&dir);
+        Ok(saves_left(&dir).is_empty() && files.len() == 1)
     })?;
+    // Nor of the daemon, once it stopped.
+    bed.stop("alice")?;
+    assert_eq!(temporary_files(&dir), Vec::<String>::new());
     Ok(())
 }
 
@@ -291,6 +308,17 @@ fn a_start_removes_the_temporary_files_of_saves_a_crash_interrupted() -> TestRes
         std::fs::write(dir.join(name), b"a save cut short").unwrap();
     }
     bed.start("alice", None)?;
-    assert_eq!(temporary_files(&dir), [live]);
+    // The new daemon's own is the file it reserves for its next pairing's save.
+    let reserved = format!(".devices.tmp-{}-early", bed.pid("alice")?);
+    let mut expected = vec![live, reserved];
+    expected.sort();
+    bed.eventually(
+        "only the live file and the new daemon's reservation are left",
+        || {
+            let mut left = temporary_files(&dir);
+            left.sort();
+            Ok(left == expected)
+        },
+    )?;
     Ok(())
 }

@@ -345,9 +345,10 @@ fn table(
          temporary name on a thread of its own while the messages travel, so that after the \
          proof (initiator) and after `Accepted` (joiner) only the rename and the directory's \
          fsync are left; the second floor row counts a whole second chain, which the pairing \
-         no longer waits for. Since session 10 (cli/src/store.rs) the file each side's save \
-         goes into is reserved when its session starts (the code shown, the join begun): \
-         written with zeros and fsynced, so that readying the save overwrites it in place \
+         no longer waits for. Since session 10 (cli/src/store.rs, `Daemon::reserve_ahead`) \
+         the file each side's save goes into is reserved before its session (at the \
+         daemon's start and after each session): written with zeros and fsynced, so that \
+         readying the save overwrites it in place \
          and syncs its data alone, one write to the disk where a new file's fsync also \
          writes its allocation and its inode (0.16–0.19 ms against 0.31–0.35 ms for 800 \
          bytes here); and a commit holds the list it replaces open until the session has \
@@ -355,10 +356,20 @@ fn table(
          on this file system mounted with `discard`). In interleaved runs (2026-11-30 \
          23:20–23:23 UTC, `--runs 200`) the pairing took 2.01–2.06× the floor with the \
          reservation against 2.12–2.20× for session 9's build (four pairs), and 1.84–1.95× \
-         with both against 2.08–2.30× (four rounds). Tried and not kept: the reservation on \
-         the initiator's side alone (1.78–1.94× against 1.85–1.91×, four pairs: no \
-         difference beyond the noise, and one way for both roles), and again the pairing \
-         streams negotiated lazily on direct connections (1.78–1.87× against 1.82–1.86×). \
+         with both against 2.08–2.30× (four rounds), the files then reserved as each \
+         session began; reserved ahead of the session instead, after the session's \
+         record (2026-12-01 00:18 UTC, five pairs), 1.66–1.74× against 1.80–1.90× (p50 \
+         2.60–2.73 ms against 2.75–2.86; the floor 1.53–1.65 ms against 1.46–1.58: the \
+         floor's parts are measured right after the pairing in most rounds, and the \
+         reservation is one more write the daemons make then): reserved as the join \
+         began, the joiner's file was synced while the initiator readied its save, and \
+         the two writes shared the disk. Made before the session's record instead of \
+         after it, the reservation's thread took the CPU from the clients' last prints \
+         and exits (2.89–3.07 ms against 2.51–2.82, three pairs). \
+         Tried and not kept: the reservation on the initiator's side alone (1.78–1.94× \
+         against 1.85–1.91×, four pairs: no difference beyond the noise), and again the \
+         pairing streams negotiated lazily on direct connections (1.78–1.87× against \
+         1.82–1.86×). \
          Recording the list's \
          generation in the identity file (the rollback check) follows once the session has \
          ended, off the path anyone waits on. The initiator's `Done` rides the response to \

@@ -64,15 +64,20 @@ pub fn output_within_20s(mut child: Child, hung: &str) -> Output {
 }
 
 /// Makes every save of `instance`'s device list fail, as a full disk would (also for
-/// root): the daemon writes the list through `.devices.tmp-<pid>` (and a joiner's save
-/// readied early through `.devices.tmp-<pid>-early`), and a directory there is in the
-/// way. [`SaveBlocker::remove`] lets saves through again.
+/// root): the daemon writes the list through `.devices.tmp-<pid>` (and a pairing's save
+/// readied early through `.devices.tmp-<pid>-early`, the file it keeps reserved for it),
+/// and a directory there is in the way. [`SaveBlocker::remove`] lets saves through again.
 pub fn block_saves(bed: &Daemons, instance: &str) -> Result<SaveBlocker, DaemonError> {
     let pid = bed.pid(instance)?;
     let dir = bed.instance_dir(instance);
     let mut blockers = Vec::new();
     for tag in ["", "-early"] {
         let blocker = dir.join(format!(".devices.tmp-{pid}{tag}"));
+        // The reservation goes: the daemon writes into the file it holds, whose name is
+        // now the directory's, and its rename into place fails.
+        if !tag.is_empty() && blocker.is_file() {
+            std::fs::remove_file(&blocker).unwrap();
+        }
         // A save in flight (a last-seen time) owns that name for a moment: wait it out.
         let deadline = Instant::now() + Duration::from_secs(5);
         while let Err(e) = std::fs::create_dir(&blocker) {
