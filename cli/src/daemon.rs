@@ -84,6 +84,8 @@ pub struct Daemon {
     /// The file the next pairing's save goes into, reserved ahead of the session
     /// ([`Daemon::reserve_ahead`]); one at a time, since they share a name.
     reserved_ahead: Mutex<Option<JoinHandle<Option<Reserved>>>>,
+    /// Set once the daemon stops: no more reservations, since nobody would remove them.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Daemon {
@@ -122,6 +124,7 @@ impl Daemon {
             stop: Notify::new(),
             events: Mutex::new(Some(events)),
             reserved_ahead: Mutex::new(None),
+            stopping: Default::default(),
         })
     }
 
@@ -166,6 +169,8 @@ impl Daemon {
             }
         }
         // Removed before the caller releases the instance lock, as every file of ours.
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let reserved = self.reserved_ahead.lock().expect("reservation lock").take();
         if let Some(task) = reserved {
             drop(task.await);
@@ -713,12 +718,12 @@ impl Daemon {
     /// `client-latency` (2026-12-01 00:18 UTC, `--runs 200`, five pairs) the warm pairing
     /// took 2.60-2.73 ms (p50) against 2.75-2.86.
     fn reserve_ahead(self: &Arc<Self>) {
-        let task = self.spawn_reserve();
-        let earlier = self
-            .reserved_ahead
-            .lock()
-            .expect("reservation lock")
-            .replace(task);
+        // Checked and stored under the lock the stop takes it with.
+        let mut ahead = self.reserved_ahead.lock().expect("reservation lock");
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let earlier = ahead.replace(self.spawn_reserve());
         debug_assert!(earlier.is_none(), "one reservation at a time");
     }
 
