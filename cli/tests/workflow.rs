@@ -76,8 +76,7 @@ fn confirm_yes_pairs() -> TestResult {
     // Bob's save was readied while Alice was asked, Alice's when she challenged him; each
     // was put in place once she said yes.
     bed.eventually("no save is left half done", || {
-        Ok(saves_left(&bed.instance_dir("bob")).is_empty()
-            && saves_left(&bed.instance_dir("alice")).is_empty())
+        Ok(bed.no_leftovers("bob")? && bed.no_leftovers("alice")?)
     })?;
     Ok(())
 }
@@ -107,23 +106,9 @@ fn confirm_no_rejects_and_stores_nothing() -> TestResult {
     // a temporary name), Alice hers when she challenged him: declined, both are gone, not
     // left beside the stores.
     bed.eventually("the readied saves are removed", || {
-        Ok(saves_left(&bed.instance_dir("bob")).is_empty()
-            && saves_left(&bed.instance_dir("alice")).is_empty())
+        Ok(bed.no_leftovers("bob")? && bed.no_leftovers("alice")?)
     })?;
     Ok(())
-}
-
-/// The temporary files of saves (`.NAME.tmp-…`) that hold anything: not the file a
-/// daemon keeps reserved for its next pairing's save (`Daemon::reserve_ahead`), all zeros.
-fn saves_left(dir: &std::path::Path) -> Vec<String> {
-    temporary_files(dir)
-        .into_iter()
-        .filter(|name| {
-            let reserved = name.ends_with("-early")
-                && std::fs::read(dir.join(name)).is_ok_and(|bytes| bytes.iter().all(|&b| b == 0));
-            !reserved
-        })
-        .collect()
 }
 
 /// Files a save writes before renaming them into place (`.NAME.tmp-…`).
@@ -194,8 +179,7 @@ fn ctrl_c_on_generate_cancels_the_session_in_the_daemon() -> TestResult {
         Ok(bed.json("alice", &["network", "pair", "status"])?["session"].is_null())
     })?;
     bed.eventually("nothing of the session is left", || {
-        let files = temporary_files(&dir);
-        Ok(saves_left(&dir).is_empty() && files.len() == 1)
+        Ok(bed.no_leftovers("alice")? && temporary_files(&dir).len() == 1)
     })?;
     // Nor of the daemon, once it stopped.
     bed.stop("alice")?;

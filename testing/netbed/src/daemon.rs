@@ -464,16 +464,21 @@ impl Daemons {
             .any(|d| d["peer_id"] == peer.as_str() && d["online"] == true))
     }
 
-    /// No temp file of an interrupted write is left in the instance directory.
+    /// No temp file of an interrupted write is left in the instance directory. The file
+    /// a daemon keeps reserved for its next pairing's save (`.devices.tmp-PID-early`,
+    /// zeros until a save is written into it) is not one.
     pub fn no_leftovers(&self, instance: &str) -> Result<bool, DaemonError> {
         let dir = self.instance_dir(instance);
         let entries = std::fs::read_dir(&dir).map_err(|e| DaemonError::Unexpected {
             command: format!("listing {}", dir.display()),
             problem: e.to_string(),
         })?;
-        Ok(entries
-            .filter_map(Result::ok)
-            .all(|e| !e.file_name().to_string_lossy().contains(".tmp-")))
+        Ok(entries.filter_map(Result::ok).all(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let reserved = name.ends_with("-early")
+                && std::fs::read(e.path()).is_ok_and(|bytes| bytes.iter().all(|&b| b == 0));
+            !name.contains(".tmp-") || reserved
+        }))
     }
 
     /// Polls until `check` holds (daemons update presence asynchronously).
