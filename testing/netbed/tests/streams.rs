@@ -164,10 +164,9 @@ async fn echo_both_ways_on_two_protocols_at_once_on_every_runtime() {
     }
 }
 
-/// A paired device that is offline is reported unreachable (not waited on for ever);
-/// once it is back, `connect` dials it at the address the node knows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connect_reports_an_offline_device_and_dials_it_when_back() {
+/// Alice (on a port of her own, to come back on) and Bob paired, then Alice stopped and
+/// Bob told so: her port and configuration, Bob, and Alice as Bob keeps her.
+async fn paired_then_alice_gone() -> (u16, paircode_net::NodeConfig, Node, PairedDevice) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -178,7 +177,6 @@ async fn connect_reports_an_offline_device_and_dials_it_when_back() {
     let bob = node(Rt::AsyncStd, "bob", alice.listen_addrs().await.unwrap()).await;
     let (_, on_bob) = pair(&alice, &bob).await;
     let mut bob_events = bob.events();
-
     alice.shutdown().await;
     within("bob sees alice go", async {
         while let Some(event) = bob_events.next().await {
@@ -188,6 +186,14 @@ async fn connect_reports_an_offline_device_and_dials_it_when_back() {
         }
     })
     .await;
+    (port, alice_config, bob, on_bob)
+}
+
+/// A paired device that is offline is reported unreachable (not waited on for ever);
+/// once it is back, `connect` dials it at the address the node knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_reports_an_offline_device_and_dials_it_when_back() {
+    let (_, alice_config, bob, on_bob) = paired_then_alice_gone().await;
     let offline = within(
         "connect to an offline device",
         bob.connect(&on_bob.peer, ECHO),
@@ -221,25 +227,7 @@ async fn connect_reports_an_offline_device_and_dials_it_when_back() {
 /// on Alice's port until Alice is back and the connect has been made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_behind_a_stale_dial_dials_again() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let mut alice_config = loopback_config("alice");
-    alice_config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
-    let alice = Rt::Tokio.start(alice_config.clone()).await.unwrap();
-    let bob = node(Rt::AsyncStd, "bob", alice.listen_addrs().await.unwrap()).await;
-    let (_, on_bob) = pair(&alice, &bob).await;
-    let mut bob_events = bob.events();
-    alice.shutdown().await;
-    within("bob sees alice go", async {
-        while let Some(event) = bob_events.next().await {
-            if matches!(&event, NodeEvent::PairedOffline(p) if *p == on_bob.peer) {
-                break;
-            }
-        }
-    })
-    .await;
+    let (port, alice_config, bob, on_bob) = paired_then_alice_gone().await;
 
     // A listener on Alice's port that accepts and says nothing: Bob's dial hangs in its
     // handshake.
